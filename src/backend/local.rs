@@ -1,0 +1,111 @@
+//! The `local` backend: an organization in an embedded SQLite file. The apply lock is an
+//! advisory lock on `<file>.lock`, which the kernel releases when the process dies, so a
+//! killed apply never leaves the organization locked.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Backend, BackendError, Operation};
+use crate::clock;
+use crate::model::Organization;
+use crate::store::Store;
+
+/// An organization in a SQLite file.
+pub struct LocalBackend {
+    path: PathBuf,
+    organization: String,
+    /// `None` for a read-only open of a file that does not exist yet.
+    store: Option<Store>,
+    lock: Option<File>,
+    actor: String,
+}
+
+impl LocalBackend {
+    /// Opens `path`; read-only opens never create or modify the file.
+    pub fn open(path: &Path, organization: &str, for_write: bool) -> Result<Self, BackendError> {
+        let store = if for_write {
+            Some(Store::open(path)?)
+        } else {
+            Store::open_read_only(path)?
+        };
+        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        Ok(LocalBackend {
+            path: path.to_path_buf(),
+            organization: organization.to_string(),
+            store,
+            lock: None,
+            actor: format!("svcacct:{user}"),
+        })
+    }
+
+    /// The open store, if there is a file.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+}
+
+impl Backend for LocalBackend {
+    fn snapshot(&mut self) -> Result<Organization, BackendError> {
+        let live = match &self.store {
+            Some(store) => store.snapshot(&self.organization)?,
+            None => None,
+        };
+        Ok(live.unwrap_or_else(|| Organization::new(&self.organization)))
+    }
+
+    fn lock(&mut self, owner: &str, wait: Duration) -> Result<(), BackendError> {
+        let lock_path = self.path.with_extension("db.lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| BackendError::Storage(format!("cannot open lock file {}: {e}", lock_path.display())))?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    return Err(BackendError::Locked {
+                        holder: if holder.trim().is_empty() { "unknown".into() } else { holder.trim().to_string() },
+                        waited_secs: start.elapsed().as_secs(),
+                    });
+                }
+                Err(TryLockError::Error(e)) => {
+                    return Err(BackendError::Storage(format!("cannot lock {}: {e}", lock_path.display())));
+                }
+            }
+        }
+        // Who holds it, for the message a waiting apply prints.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{owner}, pid {}, since {}", std::process::id(), clock::now());
+        let store = self.store.as_mut().ok_or_else(|| BackendError::Storage("backend opened read-only".into()))?;
+        store.ensure_organization(&self.organization, clock::now())?;
+        self.lock = Some(file);
+        Ok(())
+    }
+
+    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>> {
+        let n = ops.len();
+        let Some(store) = self.store.as_mut() else {
+            return vec![Err(BackendError::Storage("backend opened read-only".into())); n];
+        };
+        match store.apply(&self.organization, &self.actor, &ops, clock::now()) {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); n],
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("local organization {} in {}", self.organization, self.path.display())
+    }
+}

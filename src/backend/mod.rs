@@ -1,0 +1,127 @@
+//! Backends: where an organization lives. One trait, held to one conformance suite; the plan
+//! reads a snapshot through it and the apply sends it batches of operations.
+
+mod local;
+
+use std::collections::BTreeMap;
+
+pub use local::LocalBackend;
+use time::OffsetDateTime;
+
+use crate::config::{BackendSettings, Config};
+use crate::model::{ApiKey, Organization, Role, ServiceAccount, Team};
+
+/// A key registered by hash: the client minted the secret and wrote its file first.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    pub display_prefix: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    /// Declared settings (description, scopes, rotation policy).
+    pub settings: ApiKey,
+    /// The key this one replaces, and when that one stops working (now: at once).
+    pub replaces: Option<(String, OffsetDateTime)>,
+}
+
+/// One write. Each is applied whole or not at all, and bumps the organization's revision.
+#[derive(Debug, Clone)]
+pub enum Operation {
+    PutRole { name: String, role: Role },
+    PutTeam { name: String, team: Team },
+    /// Creates or updates an account's own settings (not its keys or memberships).
+    PutServiceAccount { name: String, account: ServiceAccount },
+    /// Replaces an account's memberships.
+    SetMemberships { account: String, teams: BTreeMap<String, String> },
+    RegisterKey { account: String, name: String, key: NewKey },
+    UpdateKey { account: String, name: String, key: ApiKey },
+    RevokeKey { account: String, name: String, id: String },
+    DeleteServiceAccount { name: String },
+    DeleteTeam { name: String },
+    DeleteRole { name: String },
+}
+
+impl Operation {
+    /// The audit-log action name.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Operation::PutRole { .. } => "put_role",
+            Operation::PutTeam { .. } => "put_team",
+            Operation::PutServiceAccount { .. } => "put_service_account",
+            Operation::SetMemberships { .. } => "set_memberships",
+            Operation::RegisterKey { key, .. } if key.replaces.is_some() => "rotate_key",
+            Operation::RegisterKey { .. } => "issue_key",
+            Operation::UpdateKey { .. } => "update_key",
+            Operation::RevokeKey { .. } => "revoke_key",
+            Operation::DeleteServiceAccount { .. } => "delete_service_account",
+            Operation::DeleteTeam { .. } => "delete_team",
+            Operation::DeleteRole { .. } => "delete_role",
+        }
+    }
+
+    /// The address of the object written, as plans print it.
+    pub fn target(&self) -> String {
+        match self {
+            Operation::PutRole { name, .. } | Operation::DeleteRole { name } => format!("role.{name}"),
+            Operation::PutTeam { name, .. } | Operation::DeleteTeam { name } => format!("team.{name}"),
+            Operation::PutServiceAccount { name, .. } | Operation::DeleteServiceAccount { name } => {
+                format!("service_account.{name}")
+            }
+            Operation::SetMemberships { account, .. } => format!("service_account.{account}"),
+            Operation::RegisterKey { account, name, .. }
+            | Operation::UpdateKey { account, name, .. }
+            | Operation::RevokeKey { account, name, .. } => format!("key.{account}.{name}"),
+        }
+    }
+}
+
+/// Why a backend call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackendError {
+    #[error("{target} is protected; set `protect: false` on it and apply before deleting it")]
+    Protected { target: String },
+    #[error("{target} does not exist")]
+    NotFound { target: String },
+    #[error("{target}: {message}")]
+    Conflict { target: String, message: String },
+    #[error("the organization is locked by another apply ({holder}); waited {waited_secs}s")]
+    Locked { holder: String, waited_secs: u64 },
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<rusqlite::Error> for BackendError {
+    fn from(e: rusqlite::Error) -> Self {
+        BackendError::Storage(format!("SQLite: {e}"))
+    }
+}
+
+/// Where an organization lives: the plan reads it, the apply writes it.
+pub trait Backend: Send {
+    /// The live organization. One that does not exist yet is a new, empty one at revision 0.
+    fn snapshot(&mut self) -> Result<Organization, BackendError>;
+
+    /// Takes the organization's apply lock, waiting up to `wait` for another apply to end.
+    fn lock(&mut self, owner: &str, wait: std::time::Duration) -> Result<(), BackendError>;
+
+    /// Applies a batch of independent operations; one result each, in order. A failed one
+    /// does not stop the others.
+    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>>;
+
+    /// How the backend calls itself in messages.
+    fn describe(&self) -> String;
+}
+
+/// Opens the backend a config names. `for_write` is false for plan and export, which must
+/// never create or change anything.
+pub fn open(config: &Config, for_write: bool) -> Result<Box<dyn Backend>, BackendError> {
+    match &config.backend {
+        BackendSettings::Local { path } => Ok(Box::new(LocalBackend::open(
+            path,
+            &config.desired.name,
+            for_write,
+        )?)),
+    }
+}

@@ -1,0 +1,101 @@
+//! Command-line types only: what the user typed, as plain data.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Service accounts, teams, roles and API keys as code.
+#[derive(Debug, Parser)]
+#[command(name = "svcacct", version, about, long_about = None)]
+pub struct Cli {
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Print only errors (and what the command exists to print).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more about what is happening.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config offline; no backend is touched.
+    Validate(ConfigArg),
+    /// Show what apply would change.
+    Plan(PlanArgs),
+    /// Make the changes, writing new keys to age-encrypted files.
+    Apply(ApplyArgs),
+    /// Write the live organization as YAML.
+    Export(ExportArgs),
+    /// Check an API key read from standard input: whose it is and what it may do.
+    Verify(ConfigArg),
+    /// Print the JSON Schema of the config.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// A config file, or a directory of *.yaml/*.yml files merged together.
+    #[arg(short, long, env = "SVCACCT_CONFIG", default_value = "svcacct.yaml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Allow a plan that deletes more than the policy's share of managed objects.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Apply without asking for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How many independent changes run at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Allow a plan that deletes more than the policy's share of managed objects.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    /// How long to wait for another apply to release the organization, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}

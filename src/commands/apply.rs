@@ -1,0 +1,81 @@
+//! `svcacct apply`: plan under the organization's lock, confirm, execute, summarise.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::{exit, load_config, plan::compute, Output};
+use crate::apply::{execute, ApplyOptions, Progress};
+use crate::backend;
+use crate::cli::ApplyArgs;
+use crate::clock;
+use crate::plan::render_text;
+
+/// Applies the config.
+pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
+    let config = load_config(&args.config.config, out)?;
+    let interactive = std::io::stdin().is_terminal();
+    if !args.yes && !interactive {
+        bail!("refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply");
+    }
+    let mut backend = backend::open(&config, true)?;
+    // The plan is computed under the lock, so no other apply can move the organization
+    // between what we show and what we do.
+    let owner = format!("svcacct apply by {}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    backend.lock(&owner, Duration::from_secs(args.lock_timeout))?;
+    let live = backend.snapshot().with_context(|| format!("cannot read {}", backend.describe()))?;
+    let plan = compute(&config, &live, args.allow_mass_delete)?;
+    if !plan.has_changes() {
+        if !out.quiet {
+            print!("{}", render_text(&plan, out.color));
+        }
+        return Ok(exit::OK);
+    }
+    if !args.yes {
+        print!("{}", render_text(&plan, out.color));
+        print!("\nApply these changes to organization {}? Type `yes` to apply: ", plan.organization);
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            println!("Apply cancelled; nothing was changed.");
+            return Ok(exit::ERROR);
+        }
+    } else if out.verbose > 0 {
+        print!("{}", render_text(&plan, out.color));
+    }
+    let progress = if out.quiet {
+        Progress::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Lines
+    };
+    let now = clock::now();
+    let outcome = execute(&plan, backend.as_mut(), &config, &ApplyOptions { parallelism: args.parallelism.into(), progress }, now);
+    if !out.quiet || !outcome.failed.is_empty() {
+        println!(
+            "\nApply {}: {} applied, {} failed, {} skipped.",
+            if outcome.failed.is_empty() && outcome.skipped.is_empty() { "complete" } else { "incomplete" },
+            outcome.applied.len(),
+            outcome.failed.len(),
+            outcome.skipped.len()
+        );
+        for (address, error) in &outcome.failed {
+            println!("  failed  {address}: {error}");
+        }
+        for address in &outcome.skipped {
+            println!("  skipped {address}");
+        }
+        if !outcome.key_files.is_empty() {
+            println!(
+                "{} key file{} written under {} (age-encrypted; decrypt with `age -d -i <identity> <file>`).",
+                outcome.key_files.len(),
+                if outcome.key_files.len() == 1 { "" } else { "s" },
+                config.secrets.dir.display()
+            );
+        }
+    }
+    Ok(if outcome.failed.is_empty() && outcome.skipped.is_empty() { exit::OK } else { exit::ERROR })
+}

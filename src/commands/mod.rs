@@ -1,0 +1,59 @@
+//! One file per command; each takes resolved settings and returns an exit code.
+
+mod apply;
+mod export;
+mod plan;
+mod validate;
+mod verify;
+
+use std::io::IsTerminal;
+
+pub use apply::apply;
+pub use export::export;
+pub use plan::plan;
+pub use validate::validate;
+pub use verify::verify;
+
+use crate::cli::ColorChoice;
+use crate::config::{Config, ConfigError, Severity};
+
+/// Settings every command shares, resolved from flags and the environment.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// Whether stdout gets ANSI colours.
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Output {
+    /// Resolves `--color` against `NO_COLOR` and whether stdout is a terminal.
+    pub fn resolve(choice: ColorChoice, quiet: bool, verbose: u8) -> Output {
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+            }
+        };
+        Output { color, quiet, verbose }
+    }
+}
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const CHANGES: u8 = 2;
+}
+
+/// Loads and validates the config, printing its warnings to stderr.
+pub fn load_config(path: &std::path::Path, out: Output) -> Result<Config, ConfigError> {
+    let config = Config::load(path)?;
+    if !out.quiet {
+        for w in config.warnings.iter().filter(|d| d.severity == Severity::Warning) {
+            eprint!("{w}");
+        }
+    }
+    Ok(config)
+}

@@ -1,0 +1,25 @@
+//! `svcacct validate`: the config checked offline.
+
+use anyhow::Result;
+
+use super::{exit, load_config, Output};
+use crate::cli::ConfigArg;
+
+/// Loads and validates the config; no backend is opened.
+pub fn validate(args: &ConfigArg, out: Output) -> Result<u8> {
+    let config = load_config(&args.config, out)?;
+    if !out.quiet {
+        let d = &config.desired;
+        let keys: usize = d.service_accounts.values().map(|a| a.keys.len()).sum();
+        println!(
+            "{} is valid: organization {}, {} custom roles, {} teams, {} service accounts, {} keys.",
+            args.config.display(),
+            d.name,
+            d.roles.values().filter(|r| !r.builtin).count(),
+            d.teams.len(),
+            d.service_accounts.len(),
+            keys
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,26 @@
+//! `svcacct verify`: checks a key read from standard input against the organization, the way
+//! a service would. The key never goes on the command line, where `ps` and shell history see it.
+
+use std::io::Read;
+
+use anyhow::{bail, Result};
+use zeroize::Zeroizing;
+
+use super::{exit, load_config, Output};
+use crate::clock;
+use crate::config::BackendSettings;
+use crate::store::Store;
+
+/// Prints the verification as JSON; exit 0 when the key is valid, 1 when not.
+pub fn verify(args: &crate::cli::ConfigArg, out: Output) -> Result<u8> {
+    let config = load_config(&args.config, out)?;
+    let mut input = Zeroizing::new(String::new());
+    std::io::stdin().take(4096).read_to_string(&mut input)?;
+    let BackendSettings::Local { path } = &config.backend;
+    let Some(store) = Store::open_read_only(path)? else {
+        bail!("organization file {} does not exist; run `svcacct apply` first", path.display());
+    };
+    let v = store.verify(input.trim(), clock::now())?;
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(if v.valid { exit::OK } else { exit::ERROR })
+}

@@ -1,0 +1,242 @@
+//! Reading config files and merging a directory of them into one, so that every name is
+//! defined once across all files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::diagnostic::{Diagnostic, Severity, Source};
+use super::raw::{Loc, RawBackend, RawConfig, RawPolicy, RawRole, RawSecrets, RawServiceAccount, RawTeam};
+use super::ConfigError;
+
+/// Something defined in one of the files: which file, and the value with its location.
+pub struct Defined<T> {
+    pub file: usize,
+    pub item: Loc<T>,
+}
+
+/// All files' contents in one place, every definition tagged with its file.
+pub struct Merged {
+    pub sources: Vec<Source>,
+    pub organization: Option<Defined<String>>,
+    pub backend: Option<Defined<RawBackend>>,
+    pub secrets: Option<Defined<RawSecrets>>,
+    pub policy: Option<Defined<RawPolicy>>,
+    pub roles: Vec<Defined<(String, RawRole)>>,
+    pub teams: Vec<Defined<(String, RawTeam)>>,
+    pub service_accounts: Vec<Defined<(String, RawServiceAccount)>>,
+}
+
+/// The base directory and the files to read: the file itself, or a directory's YAML files in
+/// name order.
+pub fn read_sources(path: &Path) -> Result<(PathBuf, Vec<Source>), ConfigError> {
+    let read_err = |p: &Path, source| ConfigError::Read {
+        path: p.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| read_err(path, e))?;
+    let (base, paths) = if meta.is_dir() {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| read_err(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
+            .collect();
+        paths.sort();
+        if paths.is_empty() {
+            return Err(ConfigError::EmptyDirectory {
+                path: path.to_path_buf(),
+            });
+        }
+        (path.to_path_buf(), paths)
+    } else {
+        let parent = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        (parent, vec![path.to_path_buf()])
+    };
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
+    let sources = paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).map_err(|e| read_err(&p, e))?;
+            Ok(Source { path: p, text })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    Ok((base, sources))
+}
+
+/// Parses every source and merges them; all syntax errors are reported together.
+pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
+    let mut errors = Vec::new();
+    let mut parsed = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        match parse(source) {
+            Ok(raw) => parsed.push((i, raw)),
+            Err(d) => errors.push(d),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigError::Invalid(errors));
+    }
+    let mut merged = Merged {
+        sources,
+        organization: None,
+        backend: None,
+        secrets: None,
+        policy: None,
+        roles: Vec::new(),
+        teams: Vec::new(),
+        service_accounts: Vec::new(),
+    };
+    let mut index = (HashMap::new(), HashMap::new(), HashMap::new());
+    for (file, raw) in parsed {
+        if let Some(org) = raw.organization {
+            match &merged.organization {
+                // Several files may name the organization, as long as they agree.
+                Some(first) if first.item.value != org.value => errors.push(twice(
+                    &merged.sources,
+                    "organization",
+                    &format!("organization `{}` differs from `{}`", org.value, first.item.value),
+                    first.file,
+                    (first.item.line, first.item.column),
+                    file,
+                    (org.line, org.column),
+                )),
+                Some(_) => {}
+                None => merged.organization = Some(Defined { file, item: org }),
+            }
+        }
+        set_once(&mut merged.backend, raw.backend, file, "backend", &merged.sources, &mut errors);
+        set_once(&mut merged.secrets, raw.secrets, file, "secrets", &merged.sources, &mut errors);
+        set_once(&mut merged.policy, raw.policy, file, "policy", &merged.sources, &mut errors);
+        extend(&mut merged.roles, &mut index.0, raw.roles.0, file, "role", &merged.sources, &mut errors);
+        extend(&mut merged.teams, &mut index.1, raw.teams.0, file, "team", &merged.sources, &mut errors);
+        extend(
+            &mut merged.service_accounts,
+            &mut index.2,
+            raw.service_accounts.0,
+            file,
+            "service account",
+            &merged.sources,
+            &mut errors,
+        );
+    }
+    if errors.is_empty() {
+        Ok(merged)
+    } else {
+        Err(ConfigError::Invalid(errors))
+    }
+}
+
+fn parse(source: &Source) -> Result<RawConfig, Diagnostic> {
+    let blank = source
+        .text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---");
+    if blank {
+        let mut d = source.diagnostic(
+            Severity::Error,
+            1,
+            1,
+            "the config file is empty".to_string(),
+        );
+        d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
+        return Err(d);
+    }
+    serde_saphyr::from_str::<RawConfig>(&source.text).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        // The library's message without its own snippet; ours names the file.
+        let message = e.without_snippet().to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map(|(m, _)| m.to_string())
+            .unwrap_or(message);
+        let mut d = source.diagnostic(Severity::Error, line.max(1), column.max(1), message);
+        if d.message.contains("expected mapping") && line <= 1 {
+            d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
+        }
+        d
+    })
+}
+
+fn twice(
+    sources: &[Source],
+    _what: &str,
+    message: &str,
+    first_file: usize,
+    first: (u64, u64),
+    file: usize,
+    at: (u64, u64),
+) -> Diagnostic {
+    let mut d = sources[file].diagnostic(Severity::Error, at.0, at.1, message.to_string());
+    d.note = Some(format!(
+        "first defined at {}",
+        sources[first_file].place(first.0, first.1)
+    ));
+    d
+}
+
+fn set_once<T>(
+    slot: &mut Option<Defined<T>>,
+    value: Option<Loc<T>>,
+    file: usize,
+    what: &str,
+    sources: &[Source],
+    errors: &mut Vec<Diagnostic>,
+) {
+    let Some(value) = value else { return };
+    match slot {
+        Some(first) => errors.push(twice(
+            sources,
+            what,
+            &format!("`{what}` is defined twice"),
+            first.file,
+            (first.item.line, first.item.column),
+            file,
+            (value.line, value.column),
+        )),
+        None => *slot = Some(Defined { file, item: value }),
+    }
+}
+
+fn extend<T>(
+    all: &mut Vec<Defined<(String, T)>>,
+    index: &mut HashMap<String, usize>,
+    entries: Vec<(Loc<String>, T)>,
+    file: usize,
+    what: &str,
+    sources: &[Source],
+    errors: &mut Vec<Diagnostic>,
+) {
+    for (name, value) in entries {
+        // Within one file the parser already rejects duplicates; across files we do.
+        if let Some(first) = index.get(&name.value).map(|&i| &all[i]) {
+            errors.push(twice(
+                sources,
+                what,
+                &format!("{what} `{}` is defined twice", name.value),
+                first.file,
+                (first.item.line, first.item.column),
+                file,
+                (name.line, name.column),
+            ));
+            continue;
+        }
+        index.insert(name.value.clone(), all.len());
+        all.push(Defined {
+            file,
+            item: Loc {
+                value: (name.value, value),
+                line: name.line,
+                column: name.column,
+            },
+        });
+    }
+}

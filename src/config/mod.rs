@@ -1,0 +1,107 @@
+//! The configuration: YAML files in, a validated desired [`Organization`] and resolved
+//! settings out. Everything is checked before any backend is opened, so a broken config never
+//! touches an organization.
+
+mod diagnostic;
+mod load;
+pub mod raw;
+pub mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Severity, Source};
+pub use raw::UnmanagedPolicy;
+
+use crate::model::Organization;
+use crate::secrets::Recipient;
+
+/// Names of organizations, roles, teams, accounts and keys: lowercase slugs.
+pub const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+
+/// The most active keys one account may hold (Datafold's limit).
+pub const MAX_KEYS_PER_ACCOUNT: usize = 50;
+
+/// A loaded, validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The directory relative paths in the config are resolved against.
+    pub base_dir: PathBuf,
+    pub backend: BackendSettings,
+    pub secrets: SecretsSettings,
+    pub policy: Policy,
+    /// What the organization should look like; every object in it is managed.
+    pub desired: Organization,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Where the organization lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendSettings {
+    /// An embedded SQLite file.
+    Local { path: PathBuf },
+}
+
+/// Where issued keys are written and to whom they are encrypted.
+#[derive(Debug, Clone)]
+pub struct SecretsSettings {
+    pub dir: PathBuf,
+    /// Recipients as written in the config (kept for export).
+    pub recipients: Vec<String>,
+    /// The recipients file as written in the config (kept for export).
+    pub recipients_file: Option<PathBuf>,
+    /// Every recipient, from the list and the file.
+    pub parsed: Vec<Recipient>,
+}
+
+/// Deletion safety rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub unmanaged: UnmanagedPolicy,
+    pub max_delete_percent: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            unmanaged: UnmanagedPolicy::Ignore,
+            max_delete_percent: 25,
+        }
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no *.yaml or *.yml files in config directory {}", path.display())]
+    EmptyDirectory { path: PathBuf },
+    #[error("{}", render(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn render(diagnostics: &[Diagnostic]) -> String {
+    let mut out: String = diagnostics.iter().map(|d| format!("{d}\n")).collect();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    out.push_str(&format!(
+        "config is invalid: {errors} error{}",
+        if errors == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+impl Config {
+    /// Loads a file, or every `*.yaml`/`*.yml` file of a directory, and validates it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (base_dir, files) = load::read_sources(path)?;
+        let merged = load::parse_and_merge(files)?;
+        validate::validate(base_dir, merged)
+    }
+}

@@ -1,0 +1,228 @@
+//! The YAML as written: serde types that keep the line and column of every name and value
+//! that validation may need to point at. Nothing here is checked beyond its shape.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use schemars::JsonSchema;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+
+use crate::duration::Duration;
+
+/// A value with the line and column it was written at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loc<T> {
+    pub value: T,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loc<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        Ok(Loc {
+            value: s.value,
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Loc<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// A YAML mapping keyed by name, in file order, each name with its location.
+#[derive(Debug, Clone)]
+pub struct NamedMap<V>(pub Vec<(Loc<String>, V)>);
+
+impl<V> Default for NamedMap<V> {
+    fn default() -> Self {
+        NamedMap(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for NamedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor<V>(PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for MapVisitor<V> {
+            type Value = NamedMap<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping keyed by name")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(NamedMap::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((k, v)) = map.next_entry::<Loc<String>, V>()? {
+                    entries.push((k, v));
+                }
+                Ok(NamedMap(entries))
+            }
+        }
+        d.deserialize_any(MapVisitor(PhantomData))
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for NamedMap<V> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Map_of_{}", V::schema_name()).into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "propertyNames": { "pattern": crate::config::NAME_PATTERN },
+            "additionalProperties": generator.subschema_for::<V>(),
+        })
+    }
+}
+
+/// The whole file (or one file of a directory).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "svcacct configuration")]
+pub struct RawConfig {
+    /// The organization this config describes: a lowercase slug.
+    pub organization: Option<Loc<String>>,
+    /// Where the organization lives. Default: a local SQLite file.
+    pub backend: Option<Loc<RawBackend>>,
+    /// Where newly issued keys are written, encrypted to whom.
+    pub secrets: Option<Loc<RawSecrets>>,
+    /// Safety rules for deletions.
+    pub policy: Option<Loc<RawPolicy>>,
+    /// Custom roles. The built-in roles admin, member and viewer exist already.
+    #[serde(default)]
+    pub roles: NamedMap<RawRole>,
+    /// Teams that service accounts join with a role.
+    #[serde(default)]
+    pub teams: NamedMap<RawTeam>,
+    /// Service accounts and their keys.
+    #[serde(default)]
+    pub service_accounts: NamedMap<RawServiceAccount>,
+}
+
+/// A backend: where the organization lives.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawBackend {
+    /// An embedded SQLite organization file.
+    Local {
+        /// The SQLite file, relative to the config. Default: `.svcacct/<organization>.db`.
+        path: Option<String>,
+    },
+}
+
+/// Where issued keys go.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    /// Directory for `<account>/<key>.age` files, relative to the config. Default: `secrets`.
+    pub dir: Option<String>,
+    /// age X25519 (`age1…`) and `ssh-ed25519` public keys; every key file is encrypted to all.
+    #[serde(default)]
+    pub recipients: Vec<Loc<String>>,
+    /// A file of recipients, one a line (`#` starts a comment), relative to the config.
+    pub recipients_file: Option<Loc<String>>,
+}
+
+/// Whether live objects the config does not manage are left alone or deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmanagedPolicy {
+    /// List them in the plan and leave them alone.
+    #[default]
+    Ignore,
+    /// Delete them (protected objects still refuse).
+    Delete,
+}
+
+/// Deletion safety.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// What to do with live objects that svcacct did not create. Default: ignore.
+    pub unmanaged: Option<UnmanagedPolicy>,
+    /// The largest share (in percent) of managed objects one plan may delete without
+    /// `--allow-mass-delete`, once the organization has at least 10. Default: 25.
+    pub max_delete_percent: Option<Loc<u32>>,
+}
+
+/// A custom role.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRole {
+    #[serde(default)]
+    pub description: String,
+    /// Permissions such as `flows:read`; `*` matches any resource or action.
+    #[serde(default)]
+    pub permissions: Vec<Loc<String>>,
+    /// Refuse to delete this role, even when it is removed from the config.
+    #[serde(default)]
+    pub protect: bool,
+}
+
+/// A team.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTeam {
+    #[serde(default)]
+    pub description: String,
+    /// Refuse to delete this team, even when it is removed from the config.
+    #[serde(default)]
+    pub protect: bool,
+}
+
+/// A service account.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawServiceAccount {
+    #[serde(default)]
+    pub description: String,
+    /// Memberships: team → role.
+    #[serde(default)]
+    pub teams: NamedMap<Loc<String>>,
+    /// Global admin: every permission.
+    #[serde(default)]
+    pub admin: bool,
+    /// `never` (the default) or the last day the account works, as YYYY-MM-DD.
+    pub expires: Option<Loc<String>>,
+    /// Every key of a disabled account stops working; nothing is deleted.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Refuse to delete this account, even when it is removed from the config.
+    #[serde(default)]
+    pub protect: bool,
+    /// API keys, at most 50.
+    #[serde(default)]
+    pub keys: NamedMap<RawKey>,
+}
+
+/// An API key.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    #[serde(default)]
+    pub description: String,
+    /// How long an issued key works. Default: until revoked.
+    pub expires_in: Option<Duration>,
+    /// Permissions the key is narrowed to, within the account's own.
+    #[serde(default)]
+    pub scopes: Vec<Loc<String>>,
+    /// Plan a rotation once the key is this old.
+    pub rotate_every: Option<Duration>,
+    /// How long a rotated-out key keeps working. Default: 0 (revoked at once).
+    pub overlap: Option<Duration>,
+}

@@ -1,0 +1,263 @@
+//! Turning merged YAML into a desired organization, collecting every error (with its place)
+//! rather than stopping at the first, so one run shows everything to fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use time::macros::format_description;
+use time::Date;
+
+use super::diagnostic::{closest, Diagnostic, Severity, Source};
+use super::load::Merged;
+use super::raw::{Loc, RawBackend};
+use super::{BackendSettings, Config, ConfigError, Policy, SecretsSettings, MAX_KEYS_PER_ACCOUNT};
+use crate::model::{ApiKey, Organization, Role, ServiceAccount, Team, BUILTIN_ROLES};
+use crate::secrets::{parse_recipient, parse_recipients_file};
+
+/// Collects diagnostics against the sources.
+struct Findings<'a> {
+    sources: &'a [Source],
+    all: Vec<Diagnostic>,
+}
+
+impl Findings<'_> {
+    fn push(&mut self, severity: Severity, file: usize, at: (u64, u64), message: String, help: Option<String>) {
+        let mut d = self.sources[file].diagnostic(severity, at.0.max(1), at.1.max(1), message);
+        d.help = help;
+        self.all.push(d);
+    }
+    fn error(&mut self, file: usize, at: (u64, u64), message: String) {
+        self.push(Severity::Error, file, at, message, None);
+    }
+}
+
+fn at<T>(l: &Loc<T>) -> (u64, u64) {
+    (l.line, l.column)
+}
+
+/// Whether `name` is a lowercase slug.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Whether `p` is `resource:action`, each part a lowercase word or `*`.
+pub fn valid_permission(p: &str) -> bool {
+    let part = |s: &str| {
+        s == "*"
+            || (!s.is_empty()
+                && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_'))
+    };
+    p.split_once(':').is_some_and(|(r, a)| part(r) && part(a))
+}
+
+const NAME_HELP: &str = "names are lowercase letters, digits and inner hyphens, at most 63 characters";
+
+pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError> {
+    let mut f = Findings {
+        sources: &merged.sources,
+        all: Vec::new(),
+    };
+
+    let organization = match &merged.organization {
+        Some(o) => {
+            if !valid_name(&o.item.value) {
+                f.push(Severity::Error, o.file, at(&o.item), format!("invalid organization name `{}`", o.item.value), Some(NAME_HELP.into()));
+            }
+            o.item.value.clone()
+        }
+        None => {
+            f.push(Severity::Error, 0, (1, 1), "missing `organization`".into(), Some("add `organization: <name>` at the top of the config".into()));
+            String::new()
+        }
+    };
+
+    let mut desired = Organization::new(&organization);
+
+    for d in &merged.roles {
+        let (name, raw) = &d.item.value;
+        if BUILTIN_ROLES.contains(&name.as_str()) {
+            f.push(Severity::Error, d.file, at(&d.item), format!("built-in role `{name}` cannot be changed"), Some("define a custom role with another name".into()));
+            continue;
+        }
+        if !valid_name(name) {
+            f.push(Severity::Error, d.file, at(&d.item), format!("invalid role name `{name}`"), Some(NAME_HELP.into()));
+        }
+        let mut permissions = BTreeSet::new();
+        for p in &raw.permissions {
+            if !valid_permission(&p.value) {
+                f.push(Severity::Error, d.file, at(p), format!("invalid permission `{}`", p.value), Some("permissions look like `flows:read`; `*` matches any resource or action".into()));
+            }
+            permissions.insert(p.value.clone());
+        }
+        desired.roles.insert(name.clone(), Role {
+            description: raw.description.clone(),
+            permissions,
+            builtin: false,
+            managed: true,
+            protect: raw.protect,
+        });
+    }
+
+    for d in &merged.teams {
+        let (name, raw) = &d.item.value;
+        if !valid_name(name) {
+            f.push(Severity::Error, d.file, at(&d.item), format!("invalid team name `{name}`"), Some(NAME_HELP.into()));
+        }
+        desired.teams.insert(name.clone(), Team {
+            description: raw.description.clone(),
+            managed: true,
+            protect: raw.protect,
+        });
+    }
+
+    let team_names: Vec<&str> = desired.teams.keys().map(String::as_str).collect();
+    let role_names: Vec<&str> = desired.roles.keys().map(String::as_str).collect();
+    let mut first_key: Option<(usize, (u64, u64))> = None;
+
+    for d in &merged.service_accounts {
+        let (name, raw) = &d.item.value;
+        if !valid_name(name) {
+            f.push(Severity::Error, d.file, at(&d.item), format!("invalid service account name `{name}`"), Some(NAME_HELP.into()));
+        }
+        let mut teams = BTreeMap::new();
+        for (team, role) in &raw.teams.0 {
+            if !desired.teams.contains_key(&team.value) {
+                let help = closest(&team.value, team_names.iter().copied()).map(|c| format!("did you mean `{c}`?"));
+                f.push(Severity::Error, d.file, at(team), format!("undefined team `{}` in service account `{name}`", team.value), help.or(Some("define it under `teams:`".into())));
+            }
+            if !desired.roles.contains_key(&role.value) {
+                let help = closest(&role.value, role_names.iter().copied()).map(|c| format!("did you mean `{c}`?"));
+                f.push(Severity::Error, d.file, at(role), format!("undefined role `{}` in service account `{name}`", role.value), help.or(Some("define it under `roles:` or use admin, member or viewer".into())));
+            }
+            teams.insert(team.value.clone(), role.value.clone());
+        }
+        if teams.is_empty() && !raw.admin {
+            f.push(Severity::Warning, d.file, at(&d.item), format!("service account `{name}` has no team membership, so its keys grant no permission"), Some("add `teams: { <team>: <role> }`".into()));
+        }
+        let expires = raw.expires.as_ref().and_then(|e| parse_expiry(&mut f, d.file, e));
+        if raw.keys.0.len() > MAX_KEYS_PER_ACCOUNT {
+            let k = &raw.keys.0[MAX_KEYS_PER_ACCOUNT].0;
+            f.error(d.file, at(k), format!("service account `{name}` declares {} keys; at most {MAX_KEYS_PER_ACCOUNT} are allowed", raw.keys.0.len()));
+        }
+        let mut account = ServiceAccount {
+            description: raw.description.clone(),
+            teams,
+            admin: raw.admin,
+            expires,
+            disabled: raw.disabled,
+            protect: raw.protect,
+            managed: true,
+            keys: BTreeMap::new(),
+        };
+        for (key, k) in &raw.keys.0 {
+            first_key.get_or_insert((d.file, at(key)));
+            if !valid_name(&key.value) {
+                f.push(Severity::Error, d.file, at(key), format!("invalid key name `{}`", key.value), Some(NAME_HELP.into()));
+            }
+            let mut scopes = BTreeSet::new();
+            for s in &k.scopes {
+                if !valid_permission(&s.value) {
+                    f.push(Severity::Error, d.file, at(s), format!("invalid scope `{}`", s.value), Some("scopes are permissions such as `flows:read` or `*:read`".into()));
+                }
+                scopes.insert(s.value.clone());
+            }
+            account.keys.insert(key.value.clone(), ApiKey {
+                description: k.description.clone(),
+                scopes,
+                expires_in: k.expires_in,
+                rotate_every: k.rotate_every,
+                overlap: k.overlap,
+                managed: true,
+                issued: None,
+            });
+        }
+        desired.service_accounts.insert(name.clone(), account);
+    }
+
+    let backend = match merged.backend.as_ref().map(|b| &b.item.value) {
+        None | Some(RawBackend::Local { path: None }) => BackendSettings::Local {
+            path: base_dir.join(".svcacct").join(format!("{organization}.db")),
+        },
+        Some(RawBackend::Local { path: Some(p) }) => BackendSettings::Local { path: base_dir.join(p) },
+    };
+
+    let raw_secrets = merged.secrets.as_ref().map(|s| (s.file, &s.item.value));
+    let mut parsed = Vec::new();
+    let mut recipients = Vec::new();
+    let mut recipients_file = None;
+    if let Some((file, s)) = raw_secrets {
+        for r in &s.recipients {
+            match parse_recipient(&r.value) {
+                Ok(p) => parsed.push(p),
+                Err(e) => f.error(file, at(r), e),
+            }
+            recipients.push(r.value.clone());
+        }
+        if let Some(rf) = &s.recipients_file {
+            let path = base_dir.join(&rf.value);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match parse_recipients_file(&text) {
+                    Ok(mut more) => parsed.append(&mut more),
+                    Err((line, e)) => f.error(file, at(rf), format!("{e} (in {} line {line})", path.display())),
+                },
+                Err(e) => f.error(file, at(rf), format!("cannot read recipients file {}: {e}", path.display())),
+            }
+            recipients_file = Some(PathBuf::from(&rf.value));
+        }
+    }
+    if parsed.is_empty()
+        && let Some((file, place)) = first_key
+        && !f.all.iter().any(|d| d.severity == Severity::Error && d.message.contains("recipient"))
+    {
+        f.push(Severity::Error, file, place, "keys are declared but no recipients are configured, so no key file could be encrypted".into(), Some("add age public keys under `secrets: { recipients: [age1…] }`".into()));
+    }
+    let secrets = SecretsSettings {
+        dir: base_dir.join(raw_secrets.and_then(|(_, s)| s.dir.as_deref()).unwrap_or("secrets")),
+        recipients,
+        recipients_file,
+        parsed,
+    };
+
+    let mut policy = Policy::default();
+    if let Some(p) = &merged.policy {
+        if let Some(u) = p.item.value.unmanaged {
+            policy.unmanaged = u;
+        }
+        if let Some(m) = &p.item.value.max_delete_percent {
+            if m.value > 100 {
+                f.error(p.file, at(m), format!("max_delete_percent is {}; it must be between 0 and 100", m.value));
+            }
+            policy.max_delete_percent = m.value;
+        }
+    }
+
+    if f.all.iter().any(|d| d.severity == Severity::Error) {
+        return Err(ConfigError::Invalid(f.all));
+    }
+    Ok(Config {
+        base_dir,
+        backend,
+        secrets,
+        policy,
+        desired,
+        warnings: f.all,
+    })
+}
+
+fn parse_expiry(f: &mut Findings<'_>, file: usize, e: &Loc<String>) -> Option<Date> {
+    if e.value == "never" {
+        return None;
+    }
+    match Date::parse(&e.value, format_description!("[year]-[month]-[day]")) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            f.push(Severity::Error, file, at(e), format!("invalid expiry `{}`", e.value), Some("use `never` or a date such as 2027-06-30".into()));
+            None
+        }
+    }
+}

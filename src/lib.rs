@@ -1,0 +1,16 @@
+//! svcacct: service accounts, teams, roles and API keys as code.
+//!
+//! The data flow: config → desired state; backend → live state; diff → plan; plan → apply →
+//! backend + secret files. Each arrow is one module boundary.
+
+pub mod apply;
+pub mod backend;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod duration;
+pub mod model;
+pub mod plan;
+pub mod secrets;
+pub mod store;

@@ -1,0 +1,38 @@
+//! The `svcacct` binary: parse arguments, run the command, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use svcacct::cli::{Cli, Command};
+use svcacct::commands::{self, exit, Output};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::resolve(cli.color, cli.quiet, cli.verbose);
+    let result = match &cli.command {
+        Command::Validate(a) => commands::validate(a, out),
+        Command::Plan(a) => commands::plan(a, out),
+        Command::Apply(a) => commands::apply(a, out),
+        Command::Export(a) => commands::export(a, out),
+        Command::Verify(a) => commands::verify(a, out),
+        Command::Schema => {
+            print!("{}", svcacct::config::schema::config_schema());
+            Ok(exit::OK)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // A closed pipe (`svcacct plan | head`) is not a failure.
+            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+                return ExitCode::from(exit::OK);
+            }
+            match e.downcast_ref::<svcacct::config::ConfigError>() {
+                // Config diagnostics carry their own `error:` headers and snippets.
+                Some(svcacct::config::ConfigError::Invalid(_)) => eprintln!("{e}"),
+                _ => eprintln!("error: {e:#}"),
+            }
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The resource model shared by the desired state (from YAML) and the live state (from a
+//! backend). The plan is a diff of two values of these types, so both sides must speak it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use time::{Date, OffsetDateTime};
+
+use crate::duration::Duration;
+
+/// Built-in roles: present in every organization, never changed or deleted.
+pub const BUILTIN_ROLES: [&str; 3] = ["admin", "member", "viewer"];
+
+/// The permissions each built-in role grants. `*` matches any resource or action.
+pub fn builtin_role(name: &str) -> Option<Role> {
+    let (description, permissions): (&str, &[&str]) = match name {
+        "admin" => ("Every permission", &["*:*"]),
+        "member" => ("Read, write and execute", &["*:read", "*:write", "*:execute"]),
+        "viewer" => ("Read only", &["*:read"]),
+        _ => return None,
+    };
+    Some(Role {
+        description: description.to_string(),
+        permissions: permissions.iter().map(|p| p.to_string()).collect(),
+        builtin: true,
+        managed: false,
+        protect: true,
+    })
+}
+
+/// One organization: everything a config describes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Organization {
+    pub name: String,
+    /// Bumped by every write; a plan is computed at one revision.
+    pub revision: u64,
+    pub roles: BTreeMap<String, Role>,
+    pub teams: BTreeMap<String, Team>,
+    pub service_accounts: BTreeMap<String, ServiceAccount>,
+    /// Keys replaced by a rotation that still work until their overlap ends.
+    pub retiring_keys: Vec<RetiringKey>,
+}
+
+impl Organization {
+    /// An organization that holds only the built-in roles, as a new one does.
+    pub fn new(name: &str) -> Self {
+        let mut org = Organization {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        for r in BUILTIN_ROLES {
+            org.roles.insert(r.to_string(), builtin_role(r).expect("built-in"));
+        }
+        org
+    }
+
+    /// The permissions an account's memberships grant (`*:*` for a global admin).
+    pub fn permissions_of(&self, account: &ServiceAccount) -> BTreeSet<String> {
+        if account.admin {
+            return BTreeSet::from(["*:*".to_string()]);
+        }
+        account
+            .teams
+            .values()
+            .filter_map(|role| self.roles.get(role))
+            .flat_map(|r| r.permissions.iter().cloned())
+            .collect()
+    }
+}
+
+/// A named set of permissions.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Role {
+    pub description: String,
+    pub permissions: BTreeSet<String>,
+    #[serde(skip)]
+    pub builtin: bool,
+    #[serde(skip)]
+    pub managed: bool,
+    pub protect: bool,
+}
+
+/// A group that service accounts join with a role.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Team {
+    pub description: String,
+    #[serde(skip)]
+    pub managed: bool,
+    pub protect: bool,
+}
+
+/// A machine identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServiceAccount {
+    pub description: String,
+    /// Memberships: team → role.
+    pub teams: BTreeMap<String, String>,
+    pub admin: bool,
+    /// The last day the account works; `None` is never.
+    pub expires: Option<Date>,
+    pub disabled: bool,
+    pub protect: bool,
+    #[serde(skip)]
+    pub managed: bool,
+    #[serde(skip)]
+    pub keys: BTreeMap<String, ApiKey>,
+}
+
+impl ServiceAccount {
+    /// The account's own settings, without keys and memberships (what a `PutServiceAccount`
+    /// write carries).
+    pub fn same_settings(&self, other: &ServiceAccount) -> bool {
+        self.description == other.description
+            && self.admin == other.admin
+            && self.expires == other.expires
+            && self.disabled == other.disabled
+            && self.protect == other.protect
+            && self.managed == other.managed
+    }
+
+    /// Whether the account has expired at `now` (it works through its `expires` day).
+    pub fn expired_at(&self, now: OffsetDateTime) -> bool {
+        self.expires.is_some_and(|d| now.date() > d)
+    }
+}
+
+/// An API key as declared, plus, on the live side, the issued key it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ApiKey {
+    pub description: String,
+    /// Permissions the key is narrowed to; empty means the account's own.
+    pub scopes: BTreeSet<String>,
+    pub expires_in: Option<Duration>,
+    pub rotate_every: Option<Duration>,
+    pub overlap: Option<Duration>,
+    #[serde(skip)]
+    pub managed: bool,
+    /// Present on live keys only.
+    #[serde(skip)]
+    pub issued: Option<IssuedKey>,
+}
+
+impl ApiKey {
+    /// The declared settings, ignoring issue facts (what `UpdateKey` writes).
+    pub fn same_settings(&self, other: &ApiKey) -> bool {
+        self.description == other.description
+            && self.scopes == other.scopes
+            && self.expires_in == other.expires_in
+            && self.rotate_every == other.rotate_every
+            && self.overlap == other.overlap
+            && self.managed == other.managed
+    }
+}
+
+/// Facts about an issued key. Never the secret, never its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssuedKey {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A key replaced by rotation, working until `retires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetiringKey {
+    pub id: String,
+    pub service_account: String,
+    pub key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub retires_at: OffsetDateTime,
+}
+
+fn split_pattern(p: &str) -> (&str, &str) {
+    p.split_once(':').unwrap_or((p, "*"))
+}
+
+/// Whether a granted permission pattern (`flows:*`, `*:read`, `*:*`) covers a permission.
+pub fn pattern_covers(pattern: &str, permission: &str) -> bool {
+    let ((pr, pa), (r, a)) = (split_pattern(pattern), split_pattern(permission));
+    (pr == "*" || pr == r) && (pa == "*" || pa == a)
+}
+
+/// The permissions two patterns both allow, as one pattern: `flows:*` and `*:read` give
+/// `flows:read`; disjoint patterns give `None`.
+pub fn pattern_intersection(a: &str, b: &str) -> Option<String> {
+    let part = |x: &str, y: &str| match (x, y) {
+        ("*", y) => Some(y.to_string()),
+        (x, "*") => Some(x.to_string()),
+        (x, y) if x == y => Some(x.to_string()),
+        _ => None,
+    };
+    let ((ar, aa), (br, ba)) = (split_pattern(a), split_pattern(b));
+    Some(format!("{}:{}", part(ar, br)?, part(aa, ba)?))
+}

@@ -1,0 +1,305 @@
+//! The diff: desired against live, object by object, without a state file. Ownership comes
+//! from the `managed` mark on live objects; protection from their `protect` flag.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use super::json::{account_json, key_json, live_key_json, role_json, team_json};
+use super::{Action, Change, Plan, PlanError, Work};
+use crate::config::{Policy, UnmanagedPolicy};
+use crate::duration::Duration;
+use crate::model::{ApiKey, Organization, ServiceAccount};
+use crate::secrets::key_file_path;
+
+/// What the diff needs besides the two organizations.
+pub struct PlanOptions<'a> {
+    pub policy: Policy,
+    pub now: OffsetDateTime,
+    /// Where key files live; a live key without one is re-issued.
+    pub secrets_dir: &'a Path,
+    pub allow_mass_delete: bool,
+}
+
+struct Builder {
+    changes: Vec<Change>,
+    index: HashMap<String, usize>,
+    unmanaged: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Builder {
+    fn push(&mut self, change: Change) -> usize {
+        let i = self.changes.len();
+        self.index.entry(change.address.clone()).or_insert(i);
+        self.changes.push(change);
+        i
+    }
+    fn dep(&self, address: &str) -> Option<usize> {
+        self.index.get(address).copied()
+    }
+}
+
+fn change(address: String, action: Action, before: Option<serde_json::Value>, after: Option<serde_json::Value>, work: Vec<Work>) -> Change {
+    Change {
+        address,
+        action,
+        reason: None,
+        before,
+        after,
+        work,
+        depends_on: Vec::new(),
+    }
+}
+
+/// Computes the plan that turns `live` into `desired`.
+pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>) -> Result<Plan, PlanError> {
+    let delete_unmanaged = opts.policy.unmanaged == UnmanagedPolicy::Delete;
+    let mut b = Builder {
+        changes: Vec::new(),
+        index: HashMap::new(),
+        unmanaged: Vec::new(),
+        notes: Vec::new(),
+    };
+
+    // Roles and teams first: accounts depend on them.
+    for (name, want) in desired.roles.iter().filter(|(_, r)| !r.builtin) {
+        let address = format!("role.{name}");
+        match live.roles.get(name) {
+            None => {
+                b.push(change(address, Action::Create, None, Some(role_json(want)), vec![Work::PutRole(name.clone(), want.clone())]));
+            }
+            Some(have) if have != want => {
+                b.push(change(address, Action::Update, Some(role_json(have)), Some(role_json(want)), vec![Work::PutRole(name.clone(), want.clone())]));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, want) in &desired.teams {
+        let address = format!("team.{name}");
+        match live.teams.get(name) {
+            None => {
+                b.push(change(address, Action::Create, None, Some(team_json(want)), vec![Work::PutTeam(name.clone(), want.clone())]));
+            }
+            Some(have) if have != want => {
+                b.push(change(address, Action::Update, Some(team_json(have)), Some(team_json(want)), vec![Work::PutTeam(name.clone(), want.clone())]));
+            }
+            Some(_) => {}
+        }
+    }
+
+    let secrets_dir_exists = opts.secrets_dir.is_dir();
+    let mut skipped_file_check = false;
+
+    for (name, want) in &desired.service_accounts {
+        let address = format!("service_account.{name}");
+        let have = live.service_accounts.get(name);
+        let mut work = Vec::new();
+        if have.is_none_or(|h| !h.same_settings(want)) {
+            work.push(Work::PutServiceAccount(name.clone(), want.clone()));
+        }
+        let live_teams = have.map(|h| &h.teams);
+        if live_teams.map_or(!want.teams.is_empty(), |t| *t != want.teams) {
+            work.push(Work::SetMemberships(name.clone(), want.teams.clone()));
+        }
+        let account_change = if work.is_empty() {
+            None
+        } else {
+            let action = if have.is_some() { Action::Update } else { Action::Create };
+            let mut c = change(address.clone(), action, have.map(account_json), Some(account_json(want)), work);
+            c.depends_on = want
+                .teams
+                .iter()
+                .flat_map(|(t, r)| [b.dep(&format!("team.{t}")), b.dep(&format!("role.{r}"))])
+                .flatten()
+                .collect();
+            Some(b.push(c))
+        };
+
+        let empty = BTreeMap::new();
+        let live_keys = have.map_or(&empty, |h| &h.keys);
+        for (key, want_key) in &want.keys {
+            let address = format!("key.{name}.{key}");
+            let issue = |replaces| Work::IssueKey {
+                account: name.clone(),
+                name: key.clone(),
+                settings: want_key.clone(),
+                replaces,
+            };
+            let mut c = match live_keys.get(key) {
+                None => change(address, Action::Create, None, Some(key_json(want_key)), vec![issue(None)]),
+                Some(have_key) => {
+                    let issued = have_key.issued.as_ref().expect("live keys are issued");
+                    let overlap = want_key.overlap.unwrap_or(Duration(0));
+                    let replaces = Some((issued.id.clone(), overlap));
+                    let file_missing = if !secrets_dir_exists {
+                        skipped_file_check = true;
+                        false
+                    } else {
+                        !key_file_path(opts.secrets_dir, name, key).exists()
+                    };
+                    let rotation = rotation_reason(have_key, want_key, opts.now);
+                    if file_missing {
+                        let mut c = change(address, Action::Replace, Some(live_key_json(have_key)), Some(key_json(want_key)), vec![issue(replaces)]);
+                        c.reason = Some("its secret file is missing".into());
+                        c
+                    } else if let Some(reason) = rotation {
+                        let mut c = change(address, Action::Rotate, Some(live_key_json(have_key)), Some(key_json(want_key)), vec![issue(replaces)]);
+                        c.reason = Some(if overlap.seconds() > 0 { format!("{reason}; the old key keeps working for {overlap}") } else { reason });
+                        c
+                    } else if !have_key.same_settings(want_key) {
+                        change(
+                            address,
+                            Action::Update,
+                            Some(live_key_json(have_key)),
+                            Some(key_json(want_key)),
+                            vec![Work::UpdateKey { account: name.clone(), name: key.clone(), settings: want_key.clone() }],
+                        )
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            c.depends_on.extend(account_change);
+            b.push(c);
+        }
+        for (key, have_key) in live_keys.iter().filter(|(k, _)| !want.keys.contains_key(*k)) {
+            let address = format!("key.{name}.{key}");
+            if have_key.managed || delete_unmanaged {
+                let id = have_key.issued.as_ref().expect("live keys are issued").id.clone();
+                let mut c = change(address, Action::Delete, Some(live_key_json(have_key)), None, vec![Work::RevokeKey { account: name.clone(), name: key.clone(), id }]);
+                c.depends_on.extend(account_change);
+                b.push(c);
+            } else {
+                b.unmanaged.push(address);
+            }
+        }
+    }
+    if skipped_file_check {
+        b.notes.push(format!(
+            "the secrets directory {} does not exist here, so key files were not checked",
+            opts.secrets_dir.display()
+        ));
+    }
+
+    // Rotated-out keys whose overlap has ended.
+    for r in &live.retiring_keys {
+        if r.retires_at <= opts.now && desired.service_accounts.contains_key(&r.service_account) {
+            let address = format!("key.{}.{}", r.service_account, r.key);
+            let mut c = change(
+                address,
+                Action::Retire,
+                Some(serde_json::json!({ "key_id": r.id, "retires_at": r.retires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() })),
+                None,
+                vec![Work::RevokeKey { account: r.service_account.clone(), name: r.key.clone(), id: r.id.clone() }],
+            );
+            c.reason = Some("rotated out and its overlap has ended".into());
+            b.push(c);
+        }
+    }
+
+    // Deletions last, with what depends on them.
+    let mut protected = Vec::new();
+    let mut deletes = 0usize;
+    for (name, have) in live.service_accounts.iter().filter(|(n, _)| !desired.service_accounts.contains_key(*n)) {
+        let address = format!("service_account.{name}");
+        if !(have.managed || delete_unmanaged) {
+            b.unmanaged.push(address);
+            continue;
+        }
+        if have.protect {
+            protected.push(address.clone());
+        }
+        deletes += 1 + have.keys.len();
+        let mut c = change(address, Action::Delete, Some(account_json(have)), None, vec![Work::DeleteServiceAccount(name.clone())]);
+        if !have.keys.is_empty() {
+            c.reason = Some(format!("revokes its {} key{}", have.keys.len(), if have.keys.len() == 1 { "" } else { "s" }));
+        }
+        b.push(c);
+    }
+    for (name, have) in live.teams.iter().filter(|(n, _)| !desired.teams.contains_key(*n)) {
+        let address = format!("team.{name}");
+        if !(have.managed || delete_unmanaged) {
+            b.unmanaged.push(address);
+            continue;
+        }
+        if have.protect {
+            protected.push(address.clone());
+        }
+        deletes += 1;
+        let users = users_of(live, &b, |a| a.teams.contains_key(name));
+        let mut c = change(address, Action::Delete, Some(team_json(have)), None, vec![Work::DeleteTeam(name.clone())]);
+        c.depends_on = users;
+        b.push(c);
+    }
+    for (name, have) in live.roles.iter().filter(|(n, r)| !r.builtin && !desired.roles.contains_key(*n)) {
+        let address = format!("role.{name}");
+        if !(have.managed || delete_unmanaged) {
+            b.unmanaged.push(address);
+            continue;
+        }
+        if have.protect {
+            protected.push(address.clone());
+        }
+        deletes += 1;
+        let users = users_of(live, &b, |a| a.teams.values().any(|r| r == name));
+        let mut c = change(address, Action::Delete, Some(role_json(have)), None, vec![Work::DeleteRole(name.clone())]);
+        c.depends_on = users;
+        b.push(c);
+    }
+    if !protected.is_empty() {
+        return Err(PlanError::Protected(protected));
+    }
+    deletes += b.changes.iter().filter(|c| c.action == Action::Delete && c.address.starts_with("key.")).count();
+    let managed = managed_count(live);
+    let limit = opts.policy.max_delete_percent;
+    if !opts.allow_mass_delete && managed >= 10 && deletes * 100 > managed * limit as usize {
+        return Err(PlanError::MassDelete {
+            deletes,
+            managed,
+            percent: deletes * 100 / managed,
+            limit,
+        });
+    }
+
+    // Within a stage the apply runs changes in this order; keep it stable and readable.
+    Ok(Plan {
+        organization: desired.name.clone(),
+        revision: live.revision,
+        changes: b.changes,
+        unmanaged: b.unmanaged,
+        notes: b.notes,
+    })
+}
+
+/// Changes of accounts that currently use a team or role: they must run before its deletion.
+fn users_of(live: &Organization, b: &Builder, uses: impl Fn(&ServiceAccount) -> bool) -> Vec<usize> {
+    live.service_accounts
+        .iter()
+        .filter(|(_, a)| uses(a))
+        .filter_map(|(n, _)| b.dep(&format!("service_account.{n}")))
+        .collect()
+}
+
+/// Why a live key is due for rotation, if it is.
+fn rotation_reason(have: &ApiKey, want: &ApiKey, now: OffsetDateTime) -> Option<String> {
+    let issued = have.issued.as_ref()?;
+    if issued.expires_at.is_some_and(|e| e <= now) {
+        return Some("it has expired".into());
+    }
+    let every = want.rotate_every?;
+    let age = now - issued.created_at;
+    (age >= every.to_time()).then(|| format!("it is older than rotate_every {every}"))
+}
+
+/// Managed objects of an organization, the base of the mass-delete share.
+fn managed_count(live: &Organization) -> usize {
+    live.roles.values().filter(|r| r.managed).count()
+        + live.teams.values().filter(|t| t.managed).count()
+        + live
+            .service_accounts
+            .values()
+            .map(|a| usize::from(a.managed) + a.keys.values().filter(|k| k.managed).count())
+            .sum::<usize>()
+}

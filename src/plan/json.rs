@@ -1,0 +1,94 @@
+//! The JSON shapes of objects in plans, and the plan's own documented JSON form:
+//!
+//! ```json
+//! { "format_version": 1, "organization": "acme", "revision": 12,
+//!   "summary": { "create": 2, "update": 1 },
+//!   "changes": [ { "address": "key.ci-bot.prod", "action": "rotate", "reason": "…",
+//!                  "changed": ["description"], "before": {…}, "after": {…} } ],
+//!   "unmanaged": ["team.hand-made"], "notes": [] }
+//! ```
+//! Fields are only ever added to this shape, never renamed or removed. No secret, hash or
+//! display prefix is in any of it.
+
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::Plan;
+use crate::model::{ApiKey, Role, ServiceAccount, Team};
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// A role as plans show it.
+pub fn role_json(r: &Role) -> Value {
+    json!({ "description": r.description, "permissions": r.permissions, "protect": r.protect, "managed": r.managed })
+}
+
+/// A team as plans show it.
+pub fn team_json(t: &Team) -> Value {
+    json!({ "description": t.description, "protect": t.protect, "managed": t.managed })
+}
+
+/// An account's own settings and memberships as plans show them.
+pub fn account_json(a: &ServiceAccount) -> Value {
+    json!({
+        "description": a.description,
+        "teams": a.teams,
+        "admin": a.admin,
+        "expires": a.expires.map_or("never".to_string(), |d| d.to_string()),
+        "disabled": a.disabled,
+        "protect": a.protect,
+        "managed": a.managed,
+    })
+}
+
+/// A key's declared settings.
+pub fn key_json(k: &ApiKey) -> Value {
+    json!({
+        "description": k.description,
+        "scopes": k.scopes,
+        "expires_in": k.expires_in.map(|d| d.to_string()),
+        "rotate_every": k.rotate_every.map(|d| d.to_string()),
+        "overlap": k.overlap.map(|d| d.to_string()),
+        "managed": k.managed,
+    })
+}
+
+/// A live key: its settings plus public facts about the issued key.
+pub fn live_key_json(k: &ApiKey) -> Value {
+    let mut v = key_json(k);
+    if let (Some(issued), Value::Object(m)) = (&k.issued, &mut v) {
+        m.insert("key_id".into(), json!(issued.id));
+        m.insert("created_at".into(), json!(rfc3339(issued.created_at)));
+        m.insert("expires_at".into(), json!(issued.expires_at.map(rfc3339)));
+    }
+    v
+}
+
+/// The plan in its stable JSON form.
+pub fn to_json(plan: &Plan) -> Value {
+    let summary: serde_json::Map<String, Value> = plan
+        .counts()
+        .into_iter()
+        .map(|(a, n)| (serde_json::to_value(a).expect("actions serialize").as_str().unwrap_or_default().to_string(), json!(n)))
+        .collect();
+    json!({
+        "format_version": 1,
+        "organization": plan.organization,
+        "revision": plan.revision,
+        "has_changes": plan.has_changes(),
+        "summary": summary,
+        "changes": plan.changes.iter().map(|c| json!({
+            "address": c.address,
+            "action": c.action,
+            "reason": c.reason,
+            "changed": c.changed_fields(),
+            "before": c.before,
+            "after": c.after,
+        })).collect::<Vec<_>>(),
+        "unmanaged": plan.unmanaged,
+        "notes": plan.notes,
+    })
+}

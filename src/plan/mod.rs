@@ -1,0 +1,171 @@
+//! Plans: the changes that would bring a live organization to the desired one, each with its
+//! address, action, fields before and after, and the work the apply does for it.
+
+mod diff;
+mod json;
+mod render;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use diff::{diff, PlanOptions};
+pub use json::to_json;
+pub use render::{render_markdown, render_text};
+
+use crate::model::{ApiKey, Role, ServiceAccount, Team};
+
+/// What happens to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Rotate,
+    /// A rotated-out key whose overlap has ended is revoked.
+    Retire,
+    Delete,
+}
+
+impl Action {
+    /// The one-glyph marker plans print.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Rotate => "↻",
+            Action::Retire => "-",
+            Action::Delete => "-",
+        }
+    }
+}
+
+/// The apply stage a piece of work runs in, in dependency order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    RolesAndTeams,
+    ServiceAccounts,
+    Memberships,
+    KeyIssue,
+    KeyRevocation,
+    AccountDeletion,
+    TeamAndRoleDeletion,
+}
+
+/// One backend write an apply makes for a change.
+#[derive(Debug, Clone)]
+pub enum Work {
+    PutRole(String, Role),
+    PutTeam(String, Team),
+    PutServiceAccount(String, ServiceAccount),
+    SetMemberships(String, BTreeMap<String, String>),
+    /// Mint, write the file, register. `replaces` is the live key id and its overlap.
+    IssueKey {
+        account: String,
+        name: String,
+        settings: ApiKey,
+        replaces: Option<(String, crate::duration::Duration)>,
+    },
+    UpdateKey { account: String, name: String, settings: ApiKey },
+    RevokeKey { account: String, name: String, id: String },
+    DeleteServiceAccount(String),
+    DeleteTeam(String),
+    DeleteRole(String),
+}
+
+impl Work {
+    /// When in the apply this work runs.
+    pub fn stage(&self) -> Stage {
+        match self {
+            Work::PutRole(..) | Work::PutTeam(..) => Stage::RolesAndTeams,
+            Work::PutServiceAccount(..) => Stage::ServiceAccounts,
+            Work::SetMemberships(..) => Stage::Memberships,
+            Work::IssueKey { .. } | Work::UpdateKey { .. } => Stage::KeyIssue,
+            Work::RevokeKey { .. } => Stage::KeyRevocation,
+            Work::DeleteServiceAccount(..) => Stage::AccountDeletion,
+            Work::DeleteTeam(..) | Work::DeleteRole(..) => Stage::TeamAndRoleDeletion,
+        }
+    }
+}
+
+/// One planned change.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// `role.deployer`, `team.platform`, `service_account.ci-bot`, `key.ci-bot.prod`.
+    pub address: String,
+    pub action: Action,
+    /// Why, when the action is not obvious from the config (rotation, retirement, …).
+    pub reason: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub work: Vec<Work>,
+    /// Indexes of changes that must succeed before this one may run.
+    pub depends_on: Vec<usize>,
+}
+
+impl Change {
+    /// Names of the fields whose value differs between before and after.
+    pub fn changed_fields(&self) -> Vec<String> {
+        match (&self.before, &self.after) {
+            (Some(Value::Object(b)), Some(Value::Object(a))) => a
+                .iter()
+                .filter(|(k, v)| b.get(*k) != Some(v))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A computed plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub organization: String,
+    /// The live revision the plan was computed at.
+    pub revision: u64,
+    pub changes: Vec<Change>,
+    /// Live objects svcacct did not create, left alone.
+    pub unmanaged: Vec<String>,
+    /// Things worth knowing that change nothing.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    /// Whether applying would change anything.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// How many changes of each action.
+    pub fn counts(&self) -> BTreeMap<Action, usize> {
+        let mut counts = BTreeMap::new();
+        for c in &self.changes {
+            *counts.entry(c.action).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// "2 to create, 1 to update" or "no changes".
+    pub fn summary(&self) -> String {
+        if self.changes.is_empty() {
+            return "no changes".into();
+        }
+        self.counts()
+            .iter()
+            .map(|(a, n)| format!("{n} to {}", format!("{a:?}").to_lowercase()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot delete protected {}: {}; set `protect: false` on it in the config and apply before removing it", if .0.len() == 1 { "object" } else { "objects" }, .0.join(", "))]
+    Protected(Vec<String>),
+    #[error("the plan deletes {deletes} of {managed} managed objects ({percent}%), more than the {limit}% allowed; pass --allow-mass-delete if that is intended")]
+    MassDelete { deletes: usize, managed: usize, percent: usize, limit: u32 },
+}

@@ -1,0 +1,441 @@
+//! The SQLite store: organizations, their roles, teams, service accounts, memberships, key
+//! hashes and audit log. The `local` backend and the server share it as it is.
+
+mod verify;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use time::{Date, OffsetDateTime};
+
+pub use verify::Verification;
+
+use crate::backend::{BackendError, NewKey, Operation};
+use crate::duration::Duration;
+use crate::model::{builtin_role, ApiKey, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team, BUILTIN_ROLES};
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// One audit-log entry.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// An open store file.
+pub struct Store {
+    conn: Connection,
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(s: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn dur(d: Option<Duration>) -> Option<i64> {
+    d.map(|d| d.seconds() as i64)
+}
+
+fn from_dur(s: Option<i64>) -> Option<Duration> {
+    s.map(|s| Duration(s.max(0) as u64))
+}
+
+fn json_set(set: &BTreeSet<String>) -> String {
+    serde_json::to_string(set).expect("strings serialize")
+}
+
+fn from_json_set(s: &str) -> BTreeSet<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+fn date_text(d: Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+}
+
+fn parse_date(s: &str) -> Option<Date> {
+    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+impl Store {
+    /// Opens (creating if need be) a store file for reading and writing.
+    pub fn open(path: &Path) -> Result<Store, BackendError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| BackendError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        Self::init(conn, true)
+    }
+
+    /// Opens an existing store file without ever writing to it; `None` when there is none.
+    pub fn open_read_only(path: &Path) -> Result<Option<Store>, BackendError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        Self::init(conn, false).map(Some)
+    }
+
+    fn init(conn: Connection, writable: bool) -> Result<Store, BackendError> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        if writable {
+            // WAL lets readers (plans, the server's verifications) run while an apply writes.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(SCHEMA)?;
+        }
+        Ok(Store { conn })
+    }
+
+    /// Creates an organization with its built-in roles if it does not exist yet.
+    pub fn ensure_organization(&mut self, org: &str, now: OffsetDateTime) -> Result<bool, BackendError> {
+        let tx = self.conn.transaction()?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM organizations WHERE name = ?1", [org], |_| Ok(true))
+            .optional()?
+            .unwrap_or(false);
+        if !exists {
+            tx.execute("INSERT INTO organizations (name, revision, created_at) VALUES (?1, 1, ?2)", params![org, ts(now)])?;
+            for name in BUILTIN_ROLES {
+                let role = builtin_role(name).expect("built-in");
+                tx.execute(
+                    "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, 1, 0, 1)",
+                    params![org, name, role.description, json_set(&role.permissions)],
+                )?;
+            }
+            audit(&tx, org, now, "svcacct", "create_organization", &format!("organization.{org}"), "")?;
+        }
+        tx.commit()?;
+        Ok(!exists)
+    }
+
+    /// The whole organization as it is now, or `None` if it does not exist.
+    pub fn snapshot(&self, org: &str) -> Result<Option<Organization>, BackendError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let Some(revision) = tx
+            .query_row("SELECT revision FROM organizations WHERE name = ?1", [org], |r| r.get::<_, i64>(0))
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut o = Organization {
+            name: org.to_string(),
+            revision: revision as u64,
+            ..Default::default()
+        };
+        let mut stmt = tx.prepare("SELECT name, description, permissions, builtin, managed, protect FROM roles WHERE org = ?1")?;
+        let rows = stmt.query_map([org], |r| {
+            Ok((r.get::<_, String>(0)?, Role {
+                description: r.get(1)?,
+                permissions: from_json_set(&r.get::<_, String>(2)?),
+                builtin: r.get(3)?,
+                managed: r.get(4)?,
+                protect: r.get(5)?,
+            }))
+        })?;
+        for row in rows {
+            let (name, role) = row?;
+            o.roles.insert(name, role);
+        }
+        let mut stmt = tx.prepare("SELECT name, description, managed, protect FROM teams WHERE org = ?1")?;
+        let rows = stmt.query_map([org], |r| {
+            Ok((r.get::<_, String>(0)?, Team {
+                description: r.get(1)?,
+                managed: r.get(2)?,
+                protect: r.get(3)?,
+            }))
+        })?;
+        for row in rows {
+            let (name, team) = row?;
+            o.teams.insert(name, team);
+        }
+        let mut stmt = tx.prepare("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1")?;
+        let rows = stmt.query_map([org], |r| {
+            Ok((r.get::<_, String>(0)?, ServiceAccount {
+                description: r.get(1)?,
+                admin: r.get(2)?,
+                expires: r.get::<_, Option<String>>(3)?.as_deref().and_then(parse_date),
+                disabled: r.get(4)?,
+                protect: r.get(5)?,
+                managed: r.get(6)?,
+                ..Default::default()
+            }))
+        })?;
+        for row in rows {
+            let (name, account) = row?;
+            o.service_accounts.insert(name, account);
+        }
+        let mut stmt = tx.prepare("SELECT account, team, role FROM memberships WHERE org = ?1")?;
+        let rows = stmt.query_map([org], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        for row in rows {
+            let (account, team, role) = row?;
+            if let Some(a) = o.service_accounts.get_mut(&account) {
+                a.teams.insert(team, role);
+            }
+        }
+        let mut stmt = tx.prepare(
+            "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed
+             FROM api_keys WHERE org = ?1 AND revoked_at IS NULL",
+        )?;
+        let mut rows = stmt.query([org])?;
+        while let Some(r) = rows.next()? {
+            let id: String = r.get(0)?;
+            let account: String = r.get(1)?;
+            let name: String = r.get(2)?;
+            if let Some(retires_at) = r.get::<_, Option<i64>>(7)? {
+                o.retiring_keys.push(RetiringKey {
+                    id,
+                    service_account: account,
+                    key: name,
+                    retires_at: from_ts(retires_at),
+                });
+                continue;
+            }
+            let key = ApiKey {
+                description: r.get(3)?,
+                scopes: from_json_set(&r.get::<_, String>(4)?),
+                expires_in: from_dur(r.get(8)?),
+                rotate_every: from_dur(r.get(9)?),
+                overlap: from_dur(r.get(10)?),
+                managed: r.get(11)?,
+                issued: Some(IssuedKey {
+                    id,
+                    created_at: from_ts(r.get(5)?),
+                    expires_at: r.get::<_, Option<i64>>(6)?.map(from_ts),
+                }),
+            };
+            if let Some(a) = o.service_accounts.get_mut(&account) {
+                a.keys.insert(name, key);
+            }
+        }
+        o.retiring_keys.sort_by(|a, b| (&a.service_account, &a.key, &a.id).cmp(&(&b.service_account, &b.key, &b.id)));
+        Ok(Some(o))
+    }
+
+    /// Applies operations in one transaction, each in a savepoint of its own so that a failed
+    /// one leaves no trace and does not stop the rest. Returns one result per operation.
+    pub fn apply(&mut self, org: &str, actor: &str, ops: &[Operation], now: OffsetDateTime) -> Result<Vec<Result<(), BackendError>>, BackendError> {
+        let mut tx = self.conn.transaction()?;
+        let mut results = Vec::with_capacity(ops.len());
+        let mut applied = 0i64;
+        for op in ops {
+            let sp = tx.savepoint()?;
+            match apply_one(&sp, org, op, now).and_then(|detail| audit(&sp, org, now, actor, op.action(), &op.target(), &detail)) {
+                Ok(()) => {
+                    sp.commit()?;
+                    applied += 1;
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    drop(sp); // rolls the savepoint back
+                    results.push(Err(e));
+                }
+            }
+        }
+        if applied > 0 {
+            tx.execute("UPDATE organizations SET revision = revision + ?2 WHERE name = ?1", params![org, applied])?;
+        }
+        tx.commit()?;
+        Ok(results)
+    }
+
+    /// The audit log of an organization, oldest first.
+    pub fn audit_log(&self, org: &str) -> Result<Vec<AuditEntry>, BackendError> {
+        let mut stmt = self.conn.prepare("SELECT time, actor, action, target, detail FROM audit_log WHERE org = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([org], |r| {
+            Ok(AuditEntry {
+                time: from_ts(r.get(0)?),
+                actor: r.get(1)?,
+                action: r.get(2)?,
+                target: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+}
+
+fn audit(tx: &Connection, org: &str, now: OffsetDateTime, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), BackendError> {
+    tx.prepare_cached("INSERT INTO audit_log (org, time, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![org, ts(now), actor, action, target, detail])?;
+    Ok(())
+}
+
+fn protected(tx: &Connection, table: &str, org: &str, name: &str, target: String) -> Result<(), BackendError> {
+    let protect: Option<bool> = tx
+        .query_row(&format!("SELECT protect FROM {table} WHERE org = ?1 AND name = ?2"), params![org, name], |r| r.get(0))
+        .optional()?;
+    match protect {
+        None => Err(BackendError::NotFound { target }),
+        Some(true) => Err(BackendError::Protected { target }),
+        Some(false) => Ok(()),
+    }
+}
+
+/// Applies one operation; returns the audit detail (never key material).
+fn apply_one(tx: &Connection, org: &str, op: &Operation, now: OffsetDateTime) -> Result<String, BackendError> {
+    let target = op.target();
+    match op {
+        Operation::PutRole { name, role } => {
+            if BUILTIN_ROLES.contains(&name.as_str()) {
+                return Err(BackendError::Conflict { target, message: "built-in roles cannot be changed".into() });
+            }
+            tx.prepare_cached(
+                "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
+                 ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, permissions = excluded.permissions,
+                 managed = excluded.managed, protect = excluded.protect",
+            )?
+            .execute(params![org, name, role.description, json_set(&role.permissions), role.managed, role.protect])?;
+        }
+        Operation::PutTeam { name, team } => {
+            tx.prepare_cached(
+                "INSERT INTO teams (org, name, description, managed, protect) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, managed = excluded.managed, protect = excluded.protect",
+            )?
+            .execute(params![org, name, team.description, team.managed, team.protect])?;
+        }
+        Operation::PutServiceAccount { name, account: a } => {
+            tx.prepare_cached(
+                "INSERT INTO service_accounts (org, name, description, admin, expires, disabled, protect, managed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, admin = excluded.admin, expires = excluded.expires,
+                 disabled = excluded.disabled, protect = excluded.protect, managed = excluded.managed",
+            )?
+            .execute(params![org, name, a.description, a.admin, a.expires.map(date_text), a.disabled, a.protect, a.managed])?;
+            return Ok(if a.disabled { "disabled".into() } else { String::new() });
+        }
+        Operation::SetMemberships { account, teams } => {
+            exists(tx, "service_accounts", org, account, &target)?;
+            tx.prepare_cached("DELETE FROM memberships WHERE org = ?1 AND account = ?2")?.execute(params![org, account])?;
+            let mut insert = tx.prepare_cached("INSERT INTO memberships (org, account, team, role) VALUES (?1, ?2, ?3, ?4)")?;
+            for (team, role) in teams {
+                exists(tx, "teams", org, team, &format!("team.{team}"))?;
+                exists(tx, "roles", org, role, &format!("role.{role}"))?;
+                insert.execute(params![org, account, team, role])?;
+            }
+            return Ok(teams.iter().map(|(t, r)| format!("{t}={r}")).collect::<Vec<_>>().join(","));
+        }
+        Operation::RegisterKey { account, name, key } => {
+            exists(tx, "service_accounts", org, account, &format!("service_account.{account}"))?;
+            register_key(tx, org, account, name, key, now)?;
+            return Ok(format!("id={}", key.id));
+        }
+        Operation::UpdateKey { account, name, key } => {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE api_keys SET description = ?4, scopes = ?5, expires_in = ?6, rotate_every = ?7, overlap = ?8, managed = ?9
+                     WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL",
+                )?
+                .execute(params![org, account, name, key.description, json_set(&key.scopes), dur(key.expires_in), dur(key.rotate_every), dur(key.overlap), key.managed])?;
+            if n == 0 {
+                return Err(BackendError::NotFound { target });
+            }
+        }
+        Operation::RevokeKey { account, id, .. } => {
+            let n = tx
+                .prepare_cached("UPDATE api_keys SET revoked_at = ?4 WHERE org = ?1 AND account = ?2 AND id = ?3 AND revoked_at IS NULL")?
+                .execute(params![org, account, id, ts(now)])?;
+            if n == 0 {
+                return Err(BackendError::NotFound { target });
+            }
+            return Ok(format!("id={id}"));
+        }
+        Operation::DeleteServiceAccount { name } => {
+            protected(tx, "service_accounts", org, name, target)?;
+            let revoked = tx
+                .prepare_cached("UPDATE api_keys SET revoked_at = ?3 WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL")?
+                .execute(params![org, name, ts(now)])?;
+            tx.prepare_cached("DELETE FROM service_accounts WHERE org = ?1 AND name = ?2")?.execute(params![org, name])?;
+            return Ok(format!("revoked {revoked} keys"));
+        }
+        Operation::DeleteTeam { name } => {
+            protected(tx, "teams", org, name, target.clone())?;
+            in_use(tx, "SELECT account FROM memberships WHERE org = ?1 AND team = ?2", org, name, &target)?;
+            tx.prepare_cached("DELETE FROM teams WHERE org = ?1 AND name = ?2")?.execute(params![org, name])?;
+        }
+        Operation::DeleteRole { name } => {
+            protected(tx, "roles", org, name, target.clone())?;
+            in_use(tx, "SELECT account FROM memberships WHERE org = ?1 AND role = ?2", org, name, &target)?;
+            tx.prepare_cached("DELETE FROM roles WHERE org = ?1 AND name = ?2")?.execute(params![org, name])?;
+        }
+    }
+    Ok(String::new())
+}
+
+fn exists(tx: &Connection, table: &str, org: &str, name: &str, target: &str) -> Result<(), BackendError> {
+    let found = tx
+        .prepare_cached(&format!("SELECT 1 FROM {table} WHERE org = ?1 AND name = ?2"))?
+        .exists(params![org, name])?;
+    if found {
+        Ok(())
+    } else {
+        Err(BackendError::NotFound { target: target.to_string() })
+    }
+}
+
+fn in_use(tx: &Connection, sql: &str, org: &str, name: &str, target: &str) -> Result<(), BackendError> {
+    let users: Vec<String> = tx
+        .prepare_cached(sql)?
+        .query_map(params![org, name], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(BackendError::Conflict {
+        target: target.to_string(),
+        message: format!("still used by service account {}", users.join(", ")),
+    })
+}
+
+fn register_key(tx: &Connection, org: &str, account: &str, name: &str, key: &NewKey, now: OffsetDateTime) -> Result<(), BackendError> {
+    let live: Vec<String> = tx
+        .prepare_cached("SELECT id FROM api_keys WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL")?
+        .query_map(params![org, account, name], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match (&key.replaces, live.as_slice()) {
+        (None, []) => {}
+        (Some((old, retires_at)), [current]) if current == old => {
+            if *retires_at <= now {
+                tx.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?.execute(params![old, ts(now)])?;
+            } else {
+                tx.prepare_cached("UPDATE api_keys SET retires_at = ?2 WHERE id = ?1")?.execute(params![old, ts(*retires_at)])?;
+            }
+        }
+        _ => {
+            return Err(BackendError::Conflict {
+                target: format!("key.{account}.{name}"),
+                message: "the live key changed since the plan; run plan again".into(),
+            });
+        }
+    }
+    let active: i64 = tx
+        .prepare_cached("SELECT count(*) FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL AND retires_at IS NULL")?
+        .query_row(params![org, account], |r| r.get(0))?;
+    if active as usize >= crate::config::MAX_KEYS_PER_ACCOUNT {
+        return Err(BackendError::Conflict {
+            target: format!("key.{account}.{name}"),
+            message: format!("service account {account} already has {active} active keys, the most allowed"),
+        });
+    }
+    let s = &key.settings;
+    tx.prepare_cached(
+        "INSERT INTO api_keys (id, org, account, name, description, scopes, display_prefix, hash, created_at, expires_at, expires_in, rotate_every, overlap, managed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        key.id, org, account, name, s.description, json_set(&s.scopes), key.display_prefix, key.hash,
+        ts(key.created_at), key.expires_at.map(ts), dur(s.expires_in), dur(s.rotate_every), dur(s.overlap), s.managed
+    ])?;
+    Ok(())
+}
+
