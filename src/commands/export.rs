@@ -178,7 +178,10 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
             })
             .collect(),
     };
-    let body = serde_saphyr::to_string(&doc).context("cannot write YAML")?;
+    let mut body = serde_saphyr::to_string(&doc).context("cannot write YAML")?;
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
     Ok(format!("# Exported by svcacct from revision {} of organization {}.\n{body}", live.revision, live.name))
 }
 
@@ -194,6 +197,7 @@ pub fn export(args: &ExportArgs, out: Output) -> Result<u8> {
     let yaml = to_yaml(&config, &live, &out_dir)?;
     match &args.output {
         Some(file) => {
+            std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
             std::fs::write(file, yaml).with_context(|| format!("cannot write {}", file.display()))?;
             if !out.quiet {
                 eprintln!("Exported organization {} (revision {}) to {}.", live.name, live.revision, file.display());
