@@ -4,8 +4,8 @@
 //! nothing else; running again converges.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::backend::{Backend, NewKey, Operation};
 use crate::config::Config;
 use crate::plan::{Plan, Stage, Work};
-use crate::secrets::{mint, write_key_file, KeyFile};
+use crate::secrets::{KeyFile, mint, write_key_file};
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
 /// loses at most one chunk of registrations (their files are simply replaced next time).
@@ -87,7 +87,11 @@ impl Run<'_> {
         }
         self.status[change] = Status::Failed;
         let c = &self.plan.changes[change];
-        self.say(format!("{:>3} {} ... failed: {error}", c.action.symbol(), c.address));
+        self.say(format!(
+            "{:>3} {} ... failed: {error}",
+            c.action.symbol(),
+            c.address
+        ));
         self.outcome.failed.push((c.address.clone(), error));
         if let Some(bar) = &self.bar {
             bar.inc(1);
@@ -99,11 +103,16 @@ impl Run<'_> {
         if self.status[change] != Status::Pending {
             return false;
         }
-        let blocked = self.plan.changes[change].depends_on.iter().any(|&d| self.status[d] != Status::Pending);
+        let blocked = self.plan.changes[change]
+            .depends_on
+            .iter()
+            .any(|&d| self.status[d] != Status::Pending);
         if blocked {
             self.status[change] = Status::Skipped;
             let address = self.plan.changes[change].address.clone();
-            self.say(format!("    {address} ... skipped: a change it depends on failed"));
+            self.say(format!(
+                "    {address} ... skipped: a change it depends on failed"
+            ));
             self.outcome.skipped.push(address);
             if let Some(bar) = &self.bar {
                 bar.inc(1);
@@ -114,10 +123,20 @@ impl Run<'_> {
 }
 
 /// Executes a plan against a locked backend.
-pub fn execute(plan: &Plan, backend: &mut dyn Backend, config: &Config, opts: &ApplyOptions, now: OffsetDateTime) -> Outcome {
+pub fn execute(
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    config: &Config,
+    opts: &ApplyOptions,
+    now: OffsetDateTime,
+) -> Outcome {
     let bar = (opts.progress == Progress::Bar).then(|| {
         let bar = ProgressBar::new(plan.changes.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         bar
     });
     let mut run = Run {
@@ -158,7 +177,12 @@ pub fn execute(plan: &Plan, backend: &mut dyn Backend, config: &Config, opts: &A
             }
         } else {
             let ops = batch.iter().map(|(_, w)| operation(w)).collect();
-            send(&mut run, backend, batch.iter().map(|(i, _)| *i).collect(), ops);
+            send(
+                &mut run,
+                backend,
+                batch.iter().map(|(i, _)| *i).collect(),
+                ops,
+            );
         }
     }
     if let Some(bar) = run.bar.take() {
@@ -185,7 +209,15 @@ fn operation(w: &Work) -> Operation {
         Work::PutTeam(name, team) => Operation::PutTeam { name, team },
         Work::PutServiceAccount(name, account) => Operation::PutServiceAccount { name, account },
         Work::SetMemberships(account, teams) => Operation::SetMemberships { account, teams },
-        Work::UpdateKey { account, name, settings } => Operation::UpdateKey { account, name, key: settings },
+        Work::UpdateKey {
+            account,
+            name,
+            settings,
+        } => Operation::UpdateKey {
+            account,
+            name,
+            key: settings,
+        },
         Work::RevokeKey { account, name, id } => Operation::RevokeKey { account, name, id },
         Work::DeleteServiceAccount(name) => Operation::DeleteServiceAccount { name },
         Work::DeleteTeam(name) => Operation::DeleteTeam { name },
@@ -196,22 +228,42 @@ fn operation(w: &Work) -> Operation {
 
 /// Mints keys and writes their files on `parallelism` threads, then registers the hashes of
 /// those whose files are durable in one batch.
-fn issue_keys(run: &mut Run<'_>, chunk: &[(usize, &Work)], backend: &mut dyn Backend, config: &Config, parallelism: usize, now: OffsetDateTime) {
+fn issue_keys(
+    run: &mut Run<'_>,
+    chunk: &[(usize, &Work)],
+    backend: &mut dyn Backend,
+    config: &Config,
+    parallelism: usize,
+    now: OffsetDateTime,
+) {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, usize, Result<Operation, String>)>> = Mutex::new(Vec::with_capacity(chunk.len()));
-    let abort_after = std::env::var("SVCACCT_TEST_ABORT_AFTER_KEY_FILES").ok().and_then(|v| v.parse::<usize>().ok());
+    let results: Mutex<Vec<(usize, usize, Result<Operation, String>)>> =
+        Mutex::new(Vec::with_capacity(chunk.len()));
+    let abort_after = std::env::var("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
     static WRITTEN: AtomicUsize = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..parallelism.clamp(1, chunk.len()) {
-            s.spawn(|| loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(change, work)) = chunk.get(n) else { break };
-                let result = write_one(work, config, now);
-                if result.is_ok() && abort_after.is_some_and(|a| WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 >= a) {
-                    // Test hook: die between a durable file and its registration.
-                    std::process::abort();
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(change, work)) = chunk.get(n) else {
+                        break;
+                    };
+                    let result = write_one(work, config, now);
+                    if result.is_ok()
+                        && abort_after
+                            .is_some_and(|a| WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 >= a)
+                    {
+                        // Test hook: die between a durable file and its registration.
+                        std::process::abort();
+                    }
+                    results
+                        .lock()
+                        .expect("no panics while held")
+                        .push((n, change, result));
                 }
-                results.lock().expect("no panics while held").push((n, change, result));
             });
         }
     });
@@ -223,7 +275,11 @@ fn issue_keys(run: &mut Run<'_>, chunk: &[(usize, &Work)], backend: &mut dyn Bac
         match result {
             Ok(op) => {
                 if let Operation::RegisterKey { account, name, .. } = &op {
-                    run.outcome.key_files.push(crate::secrets::key_file_path(&config.secrets.dir, account, name));
+                    run.outcome.key_files.push(crate::secrets::key_file_path(
+                        &config.secrets.dir,
+                        account,
+                        name,
+                    ));
                 }
                 changes.push(change);
                 ops.push(op);
@@ -236,7 +292,13 @@ fn issue_keys(run: &mut Run<'_>, chunk: &[(usize, &Work)], backend: &mut dyn Bac
 
 /// Mints one key and writes its file; the returned operation registers its hash.
 fn write_one(work: &Work, config: &Config, now: OffsetDateTime) -> Result<Operation, String> {
-    let Work::IssueKey { account, name, settings, replaces } = work else {
+    let Work::IssueKey {
+        account,
+        name,
+        settings,
+        replaces,
+    } = work
+    else {
         unreachable!("only key issues reach write_one");
     };
     let key = mint();
@@ -265,8 +327,9 @@ fn write_one(work: &Work, config: &Config, now: OffsetDateTime) -> Result<Operat
             created_at: now,
             expires_at,
             settings: settings.clone(),
-            replaces: replaces.as_ref().map(|(id, overlap)| (id.clone(), now + overlap.to_time())),
+            replaces: replaces
+                .as_ref()
+                .map(|(id, overlap)| (id.clone(), now + overlap.to_time())),
         },
     })
 }
-

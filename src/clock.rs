@@ -1,8 +1,8 @@
 //! The current time. `SVCACCT_NOW` (RFC 3339) overrides it, so that tests and rehearsals can
 //! watch rotations and expiries happen without waiting for them.
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Now, or the time `SVCACCT_NOW` names.
 pub fn now() -> OffsetDateTime {

@@ -31,7 +31,11 @@ impl FromStr for Duration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("invalid duration `{s}`: expected a number and a unit (s, m, h, d, w), such as 30m, 24h or 90d");
+        let bad = || {
+            format!(
+                "invalid duration `{s}`: expected a number and a unit (s, m, h, d, w), such as 30m, 24h or 90d"
+            )
+        };
         let unit = s.chars().last().ok_or_else(bad)?;
         let factor = UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(bad)?.1;
         let number = &s[..s.len() - 1];

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use svcacct::cli::{Cli, Command};
-use svcacct::commands::{self, exit, Output};
+use svcacct::commands::{self, Output, exit};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // A closed pipe (`svcacct plan | head`) is not a failure.
-            if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::from(exit::OK);
             }
             match e.downcast_ref::<svcacct::config::ConfigError>() {

@@ -15,7 +15,10 @@ pub const BUILTIN_ROLES: [&str; 3] = ["admin", "member", "viewer"];
 pub fn builtin_role(name: &str) -> Option<Role> {
     let (description, permissions): (&str, &[&str]) = match name {
         "admin" => ("Every permission", &["*:*"]),
-        "member" => ("Read, write and execute", &["*:read", "*:write", "*:execute"]),
+        "member" => (
+            "Read, write and execute",
+            &["*:read", "*:write", "*:execute"],
+        ),
         "viewer" => ("Read only", &["*:read"]),
         _ => return None,
     };
@@ -49,7 +52,8 @@ impl Organization {
             ..Default::default()
         };
         for r in BUILTIN_ROLES {
-            org.roles.insert(r.to_string(), builtin_role(r).expect("built-in"));
+            org.roles
+                .insert(r.to_string(), builtin_role(r).expect("built-in"));
         }
         org
     }

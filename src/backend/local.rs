@@ -63,7 +63,12 @@ impl Backend for LocalBackend {
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|e| BackendError::Storage(format!("cannot open lock file {}: {e}", lock_path.display())))?;
+            .map_err(|e| {
+                BackendError::Storage(format!(
+                    "cannot open lock file {}: {e}",
+                    lock_path.display()
+                ))
+            })?;
         let start = Instant::now();
         loop {
             match file.try_lock() {
@@ -75,20 +80,35 @@ impl Backend for LocalBackend {
                     let mut holder = String::new();
                     let _ = file.read_to_string(&mut holder);
                     return Err(BackendError::Locked {
-                        holder: if holder.trim().is_empty() { "unknown".into() } else { holder.trim().to_string() },
+                        holder: if holder.trim().is_empty() {
+                            "unknown".into()
+                        } else {
+                            holder.trim().to_string()
+                        },
                         waited_secs: start.elapsed().as_secs(),
                     });
                 }
                 Err(TryLockError::Error(e)) => {
-                    return Err(BackendError::Storage(format!("cannot lock {}: {e}", lock_path.display())));
+                    return Err(BackendError::Storage(format!(
+                        "cannot lock {}: {e}",
+                        lock_path.display()
+                    )));
                 }
             }
         }
         // Who holds it, for the message a waiting apply prints.
         let _ = file.set_len(0);
         let _ = file.rewind();
-        let _ = write!(file, "{owner}, pid {}, since {}", std::process::id(), clock::now());
-        let store = self.store.as_mut().ok_or_else(|| BackendError::Storage("backend opened read-only".into()))?;
+        let _ = write!(
+            file,
+            "{owner}, pid {}, since {}",
+            std::process::id(),
+            clock::now()
+        );
+        let store = self
+            .store
+            .as_mut()
+            .ok_or_else(|| BackendError::Storage("backend opened read-only".into()))?;
         store.ensure_organization(&self.organization, clock::now())?;
         self.lock = Some(file);
         Ok(())
@@ -106,6 +126,10 @@ impl Backend for LocalBackend {
     }
 
     fn describe(&self) -> String {
-        format!("local organization {} in {}", self.organization, self.path.display())
+        format!(
+            "local organization {} in {}",
+            self.organization,
+            self.path.display()
+        )
     }
 }

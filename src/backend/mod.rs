@@ -29,18 +29,48 @@ pub struct NewKey {
 /// One write. Each is applied whole or not at all, and bumps the organization's revision.
 #[derive(Debug, Clone)]
 pub enum Operation {
-    PutRole { name: String, role: Role },
-    PutTeam { name: String, team: Team },
+    PutRole {
+        name: String,
+        role: Role,
+    },
+    PutTeam {
+        name: String,
+        team: Team,
+    },
     /// Creates or updates an account's own settings (not its keys or memberships).
-    PutServiceAccount { name: String, account: ServiceAccount },
+    PutServiceAccount {
+        name: String,
+        account: ServiceAccount,
+    },
     /// Replaces an account's memberships.
-    SetMemberships { account: String, teams: BTreeMap<String, String> },
-    RegisterKey { account: String, name: String, key: NewKey },
-    UpdateKey { account: String, name: String, key: ApiKey },
-    RevokeKey { account: String, name: String, id: String },
-    DeleteServiceAccount { name: String },
-    DeleteTeam { name: String },
-    DeleteRole { name: String },
+    SetMemberships {
+        account: String,
+        teams: BTreeMap<String, String>,
+    },
+    RegisterKey {
+        account: String,
+        name: String,
+        key: NewKey,
+    },
+    UpdateKey {
+        account: String,
+        name: String,
+        key: ApiKey,
+    },
+    RevokeKey {
+        account: String,
+        name: String,
+        id: String,
+    },
+    DeleteServiceAccount {
+        name: String,
+    },
+    DeleteTeam {
+        name: String,
+    },
+    DeleteRole {
+        name: String,
+    },
 }
 
 impl Operation {
@@ -64,9 +94,14 @@ impl Operation {
     /// The address of the object written, as plans print it.
     pub fn target(&self) -> String {
         match self {
-            Operation::PutRole { name, .. } | Operation::DeleteRole { name } => format!("role.{name}"),
-            Operation::PutTeam { name, .. } | Operation::DeleteTeam { name } => format!("team.{name}"),
-            Operation::PutServiceAccount { name, .. } | Operation::DeleteServiceAccount { name } => {
+            Operation::PutRole { name, .. } | Operation::DeleteRole { name } => {
+                format!("role.{name}")
+            }
+            Operation::PutTeam { name, .. } | Operation::DeleteTeam { name } => {
+                format!("team.{name}")
+            }
+            Operation::PutServiceAccount { name, .. }
+            | Operation::DeleteServiceAccount { name } => {
                 format!("service_account.{name}")
             }
             Operation::SetMemberships { account, .. } => format!("service_account.{account}"),

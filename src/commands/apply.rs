@@ -3,10 +3,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
-use super::{exit, load_config, plan::compute, Output};
-use crate::apply::{execute, ApplyOptions, Progress};
+use super::{Output, exit, load_config, plan::compute};
+use crate::apply::{ApplyOptions, Progress, execute};
 use crate::backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
@@ -17,14 +17,21 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
     let config = load_config(&args.config.config, out)?;
     let interactive = std::io::stdin().is_terminal();
     if !args.yes && !interactive {
-        bail!("refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply");
+        bail!(
+            "refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply"
+        );
     }
     let mut backend = backend::open(&config, true)?;
     // The plan is computed under the lock, so no other apply can move the organization
     // between what we show and what we do.
-    let owner = format!("svcacct apply by {}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let owner = format!(
+        "svcacct apply by {}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    );
     backend.lock(&owner, Duration::from_secs(args.lock_timeout))?;
-    let live = backend.snapshot().with_context(|| format!("cannot read {}", backend.describe()))?;
+    let live = backend
+        .snapshot()
+        .with_context(|| format!("cannot read {}", backend.describe()))?;
     let plan = compute(&config, &live, args.allow_mass_delete)?;
     if !plan.has_changes() {
         if !out.quiet {
@@ -34,7 +41,10 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
     }
     if !args.yes {
         print!("{}", render_text(&plan, out.color));
-        print!("\nApply these changes to organization {}? Type `yes` to apply: ", plan.organization);
+        print!(
+            "\nApply these changes to organization {}? Type `yes` to apply: ",
+            plan.organization
+        );
         std::io::stdout().flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -53,11 +63,24 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
         Progress::Lines
     };
     let now = clock::now();
-    let outcome = execute(&plan, backend.as_mut(), &config, &ApplyOptions { parallelism: args.parallelism.into(), progress }, now);
+    let outcome = execute(
+        &plan,
+        backend.as_mut(),
+        &config,
+        &ApplyOptions {
+            parallelism: args.parallelism.into(),
+            progress,
+        },
+        now,
+    );
     if !out.quiet || !outcome.failed.is_empty() {
         println!(
             "\nApply {}: {} applied, {} failed, {} skipped.",
-            if outcome.failed.is_empty() && outcome.skipped.is_empty() { "complete" } else { "incomplete" },
+            if outcome.failed.is_empty() && outcome.skipped.is_empty() {
+                "complete"
+            } else {
+                "incomplete"
+            },
             outcome.applied.len(),
             outcome.failed.len(),
             outcome.skipped.len()
@@ -72,10 +95,18 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
             println!(
                 "{} key file{} written under {} (age-encrypted; decrypt with `age -d -i <identity> <file>`).",
                 outcome.key_files.len(),
-                if outcome.key_files.len() == 1 { "" } else { "s" },
+                if outcome.key_files.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 config.secrets.dir.display()
             );
         }
     }
-    Ok(if outcome.failed.is_empty() && outcome.skipped.is_empty() { exit::OK } else { exit::ERROR })
+    Ok(if outcome.failed.is_empty() && outcome.skipped.is_empty() {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::{exit, load_config, Output};
+use super::{Output, exit, load_config};
 use crate::backend;
 use crate::cli::ExportArgs;
 use crate::config::{BackendSettings, Config, Policy, UnmanagedPolicy};
@@ -120,7 +120,10 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
     let has_secrets = !secrets.recipients.is_empty() || secrets.recipients_file.is_some();
     let doc = Doc {
         organization: live.name.clone(),
-        backend: ExportBackend { kind: "local", path: relative(path, out_dir)? },
+        backend: ExportBackend {
+            kind: "local",
+            path: relative(path, out_dir)?,
+        },
         secrets: if has_secrets {
             Some(ExportSecrets {
                 dir: relative(&secrets.dir, out_dir)?,
@@ -136,45 +139,72 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
         },
         policy: {
             let (p, d) = (config.policy, Policy::default());
-            (p.unmanaged != d.unmanaged || p.max_delete_percent != d.max_delete_percent)
-                .then_some(ExportPolicy { unmanaged: p.unmanaged, max_delete_percent: p.max_delete_percent })
+            (p.unmanaged != d.unmanaged || p.max_delete_percent != d.max_delete_percent).then_some(
+                ExportPolicy {
+                    unmanaged: p.unmanaged,
+                    max_delete_percent: p.max_delete_percent,
+                },
+            )
         },
         roles: live
             .roles
             .iter()
             .filter(|(_, r)| !r.builtin)
-            .map(|(n, r)| (n.clone(), ExportRole { description: r.description.clone(), permissions: r.permissions.iter().cloned().collect(), protect: r.protect }))
+            .map(|(n, r)| {
+                (
+                    n.clone(),
+                    ExportRole {
+                        description: r.description.clone(),
+                        permissions: r.permissions.iter().cloned().collect(),
+                        protect: r.protect,
+                    },
+                )
+            })
             .collect(),
         teams: live
             .teams
             .iter()
-            .map(|(n, t)| (n.clone(), ExportTeam { description: t.description.clone(), protect: t.protect }))
+            .map(|(n, t)| {
+                (
+                    n.clone(),
+                    ExportTeam {
+                        description: t.description.clone(),
+                        protect: t.protect,
+                    },
+                )
+            })
             .collect(),
         service_accounts: live
             .service_accounts
             .iter()
             .map(|(n, a)| {
-                (n.clone(), ExportAccount {
-                    description: a.description.clone(),
-                    teams: a.teams.clone(),
-                    admin: a.admin,
-                    expires: a.expires.map(|d| d.to_string()),
-                    disabled: a.disabled,
-                    protect: a.protect,
-                    keys: a
-                        .keys
-                        .iter()
-                        .map(|(k, key)| {
-                            (k.clone(), ExportKey {
-                                description: key.description.clone(),
-                                expires_in: key.expires_in,
-                                scopes: key.scopes.iter().cloned().collect(),
-                                rotate_every: key.rotate_every,
-                                overlap: key.overlap,
+                (
+                    n.clone(),
+                    ExportAccount {
+                        description: a.description.clone(),
+                        teams: a.teams.clone(),
+                        admin: a.admin,
+                        expires: a.expires.map(|d| d.to_string()),
+                        disabled: a.disabled,
+                        protect: a.protect,
+                        keys: a
+                            .keys
+                            .iter()
+                            .map(|(k, key)| {
+                                (
+                                    k.clone(),
+                                    ExportKey {
+                                        description: key.description.clone(),
+                                        expires_in: key.expires_in,
+                                        scopes: key.scopes.iter().cloned().collect(),
+                                        rotate_every: key.rotate_every,
+                                        overlap: key.overlap,
+                                    },
+                                )
                             })
-                        })
-                        .collect(),
-                })
+                            .collect(),
+                    },
+                )
             })
             .collect(),
     };
@@ -182,25 +212,41 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
     if !body.ends_with('\n') {
         body.push('\n');
     }
-    Ok(format!("# Exported by svcacct from revision {} of organization {}.\n{body}", live.revision, live.name))
+    Ok(format!(
+        "# Exported by svcacct from revision {} of organization {}.\n{body}",
+        live.revision, live.name
+    ))
 }
 
 /// Writes the live organization as YAML to a file or standard output.
 pub fn export(args: &ExportArgs, out: Output) -> Result<u8> {
     let config = load_config(&args.config.config, out)?;
     let mut backend = backend::open(&config, false)?;
-    let live = backend.snapshot().with_context(|| format!("cannot read {}", backend.describe()))?;
+    let live = backend
+        .snapshot()
+        .with_context(|| format!("cannot read {}", backend.describe()))?;
     let out_dir: PathBuf = match &args.output {
-        Some(file) => file.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")),
+        Some(file) => file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
         None => PathBuf::from("."),
     };
     let yaml = to_yaml(&config, &live, &out_dir)?;
     match &args.output {
         Some(file) => {
-            std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
-            std::fs::write(file, yaml).with_context(|| format!("cannot write {}", file.display()))?;
+            std::fs::create_dir_all(&out_dir)
+                .with_context(|| format!("cannot create {}", out_dir.display()))?;
+            std::fs::write(file, yaml)
+                .with_context(|| format!("cannot write {}", file.display()))?;
             if !out.quiet {
-                eprintln!("Exported organization {} (revision {}) to {}.", live.name, live.revision, file.display());
+                eprintln!(
+                    "Exported organization {} (revision {}) to {}.",
+                    live.name,
+                    live.revision,
+                    file.display()
+                );
             }
         }
         None => print!("{yaml}"),

@@ -33,10 +33,15 @@ impl Output {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stdout().is_terminal()
             }
         };
-        Output { color, quiet, verbose }
+        Output {
+            color,
+            quiet,
+            verbose,
+        }
     }
 }
 
@@ -51,7 +56,11 @@ pub mod exit {
 pub fn load_config(path: &std::path::Path, out: Output) -> Result<Config, ConfigError> {
     let config = Config::load(path)?;
     if !out.quiet {
-        for w in config.warnings.iter().filter(|d| d.severity == Severity::Warning) {
+        for w in config
+            .warnings
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+        {
             eprint!("{w}");
         }
     }

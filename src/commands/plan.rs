@@ -2,15 +2,19 @@
 
 use anyhow::{Context, Result};
 
-use super::{exit, load_config, Output};
+use super::{Output, exit, load_config};
 use crate::backend;
 use crate::cli::{Format, PlanArgs};
 use crate::clock;
 use crate::config::Config;
-use crate::plan::{diff, render_markdown, render_text, to_json, Plan, PlanOptions};
+use crate::plan::{Plan, PlanOptions, diff, render_markdown, render_text, to_json};
 
 /// Computes the plan of `config` against the live organization the backend holds.
-pub fn compute(config: &Config, live: &crate::model::Organization, allow_mass_delete: bool) -> Result<Plan> {
+pub fn compute(
+    config: &Config,
+    live: &crate::model::Organization,
+    allow_mass_delete: bool,
+) -> Result<Plan> {
     let opts = PlanOptions {
         policy: config.policy,
         now: clock::now(),
@@ -24,12 +28,18 @@ pub fn compute(config: &Config, live: &crate::model::Organization, allow_mass_de
 pub fn plan(args: &PlanArgs, out: Output) -> Result<u8> {
     let config = load_config(&args.config.config, out)?;
     let mut backend = backend::open(&config, false)?;
-    let live = backend.snapshot().with_context(|| format!("cannot read {}", backend.describe()))?;
+    let live = backend
+        .snapshot()
+        .with_context(|| format!("cannot read {}", backend.describe()))?;
     let plan = compute(&config, &live, args.allow_mass_delete)?;
     match args.format {
         Format::Text => print!("{}", render_text(&plan, out.color)),
         Format::Markdown => print!("{}", render_markdown(&plan)),
         Format::Json => println!("{}", serde_json::to_string_pretty(&to_json(&plan))?),
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() { exit::CHANGES } else { exit::OK })
+    Ok(if args.detailed_exitcode && plan.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{exit, load_config, Output};
+use super::{Output, exit, load_config};
 use crate::cli::ConfigArg;
 
 /// Loads and validates the config; no backend is opened.

@@ -3,10 +3,10 @@
 
 use std::io::Read;
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use zeroize::Zeroizing;
 
-use super::{exit, load_config, Output};
+use super::{Output, exit, load_config};
 use crate::clock;
 use crate::config::BackendSettings;
 use crate::store::Store;
@@ -18,7 +18,10 @@ pub fn verify(args: &crate::cli::ConfigArg, out: Output) -> Result<u8> {
     std::io::stdin().take(4096).read_to_string(&mut input)?;
     let BackendSettings::Local { path } = &config.backend;
     let Some(store) = Store::open_read_only(path)? else {
-        bail!("organization file {} does not exist; run `svcacct apply` first", path.display());
+        bail!(
+            "organization file {} does not exist; run `svcacct apply` first",
+            path.display()
+        );
     };
     let v = store.verify(input.trim(), clock::now())?;
     println!("{}", serde_json::to_string_pretty(&v)?);

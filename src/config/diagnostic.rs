@@ -36,7 +36,13 @@ impl fmt::Display for Diagnostic {
         let gutter = self.line.to_string().len();
         let pad = " ".repeat(gutter);
         writeln!(f, "{label}: {}", self.message)?;
-        writeln!(f, "{pad}--> {}:{}:{}", self.file.display(), self.line, self.column)?;
+        writeln!(
+            f,
+            "{pad}--> {}:{}:{}",
+            self.file.display(),
+            self.line,
+            self.column
+        )?;
         if !self.source_line.is_empty() {
             let caret = " ".repeat(self.column.saturating_sub(1) as usize);
             writeln!(f, "{pad} |")?;
@@ -62,7 +68,13 @@ pub struct Source {
 
 impl Source {
     /// A diagnostic at a line and column of this file.
-    pub fn diagnostic(&self, severity: Severity, line: u64, column: u64, message: String) -> Diagnostic {
+    pub fn diagnostic(
+        &self,
+        severity: Severity,
+        line: u64,
+        column: u64,
+        message: String,
+    ) -> Diagnostic {
         let source_line = self
             .text
             .lines()

@@ -4,9 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::diagnostic::{Diagnostic, Severity, Source};
-use super::raw::{Loc, RawBackend, RawConfig, RawPolicy, RawRole, RawSecrets, RawServiceAccount, RawTeam};
 use super::ConfigError;
+use super::diagnostic::{Diagnostic, Severity, Source};
+use super::raw::{
+    Loc, RawBackend, RawConfig, RawPolicy, RawRole, RawSecrets, RawServiceAccount, RawTeam,
+};
 
 /// Something defined in one of the files: which file, and the value with its location.
 pub struct Defined<T> {
@@ -100,7 +102,10 @@ pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
                 Some(first) if first.item.value != org.value => errors.push(twice(
                     &merged.sources,
                     "organization",
-                    &format!("organization `{}` differs from `{}`", org.value, first.item.value),
+                    &format!(
+                        "organization `{}` differs from `{}`",
+                        org.value, first.item.value
+                    ),
                     first.file,
                     (first.item.line, first.item.column),
                     file,
@@ -110,11 +115,48 @@ pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
                 None => merged.organization = Some(Defined { file, item: org }),
             }
         }
-        set_once(&mut merged.backend, raw.backend, file, "backend", &merged.sources, &mut errors);
-        set_once(&mut merged.secrets, raw.secrets, file, "secrets", &merged.sources, &mut errors);
-        set_once(&mut merged.policy, raw.policy, file, "policy", &merged.sources, &mut errors);
-        extend(&mut merged.roles, &mut index.0, raw.roles.0, file, "role", &merged.sources, &mut errors);
-        extend(&mut merged.teams, &mut index.1, raw.teams.0, file, "team", &merged.sources, &mut errors);
+        set_once(
+            &mut merged.backend,
+            raw.backend,
+            file,
+            "backend",
+            &merged.sources,
+            &mut errors,
+        );
+        set_once(
+            &mut merged.secrets,
+            raw.secrets,
+            file,
+            "secrets",
+            &merged.sources,
+            &mut errors,
+        );
+        set_once(
+            &mut merged.policy,
+            raw.policy,
+            file,
+            "policy",
+            &merged.sources,
+            &mut errors,
+        );
+        extend(
+            &mut merged.roles,
+            &mut index.0,
+            raw.roles.0,
+            file,
+            "role",
+            &merged.sources,
+            &mut errors,
+        );
+        extend(
+            &mut merged.teams,
+            &mut index.1,
+            raw.teams.0,
+            file,
+            "team",
+            &merged.sources,
+            &mut errors,
+        );
         extend(
             &mut merged.service_accounts,
             &mut index.2,

@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use time::macros::format_description;
 use time::Date;
+use time::macros::format_description;
 
-use super::diagnostic::{closest, Diagnostic, Severity, Source};
+use super::diagnostic::{Diagnostic, Severity, Source, closest};
 use super::load::Merged;
 use super::raw::{Loc, RawBackend};
-use super::{BackendSettings, Config, ConfigError, Policy, SecretsSettings, MAX_KEYS_PER_ACCOUNT};
-use crate::model::{ApiKey, Organization, Role, ServiceAccount, Team, BUILTIN_ROLES};
+use super::{BackendSettings, Config, ConfigError, MAX_KEYS_PER_ACCOUNT, Policy, SecretsSettings};
+use crate::model::{ApiKey, BUILTIN_ROLES, Organization, Role, ServiceAccount, Team};
 use crate::secrets::{parse_recipient, parse_recipients_file};
 
 /// Collects diagnostics against the sources.
@@ -21,7 +21,14 @@ struct Findings<'a> {
 }
 
 impl Findings<'_> {
-    fn push(&mut self, severity: Severity, file: usize, at: (u64, u64), message: String, help: Option<String>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        file: usize,
+        at: (u64, u64),
+        message: String,
+        help: Option<String>,
+    ) {
         let mut d = self.sources[file].diagnostic(severity, at.0.max(1), at.1.max(1), message);
         d.help = help;
         self.all.push(d);
@@ -40,7 +47,8 @@ pub fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -50,12 +58,15 @@ pub fn valid_permission(p: &str) -> bool {
     let part = |s: &str| {
         s == "*"
             || (!s.is_empty()
-                && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_'))
+                && s.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_'
+                }))
     };
     p.split_once(':').is_some_and(|(r, a)| part(r) && part(a))
 }
 
-const NAME_HELP: &str = "names are lowercase letters, digits and inner hyphens, at most 63 characters";
+const NAME_HELP: &str =
+    "names are lowercase letters, digits and inner hyphens, at most 63 characters";
 
 pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError> {
     let mut f = Findings {
@@ -66,12 +77,24 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
     let organization = match &merged.organization {
         Some(o) => {
             if !valid_name(&o.item.value) {
-                f.push(Severity::Error, o.file, at(&o.item), format!("invalid organization name `{}`", o.item.value), Some(NAME_HELP.into()));
+                f.push(
+                    Severity::Error,
+                    o.file,
+                    at(&o.item),
+                    format!("invalid organization name `{}`", o.item.value),
+                    Some(NAME_HELP.into()),
+                );
             }
             o.item.value.clone()
         }
         None => {
-            f.push(Severity::Error, 0, (1, 1), "missing `organization`".into(), Some("add `organization: <name>` at the top of the config".into()));
+            f.push(
+                Severity::Error,
+                0,
+                (1, 1),
+                "missing `organization`".into(),
+                Some("add `organization: <name>` at the top of the config".into()),
+            );
             String::new()
         }
     };
@@ -81,38 +104,71 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
     for d in &merged.roles {
         let (name, raw) = &d.item.value;
         if BUILTIN_ROLES.contains(&name.as_str()) {
-            f.push(Severity::Error, d.file, at(&d.item), format!("built-in role `{name}` cannot be changed"), Some("define a custom role with another name".into()));
+            f.push(
+                Severity::Error,
+                d.file,
+                at(&d.item),
+                format!("built-in role `{name}` cannot be changed"),
+                Some("define a custom role with another name".into()),
+            );
             continue;
         }
         if !valid_name(name) {
-            f.push(Severity::Error, d.file, at(&d.item), format!("invalid role name `{name}`"), Some(NAME_HELP.into()));
+            f.push(
+                Severity::Error,
+                d.file,
+                at(&d.item),
+                format!("invalid role name `{name}`"),
+                Some(NAME_HELP.into()),
+            );
         }
         let mut permissions = BTreeSet::new();
         for p in &raw.permissions {
             if !valid_permission(&p.value) {
-                f.push(Severity::Error, d.file, at(p), format!("invalid permission `{}`", p.value), Some("permissions look like `flows:read`; `*` matches any resource or action".into()));
+                f.push(
+                    Severity::Error,
+                    d.file,
+                    at(p),
+                    format!("invalid permission `{}`", p.value),
+                    Some(
+                        "permissions look like `flows:read`; `*` matches any resource or action"
+                            .into(),
+                    ),
+                );
             }
             permissions.insert(p.value.clone());
         }
-        desired.roles.insert(name.clone(), Role {
-            description: raw.description.clone(),
-            permissions,
-            builtin: false,
-            managed: true,
-            protect: raw.protect,
-        });
+        desired.roles.insert(
+            name.clone(),
+            Role {
+                description: raw.description.clone(),
+                permissions,
+                builtin: false,
+                managed: true,
+                protect: raw.protect,
+            },
+        );
     }
 
     for d in &merged.teams {
         let (name, raw) = &d.item.value;
         if !valid_name(name) {
-            f.push(Severity::Error, d.file, at(&d.item), format!("invalid team name `{name}`"), Some(NAME_HELP.into()));
+            f.push(
+                Severity::Error,
+                d.file,
+                at(&d.item),
+                format!("invalid team name `{name}`"),
+                Some(NAME_HELP.into()),
+            );
         }
-        desired.teams.insert(name.clone(), Team {
-            description: raw.description.clone(),
-            managed: true,
-            protect: raw.protect,
-        });
+        desired.teams.insert(
+            name.clone(),
+            Team {
+                description: raw.description.clone(),
+                managed: true,
+                protect: raw.protect,
+            },
+        );
     }
 
     let team_names: Vec<&str> = desired.teams.keys().map(String::as_str).collect();
@@ -122,24 +178,55 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
     for d in &merged.service_accounts {
         let (name, raw) = &d.item.value;
         if !valid_name(name) {
-            f.push(Severity::Error, d.file, at(&d.item), format!("invalid service account name `{name}`"), Some(NAME_HELP.into()));
+            f.push(
+                Severity::Error,
+                d.file,
+                at(&d.item),
+                format!("invalid service account name `{name}`"),
+                Some(NAME_HELP.into()),
+            );
         }
         let mut teams = BTreeMap::new();
         for (team, role) in &raw.teams.0 {
             if !desired.teams.contains_key(&team.value) {
-                let help = closest(&team.value, team_names.iter().copied()).map(|c| format!("did you mean `{c}`?"));
-                f.push(Severity::Error, d.file, at(team), format!("undefined team `{}` in service account `{name}`", team.value), help.or(Some("define it under `teams:`".into())));
+                let help = closest(&team.value, team_names.iter().copied())
+                    .map(|c| format!("did you mean `{c}`?"));
+                f.push(
+                    Severity::Error,
+                    d.file,
+                    at(team),
+                    format!(
+                        "undefined team `{}` in service account `{name}`",
+                        team.value
+                    ),
+                    help.or(Some("define it under `teams:`".into())),
+                );
             }
             if !desired.roles.contains_key(&role.value) {
-                let help = closest(&role.value, role_names.iter().copied()).map(|c| format!("did you mean `{c}`?"));
-                f.push(Severity::Error, d.file, at(role), format!("undefined role `{}` in service account `{name}`", role.value), help.or(Some("define it under `roles:` or use admin, member or viewer".into())));
+                let help = closest(&role.value, role_names.iter().copied())
+                    .map(|c| format!("did you mean `{c}`?"));
+                f.push(
+                    Severity::Error,
+                    d.file,
+                    at(role),
+                    format!(
+                        "undefined role `{}` in service account `{name}`",
+                        role.value
+                    ),
+                    help.or(Some(
+                        "define it under `roles:` or use admin, member or viewer".into(),
+                    )),
+                );
             }
             teams.insert(team.value.clone(), role.value.clone());
         }
         if teams.is_empty() && !raw.admin {
             f.push(Severity::Warning, d.file, at(&d.item), format!("service account `{name}` has no team membership, so its keys grant no permission"), Some("add `teams: { <team>: <role> }`".into()));
         }
-        let expires = raw.expires.as_ref().and_then(|e| parse_expiry(&mut f, d.file, e));
+        let expires = raw
+            .expires
+            .as_ref()
+            .and_then(|e| parse_expiry(&mut f, d.file, e));
         if raw.keys.0.len() > MAX_KEYS_PER_ACCOUNT {
             let k = &raw.keys.0[MAX_KEYS_PER_ACCOUNT].0;
             f.error(d.file, at(k), format!("service account `{name}` declares {} keys; at most {MAX_KEYS_PER_ACCOUNT} are allowed", raw.keys.0.len()));
@@ -157,24 +244,39 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         for (key, k) in &raw.keys.0 {
             first_key.get_or_insert((d.file, at(key)));
             if !valid_name(&key.value) {
-                f.push(Severity::Error, d.file, at(key), format!("invalid key name `{}`", key.value), Some(NAME_HELP.into()));
+                f.push(
+                    Severity::Error,
+                    d.file,
+                    at(key),
+                    format!("invalid key name `{}`", key.value),
+                    Some(NAME_HELP.into()),
+                );
             }
             let mut scopes = BTreeSet::new();
             for s in &k.scopes {
                 if !valid_permission(&s.value) {
-                    f.push(Severity::Error, d.file, at(s), format!("invalid scope `{}`", s.value), Some("scopes are permissions such as `flows:read` or `*:read`".into()));
+                    f.push(
+                        Severity::Error,
+                        d.file,
+                        at(s),
+                        format!("invalid scope `{}`", s.value),
+                        Some("scopes are permissions such as `flows:read` or `*:read`".into()),
+                    );
                 }
                 scopes.insert(s.value.clone());
             }
-            account.keys.insert(key.value.clone(), ApiKey {
-                description: k.description.clone(),
-                scopes,
-                expires_in: k.expires_in,
-                rotate_every: k.rotate_every,
-                overlap: k.overlap,
-                managed: true,
-                issued: None,
-            });
+            account.keys.insert(
+                key.value.clone(),
+                ApiKey {
+                    description: k.description.clone(),
+                    scopes,
+                    expires_in: k.expires_in,
+                    rotate_every: k.rotate_every,
+                    overlap: k.overlap,
+                    managed: true,
+                    issued: None,
+                },
+            );
         }
         desired.service_accounts.insert(name.clone(), account);
     }
@@ -183,7 +285,9 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         None | Some(RawBackend::Local { path: None }) => BackendSettings::Local {
             path: base_dir.join(".svcacct").join(format!("{organization}.db")),
         },
-        Some(RawBackend::Local { path: Some(p) }) => BackendSettings::Local { path: base_dir.join(p) },
+        Some(RawBackend::Local { path: Some(p) }) => BackendSettings::Local {
+            path: base_dir.join(p),
+        },
     };
 
     let raw_secrets = merged.secrets.as_ref().map(|s| (s.file, &s.item.value));
@@ -203,21 +307,43 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
             match std::fs::read_to_string(&path) {
                 Ok(text) => match parse_recipients_file(&text) {
                     Ok(mut more) => parsed.append(&mut more),
-                    Err((line, e)) => f.error(file, at(rf), format!("{e} (in {} line {line})", path.display())),
+                    Err((line, e)) => f.error(
+                        file,
+                        at(rf),
+                        format!("{e} (in {} line {line})", path.display()),
+                    ),
                 },
-                Err(e) => f.error(file, at(rf), format!("cannot read recipients file {}: {e}", path.display())),
+                Err(e) => f.error(
+                    file,
+                    at(rf),
+                    format!("cannot read recipients file {}: {e}", path.display()),
+                ),
             }
             recipients_file = Some(PathBuf::from(&rf.value));
         }
     }
     if parsed.is_empty()
         && let Some((file, place)) = first_key
-        && !f.all.iter().any(|d| d.severity == Severity::Error && d.message.contains("recipient"))
+        && !f
+            .all
+            .iter()
+            .any(|d| d.severity == Severity::Error && d.message.contains("recipient"))
     {
-        f.push(Severity::Error, file, place, "keys are declared but no recipients are configured, so no key file could be encrypted".into(), Some("add age public keys under `secrets: { recipients: [age1…] }`".into()));
+        f.push(
+            Severity::Error,
+            file,
+            place,
+            "keys are declared but no recipients are configured, so no key file could be encrypted"
+                .into(),
+            Some("add age public keys under `secrets: { recipients: [age1…] }`".into()),
+        );
     }
     let secrets = SecretsSettings {
-        dir: base_dir.join(raw_secrets.and_then(|(_, s)| s.dir.as_deref()).unwrap_or("secrets")),
+        dir: base_dir.join(
+            raw_secrets
+                .and_then(|(_, s)| s.dir.as_deref())
+                .unwrap_or("secrets"),
+        ),
         recipients,
         recipients_file,
         parsed,
@@ -230,7 +356,14 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         }
         if let Some(m) = &p.item.value.max_delete_percent {
             if m.value > 100 {
-                f.error(p.file, at(m), format!("max_delete_percent is {}; it must be between 0 and 100", m.value));
+                f.error(
+                    p.file,
+                    at(m),
+                    format!(
+                        "max_delete_percent is {}; it must be between 0 and 100",
+                        m.value
+                    ),
+                );
             }
             policy.max_delete_percent = m.value;
         }
@@ -256,7 +389,13 @@ fn parse_expiry(f: &mut Findings<'_>, file: usize, e: &Loc<String>) -> Option<Da
     match Date::parse(&e.value, format_description!("[year]-[month]-[day]")) {
         Ok(d) => Some(d),
         Err(_) => {
-            f.push(Severity::Error, file, at(e), format!("invalid expiry `{}`", e.value), Some("use `never` or a date such as 2027-06-30".into()));
+            f.push(
+                Severity::Error,
+                file,
+                at(e),
+                format!("invalid expiry `{}`", e.value),
+                Some("use `never` or a date such as 2027-06-30".into()),
+            );
             None
         }
     }

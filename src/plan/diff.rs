@@ -41,7 +41,13 @@ impl Builder {
     }
 }
 
-fn change(address: String, action: Action, before: Option<serde_json::Value>, after: Option<serde_json::Value>, work: Vec<Work>) -> Change {
+fn change(
+    address: String,
+    action: Action,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    work: Vec<Work>,
+) -> Change {
     Change {
         address,
         action,
@@ -54,7 +60,11 @@ fn change(address: String, action: Action, before: Option<serde_json::Value>, af
 }
 
 /// Computes the plan that turns `live` into `desired`.
-pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>) -> Result<Plan, PlanError> {
+pub fn diff(
+    desired: &Organization,
+    live: &Organization,
+    opts: &PlanOptions<'_>,
+) -> Result<Plan, PlanError> {
     let delete_unmanaged = opts.policy.unmanaged == UnmanagedPolicy::Delete;
     let mut b = Builder {
         changes: Vec::new(),
@@ -68,10 +78,22 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
         let address = format!("role.{name}");
         match live.roles.get(name) {
             None => {
-                b.push(change(address, Action::Create, None, Some(role_json(want)), vec![Work::PutRole(name.clone(), want.clone())]));
+                b.push(change(
+                    address,
+                    Action::Create,
+                    None,
+                    Some(role_json(want)),
+                    vec![Work::PutRole(name.clone(), want.clone())],
+                ));
             }
             Some(have) if have != want => {
-                b.push(change(address, Action::Update, Some(role_json(have)), Some(role_json(want)), vec![Work::PutRole(name.clone(), want.clone())]));
+                b.push(change(
+                    address,
+                    Action::Update,
+                    Some(role_json(have)),
+                    Some(role_json(want)),
+                    vec![Work::PutRole(name.clone(), want.clone())],
+                ));
             }
             Some(_) => {}
         }
@@ -80,10 +102,22 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
         let address = format!("team.{name}");
         match live.teams.get(name) {
             None => {
-                b.push(change(address, Action::Create, None, Some(team_json(want)), vec![Work::PutTeam(name.clone(), want.clone())]));
+                b.push(change(
+                    address,
+                    Action::Create,
+                    None,
+                    Some(team_json(want)),
+                    vec![Work::PutTeam(name.clone(), want.clone())],
+                ));
             }
             Some(have) if have != want => {
-                b.push(change(address, Action::Update, Some(team_json(have)), Some(team_json(want)), vec![Work::PutTeam(name.clone(), want.clone())]));
+                b.push(change(
+                    address,
+                    Action::Update,
+                    Some(team_json(have)),
+                    Some(team_json(want)),
+                    vec![Work::PutTeam(name.clone(), want.clone())],
+                ));
             }
             Some(_) => {}
         }
@@ -106,8 +140,18 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
         let account_change = if work.is_empty() {
             None
         } else {
-            let action = if have.is_some() { Action::Update } else { Action::Create };
-            let mut c = change(address.clone(), action, have.map(account_json), Some(account_json(want)), work);
+            let action = if have.is_some() {
+                Action::Update
+            } else {
+                Action::Create
+            };
+            let mut c = change(
+                address.clone(),
+                action,
+                have.map(account_json),
+                Some(account_json(want)),
+                work,
+            );
             c.depends_on = want
                 .teams
                 .iter()
@@ -128,7 +172,13 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
                 replaces,
             };
             let mut c = match live_keys.get(key) {
-                None => change(address, Action::Create, None, Some(key_json(want_key)), vec![issue(None)]),
+                None => change(
+                    address,
+                    Action::Create,
+                    None,
+                    Some(key_json(want_key)),
+                    vec![issue(None)],
+                ),
                 Some(have_key) => {
                     let issued = have_key.issued.as_ref().expect("live keys are issued");
                     let overlap = want_key.overlap.unwrap_or(Duration(0));
@@ -141,12 +191,28 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
                     };
                     let rotation = rotation_reason(have_key, want_key, opts.now);
                     if file_missing {
-                        let mut c = change(address, Action::Replace, Some(live_key_json(have_key)), Some(key_json(want_key)), vec![issue(replaces)]);
+                        let mut c = change(
+                            address,
+                            Action::Replace,
+                            Some(live_key_json(have_key)),
+                            Some(key_json(want_key)),
+                            vec![issue(replaces)],
+                        );
                         c.reason = Some("its secret file is missing".into());
                         c
                     } else if let Some(reason) = rotation {
-                        let mut c = change(address, Action::Rotate, Some(live_key_json(have_key)), Some(key_json(want_key)), vec![issue(replaces)]);
-                        c.reason = Some(if overlap.seconds() > 0 { format!("{reason}; the old key keeps working for {overlap}") } else { reason });
+                        let mut c = change(
+                            address,
+                            Action::Rotate,
+                            Some(live_key_json(have_key)),
+                            Some(key_json(want_key)),
+                            vec![issue(replaces)],
+                        );
+                        c.reason = Some(if overlap.seconds() > 0 {
+                            format!("{reason}; the old key keeps working for {overlap}")
+                        } else {
+                            reason
+                        });
                         c
                     } else if !have_key.same_settings(want_key) {
                         change(
@@ -154,7 +220,11 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
                             Action::Update,
                             Some(live_key_json(have_key)),
                             Some(key_json(want_key)),
-                            vec![Work::UpdateKey { account: name.clone(), name: key.clone(), settings: want_key.clone() }],
+                            vec![Work::UpdateKey {
+                                account: name.clone(),
+                                name: key.clone(),
+                                settings: want_key.clone(),
+                            }],
                         )
                     } else {
                         continue;
@@ -164,11 +234,29 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
             c.depends_on.extend(account_change);
             b.push(c);
         }
-        for (key, have_key) in live_keys.iter().filter(|(k, _)| !want.keys.contains_key(*k)) {
+        for (key, have_key) in live_keys
+            .iter()
+            .filter(|(k, _)| !want.keys.contains_key(*k))
+        {
             let address = format!("key.{name}.{key}");
             if have_key.managed || delete_unmanaged {
-                let id = have_key.issued.as_ref().expect("live keys are issued").id.clone();
-                let mut c = change(address, Action::Delete, Some(live_key_json(have_key)), None, vec![Work::RevokeKey { account: name.clone(), name: key.clone(), id }]);
+                let id = have_key
+                    .issued
+                    .as_ref()
+                    .expect("live keys are issued")
+                    .id
+                    .clone();
+                let mut c = change(
+                    address,
+                    Action::Delete,
+                    Some(live_key_json(have_key)),
+                    None,
+                    vec![Work::RevokeKey {
+                        account: name.clone(),
+                        name: key.clone(),
+                        id,
+                    }],
+                );
                 c.depends_on.extend(account_change);
                 b.push(c);
             } else {
@@ -190,9 +278,15 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
             let mut c = change(
                 address,
                 Action::Retire,
-                Some(serde_json::json!({ "key_id": r.id, "retires_at": r.retires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() })),
+                Some(
+                    serde_json::json!({ "key_id": r.id, "retires_at": r.retires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }),
+                ),
                 None,
-                vec![Work::RevokeKey { account: r.service_account.clone(), name: r.key.clone(), id: r.id.clone() }],
+                vec![Work::RevokeKey {
+                    account: r.service_account.clone(),
+                    name: r.key.clone(),
+                    id: r.id.clone(),
+                }],
             );
             c.reason = Some("rotated out and its overlap has ended".into());
             b.push(c);
@@ -202,7 +296,11 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
     // Deletions last, with what depends on them.
     let mut protected = Vec::new();
     let mut deletes = 0usize;
-    for (name, have) in live.service_accounts.iter().filter(|(n, _)| !desired.service_accounts.contains_key(*n)) {
+    for (name, have) in live
+        .service_accounts
+        .iter()
+        .filter(|(n, _)| !desired.service_accounts.contains_key(*n))
+    {
         let address = format!("service_account.{name}");
         if !(have.managed || delete_unmanaged) {
             b.unmanaged.push(address);
@@ -212,13 +310,27 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
             protected.push(address.clone());
         }
         deletes += 1 + have.keys.len();
-        let mut c = change(address, Action::Delete, Some(account_json(have)), None, vec![Work::DeleteServiceAccount(name.clone())]);
+        let mut c = change(
+            address,
+            Action::Delete,
+            Some(account_json(have)),
+            None,
+            vec![Work::DeleteServiceAccount(name.clone())],
+        );
         if !have.keys.is_empty() {
-            c.reason = Some(format!("revokes its {} key{}", have.keys.len(), if have.keys.len() == 1 { "" } else { "s" }));
+            c.reason = Some(format!(
+                "revokes its {} key{}",
+                have.keys.len(),
+                if have.keys.len() == 1 { "" } else { "s" }
+            ));
         }
         b.push(c);
     }
-    for (name, have) in live.teams.iter().filter(|(n, _)| !desired.teams.contains_key(*n)) {
+    for (name, have) in live
+        .teams
+        .iter()
+        .filter(|(n, _)| !desired.teams.contains_key(*n))
+    {
         let address = format!("team.{name}");
         if !(have.managed || delete_unmanaged) {
             b.unmanaged.push(address);
@@ -229,11 +341,21 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
         }
         deletes += 1;
         let users = users_of(live, &b, |a| a.teams.contains_key(name));
-        let mut c = change(address, Action::Delete, Some(team_json(have)), None, vec![Work::DeleteTeam(name.clone())]);
+        let mut c = change(
+            address,
+            Action::Delete,
+            Some(team_json(have)),
+            None,
+            vec![Work::DeleteTeam(name.clone())],
+        );
         c.depends_on = users;
         b.push(c);
     }
-    for (name, have) in live.roles.iter().filter(|(n, r)| !r.builtin && !desired.roles.contains_key(*n)) {
+    for (name, have) in live
+        .roles
+        .iter()
+        .filter(|(n, r)| !r.builtin && !desired.roles.contains_key(*n))
+    {
         let address = format!("role.{name}");
         if !(have.managed || delete_unmanaged) {
             b.unmanaged.push(address);
@@ -244,14 +366,24 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
         }
         deletes += 1;
         let users = users_of(live, &b, |a| a.teams.values().any(|r| r == name));
-        let mut c = change(address, Action::Delete, Some(role_json(have)), None, vec![Work::DeleteRole(name.clone())]);
+        let mut c = change(
+            address,
+            Action::Delete,
+            Some(role_json(have)),
+            None,
+            vec![Work::DeleteRole(name.clone())],
+        );
         c.depends_on = users;
         b.push(c);
     }
     if !protected.is_empty() {
         return Err(PlanError::Protected(protected));
     }
-    deletes += b.changes.iter().filter(|c| c.action == Action::Delete && c.address.starts_with("key.")).count();
+    deletes += b
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete && c.address.starts_with("key."))
+        .count();
     let managed = managed_count(live);
     let limit = opts.policy.max_delete_percent;
     if !opts.allow_mass_delete && managed >= 10 && deletes * 100 > managed * limit as usize {
@@ -274,7 +406,11 @@ pub fn diff(desired: &Organization, live: &Organization, opts: &PlanOptions<'_>)
 }
 
 /// Changes of accounts that currently use a team or role: they must run before its deletion.
-fn users_of(live: &Organization, b: &Builder, uses: impl Fn(&ServiceAccount) -> bool) -> Vec<usize> {
+fn users_of(
+    live: &Organization,
+    b: &Builder,
+    uses: impl Fn(&ServiceAccount) -> bool,
+) -> Vec<usize> {
     live.service_accounts
         .iter()
         .filter(|(_, a)| uses(a))

@@ -10,9 +10,9 @@
 //! Fields are only ever added to this shape, never renamed or removed. No secret, hash or
 //! display prefix is in any of it.
 
-use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::Plan;
 use crate::model::{ApiKey, Role, ServiceAccount, Team};
@@ -72,7 +72,16 @@ pub fn to_json(plan: &Plan) -> Value {
     let summary: serde_json::Map<String, Value> = plan
         .counts()
         .into_iter()
-        .map(|(a, n)| (serde_json::to_value(a).expect("actions serialize").as_str().unwrap_or_default().to_string(), json!(n)))
+        .map(|(a, n)| {
+            (
+                serde_json::to_value(a)
+                    .expect("actions serialize")
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                json!(n),
+            )
+        })
         .collect();
     json!({
         "format_version": 1,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use diff::{diff, PlanOptions};
+pub use diff::{PlanOptions, diff};
 pub use json::to_json;
 pub use render::{render_markdown, render_text};
 
@@ -69,8 +69,16 @@ pub enum Work {
         settings: ApiKey,
         replaces: Option<(String, crate::duration::Duration)>,
     },
-    UpdateKey { account: String, name: String, settings: ApiKey },
-    RevokeKey { account: String, name: String, id: String },
+    UpdateKey {
+        account: String,
+        name: String,
+        settings: ApiKey,
+    },
+    RevokeKey {
+        account: String,
+        name: String,
+        id: String,
+    },
     DeleteServiceAccount(String),
     DeleteTeam(String),
     DeleteRole(String),
@@ -166,6 +174,13 @@ impl Plan {
 pub enum PlanError {
     #[error("cannot delete protected {}: {}; set `protect: false` on it in the config and apply before removing it", if .0.len() == 1 { "object" } else { "objects" }, .0.join(", "))]
     Protected(Vec<String>),
-    #[error("the plan deletes {deletes} of {managed} managed objects ({percent}%), more than the {limit}% allowed; pass --allow-mass-delete if that is intended")]
-    MassDelete { deletes: usize, managed: usize, percent: usize, limit: u32 },
+    #[error(
+        "the plan deletes {deletes} of {managed} managed objects ({percent}%), more than the {limit}% allowed; pass --allow-mass-delete if that is intended"
+    )]
+    MassDelete {
+        deletes: usize,
+        managed: usize,
+        percent: usize,
+        limit: u32,
+    },
 }

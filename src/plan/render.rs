@@ -42,7 +42,16 @@ fn show(v: &Value) -> String {
     match v {
         Value::Null => "none".into(),
         Value::String(s) => format!("{s:?}"),
-        Value::Array(a) => format!("[{}]", a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(", ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter()
+                .map(|x| x
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         other => other.to_string(),
     }
 }
@@ -67,25 +76,41 @@ fn field_lines(c: &Change, p: &Paint) -> Vec<String> {
                         // Memberships: one line per team that changed.
                         for (team, role) in n {
                             match o.get(team) {
-                                None => out.push(format!("{k}.{team}: {}", p.action(Action::Create, &format!("+ {}", show(role))))),
-                                Some(r) if r != role => out.push(format!("{k}.{team}: {} → {}", show(r), show(role))),
+                                None => out.push(format!(
+                                    "{k}.{team}: {}",
+                                    p.action(Action::Create, &format!("+ {}", show(role)))
+                                )),
+                                Some(r) if r != role => {
+                                    out.push(format!("{k}.{team}: {} → {}", show(r), show(role)))
+                                }
                                 _ => {}
                             }
                         }
                         for (team, role) in o.iter().filter(|(t, _)| !n.contains_key(*t)) {
-                            out.push(format!("{k}.{team}: {}", p.action(Action::Delete, &format!("- {}", show(role)))));
+                            out.push(format!(
+                                "{k}.{team}: {}",
+                                p.action(Action::Delete, &format!("- {}", show(role)))
+                            ));
                         }
                     }
-                    (Value::String(o), Value::String(n)) if o.contains('\n') || n.contains('\n') => {
+                    (Value::String(o), Value::String(n))
+                        if o.contains('\n') || n.contains('\n') =>
+                    {
                         out.push(format!("{k}:"));
                         let diff = similar::TextDiff::from_lines(o.as_str(), n.as_str());
                         for change in diff.iter_all_changes() {
                             let line = change.to_string_lossy();
                             let line = line.trim_end_matches('\n');
                             match change.tag() {
-                                similar::ChangeTag::Delete => out.push(p.action(Action::Delete, &format!("  - {line}"))),
-                                similar::ChangeTag::Insert => out.push(p.action(Action::Create, &format!("  + {line}"))),
-                                similar::ChangeTag::Equal => out.push(p.dim(&format!("    {line}"))),
+                                similar::ChangeTag::Delete => {
+                                    out.push(p.action(Action::Delete, &format!("  - {line}")))
+                                }
+                                similar::ChangeTag::Insert => {
+                                    out.push(p.action(Action::Create, &format!("  + {line}")))
+                                }
+                                similar::ChangeTag::Equal => {
+                                    out.push(p.dim(&format!("    {line}")))
+                                }
                             }
                         }
                     }
@@ -100,7 +125,11 @@ fn field_lines(c: &Change, p: &Paint) -> Vec<String> {
 
 fn show_field(v: &Value) -> String {
     match v {
-        Value::Object(m) => m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(", "),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", "),
         other => show(other),
     }
 }
@@ -131,7 +160,14 @@ fn verb(a: Action) -> &'static str {
 pub fn render_text(plan: &Plan, color: bool) -> String {
     let p = Paint { color };
     let mut out = String::new();
-    let _ = writeln!(out, "{}", p.bold(&format!("Plan for organization {} at revision {}", plan.organization, plan.revision)));
+    let _ = writeln!(
+        out,
+        "{}",
+        p.bold(&format!(
+            "Plan for organization {} at revision {}",
+            plan.organization, plan.revision
+        ))
+    );
     if plan.changes.is_empty() {
         let _ = writeln!(out, "\nNo changes. The organization matches the config.");
     } else {
@@ -167,7 +203,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
 /// The plan as Markdown, for a pull-request comment.
 pub fn render_markdown(plan: &Plan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "### svcacct plan for `{}` (revision {})\n", plan.organization, plan.revision);
+    let _ = writeln!(
+        out,
+        "### svcacct plan for `{}` (revision {})\n",
+        plan.organization, plan.revision
+    );
     if !plan.has_changes() {
         let _ = writeln!(out, "No changes. The organization matches the config.");
     } else {
@@ -177,12 +217,27 @@ pub fn render_markdown(plan: &Plan) -> String {
         for c in &plan.changes {
             let mut details: Vec<String> = c.reason.iter().cloned().collect();
             details.extend(field_lines(c, &p).into_iter().map(|l| l.trim().to_string()));
-            let details = details.iter().map(|d| escape(d)).collect::<Vec<_>>().join("<br>");
-            let _ = writeln!(out, "| `{}` | `{}` | {} | {} |", c.action.symbol(), c.address, verb(c.action), details);
+            let details = details
+                .iter()
+                .map(|d| escape(d))
+                .collect::<Vec<_>>()
+                .join("<br>");
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | {} | {} |",
+                c.action.symbol(),
+                c.address,
+                verb(c.action),
+                details
+            );
         }
     }
     if !plan.unmanaged.is_empty() {
-        let _ = writeln!(out, "\n<details><summary>{} unmanaged objects (left alone)</summary>\n", plan.unmanaged.len());
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} unmanaged objects (left alone)</summary>\n",
+            plan.unmanaged.len()
+        );
         for u in &plan.unmanaged {
             let _ = writeln!(out, "- `{u}`");
         }
@@ -195,5 +250,7 @@ pub fn render_markdown(plan: &Plan) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -48,7 +48,8 @@ pub fn write_key_file(
         .suffix(".tmp")
         .tempfile_in(parent)?;
     {
-        let armor = age::armor::ArmoredWriter::wrap_output(tmp.as_file(), age::armor::Format::AsciiArmor)?;
+        let armor =
+            age::armor::ArmoredWriter::wrap_output(tmp.as_file(), age::armor::Format::AsciiArmor)?;
         let mut writer = encryptor.wrap_output(armor)?;
         writer.write_all(&plaintext)?;
         writer.finish()?.finish()?;

@@ -27,7 +27,9 @@ pub struct MintedKey {
 
 impl std::fmt::Debug for MintedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MintedKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MintedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -5,6 +5,6 @@ mod file;
 mod mint;
 mod recipient;
 
-pub use file::{key_file_path, write_key_file, KeyFile};
-pub use mint::{hash_secret, looks_like_key, mint, MintedKey, SECRET_PREFIX};
-pub use recipient::{parse_recipient, parse_recipients_file, Recipient};
+pub use file::{KeyFile, key_file_path, write_key_file};
+pub use mint::{MintedKey, SECRET_PREFIX, hash_secret, looks_like_key, mint};
+pub use recipient::{Recipient, parse_recipient, parse_recipients_file};

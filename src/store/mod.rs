@@ -6,14 +6,17 @@ mod verify;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::{Date, OffsetDateTime};
 
 pub use verify::Verification;
 
 use crate::backend::{BackendError, NewKey, Operation};
 use crate::duration::Duration;
-use crate::model::{builtin_role, ApiKey, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team, BUILTIN_ROLES};
+use crate::model::{
+    ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team,
+    builtin_role,
+};
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -69,8 +72,9 @@ impl Store {
     /// Opens (creating if need be) a store file for reading and writing.
     pub fn open(path: &Path) -> Result<Store, BackendError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| BackendError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                BackendError::Storage(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let conn = Connection::open(path)?;
         Self::init(conn, true)
@@ -81,7 +85,10 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
         Self::init(conn, false).map(Some)
     }
 
@@ -98,14 +105,23 @@ impl Store {
     }
 
     /// Creates an organization with its built-in roles if it does not exist yet.
-    pub fn ensure_organization(&mut self, org: &str, now: OffsetDateTime) -> Result<bool, BackendError> {
+    pub fn ensure_organization(
+        &mut self,
+        org: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, BackendError> {
         let tx = self.conn.transaction()?;
         let exists: bool = tx
-            .query_row("SELECT 1 FROM organizations WHERE name = ?1", [org], |_| Ok(true))
+            .query_row("SELECT 1 FROM organizations WHERE name = ?1", [org], |_| {
+                Ok(true)
+            })
             .optional()?
             .unwrap_or(false);
         if !exists {
-            tx.execute("INSERT INTO organizations (name, revision, created_at) VALUES (?1, 1, ?2)", params![org, ts(now)])?;
+            tx.execute(
+                "INSERT INTO organizations (name, revision, created_at) VALUES (?1, 1, ?2)",
+                params![org, ts(now)],
+            )?;
             for name in BUILTIN_ROLES {
                 let role = builtin_role(name).expect("built-in");
                 tx.execute(
@@ -113,7 +129,15 @@ impl Store {
                     params![org, name, role.description, json_set(&role.permissions)],
                 )?;
             }
-            audit(&tx, org, now, "svcacct", "create_organization", &format!("organization.{org}"), "")?;
+            audit(
+                &tx,
+                org,
+                now,
+                "svcacct",
+                "create_organization",
+                &format!("organization.{org}"),
+                "",
+            )?;
         }
         tx.commit()?;
         Ok(!exists)
@@ -123,7 +147,11 @@ impl Store {
     pub fn snapshot(&self, org: &str) -> Result<Option<Organization>, BackendError> {
         let tx = self.conn.unchecked_transaction()?;
         let Some(revision) = tx
-            .query_row("SELECT revision FROM organizations WHERE name = ?1", [org], |r| r.get::<_, i64>(0))
+            .query_row(
+                "SELECT revision FROM organizations WHERE name = ?1",
+                [org],
+                |r| r.get::<_, i64>(0),
+            )
             .optional()?
         else {
             return Ok(None);
@@ -135,25 +163,32 @@ impl Store {
         };
         let mut stmt = tx.prepare("SELECT name, description, permissions, builtin, managed, protect FROM roles WHERE org = ?1")?;
         let rows = stmt.query_map([org], |r| {
-            Ok((r.get::<_, String>(0)?, Role {
-                description: r.get(1)?,
-                permissions: from_json_set(&r.get::<_, String>(2)?),
-                builtin: r.get(3)?,
-                managed: r.get(4)?,
-                protect: r.get(5)?,
-            }))
+            Ok((
+                r.get::<_, String>(0)?,
+                Role {
+                    description: r.get(1)?,
+                    permissions: from_json_set(&r.get::<_, String>(2)?),
+                    builtin: r.get(3)?,
+                    managed: r.get(4)?,
+                    protect: r.get(5)?,
+                },
+            ))
         })?;
         for row in rows {
             let (name, role) = row?;
             o.roles.insert(name, role);
         }
-        let mut stmt = tx.prepare("SELECT name, description, managed, protect FROM teams WHERE org = ?1")?;
+        let mut stmt =
+            tx.prepare("SELECT name, description, managed, protect FROM teams WHERE org = ?1")?;
         let rows = stmt.query_map([org], |r| {
-            Ok((r.get::<_, String>(0)?, Team {
-                description: r.get(1)?,
-                managed: r.get(2)?,
-                protect: r.get(3)?,
-            }))
+            Ok((
+                r.get::<_, String>(0)?,
+                Team {
+                    description: r.get(1)?,
+                    managed: r.get(2)?,
+                    protect: r.get(3)?,
+                },
+            ))
         })?;
         for row in rows {
             let (name, team) = row?;
@@ -161,22 +196,34 @@ impl Store {
         }
         let mut stmt = tx.prepare("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1")?;
         let rows = stmt.query_map([org], |r| {
-            Ok((r.get::<_, String>(0)?, ServiceAccount {
-                description: r.get(1)?,
-                admin: r.get(2)?,
-                expires: r.get::<_, Option<String>>(3)?.as_deref().and_then(parse_date),
-                disabled: r.get(4)?,
-                protect: r.get(5)?,
-                managed: r.get(6)?,
-                ..Default::default()
-            }))
+            Ok((
+                r.get::<_, String>(0)?,
+                ServiceAccount {
+                    description: r.get(1)?,
+                    admin: r.get(2)?,
+                    expires: r
+                        .get::<_, Option<String>>(3)?
+                        .as_deref()
+                        .and_then(parse_date),
+                    disabled: r.get(4)?,
+                    protect: r.get(5)?,
+                    managed: r.get(6)?,
+                    ..Default::default()
+                },
+            ))
         })?;
         for row in rows {
             let (name, account) = row?;
             o.service_accounts.insert(name, account);
         }
         let mut stmt = tx.prepare("SELECT account, team, role FROM memberships WHERE org = ?1")?;
-        let rows = stmt.query_map([org], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let rows = stmt.query_map([org], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
         for row in rows {
             let (account, team, role) = row?;
             if let Some(a) = o.service_accounts.get_mut(&account) {
@@ -218,19 +265,29 @@ impl Store {
                 a.keys.insert(name, key);
             }
         }
-        o.retiring_keys.sort_by(|a, b| (&a.service_account, &a.key, &a.id).cmp(&(&b.service_account, &b.key, &b.id)));
+        o.retiring_keys.sort_by(|a, b| {
+            (&a.service_account, &a.key, &a.id).cmp(&(&b.service_account, &b.key, &b.id))
+        });
         Ok(Some(o))
     }
 
     /// Applies operations in one transaction, each in a savepoint of its own so that a failed
     /// one leaves no trace and does not stop the rest. Returns one result per operation.
-    pub fn apply(&mut self, org: &str, actor: &str, ops: &[Operation], now: OffsetDateTime) -> Result<Vec<Result<(), BackendError>>, BackendError> {
+    pub fn apply(
+        &mut self,
+        org: &str,
+        actor: &str,
+        ops: &[Operation],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<(), BackendError>>, BackendError> {
         let mut tx = self.conn.transaction()?;
         let mut results = Vec::with_capacity(ops.len());
         let mut applied = 0i64;
         for op in ops {
             let sp = tx.savepoint()?;
-            match apply_one(&sp, org, op, now).and_then(|detail| audit(&sp, org, now, actor, op.action(), &op.target(), &detail)) {
+            match apply_one(&sp, org, op, now)
+                .and_then(|detail| audit(&sp, org, now, actor, op.action(), &op.target(), &detail))
+            {
                 Ok(()) => {
                     sp.commit()?;
                     applied += 1;
@@ -243,7 +300,10 @@ impl Store {
             }
         }
         if applied > 0 {
-            tx.execute("UPDATE organizations SET revision = revision + ?2 WHERE name = ?1", params![org, applied])?;
+            tx.execute(
+                "UPDATE organizations SET revision = revision + ?2 WHERE name = ?1",
+                params![org, applied],
+            )?;
         }
         tx.commit()?;
         Ok(results)
@@ -251,7 +311,9 @@ impl Store {
 
     /// The audit log of an organization, oldest first.
     pub fn audit_log(&self, org: &str) -> Result<Vec<AuditEntry>, BackendError> {
-        let mut stmt = self.conn.prepare("SELECT time, actor, action, target, detail FROM audit_log WHERE org = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT time, actor, action, target, detail FROM audit_log WHERE org = ?1 ORDER BY id",
+        )?;
         let rows = stmt.query_map([org], |r| {
             Ok(AuditEntry {
                 time: from_ts(r.get(0)?),
@@ -263,18 +325,35 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-
 }
 
-fn audit(tx: &Connection, org: &str, now: OffsetDateTime, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), BackendError> {
+fn audit(
+    tx: &Connection,
+    org: &str,
+    now: OffsetDateTime,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), BackendError> {
     tx.prepare_cached("INSERT INTO audit_log (org, time, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![org, ts(now), actor, action, target, detail])?;
     Ok(())
 }
 
-fn protected(tx: &Connection, table: &str, org: &str, name: &str, target: String) -> Result<(), BackendError> {
+fn protected(
+    tx: &Connection,
+    table: &str,
+    org: &str,
+    name: &str,
+    target: String,
+) -> Result<(), BackendError> {
     let protect: Option<bool> = tx
-        .query_row(&format!("SELECT protect FROM {table} WHERE org = ?1 AND name = ?2"), params![org, name], |r| r.get(0))
+        .query_row(
+            &format!("SELECT protect FROM {table} WHERE org = ?1 AND name = ?2"),
+            params![org, name],
+            |r| r.get(0),
+        )
         .optional()?;
     match protect {
         None => Err(BackendError::NotFound { target }),
@@ -284,12 +363,20 @@ fn protected(tx: &Connection, table: &str, org: &str, name: &str, target: String
 }
 
 /// Applies one operation; returns the audit detail (never key material).
-fn apply_one(tx: &Connection, org: &str, op: &Operation, now: OffsetDateTime) -> Result<String, BackendError> {
+fn apply_one(
+    tx: &Connection,
+    org: &str,
+    op: &Operation,
+    now: OffsetDateTime,
+) -> Result<String, BackendError> {
     let target = op.target();
     match op {
         Operation::PutRole { name, role } => {
             if BUILTIN_ROLES.contains(&name.as_str()) {
-                return Err(BackendError::Conflict { target, message: "built-in roles cannot be changed".into() });
+                return Err(BackendError::Conflict {
+                    target,
+                    message: "built-in roles cannot be changed".into(),
+                });
             }
             tx.prepare_cached(
                 "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
@@ -312,21 +399,38 @@ fn apply_one(tx: &Connection, org: &str, op: &Operation, now: OffsetDateTime) ->
                  disabled = excluded.disabled, protect = excluded.protect, managed = excluded.managed",
             )?
             .execute(params![org, name, a.description, a.admin, a.expires.map(date_text), a.disabled, a.protect, a.managed])?;
-            return Ok(if a.disabled { "disabled".into() } else { String::new() });
+            return Ok(if a.disabled {
+                "disabled".into()
+            } else {
+                String::new()
+            });
         }
         Operation::SetMemberships { account, teams } => {
             exists(tx, "service_accounts", org, account, &target)?;
-            tx.prepare_cached("DELETE FROM memberships WHERE org = ?1 AND account = ?2")?.execute(params![org, account])?;
-            let mut insert = tx.prepare_cached("INSERT INTO memberships (org, account, team, role) VALUES (?1, ?2, ?3, ?4)")?;
+            tx.prepare_cached("DELETE FROM memberships WHERE org = ?1 AND account = ?2")?
+                .execute(params![org, account])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO memberships (org, account, team, role) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for (team, role) in teams {
                 exists(tx, "teams", org, team, &format!("team.{team}"))?;
                 exists(tx, "roles", org, role, &format!("role.{role}"))?;
                 insert.execute(params![org, account, team, role])?;
             }
-            return Ok(teams.iter().map(|(t, r)| format!("{t}={r}")).collect::<Vec<_>>().join(","));
+            return Ok(teams
+                .iter()
+                .map(|(t, r)| format!("{t}={r}"))
+                .collect::<Vec<_>>()
+                .join(","));
         }
         Operation::RegisterKey { account, name, key } => {
-            exists(tx, "service_accounts", org, account, &format!("service_account.{account}"))?;
+            exists(
+                tx,
+                "service_accounts",
+                org,
+                account,
+                &format!("service_account.{account}"),
+            )?;
             register_key(tx, org, account, name, key, now)?;
             return Ok(format!("id={}", key.id));
         }
@@ -355,35 +459,66 @@ fn apply_one(tx: &Connection, org: &str, op: &Operation, now: OffsetDateTime) ->
             let revoked = tx
                 .prepare_cached("UPDATE api_keys SET revoked_at = ?3 WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL")?
                 .execute(params![org, name, ts(now)])?;
-            tx.prepare_cached("DELETE FROM service_accounts WHERE org = ?1 AND name = ?2")?.execute(params![org, name])?;
+            tx.prepare_cached("DELETE FROM service_accounts WHERE org = ?1 AND name = ?2")?
+                .execute(params![org, name])?;
             return Ok(format!("revoked {revoked} keys"));
         }
         Operation::DeleteTeam { name } => {
             protected(tx, "teams", org, name, target.clone())?;
-            in_use(tx, "SELECT account FROM memberships WHERE org = ?1 AND team = ?2", org, name, &target)?;
-            tx.prepare_cached("DELETE FROM teams WHERE org = ?1 AND name = ?2")?.execute(params![org, name])?;
+            in_use(
+                tx,
+                "SELECT account FROM memberships WHERE org = ?1 AND team = ?2",
+                org,
+                name,
+                &target,
+            )?;
+            tx.prepare_cached("DELETE FROM teams WHERE org = ?1 AND name = ?2")?
+                .execute(params![org, name])?;
         }
         Operation::DeleteRole { name } => {
             protected(tx, "roles", org, name, target.clone())?;
-            in_use(tx, "SELECT account FROM memberships WHERE org = ?1 AND role = ?2", org, name, &target)?;
-            tx.prepare_cached("DELETE FROM roles WHERE org = ?1 AND name = ?2")?.execute(params![org, name])?;
+            in_use(
+                tx,
+                "SELECT account FROM memberships WHERE org = ?1 AND role = ?2",
+                org,
+                name,
+                &target,
+            )?;
+            tx.prepare_cached("DELETE FROM roles WHERE org = ?1 AND name = ?2")?
+                .execute(params![org, name])?;
         }
     }
     Ok(String::new())
 }
 
-fn exists(tx: &Connection, table: &str, org: &str, name: &str, target: &str) -> Result<(), BackendError> {
+fn exists(
+    tx: &Connection,
+    table: &str,
+    org: &str,
+    name: &str,
+    target: &str,
+) -> Result<(), BackendError> {
     let found = tx
-        .prepare_cached(&format!("SELECT 1 FROM {table} WHERE org = ?1 AND name = ?2"))?
+        .prepare_cached(&format!(
+            "SELECT 1 FROM {table} WHERE org = ?1 AND name = ?2"
+        ))?
         .exists(params![org, name])?;
     if found {
         Ok(())
     } else {
-        Err(BackendError::NotFound { target: target.to_string() })
+        Err(BackendError::NotFound {
+            target: target.to_string(),
+        })
     }
 }
 
-fn in_use(tx: &Connection, sql: &str, org: &str, name: &str, target: &str) -> Result<(), BackendError> {
+fn in_use(
+    tx: &Connection,
+    sql: &str,
+    org: &str,
+    name: &str,
+    target: &str,
+) -> Result<(), BackendError> {
     let users: Vec<String> = tx
         .prepare_cached(sql)?
         .query_map(params![org, name], |r| r.get(0))?
@@ -397,7 +532,14 @@ fn in_use(tx: &Connection, sql: &str, org: &str, name: &str, target: &str) -> Re
     })
 }
 
-fn register_key(tx: &Connection, org: &str, account: &str, name: &str, key: &NewKey, now: OffsetDateTime) -> Result<(), BackendError> {
+fn register_key(
+    tx: &Connection,
+    org: &str,
+    account: &str,
+    name: &str,
+    key: &NewKey,
+    now: OffsetDateTime,
+) -> Result<(), BackendError> {
     let live: Vec<String> = tx
         .prepare_cached("SELECT id FROM api_keys WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL")?
         .query_map(params![org, account, name], |r| r.get(0))?
@@ -406,9 +548,11 @@ fn register_key(tx: &Connection, org: &str, account: &str, name: &str, key: &New
         (None, []) => {}
         (Some((old, retires_at)), [current]) if current == old => {
             if *retires_at <= now {
-                tx.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?.execute(params![old, ts(now)])?;
+                tx.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?
+                    .execute(params![old, ts(now)])?;
             } else {
-                tx.prepare_cached("UPDATE api_keys SET retires_at = ?2 WHERE id = ?1")?.execute(params![old, ts(*retires_at)])?;
+                tx.prepare_cached("UPDATE api_keys SET retires_at = ?2 WHERE id = ?1")?
+                    .execute(params![old, ts(*retires_at)])?;
             }
         }
         _ => {
@@ -424,7 +568,9 @@ fn register_key(tx: &Connection, org: &str, account: &str, name: &str, key: &New
     if active as usize >= crate::config::MAX_KEYS_PER_ACCOUNT {
         return Err(BackendError::Conflict {
             target: format!("key.{account}.{name}"),
-            message: format!("service account {account} already has {active} active keys, the most allowed"),
+            message: format!(
+                "service account {account} already has {active} active keys, the most allowed"
+            ),
         });
     }
     let s = &key.settings;
@@ -438,4 +584,3 @@ fn register_key(tx: &Connection, org: &str, account: &str, name: &str, key: &New
     ])?;
     Ok(())
 }
-

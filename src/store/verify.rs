@@ -1,13 +1,13 @@
 //! Key verification: who a key belongs to and what it may do, right now. The shape check
 //! runs before any lookup, so garbage never reaches the database.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{from_json_set, from_ts, parse_date, Store};
+use super::{Store, from_json_set, from_ts, parse_date};
 use crate::backend::BackendError;
-use crate::model::{pattern_intersection, Organization, ServiceAccount};
+use crate::model::{Organization, ServiceAccount, pattern_intersection};
 use crate::secrets::{hash_secret, looks_like_key};
 
 /// The answer to "is this key good, and for what?".
@@ -31,7 +31,10 @@ pub struct Verification {
     pub permissions: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub expires_at: Option<OffsetDateTime>,
 }
 
@@ -85,7 +88,20 @@ impl Store {
                 },
             )
             .optional()?;
-        let Some((id, org, account, name, scopes, expires_at, retires_at, revoked_at, admin, disabled, expires)) = row else {
+        let Some((
+            id,
+            org,
+            account,
+            name,
+            scopes,
+            expires_at,
+            retires_at,
+            revoked_at,
+            admin,
+            disabled,
+            expires,
+        )) = row
+        else {
             return Ok(Verification::refused("unknown"));
         };
         let now_ts = now.unix_timestamp();
@@ -97,7 +113,11 @@ impl Store {
             Some("expired")
         } else if disabled == Some(true) {
             Some("account_disabled")
-        } else if expires.as_deref().and_then(parse_date).is_some_and(|d| now.date() > d) {
+        } else if expires
+            .as_deref()
+            .and_then(parse_date)
+            .is_some_and(|d| now.date() > d)
+        {
             Some("account_expired")
         } else {
             None
@@ -134,12 +154,21 @@ impl Store {
             params![org, account],
             |r| r.get(0),
         )?;
-        let mut sa = ServiceAccount { admin, ..Default::default() };
+        let mut sa = ServiceAccount {
+            admin,
+            ..Default::default()
+        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT m.team, m.role, r.permissions FROM memberships m JOIN roles r ON r.org = m.org AND r.name = m.role
              WHERE m.org = ?1 AND m.account = ?2",
         )?;
-        let rows = stmt.query_map(params![org, account], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let rows = stmt.query_map(params![org, account], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
         for row in rows {
             let (team, role, permissions) = row?;
             o.roles.entry(role.clone()).or_default().permissions = from_json_set(&permissions);
@@ -151,7 +180,10 @@ impl Store {
 }
 
 /// The permissions both the account grants and the key's scopes allow.
-fn narrow(granted: &std::collections::BTreeSet<String>, scopes: &std::collections::BTreeSet<String>) -> Vec<String> {
+fn narrow(
+    granted: &std::collections::BTreeSet<String>,
+    scopes: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     for s in scopes {
         for g in granted {
