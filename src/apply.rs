@@ -172,7 +172,20 @@ pub fn execute(
             continue;
         }
         if stage == Stage::KeyIssue {
-            for chunk in batch.chunks(KEY_CHUNK) {
+            // Key settings updates carry no key material: they go straight to the backend.
+            let (issues, updates): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .partition(|(_, w)| matches!(w, Work::IssueKey { .. }));
+            if !updates.is_empty() {
+                let ops = updates.iter().map(|(_, w)| operation(w)).collect();
+                send(
+                    &mut run,
+                    backend,
+                    updates.iter().map(|(i, _)| *i).collect(),
+                    ops,
+                );
+            }
+            for chunk in issues.chunks(KEY_CHUNK) {
                 issue_keys(&mut run, chunk, backend, config, opts.parallelism, now);
             }
         } else {
