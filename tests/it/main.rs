@@ -1,1 +1,13 @@
+//! The integration tests: the real `svcacct` binary on real SQLite organization files in
+//! temporary directories, one module per area.
 
+mod common;
+
+mod concurrency;
+mod config_errors;
+mod crash;
+mod export;
+mod lifecycle;
+mod rotation;
+mod schema;
+mod secrets;

@@ -1,0 +1,460 @@
+//! Helpers shared by every area: a sandbox directory, running the real binary, reading the
+//! organization file with SQLite, and decrypting key files.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_svcacct");
+
+/// The repository root, where `examples/` and `schemas/` live.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fixed "now" most tests run at, so rotations and expiries are deterministic.
+pub const T0: &str = "2026-01-01T00:00:00Z";
+
+/// `T0` plus `days` days and `hours` hours, as RFC 3339.
+pub fn at(days: i64, hours: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let t0 = time::OffsetDateTime::parse(T0, &Rfc3339).unwrap();
+    (t0 + time::Duration::days(days) + time::Duration::hours(hours))
+        .format(&Rfc3339)
+        .unwrap()
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Out {
+    /// The exit code; `None` when a signal ended the process.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts a successful exit.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        self.expect(0)
+    }
+
+    /// Both streams, for "appears anywhere" checks.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// Stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// One invocation of the binary, with a clean environment for the variables svcacct reads.
+pub struct Cmd {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn new(cwd: &Path, args: &[&str]) -> Cmd {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(cwd)
+            .args(args)
+            .env_remove("SVCACCT_CONFIG")
+            .env_remove("SVCACCT_NOW")
+            .env_remove("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .env("USER", "svcacct-test")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Cmd { cmd, stdin: None }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Cmd {
+        self.cmd.env(k, v);
+        self
+    }
+
+    /// Runs at this time (`SVCACCT_NOW`).
+    pub fn now(self, t: &str) -> Cmd {
+        self.env("SVCACCT_NOW", t)
+    }
+
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Cmd {
+        self.stdin = Some(bytes.into());
+        self.cmd.stdin(Stdio::piped());
+        self
+    }
+
+    /// Starts the process; the caller owns it.
+    pub fn spawn(mut self) -> Child {
+        self.cmd.stdin(Stdio::null());
+        self.cmd.spawn().expect("the svcacct binary starts")
+    }
+
+    /// Starts the process with stdout and stderr on the given descriptors (a terminal, say).
+    pub fn spawn_with_output(
+        mut self,
+        stdout: std::os::fd::OwnedFd,
+        stderr: std::os::fd::OwnedFd,
+    ) -> Child {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr));
+        // Our copies of the descriptors close when `self` drops at the end of this call.
+        self.cmd.spawn().expect("the svcacct binary starts")
+    }
+
+    pub fn run(mut self) -> Out {
+        let mut child = self.cmd.spawn().expect("the svcacct binary starts");
+        if let Some(input) = self.stdin.take() {
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(&input).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A temporary directory a test owns, with the example files it needs.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::Builder::new().prefix("svcacct-it-").tempdir().unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    /// Writes a file (creating its directory) and returns its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let path = self.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.join(rel)).unwrap()
+    }
+
+    /// Copies `examples/<name>` (its YAML only: no keys or organization a developer made)
+    /// and the demo recipients and identity, keeping their relative paths. Returns the
+    /// relative path of the copied example.
+    pub fn copy_example(&self, name: &str) -> String {
+        let src = repo().join("examples");
+        std::fs::create_dir_all(self.join("examples")).unwrap();
+        for demo in ["demo-recipients.txt", "demo-identity.txt"] {
+            std::fs::copy(src.join(demo), self.join("examples").join(demo)).unwrap();
+        }
+        let from = src.join(name);
+        let to = self.join("examples").join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(&from).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        format!("examples/{name}")
+    }
+
+    /// Runs `svcacct <args>` in the sandbox.
+    pub fn cmd(&self, args: &[&str]) -> Cmd {
+        Cmd::new(self.root(), args)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.cmd(args).run()
+    }
+
+    /// `apply --yes` at `now`, asserting success.
+    #[track_caller]
+    pub fn apply(&self, config: &str, now: &str) -> Out {
+        let out = self.cmd(&["apply", "--yes", "-c", config]).now(now).run();
+        out.ok();
+        out
+    }
+
+    /// The JSON plan at `now` (exit status 0 asserted).
+    #[track_caller]
+    pub fn plan_json(&self, config: &str, now: &str) -> Value {
+        let out = self
+            .cmd(&["plan", "--format", "json", "-c", config])
+            .now(now)
+            .run();
+        out.ok();
+        out.json()
+    }
+
+    /// `svcacct verify` of `secret` at `now`: the exit code and the JSON answer.
+    pub fn verify(&self, config: &str, secret: &str, now: &str) -> (i32, Value) {
+        let out = self
+            .cmd(&["verify", "-c", config])
+            .now(now)
+            .stdin(format!("{secret}\n"))
+            .run();
+        let code = out.code.expect("verify exits");
+        assert!(
+            code == 0 || code == 1,
+            "verify failed to run: {}",
+            out.stderr
+        );
+        (code, out.json())
+    }
+
+    /// Every file under the sandbox with its bytes.
+    pub fn files(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        files_under(self.root())
+    }
+}
+
+/// Every regular file under `dir` (recursively) with its bytes, by path relative to `dir`.
+pub fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    out
+}
+
+/// Hex SHA-256, computed independently of the code under test.
+pub fn sha256_hex(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `haystack` contains `needle` as bytes.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Decrypts a key file with the standard `age` command and parses its JSON payload.
+#[track_caller]
+pub fn age_cli_decrypt(file: &Path, identity: &Path) -> Value {
+    let out = Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .output()
+        .expect("the `age` command is installed (see scripts/test)");
+    assert!(
+        out.status.success(),
+        "age -d {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a key file holds JSON")
+}
+
+/// The X25519 identity in an age identity file.
+pub fn read_identity(path: &Path) -> age::x25519::Identity {
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .expect("an identity file holds a secret key");
+    age::x25519::Identity::from_str(line).unwrap()
+}
+
+/// Decrypts a key file with the `age` library (fast, for checking hundreds of files).
+pub fn crate_decrypt(file: &Path, identity: &age::x25519::Identity) -> Result<Value, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let plain = age::decrypt(identity, &bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    serde_json::from_slice(&plain).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// The secret in a key file, decrypted with the `age` command.
+pub fn secret_of(file: &Path, identity: &Path) -> String {
+    age_cli_decrypt(file, identity)["secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Opens an organization file read-only.
+pub fn open_db(path: &Path) -> Connection {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+/// Opens an organization file to change it behind svcacct's back.
+pub fn open_db_rw(path: &Path) -> Connection {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE).unwrap()
+}
+
+/// A row of `api_keys`.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub account: String,
+    pub name: String,
+    pub hash: String,
+    pub display_prefix: String,
+    pub retires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Every key the organization file holds, live or not.
+pub fn key_rows(db: &Path) -> Vec<KeyRow> {
+    let conn = open_db(db);
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, account, name, hash, display_prefix, retires_at, revoked_at FROM api_keys ORDER BY account, name, created_at, id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        Ok(KeyRow {
+            id: r.get(0)?,
+            account: r.get(1)?,
+            name: r.get(2)?,
+            hash: r.get(3)?,
+            display_prefix: r.get(4)?,
+            retires_at: r.get(5)?,
+            revoked_at: r.get(6)?,
+        })
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Keys that are current: not revoked and not rotated out.
+pub fn current_keys(db: &Path) -> Vec<KeyRow> {
+    key_rows(db)
+        .into_iter()
+        .filter(|k| k.revoked_at.is_none() && k.retires_at.is_none())
+        .collect()
+}
+
+/// The invariant of the whole tool: every current key in the organization has its file,
+/// and that file decrypts to a secret whose SHA-256 is the stored hash. Returns how many
+/// keys were checked.
+#[track_caller]
+pub fn assert_every_key_has_its_file(db: &Path, secrets_dir: &Path, identity: &Path) -> usize {
+    let identity = read_identity(identity);
+    let keys = current_keys(db);
+    let mut problems = Vec::new();
+    for k in &keys {
+        let file = secrets_dir.join(&k.account).join(format!("{}.age", k.name));
+        match crate_decrypt(&file, &identity) {
+            Err(e) => problems.push(format!("key.{}.{}: {e}", k.account, k.name)),
+            Ok(payload) => {
+                let secret = payload["secret"].as_str().unwrap_or_default();
+                if sha256_hex(secret) != k.hash {
+                    problems.push(format!(
+                        "key.{}.{}: the file's secret does not match the stored hash",
+                        k.account, k.name
+                    ));
+                }
+                if payload["key_id"] != k.id.as_str() {
+                    problems.push(format!(
+                        "key.{}.{}: the file names key id {} but the live key is {}",
+                        k.account, k.name, payload["key_id"], k.id
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} of {} live keys have no good file:\n{}",
+        problems.len(),
+        keys.len(),
+        problems.join("\n")
+    );
+    keys.len()
+}
+
+/// A config of `accounts` service accounts with `keys` keys each, in one team, encrypting
+/// to the demo recipient (the config lives in `<sandbox>/<dir>/svcacct.yaml`, next to a copy
+/// of the demo recipients made by [`Sandbox::copy_example`] or [`demo_files`]).
+pub fn many_accounts_yaml(org: &str, accounts: usize, keys: usize, extra: &str) -> String {
+    let mut y = format!(
+        "organization: {org}\nsecrets:\n  recipients_file: ../examples/demo-recipients.txt\n{extra}teams:\n  crew:\n    description: Everyone\nservice_accounts:\n"
+    );
+    for a in 0..accounts {
+        y.push_str(&format!(
+            "  acct-{a:03}:\n    description: account {a}\n    teams: {{crew: viewer}}\n    keys:\n"
+        ));
+        for k in 0..keys {
+            y.push_str(&format!(
+                "      key-{k}:\n        rotate_every: 30d\n        overlap: 1d\n"
+            ));
+        }
+    }
+    y
+}
+
+/// Puts the demo recipients and identity at `examples/` in the sandbox.
+pub fn demo_files(sb: &Sandbox) -> PathBuf {
+    let src = repo().join("examples");
+    std::fs::create_dir_all(sb.join("examples")).unwrap();
+    for demo in ["demo-recipients.txt", "demo-identity.txt"] {
+        std::fs::copy(src.join(demo), sb.join("examples").join(demo)).unwrap();
+    }
+    sb.join("examples/demo-identity.txt")
+}
+
+/// Whether any ANSI escape sequence is in `s`.
+pub fn has_ansi(s: &str) -> bool {
+    s.contains('\u{1b}')
+}
