@@ -89,7 +89,7 @@ fn main() {
         let identity = age::x25519::Identity::generate();
         std::fs::write(dir.join("recipients.txt"), identity.to_public().to_string()).unwrap();
         std::fs::write(dir.join("svcacct.yaml"), config(n, "Account")).unwrap();
-        let mut row = |step: &str, (secs, rss): (f64, f64)| {
+        let row = |step: &str, (secs, rss): (f64, f64)| {
             println!(
                 "| {n} | {} | {step} | {:.3} s | {:.0} MiB |",
                 n * KEYS,

@@ -189,7 +189,7 @@ fn parse(source: &Source) -> Result<RawConfig, Diagnostic> {
         d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
         return Err(d);
     }
-    serde_saphyr::from_str::<RawConfig>(&source.text).map_err(|e| {
+    serde_saphyr::from_str_with_options::<RawConfig>(&source.text, parse_options()).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
@@ -206,6 +206,17 @@ fn parse(source: &Source) -> Result<RawConfig, Diagnostic> {
         }
         d
     })
+}
+
+/// The parser's defaults, with room for organizations of tens of thousands of accounts. The
+/// alias limits stay at their defaults, so an alias bomb still fails fast.
+fn parse_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_events = 50_000_000;
+    budget.max_nodes = 25_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 fn twice(
