@@ -55,6 +55,8 @@ fn config(accounts: usize, description: &str) -> String {
 /// Runs the binary; returns (seconds, peak RSS in MiB).
 fn run(dir: &Path, args: &[&str]) -> (f64, f64) {
     let start = Instant::now();
+    // Reaped by wait4 below, which also reports the child's peak RSS.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(env!("CARGO_BIN_EXE_svcacct"))
         .args(args)
         .current_dir(dir)

@@ -239,6 +239,9 @@ fn operation(w: &Work) -> Operation {
     }
 }
 
+/// A key file written (or not): its place in the chunk, its change, and its registration.
+type Written = (usize, usize, Result<Operation, String>);
+
 /// Mints keys and writes their files on `parallelism` threads, then registers the hashes of
 /// those whose files are durable in one batch.
 fn issue_keys(
@@ -250,8 +253,7 @@ fn issue_keys(
     now: OffsetDateTime,
 ) {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, usize, Result<Operation, String>)>> =
-        Mutex::new(Vec::with_capacity(chunk.len()));
+    let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
     let abort_after = std::env::var("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
         .ok()
         .and_then(|v| v.parse::<usize>().ok());

@@ -55,7 +55,7 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (unit, factor) = UNITS
             .iter()
-            .find(|(_, factor)| self.0 % factor == 0 && self.0 > 0)
+            .find(|(_, factor)| self.0.is_multiple_of(*factor) && self.0 > 0)
             .copied()
             .unwrap_or(('s', 1));
         write!(f, "{}{}", self.0 / factor, unit)

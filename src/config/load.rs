@@ -78,7 +78,7 @@ pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
     for (i, source) in sources.iter().enumerate() {
         match parse(source) {
             Ok(raw) => parsed.push((i, raw)),
-            Err(d) => errors.push(d),
+            Err(d) => errors.push(*d),
         }
     }
     if !errors.is_empty() {
@@ -174,7 +174,7 @@ pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
     }
 }
 
-fn parse(source: &Source) -> Result<RawConfig, Diagnostic> {
+fn parse(source: &Source) -> Result<RawConfig, Box<Diagnostic>> {
     let blank = source
         .text
         .lines()
@@ -187,7 +187,7 @@ fn parse(source: &Source) -> Result<RawConfig, Diagnostic> {
             "the config file is empty".to_string(),
         );
         d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
-        return Err(d);
+        return Err(Box::new(d));
     }
     serde_saphyr::from_str_with_options::<RawConfig>(&source.text, parse_options()).map_err(|e| {
         let (line, column) = e
@@ -204,7 +204,7 @@ fn parse(source: &Source) -> Result<RawConfig, Diagnostic> {
         if d.message.contains("expected mapping") && line <= 1 {
             d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
         }
-        d
+        Box::new(d)
     })
 }
 

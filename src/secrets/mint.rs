@@ -100,6 +100,6 @@ mod tests {
         typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
         assert!(!looks_like_key(&String::from_utf8(typo).unwrap()));
         assert!(!looks_like_key("ghp_abc"));
-        assert!(!format!("{a:?}").contains(&a.secret));
+        assert!(!format!("{a:?}").contains(a.secret.as_str()));
     }
 }
