@@ -196,8 +196,11 @@ fn parse(source: &Source) -> Result<RawConfig, Box<Diagnostic>> {
             .unwrap_or((1, 1));
         // The library's message without its own snippet; ours names the file.
         let message = e.without_snippet().to_string();
+        // Only a trailing `at line L, column C` is cut; one inside parentheses (an alias's
+        // "(used at line …)") is part of the message.
         let message = message
             .rsplit_once(" at line ")
+            .filter(|(_, place)| !place.contains(')'))
             .map(|(m, _)| m.to_string())
             .unwrap_or(message);
         let mut d = source.diagnostic(Severity::Error, line.max(1), column.max(1), message);
