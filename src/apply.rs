@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
-use crate::backend::{Backend, NewKey, Operation};
+use crate::backend::{Backend, NewKey, Operation, Replaces};
 use crate::config::Config;
 use crate::plan::{Plan, Stage, Work};
 use crate::secrets::{KeyFile, mint, write_key_file};
@@ -342,9 +342,10 @@ fn write_one(work: &Work, config: &Config, now: OffsetDateTime) -> Result<Operat
             created_at: now,
             expires_at,
             settings: settings.clone(),
-            replaces: replaces
-                .as_ref()
-                .map(|(id, overlap)| (id.clone(), now + overlap.to_time())),
+            replaces: replaces.as_ref().map(|(id, overlap)| Replaces {
+                id: id.clone(),
+                retires_at: now + overlap.to_time(),
+            }),
         },
     })
 }

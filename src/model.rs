@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use crate::duration::Duration;
@@ -32,7 +32,8 @@ pub fn builtin_role(name: &str) -> Option<Role> {
 }
 
 /// One organization: everything a config describes.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Organization {
     pub name: String,
     /// Bumped by every write; a plan is computed at one revision.
@@ -73,28 +74,28 @@ impl Organization {
 }
 
 /// A named set of permissions.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Role {
     pub description: String,
     pub permissions: BTreeSet<String>,
-    #[serde(skip)]
     pub builtin: bool,
-    #[serde(skip)]
     pub managed: bool,
     pub protect: bool,
 }
 
 /// A group that service accounts join with a role.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Team {
     pub description: String,
-    #[serde(skip)]
     pub managed: bool,
     pub protect: bool,
 }
 
 /// A machine identity.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServiceAccount {
     pub description: String,
     /// Memberships: team → role.
@@ -104,9 +105,7 @@ pub struct ServiceAccount {
     pub expires: Option<Date>,
     pub disabled: bool,
     pub protect: bool,
-    #[serde(skip)]
     pub managed: bool,
-    #[serde(skip)]
     pub keys: BTreeMap<String, ApiKey>,
 }
 
@@ -129,7 +128,8 @@ impl ServiceAccount {
 }
 
 /// An API key as declared, plus, on the live side, the issued key it is.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ApiKey {
     pub description: String,
     /// Permissions the key is narrowed to; empty means the account's own.
@@ -137,10 +137,8 @@ pub struct ApiKey {
     pub expires_in: Option<Duration>,
     pub rotate_every: Option<Duration>,
     pub overlap: Option<Duration>,
-    #[serde(skip)]
     pub managed: bool,
     /// Present on live keys only.
-    #[serde(skip)]
     pub issued: Option<IssuedKey>,
 }
 
@@ -157,7 +155,8 @@ impl ApiKey {
 }
 
 /// Facts about an issued key. Never the secret, never its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IssuedKey {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -167,7 +166,8 @@ pub struct IssuedKey {
 }
 
 /// A key replaced by rotation, working until `retires_at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RetiringKey {
     pub id: String,
     pub service_account: String,
@@ -197,4 +197,41 @@ pub fn pattern_intersection(a: &str, b: &str) -> Option<String> {
     };
     let ((ar, aa), (br, ba)) = (split_pattern(a), split_pattern(b));
     Some(format!("{}:{}", part(ar, br)?, part(aa, ba)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organizations_round_trip_through_json() {
+        let mut org = Organization::new("acme");
+        org.service_accounts.insert(
+            "ci-bot".into(),
+            ServiceAccount {
+                expires: Some(time::macros::date!(2027 - 06 - 30)),
+                teams: BTreeMap::from([("platform".into(), "viewer".into())]),
+                ..Default::default()
+            },
+        );
+        let json = serde_json::to_value(&org).unwrap();
+        assert_eq!(json["service_accounts"]["ci-bot"]["expires"], "2027-06-30");
+        let back: Organization = serde_json::from_value(json).unwrap();
+        assert_eq!(back, org);
+    }
+
+    #[test]
+    fn patterns_intersect() {
+        assert_eq!(
+            pattern_intersection("flows:*", "*:read").as_deref(),
+            Some("flows:read")
+        );
+        assert_eq!(
+            pattern_intersection("*:*", "deployments:execute").as_deref(),
+            Some("deployments:execute")
+        );
+        assert_eq!(pattern_intersection("flows:read", "flows:write"), None);
+        assert!(pattern_covers("*:read", "flows:read"));
+        assert!(!pattern_covers("flows:read", "flows:write"));
+    }
 }

@@ -6,28 +6,45 @@ mod local;
 use std::collections::BTreeMap;
 
 pub use local::LocalBackend;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::config::{BackendSettings, Config};
 use crate::model::{ApiKey, Organization, Role, ServiceAccount, Team};
 
 /// A key registered by hash: the client minted the secret and wrote its file first.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewKey {
     pub id: String,
     /// Hex SHA-256 of the secret.
     pub hash: String,
     pub display_prefix: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
     /// Declared settings (description, scopes, rotation policy).
+    #[serde(default)]
     pub settings: ApiKey,
     /// The key this one replaces, and when that one stops working (now: at once).
-    pub replaces: Option<(String, OffsetDateTime)>,
+    #[serde(default)]
+    pub replaces: Option<Replaces>,
+}
+
+/// The live key a rotation replaces, and when it stops working.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replaces {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub retires_at: OffsetDateTime,
 }
 
 /// One write. Each is applied whole or not at all, and bumps the organization's revision.
-#[derive(Debug, Clone)]
+/// This is also the wire format of the server's batch endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Operation {
     PutRole {
         name: String,

@@ -11,7 +11,7 @@ use time::{Date, OffsetDateTime};
 
 pub use verify::Verification;
 
-use crate::backend::{BackendError, NewKey, Operation};
+use crate::backend::{BackendError, NewKey, Operation, Replaces};
 use crate::duration::Duration;
 use crate::model::{
     ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team,
@@ -546,7 +546,13 @@ fn register_key(
         .collect::<Result<_, _>>()?;
     match (&key.replaces, live.as_slice()) {
         (None, []) => {}
-        (Some((old, retires_at)), [current]) if current == old => {
+        (
+            Some(Replaces {
+                id: old,
+                retires_at,
+            }),
+            [current],
+        ) if current == old => {
             if *retires_at <= now {
                 tx.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?
                     .execute(params![old, ts(now)])?;
