@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::{Backend, BackendError, Operation};
 use crate::clock;
 use crate::model::Organization;
-use crate::store::Store;
+use crate::store::{Store, Verification};
 
 /// An organization in a SQLite file.
 pub struct LocalBackend {
@@ -122,6 +122,16 @@ impl Backend for LocalBackend {
         match store.apply(&self.organization, &self.actor, &ops, clock::now()) {
             Ok(results) => results,
             Err(e) => vec![Err(e); n],
+        }
+    }
+
+    fn verify(&mut self, secret: &str) -> Result<Verification, BackendError> {
+        match &self.store {
+            Some(store) => store.verify(secret, clock::now()),
+            None => Err(BackendError::Storage(format!(
+                "organization file {} does not exist; run `svcacct apply` first",
+                self.path.display()
+            ))),
         }
     }
 

@@ -1,10 +1,12 @@
 //! Backends: where an organization lives. One trait, held to one conformance suite; the plan
 //! reads a snapshot through it and the apply sends it batches of operations.
 
+mod http;
 mod local;
 
 use std::collections::BTreeMap;
 
+pub use http::HttpBackend;
 pub use local::LocalBackend;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -162,6 +164,9 @@ pub trait Backend: Send {
     /// does not stop the others.
     fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>>;
 
+    /// Who a presented key belongs to and what it may do, right now.
+    fn verify(&mut self, secret: &str) -> Result<crate::store::Verification, BackendError>;
+
     /// How the backend calls itself in messages.
     fn describe(&self) -> String;
 }
@@ -174,6 +179,11 @@ pub fn open(config: &Config, for_write: bool) -> Result<Box<dyn Backend>, Backen
             path,
             &config.desired.name,
             for_write,
+        )?)),
+        BackendSettings::Http { url, token_env } => Ok(Box::new(HttpBackend::open(
+            url,
+            token_env,
+            &config.desired.name,
         )?)),
     }
 }

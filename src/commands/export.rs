@@ -31,10 +31,10 @@ struct Doc {
 }
 
 #[derive(Serialize)]
-struct ExportBackend {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    path: String,
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ExportBackend {
+    Local { path: String },
+    Http { url: String, token_env: String },
 }
 
 #[derive(Serialize)]
@@ -115,14 +115,18 @@ fn relative(target: &Path, from_dir: &Path) -> Result<String> {
 
 /// The YAML document for a live organization, with paths relative to `out_dir`.
 pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<String> {
-    let BackendSettings::Local { path } = &config.backend;
     let secrets = &config.secrets;
     let has_secrets = !secrets.recipients.is_empty() || secrets.recipients_file.is_some();
     let doc = Doc {
         organization: live.name.clone(),
-        backend: ExportBackend {
-            kind: "local",
-            path: relative(path, out_dir)?,
+        backend: match &config.backend {
+            BackendSettings::Local { path } => ExportBackend::Local {
+                path: relative(path, out_dir)?,
+            },
+            BackendSettings::Http { url, token_env } => ExportBackend::Http {
+                url: url.clone(),
+                token_env: token_env.clone(),
+            },
         },
         secrets: if has_secrets {
             Some(ExportSecrets {

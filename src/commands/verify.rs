@@ -3,27 +3,19 @@
 
 use std::io::Read;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use zeroize::Zeroizing;
 
 use super::{Output, exit, load_config};
-use crate::clock;
-use crate::config::BackendSettings;
-use crate::store::Store;
+use crate::backend;
 
 /// Prints the verification as JSON; exit 0 when the key is valid, 1 when not.
 pub fn verify(args: &crate::cli::ConfigArg, out: Output) -> Result<u8> {
     let config = load_config(&args.config, out)?;
     let mut input = Zeroizing::new(String::new());
     std::io::stdin().take(4096).read_to_string(&mut input)?;
-    let BackendSettings::Local { path } = &config.backend;
-    let Some(store) = Store::open_read_only(path)? else {
-        bail!(
-            "organization file {} does not exist; run `svcacct apply` first",
-            path.display()
-        );
-    };
-    let v = store.verify(input.trim(), clock::now())?;
+    let mut backend = backend::open(&config, false)?;
+    let v = backend.verify(input.trim())?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(if v.valid { exit::OK } else { exit::ERROR })
 }

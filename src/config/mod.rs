@@ -40,6 +40,8 @@ pub struct Config {
 pub enum BackendSettings {
     /// An embedded SQLite file.
     Local { path: PathBuf },
+    /// A `svcacct serve` server; the token is read from `token_env` when the backend opens.
+    Http { url: String, token_env: String },
 }
 
 /// Where issued keys are written and to whom they are encrypted.

@@ -123,6 +123,13 @@ pub enum RawBackend {
         /// The SQLite file, relative to the config. Default: `.svcacct/<organization>.db`.
         path: Option<String>,
     },
+    /// A `svcacct serve` server.
+    Http {
+        /// The server's base URL, such as `https://svcacct.example.com`.
+        url: String,
+        /// The environment variable that holds the API token. Default: `SVCACCT_TOKEN`.
+        token_env: Option<String>,
+    },
 }
 
 /// Where issued keys go.

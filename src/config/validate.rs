@@ -285,6 +285,20 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         None | Some(RawBackend::Local { path: None }) => BackendSettings::Local {
             path: base_dir.join(".svcacct").join(format!("{organization}.db")),
         },
+        Some(RawBackend::Http { url, token_env }) => {
+            let b = merged.backend.as_ref().expect("matched Some");
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                f.error(
+                    b.file,
+                    at(&b.item),
+                    format!("invalid backend url `{url}`: expected http:// or https://"),
+                );
+            }
+            BackendSettings::Http {
+                url: url.trim_end_matches('/').to_string(),
+                token_env: token_env.clone().unwrap_or_else(|| "SVCACCT_TOKEN".into()),
+            }
+        }
         Some(RawBackend::Local { path: Some(p) }) => BackendSettings::Local {
             path: base_dir.join(p),
         },

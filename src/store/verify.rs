@@ -2,7 +2,7 @@
 //! runs before any lookup, so garbage never reaches the database.
 
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{Store, from_json_set, from_ts, parse_date};
@@ -11,7 +11,8 @@ use crate::model::{Organization, ServiceAccount, pattern_intersection};
 use crate::secrets::{hash_secret, looks_like_key};
 
 /// The answer to "is this key good, and for what?".
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Verification {
     pub valid: bool,
     /// Why an invalid key is refused (malformed, unknown, revoked, expired, retired,

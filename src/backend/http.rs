@@ -1,0 +1,433 @@
+//! The `http` backend: an organization on a `svcacct serve` server. A plan is one snapshot
+//! request; an apply is a lease, one batch request per stage (split to stay under the
+//! server's body limit) and a release. Every request is retried with exponential backoff and
+//! full jitter on connection errors, 429 and 5xx, honouring `Retry-After`; POSTs carry an
+//! `Idempotency-Key`, so a retried write is answered from the server's record instead of
+//! running twice. Keys are registered by hash: the secret never crosses the wire.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Backend, BackendError, Operation};
+use crate::model::Organization;
+use crate::store::Verification;
+
+/// How many operations go in one batch request (the server takes bodies up to 1 MiB).
+const BATCH_OPS: usize = 400;
+const MAX_ATTEMPTS: u32 = 6;
+const LEASE_TTL_SECS: u64 = 30;
+
+/// A client of one organization on a server.
+pub struct HttpBackend {
+    base: String,
+    organization: String,
+    client: Client,
+    token: String,
+    /// The revision the client last saw; batches send it as `If-Match`.
+    revision: Option<u64>,
+    lease: Option<Lease>,
+    requests: Arc<AtomicU64>,
+}
+
+struct Lease {
+    id: String,
+    stop: Arc<AtomicBool>,
+    renewer: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct BatchResponse {
+    revision: u64,
+    results: Vec<BatchResult>,
+}
+
+#[derive(Deserialize)]
+struct BatchResult {
+    ok: bool,
+    error: Option<ErrorDetail>,
+}
+
+fn storage(message: String) -> BackendError {
+    BackendError::Storage(message)
+}
+
+/// A server error as a backend error the plan and apply understand.
+fn to_error(target: &str, e: ErrorDetail) -> BackendError {
+    match e.code.as_str() {
+        "protected" => BackendError::Protected {
+            target: target.to_string(),
+        },
+        "not_found" => BackendError::NotFound {
+            target: target.to_string(),
+        },
+        "conflict" | "locked" | "precondition_failed" => BackendError::Conflict {
+            target: target.to_string(),
+            message: e.message,
+        },
+        _ => storage(format!("{target}: {} ({})", e.message, e.code)),
+    }
+}
+
+impl HttpBackend {
+    /// A client for `organization` at `base`, authenticated by the token in `token_env`.
+    pub fn open(base: &str, token_env: &str, organization: &str) -> Result<Self, BackendError> {
+        let token = std::env::var(token_env)
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                storage(format!(
+                    "the http backend needs an API token in the environment variable {token_env}"
+                ))
+            })?;
+        let client = Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(120))
+            .user_agent(concat!("svcacct/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| storage(format!("cannot build HTTP client: {e}")))?;
+        Ok(HttpBackend {
+            base: base.trim_end_matches('/').to_string(),
+            organization: organization.to_string(),
+            client,
+            token: token.trim().to_string(),
+            revision: None,
+            lease: None,
+            requests: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// How many HTTP requests this client has sent (retries included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn org_path(&self, rest: &str) -> String {
+        format!("/v1/organizations/{}{rest}", self.organization)
+    }
+
+    /// Sends a request with retries; returns the final response (any status).
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        extra: &[(&str, String)],
+    ) -> Result<Response, BackendError> {
+        send_with_retries(
+            &self.client,
+            &self.requests,
+            &self.token,
+            &self.base,
+            method,
+            path,
+            body,
+            extra,
+        )
+    }
+
+    /// Decodes an error response.
+    fn error_of(resp: Response, target: &str) -> BackendError {
+        let status = resp.status();
+        match resp.json::<ErrorBody>() {
+            Ok(b) => to_error(target, b.error),
+            Err(_) => storage(format!("{target}: server answered {status}")),
+        }
+    }
+
+    fn ensure_organization(&self) -> Result<(), BackendError> {
+        let resp = self.send(Method::GET, &self.org_path(""), None, &[])?;
+        if resp.status() != StatusCode::NOT_FOUND {
+            return if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(Self::error_of(resp, "organization"))
+            };
+        }
+        let key = idempotency_key();
+        let resp = self.send(
+            Method::POST,
+            "/v1/organizations",
+            Some(&json!({ "name": self.organization })),
+            &[("Idempotency-Key", key)],
+        )?;
+        match resp.status() {
+            s if s.is_success() || s == StatusCode::CONFLICT => Ok(()),
+            _ => Err(Self::error_of(
+                resp,
+                &format!("organization.{}", self.organization),
+            )),
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(mut lease) = self.lease.take() {
+            lease.stop.store(true, Ordering::SeqCst);
+            if let Some(t) = lease.renewer.take() {
+                let _ = t.join();
+            }
+            let _ = self.send(
+                Method::DELETE,
+                &self.org_path(&format!("/lock/{}", lease.id)),
+                None,
+                &[],
+            );
+        }
+    }
+}
+
+/// A fresh random `Idempotency-Key`.
+fn idempotency_key() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The delay before retry `attempt` (1-based): full jitter over an exponential ceiling, or
+/// what the server asked for.
+fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    if let Some(d) = retry_after {
+        return d.min(Duration::from_secs(30));
+    }
+    let ceiling = Duration::from_millis(100)
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(5));
+    ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_with_retries(
+    client: &Client,
+    counter: &AtomicU64,
+    token: &str,
+    base: &str,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    extra: &[(&str, String)],
+) -> Result<Response, BackendError> {
+    // Only requests that are safe to repeat are retried: GET, PUT and DELETE are idempotent,
+    // and we send POSTs with an Idempotency-Key.
+    let retryable = method != Method::POST || extra.iter().any(|(h, _)| *h == "Idempotency-Key");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut req: RequestBuilder = client
+            .request(method.clone(), format!("{base}{path}"))
+            .bearer_auth(token);
+        for (h, v) in extra {
+            req = req.header(*h, v);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+        let (retry, retry_after, outcome) = match req.send() {
+            Ok(resp) => {
+                let s = resp.status();
+                let again = s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error();
+                let after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                (again, after, Ok(resp))
+            }
+            Err(e) => (
+                true,
+                None,
+                Err(storage(format!("cannot reach {base}: {e}"))),
+            ),
+        };
+        if !retry || !retryable || attempt >= MAX_ATTEMPTS {
+            return match outcome {
+                Ok(resp) if resp.status().is_server_error() => Err(storage(format!(
+                    "{method} {path}: server answered {} after {attempt} attempts",
+                    resp.status()
+                ))),
+                other => other,
+            };
+        }
+        std::thread::sleep(backoff(attempt, retry_after));
+    }
+}
+
+impl Backend for HttpBackend {
+    fn snapshot(&mut self) -> Result<Organization, BackendError> {
+        let resp = self.send(Method::GET, &self.org_path("/snapshot"), None, &[])?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            self.revision = None;
+            return Ok(Organization::new(&self.organization));
+        }
+        if !resp.status().is_success() {
+            return Err(Self::error_of(resp, "snapshot"));
+        }
+        let org: Organization = resp
+            .json()
+            .map_err(|e| storage(format!("cannot read snapshot: {e}")))?;
+        self.revision = Some(org.revision);
+        Ok(org)
+    }
+
+    fn lock(&mut self, owner: &str, wait: Duration) -> Result<(), BackendError> {
+        self.ensure_organization()?;
+        let start = Instant::now();
+        let body = json!({ "owner": owner, "ttl_seconds": LEASE_TTL_SECS });
+        let lease_id = loop {
+            let resp = self.send(
+                Method::POST,
+                &self.org_path("/lock"),
+                Some(&body),
+                &[("Idempotency-Key", idempotency_key())],
+            )?;
+            if resp.status().is_success() {
+                let v: Value = resp
+                    .json()
+                    .map_err(|e| storage(format!("cannot read lease: {e}")))?;
+                break v["lease_id"].as_str().unwrap_or_default().to_string();
+            }
+            if resp.status() != StatusCode::CONFLICT {
+                return Err(Self::error_of(resp, "lock"));
+            }
+            let holder = resp
+                .json::<ErrorBody>()
+                .map(|b| b.error.message)
+                .unwrap_or_default();
+            if start.elapsed() >= wait {
+                return Err(BackendError::Locked {
+                    holder,
+                    waited_secs: start.elapsed().as_secs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        // Renew the lease while the apply runs, at a third of its lifetime.
+        let stop = Arc::new(AtomicBool::new(false));
+        let renewer = {
+            let (stop, client, counter, token, base) = (
+                stop.clone(),
+                self.client.clone(),
+                self.requests.clone(),
+                self.token.clone(),
+                self.base.clone(),
+            );
+            let path = self.org_path(&format!("/lock/{lease_id}"));
+            std::thread::spawn(move || {
+                let step = Duration::from_millis(200);
+                let mut waited = Duration::ZERO;
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(step);
+                    waited += step;
+                    if waited >= Duration::from_secs(LEASE_TTL_SECS / 3) {
+                        waited = Duration::ZERO;
+                        let _ = send_with_retries(
+                            &client,
+                            &counter,
+                            &token,
+                            &base,
+                            Method::PUT,
+                            &path,
+                            Some(&json!({ "ttl_seconds": LEASE_TTL_SECS })),
+                            &[],
+                        );
+                    }
+                }
+            })
+        };
+        self.lease = Some(Lease {
+            id: lease_id,
+            stop,
+            renewer: Some(renewer),
+        });
+        Ok(())
+    }
+
+    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>> {
+        let mut results = Vec::with_capacity(ops.len());
+        for chunk in ops.chunks(BATCH_OPS) {
+            let body = json!({ "operations": chunk });
+            let mut headers = vec![("Idempotency-Key", idempotency_key())];
+            if let Some(lease) = &self.lease {
+                headers.push(("Svcacct-Lease", lease.id.clone()));
+            }
+            if let Some(rev) = self.revision {
+                headers.push(("If-Match", format!("\"{rev}\"")));
+            }
+            let outcome = self
+                .send(
+                    Method::POST,
+                    &self.org_path("/batch"),
+                    Some(&body),
+                    &headers,
+                )
+                .and_then(|resp| {
+                    if resp.status().is_success() {
+                        resp.json::<BatchResponse>()
+                            .map_err(|e| storage(format!("cannot read batch response: {e}")))
+                    } else {
+                        Err(Self::error_of(resp, "batch"))
+                    }
+                });
+            match outcome {
+                Ok(batch) if batch.results.len() == chunk.len() => {
+                    self.revision = Some(batch.revision);
+                    for (op, r) in chunk.iter().zip(batch.results) {
+                        results.push(match (r.ok, r.error) {
+                            (true, _) => Ok(()),
+                            (false, Some(e)) => Err(to_error(&op.target(), e)),
+                            (false, None) => Err(storage(format!("{}: failed", op.target()))),
+                        });
+                    }
+                }
+                Ok(_) => results.extend(chunk.iter().map(|_| {
+                    Err(storage(
+                        "the server answered a batch with the wrong number of results".into(),
+                    ))
+                })),
+                Err(e) => results.extend(chunk.iter().map(|_| Err(e.clone()))),
+            }
+        }
+        results
+    }
+
+    fn verify(&mut self, secret: &str) -> Result<Verification, BackendError> {
+        let resp = self.send(
+            Method::POST,
+            "/v1/keys/verify",
+            Some(&json!({ "key": secret })),
+            &[],
+        )?;
+        if !resp.status().is_success() {
+            return Err(Self::error_of(resp, "verify"));
+        }
+        resp.json()
+            .map_err(|e| storage(format!("cannot read verification: {e}")))
+    }
+
+    fn describe(&self) -> String {
+        format!("organization {} on {}", self.organization, self.base)
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
