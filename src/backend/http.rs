@@ -114,11 +114,6 @@ impl HttpBackend {
         })
     }
 
-    /// How many HTTP requests this client has sent (retries included).
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
     fn org_path(&self, rest: &str) -> String {
         format!("/v1/organizations/{}{rest}", self.organization)
     }
@@ -419,6 +414,10 @@ impl Backend for HttpBackend {
         }
         resp.json()
             .map_err(|e| storage(format!("cannot read verification: {e}")))
+    }
+
+    fn requests(&self) -> Option<u64> {
+        Some(self.requests.load(Ordering::Relaxed))
     }
 
     fn describe(&self) -> String {

@@ -167,6 +167,11 @@ pub trait Backend: Send {
     /// Who a presented key belongs to and what it may do, right now.
     fn verify(&mut self, secret: &str) -> Result<crate::store::Verification, BackendError>;
 
+    /// How many network requests the backend has made, where it makes any.
+    fn requests(&self) -> Option<u64> {
+        None
+    }
+
     /// How the backend calls itself in messages.
     fn describe(&self) -> String;
 }

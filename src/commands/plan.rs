@@ -32,6 +32,11 @@ pub fn plan(args: &PlanArgs, out: Output) -> Result<u8> {
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
     let plan = compute(&config, &live, args.allow_mass_delete)?;
+    if out.verbose > 0
+        && let Some(n) = backend.requests()
+    {
+        eprintln!("{} made {n} requests", backend.describe());
+    }
     match args.format {
         Format::Text => print!("{}", render_text(&plan, out.color)),
         Format::Markdown => print!("{}", render_markdown(&plan)),
