@@ -104,6 +104,11 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
             );
         }
     }
+    if out.verbose > 0
+        && let Some(n) = backend.requests()
+    {
+        eprintln!("{} made {n} requests", backend.describe());
+    }
     Ok(if outcome.failed.is_empty() && outcome.skipped.is_empty() {
         exit::OK
     } else {
