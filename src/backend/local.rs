@@ -56,7 +56,7 @@ impl Backend for LocalBackend {
     }
 
     fn lock(&mut self, owner: &str, wait: Duration) -> Result<(), BackendError> {
-        let lock_path = self.path.with_extension("db.lock");
+        let lock_path = PathBuf::from(format!("{}.lock", self.path.display()));
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
