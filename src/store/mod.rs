@@ -146,6 +146,13 @@ impl Store {
     /// The whole organization as it is now, or `None` if it does not exist.
     pub fn snapshot(&self, org: &str) -> Result<Option<Organization>, BackendError> {
         let tx = self.conn.unchecked_transaction()?;
+        // A file the first apply has only just created has no tables yet: no organization.
+        let initialized = tx
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'organizations'")?
+            .exists([])?;
+        if !initialized {
+            return Ok(None);
+        }
         let Some(revision) = tx
             .query_row(
                 "SELECT revision FROM organizations WHERE name = ?1",
