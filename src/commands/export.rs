@@ -107,10 +107,30 @@ struct ExportKey {
 
 /// `target` relative to `from_dir`, with forward slashes, as a config would say it.
 fn relative(target: &Path, from_dir: &Path) -> Result<String> {
-    let target = std::path::absolute(target)?;
-    let from = std::path::absolute(from_dir)?;
+    let target = normalize(&std::path::absolute(target)?);
+    let from = normalize(&std::path::absolute(from_dir)?);
     let rel = pathdiff::diff_paths(&target, &from).unwrap_or(target);
     Ok(rel.to_string_lossy().replace('\\', "/"))
+}
+
+/// `p` with `.` and `..` resolved lexically, so that exporting an export does not grow
+/// its paths (`../a/../../b`).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if out.file_name().is_some() {
+                    out.pop();
+                } else if !out.has_root() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The YAML document for a live organization, with paths relative to `out_dir`.
