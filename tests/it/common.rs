@@ -36,6 +36,8 @@ pub fn at(days: i64, hours: i64) -> String {
 pub struct Out {
     /// The exit code; `None` when a signal ended the process.
     pub code: Option<i32>,
+    /// The signal that ended the process, if one did.
+    pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
@@ -141,6 +143,7 @@ impl Cmd {
         let out = child.wait_with_output().unwrap();
         Out {
             code: out.status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
@@ -161,7 +164,10 @@ impl Default for Sandbox {
 impl Sandbox {
     pub fn new() -> Sandbox {
         Sandbox {
-            dir: tempfile::Builder::new().prefix("svcacct-it-").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("svcacct-it-")
+                .tempdir()
+                .unwrap(),
         }
     }
 
@@ -261,7 +267,9 @@ pub fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {

@@ -55,7 +55,14 @@ fn refused(case: Case<'_>) -> String {
         &[
             &["validate", "-c", "org"],
             &["plan", "-c", "org"],
-            &["plan", "--format", "json", "--detailed-exitcode", "-c", "org"],
+            &[
+                "plan",
+                "--format",
+                "json",
+                "--detailed-exitcode",
+                "-c",
+                "org",
+            ],
             &["apply", "--yes", "-c", "org"],
             &["export", "-c", "org"],
         ],
@@ -150,7 +157,10 @@ teams:
 fn unknown_field() {
     let text = GOOD.replace("description: Platform", "descripton: Platform");
     let err = refused_at(&text, "descripton", 0, &["unknown field `descripton`"]);
-    assert!(err.contains("description"), "it lists the known fields: {err}");
+    assert!(
+        err.contains("description"),
+        "it lists the known fields: {err}"
+    );
 }
 
 #[test]
@@ -173,7 +183,10 @@ fn duplicate_name_across_files_names_both_places() {
         message: &["team `platform` is defined twice"],
     });
     let first = format!("org/svcacct.yaml:{first_line}:{first_column}");
-    assert!(err.contains(&first), "the first definition is named too ({first}): {err}");
+    assert!(
+        err.contains(&first),
+        "the first definition is named too ({first}): {err}"
+    );
 }
 
 #[test]
@@ -251,7 +264,11 @@ fn alias_bomb_is_refused_quickly() {
         first.matches(')').count(),
         "the message is whole, not cut off: {first}"
     );
-    let column = out.stderr.split(&format!("bomb.yaml:{line}:")).nth(1).unwrap();
+    let column = out
+        .stderr
+        .split(&format!("bomb.yaml:{line}:"))
+        .nth(1)
+        .unwrap();
     let column: usize = column.split_whitespace().next().unwrap().parse().unwrap();
 
     // In front of a real organization: refused at the same place, nothing touched.
@@ -313,9 +330,17 @@ fn config_that_is_not_a_mapping() {
 
 #[test]
 fn invalid_name() {
-    let text = GOOD.replace("  platform:\n    description", "  Platform_Team:\n    description");
+    let text = GOOD.replace(
+        "  platform:\n    description",
+        "  Platform_Team:\n    description",
+    );
     let text = text.replace("{platform: deployer}", "{Platform_Team: deployer}");
-    refused_at(&text, "Platform_Team:", 0, &["invalid team name `Platform_Team`"]);
+    refused_at(
+        &text,
+        "Platform_Team:",
+        0,
+        &["invalid team name `Platform_Team`"],
+    );
 }
 
 #[test]
@@ -343,5 +368,10 @@ fn changing_a_built_in_role() {
         "roles:\n",
         "roles:\n  admin:\n    description: mine now\n    permissions: [flows:read]\n",
     );
-    refused_at(&text, "admin:", 0, &["built-in role `admin` cannot be changed"]);
+    refused_at(
+        &text,
+        "admin:",
+        0,
+        &["built-in role `admin` cannot be changed"],
+    );
 }

@@ -1,1 +1,197 @@
-//! TODO
+//! Crash safety: an apply that dies at any moment never leaves a live key without its file,
+//! and the next apply converges.
+
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const CFG: &str = "org/svcacct.yaml";
+const DB: &str = "org/.svcacct/acme.db";
+
+fn age_files(sb: &Sandbox) -> Vec<std::path::PathBuf> {
+    let dir = sb.join("org/secrets");
+    files_under(&dir)
+        .into_keys()
+        .filter(|p| p.extension().is_some_and(|e| e == "age"))
+        .map(|p| dir.join(p))
+        .collect()
+}
+
+fn integrity_ok(sb: &Sandbox) {
+    let check: String = open_db(&sb.join(DB))
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+#[test]
+fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 10, 1, ""));
+
+    let out = sb
+        .cmd(&["apply", "--yes", "--parallelism", "1", "-c", CFG])
+        .now(T0)
+        .env("SVCACCT_TEST_ABORT_AFTER_KEY_FILES", "3")
+        .run();
+    assert_eq!(out.code, None, "the apply aborted: {out:?}");
+    assert_eq!(out.signal, Some(6), "SIGABRT: {out:?}");
+    integrity_ok(&sb);
+
+    // Three files are durable and whole; none of their keys was registered.
+    let written = age_files(&sb);
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert!(key_rows(&sb.join(DB)).is_empty());
+    let accounts: i64 = open_db(&sb.join(DB))
+        .query_row("SELECT count(*) FROM service_accounts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(accounts, 10, "earlier stages were committed");
+    let orphans: Vec<String> = written.iter().map(|f| secret_of(f, &identity)).collect();
+    for s in &orphans {
+        let (code, v) = sb.verify(CFG, s, T0);
+        assert_eq!((code, v["reason"].as_str()), (1, Some("unknown")), "{v}");
+    }
+    let leftovers: Vec<_> = files_under(&sb.join("org/secrets"))
+        .into_keys()
+        .filter(|p| p.extension().is_none_or(|e| e != "age"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files: {leftovers:?}");
+
+    // The plan still creates all ten keys; the apply converges.
+    let plan = sb.plan_json(CFG, T0);
+    assert_eq!(
+        plan["summary"],
+        serde_json::json!({"create": 10}),
+        "{plan:#}"
+    );
+    sb.apply(CFG, T0);
+    assert_eq!(
+        assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
+        10
+    );
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", CFG])
+        .now(T0)
+        .run()
+        .expect(0);
+    for s in &orphans {
+        assert_eq!(sb.verify(CFG, s, T0).1["reason"], "unknown");
+    }
+
+    // A rotation that dies half way: the old keys stay live until a later apply finishes it.
+    let later = at(31, 0);
+    let out = sb
+        .cmd(&["apply", "--yes", "--parallelism", "1", "-c", CFG])
+        .now(&later)
+        .env("SVCACCT_TEST_ABORT_AFTER_KEY_FILES", "2")
+        .run();
+    assert_eq!(out.signal, Some(6), "{out:?}");
+    integrity_ok(&sb);
+    assert_eq!(current_keys(&sb.join(DB)).len(), 10);
+    assert!(
+        key_rows(&sb.join(DB))
+            .iter()
+            .all(|k| k.retires_at.is_none()),
+        "no rotation was registered"
+    );
+    let plan = sb.plan_json(CFG, &later);
+    assert_eq!(
+        plan["summary"],
+        serde_json::json!({"rotate": 10}),
+        "{plan:#}"
+    );
+    sb.apply(CFG, &later);
+    assert_eq!(
+        assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
+        10
+    );
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", CFG])
+        .now(&later)
+        .run()
+        .expect(0);
+}
+
+/// Starts an apply at `now`, SIGKILLs it after `delay`, and notes what happened in `log`.
+fn apply_killed_after(sb: &Sandbox, now: &str, delay: Duration, log: &mut Vec<String>) {
+    let started = Instant::now();
+    let mut child = sb
+        .cmd(&["apply", "--yes", "-q", "-c", CFG])
+        .now(now)
+        .spawn();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let files = age_files(sb).len();
+    log.push(format!(
+        "at {now}: killed after {delay:?} ({status} after {:?}); {files} key files",
+        started.elapsed()
+    ));
+}
+
+#[test]
+fn sigkill_at_random_moments_never_loses_a_key() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 200, 2, ""));
+    let secrets = sb.join("org/secrets");
+    let db = sb.join(DB);
+    let mut log = Vec::new();
+
+    // Issuing 400 keys, killed at random moments.
+    for _ in 0..4 {
+        let delay = Duration::from_millis(rand::random_range(0..300));
+        apply_killed_after(&sb, T0, delay, &mut log);
+        if db.exists() {
+            integrity_ok(&sb);
+            // Issuing never overwrites a registered key's file, so the invariant holds
+            // after every kill, not only after convergence.
+            let checked = std::panic::catch_unwind(|| {
+                assert_every_key_has_its_file(&db, &secrets, &identity)
+            });
+            assert!(checked.is_ok(), "after a kill:\n{}", log.join("\n"));
+        }
+    }
+    let started = Instant::now();
+    let out = sb.cmd(&["apply", "--yes", "-q", "-c", CFG]).now(T0).run();
+    let full = started.elapsed();
+    assert_eq!(out.code, Some(0), "{}\n{out:?}", log.join("\n"));
+    assert_eq!(
+        assert_every_key_has_its_file(&db, &secrets, &identity),
+        400,
+        "{}",
+        log.join("\n")
+    );
+
+    // Rotating all 400 a month later, killed at random moments of a whole apply's length.
+    let later = at(31, 0);
+    let span = (full.as_millis() as u64 * 5 / 4).max(300);
+    for _ in 0..4 {
+        let delay = Duration::from_millis(rand::random_range(0..span));
+        apply_killed_after(&sb, &later, delay, &mut log);
+        integrity_ok(&sb);
+    }
+
+    let out = sb
+        .cmd(&["apply", "--yes", "-q", "-c", CFG])
+        .now(&later)
+        .run();
+    assert_eq!(out.code, Some(0), "{}\n{out:?}", log.join("\n"));
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", CFG])
+        .now(&later)
+        .run()
+        .expect(0);
+    assert_eq!(
+        assert_every_key_has_its_file(&db, &secrets, &identity),
+        400,
+        "{}",
+        log.join("\n")
+    );
+    // Every key was rotated exactly once: 400 first keys (retiring or revoked) and 400 new.
+    let rows = key_rows(&db);
+    assert_eq!(rows.len(), 800, "{}", log.join("\n"));
+    assert_eq!(
+        rows.iter().filter(|k| k.retires_at.is_some()).count(),
+        400,
+        "the first keys are rotated out with their overlap"
+    );
+}

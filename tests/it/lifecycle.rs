@@ -101,7 +101,9 @@ fn removing_an_account_deletes_it_and_revokes_its_keys() {
     );
     assert_eq!(sb.verify(SMALL, &secret, T0).0, 0);
 
-    edit_small(&sb, |t| t[..t.find("service_accounts:").unwrap()].to_string());
+    edit_small(&sb, |t| {
+        t[..t.find("service_accounts:").unwrap()].to_string()
+    });
     let plan = sb.plan_json(SMALL, T0);
     let c = changes(&plan);
     assert_eq!(c.len(), 1, "{plan:#}");
@@ -191,7 +193,9 @@ fn a_protected_object_removed_from_the_config_is_not_deleted() {
         )
     });
     sb.apply(SMALL, T0);
-    edit_small(&sb, |t| t.replace("  vault:\n    description: Keeps secrets\n", ""));
+    edit_small(&sb, |t| {
+        t.replace("  vault:\n    description: Keeps secrets\n", "")
+    });
     sb.apply(SMALL, T0);
     sb.cmd(&["plan", "--detailed-exitcode", "-c", SMALL])
         .now(T0)
@@ -233,10 +237,7 @@ fn unmanaged_objects_are_listed_and_left_alone_unless_the_policy_deletes_them() 
     assert_eq!(count(&db), 1, "an unmanaged team is left alone");
 
     edit_small(&sb, |t| {
-        t.replace(
-            "\nroles:\n",
-            "\npolicy:\n  unmanaged: delete\nroles:\n",
-        )
+        t.replace("\nroles:\n", "\npolicy:\n  unmanaged: delete\nroles:\n")
     });
     let plan = sb.plan_json(SMALL, T0);
     let c = changes(&plan);
@@ -404,7 +405,9 @@ fn plan_formats_markdown_text_and_colour() {
     plain.ok();
     assert!(plain.stdout.contains("team.platform"));
     assert!(
-        plain.stdout.contains("\"Platform engineering\" → \"Platform team\""),
+        plain
+            .stdout
+            .contains("\"Platform engineering\" → \"Platform team\""),
         "text shows old → new: {}",
         plain.stdout
     );
@@ -427,7 +430,10 @@ fn plan_formats_markdown_text_and_colour() {
     assert!(has_ansi(&tty), "a terminal gets colour: {tty:?}");
     let tty = run_on_tty(sb.cmd(&["plan", "-c", SMALL]).now(T0).env("NO_COLOR", "1"));
     assert!(tty.contains("team.platform"), "{tty:?}");
-    assert!(!has_ansi(&tty), "NO_COLOR is respected on a terminal: {tty:?}");
+    assert!(
+        !has_ansi(&tty),
+        "NO_COLOR is respected on a terminal: {tty:?}"
+    );
 }
 
 #[test]
@@ -482,12 +488,18 @@ fn a_failed_change_does_not_stop_independent_ones() {
 
     let conn = open_db(&db);
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-    assert_eq!(count("SELECT count(*) FROM teams WHERE name = 'newcomers'"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM teams WHERE name = 'newcomers'"),
+        1
+    );
     assert_eq!(
         count("SELECT count(*) FROM service_accounts WHERE name = 'bot' AND description = 'after'"),
         1
     );
-    assert_eq!(count("SELECT count(*) FROM roles WHERE name = 'old-role'"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM roles WHERE name = 'old-role'"),
+        1
+    );
 
     // What is left is exactly the failed change.
     let plan = sb.plan_json(cfg, T0);

@@ -72,10 +72,18 @@ fn rotation_keeps_the_old_key_working_for_the_overlap_then_retires_it() {
     // Both work during the overlap.
     for now in [rotate_at.clone(), at(31, 23)] {
         let (code, v) = sb.verify(SMALL, &old, &now);
-        assert_eq!((code, &v["valid"]), (0, &true.into()), "old key at {now}: {v}");
+        assert_eq!(
+            (code, &v["valid"]),
+            (0, &true.into()),
+            "old key at {now}: {v}"
+        );
         assert_eq!(v["key_id"], first["key_id"]);
         let (code, v) = sb.verify(SMALL, &new, &now);
-        assert_eq!((code, &v["valid"]), (0, &true.into()), "new key at {now}: {v}");
+        assert_eq!(
+            (code, &v["valid"]),
+            (0, &true.into()),
+            "new key at {now}: {v}"
+        );
         assert_eq!(v["key_id"], second["key_id"]);
         assert_eq!(v["service_account"], "ci-bot");
     }
@@ -102,10 +110,7 @@ fn rotation_keeps_the_old_key_working_for_the_overlap_then_retires_it() {
     assert!(old_row.revoked_at.is_some(), "retired means revoked");
     let (code, v) = sb.verify(SMALL, &old, &after);
     assert_eq!(code, 1);
-    assert!(
-        v["reason"] == "revoked" || v["reason"] == "retired",
-        "{v}"
-    );
+    assert!(v["reason"] == "revoked" || v["reason"] == "retired", "{v}");
     let (code, _) = sb.verify(SMALL, &new, &after);
     assert_eq!(code, 0);
     sb.cmd(&["plan", "--detailed-exitcode", "-c", SMALL])
@@ -215,7 +220,10 @@ fn disabling_an_account_stops_its_keys_and_enabling_restores_them() {
     b.sb.write(BOT, &one_account("    disabled: true\n", ""));
     let plan = b.sb.plan_json(BOT, T0);
     assert_eq!(changes(&plan), pair("service_account.bot", "update"));
-    assert_eq!(plan["changes"][0]["changed"], serde_json::json!(["disabled"]));
+    assert_eq!(
+        plan["changes"][0]["changed"],
+        serde_json::json!(["disabled"])
+    );
     b.sb.apply(BOT, T0);
     for secret in [&b.main, &b.spare] {
         let (code, v) = b.sb.verify(BOT, secret, T0);
@@ -254,7 +262,10 @@ fn an_expired_account_stops_its_keys() {
     b.sb.write(BOT, &one_account("    expires: 2028-06-30\n", ""));
     let plan = b.sb.plan_json(BOT, "2027-01-02T00:00:00Z");
     assert_eq!(changes(&plan), pair("service_account.bot", "update"));
-    assert_eq!(plan["changes"][0]["changed"], serde_json::json!(["expires"]));
+    assert_eq!(
+        plan["changes"][0]["changed"],
+        serde_json::json!(["expires"])
+    );
     b.sb.apply(BOT, "2027-01-02T00:00:00Z");
     assert_eq!(b.sb.verify(BOT, &b.main, "2027-01-02T00:00:00Z").0, 0);
 }

@@ -14,7 +14,11 @@ fn age_keygen(dir: &Path) -> (PathBuf, String) {
         .arg(&identity)
         .output()
         .expect("age-keygen is installed (see scripts/test)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = Command::new("age-keygen")
         .arg("-y")
         .arg(&identity)
@@ -34,7 +38,11 @@ fn ssh_keygen(dir: &Path) -> (PathBuf, String) {
         .arg(&key)
         .output()
         .expect("ssh-keygen is installed (see scripts/test)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let public = std::fs::read_to_string(key.with_extension("pub"))
         .unwrap()
         .trim()
@@ -111,12 +119,16 @@ service_accounts:
         for format in ["text", "json", "markdown"] {
             v.push((
                 format!("plan --format {format} at {now}"),
-                sb.cmd(&["plan", "--format", format, "-c", cfg]).now(now).run(),
+                sb.cmd(&["plan", "--format", format, "-c", cfg])
+                    .now(now)
+                    .run(),
             ));
         }
         v.push((
             format!("plan --color always at {now}"),
-            sb.cmd(&["plan", "--color", "always", "-c", cfg]).now(now).run(),
+            sb.cmd(&["plan", "--color", "always", "-c", cfg])
+                .now(now)
+                .run(),
         ));
         v
     };
@@ -138,7 +150,9 @@ service_accounts:
     assert_eq!(issued_first.len(), 5);
     record(
         "apply (rotation)",
-        sb.cmd(&["apply", "--yes", "-v", "-c", cfg]).now(&later).run(),
+        sb.cmd(&["apply", "--yes", "-v", "-c", cfg])
+            .now(&later)
+            .run(),
     );
     for (what, out) in plans(&sb, &later) {
         record(&what, out);
@@ -212,7 +226,11 @@ service_accounts:
     // Secret files hold nothing in the clear either.
     for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("org/secrets")) {
         for i in &all {
-            assert!(!contains_bytes(bytes, i.secret.as_bytes()), "{}", path.display());
+            assert!(
+                !contains_bytes(bytes, i.secret.as_bytes()),
+                "{}",
+                path.display()
+            );
         }
     }
 
@@ -264,12 +282,21 @@ fn read_all(sb: &Sandbox, age_identity: &Path, ssh_identity: &Path) -> Vec<Issue
                 "{} is an armored age file",
                 file.display()
             );
-            assert!(text.trim_end().ends_with("-----END AGE ENCRYPTED FILE-----"));
+            assert!(
+                text.trim_end()
+                    .ends_with("-----END AGE ENCRYPTED FILE-----")
+            );
             let by_age = age_cli_decrypt(&file, age_identity);
             let by_ssh = age_cli_decrypt(&file, ssh_identity);
             assert_eq!(by_age, by_ssh, "both recipients read the same payload");
 
-            let account = file.parent().unwrap().file_name().unwrap().to_str().unwrap();
+            let account = file
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap();
             let key = file.file_stem().unwrap().to_str().unwrap();
             let p = by_age.as_object().unwrap();
             let mut fields: Vec<&str> = p.keys().map(String::as_str).collect();
