@@ -120,14 +120,15 @@ impl Cmd {
         self.cmd.spawn().expect("the svcacct binary starts")
     }
 
-    /// Starts the process with stdout and stderr on the given descriptors (a terminal, say).
+    /// Starts the process with its standard streams on the given descriptors (a terminal).
     pub fn spawn_with_output(
         mut self,
         stdout: std::os::fd::OwnedFd,
         stderr: std::os::fd::OwnedFd,
+        stdin: Option<std::os::fd::OwnedFd>,
     ) -> Child {
         self.cmd
-            .stdin(Stdio::null())
+            .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr));
         // Our copies of the descriptors close when `self` drops at the end of this call.

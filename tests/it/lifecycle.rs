@@ -68,6 +68,41 @@ fn applying_the_small_example_converges_and_one_edit_is_one_change() {
         .run()
         .expect(0);
 
+    // Every write is in the audit log, with who made it, and bumped the revision.
+    let conn = open_db(&sb.join(SMALL_DB));
+    let mut stmt = conn
+        .prepare("SELECT actor, action, target FROM audit_log ORDER BY id")
+        .unwrap();
+    let log: Vec<(String, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let entries: Vec<(&str, &str)> = log
+        .iter()
+        .map(|(_, a, t)| (a.as_str(), t.as_str()))
+        .collect();
+    for expected in [
+        ("put_role", "role.deployer"),
+        ("put_team", "team.platform"),
+        ("put_service_account", "service_account.ci-bot"),
+        ("issue_key", "key.ci-bot.github-actions-prod"),
+    ] {
+        assert!(entries.contains(&expected), "{expected:?} in {entries:?}");
+    }
+    assert!(
+        log.iter()
+            .filter(|(_, a, _)| a != "create_organization")
+            .all(|(actor, _, _)| actor.contains("svcacct-test")),
+        "the actor names the user: {log:?}"
+    );
+    let revision: i64 = conn
+        .query_row("SELECT revision FROM organizations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(revision as usize, log.len());
+    drop(stmt);
+    drop(conn);
+
     // A key's description is an update in place: the issued key stays.
     edit_small(&sb, |t| {
         t.replace("description: prod runner", "description: production runner")
@@ -511,6 +546,12 @@ fn a_failed_change_does_not_stop_independent_ones() {
 
 /// Runs a command with stdout and stderr on a fresh pseudo-terminal; returns what it printed.
 fn run_on_tty(cmd: Cmd) -> String {
+    run_on_tty_with_input(cmd, None).1
+}
+
+/// Runs a command on a fresh pseudo-terminal: stdout and stderr, and stdin too when `input`
+/// is given (typed once the command asks). Returns the exit code and what the terminal showed.
+fn run_on_tty_with_input(cmd: Cmd, input: Option<&str>) -> (Option<i32>, String) {
     use std::io::Read;
     use std::os::fd::{FromRawFd, OwnedFd};
     let (mut master, mut slave) = (0, 0);
@@ -527,9 +568,22 @@ fn run_on_tty(cmd: Cmd) -> String {
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors are new and owned by nothing else.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
-    let mut child = cmd.spawn_with_output(slave.try_clone().unwrap(), slave);
+    let stdin = input.map(|_| slave.try_clone().unwrap());
+    let mut child = cmd.spawn_with_output(slave.try_clone().unwrap(), slave, stdin);
     let mut out = Vec::new();
     let mut master = std::fs::File::from(master);
+    if let Some(input) = input {
+        use std::io::Write;
+        // Wait for the question before answering it.
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&out).contains("to apply:") {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        master.write_all(input.as_bytes()).unwrap();
+    }
     // Reading ends with EIO once the child has closed the terminal.
     let mut buf = [0u8; 4096];
     loop {
@@ -538,6 +592,108 @@ fn run_on_tty(cmd: Cmd) -> String {
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }
     }
-    child.wait().unwrap();
-    String::from_utf8_lossy(&out).into_owned()
+    let status = child.wait().unwrap();
+    (status.code(), String::from_utf8_lossy(&out).into_owned())
+}
+
+#[test]
+fn apply_asks_for_confirmation_on_a_terminal() {
+    let sb = Sandbox::new();
+    sb.copy_example("small");
+    let db = sb.join(SMALL_DB);
+
+    let (code, shown) = run_on_tty_with_input(
+        sb.cmd(&["apply", "-c", SMALL]).now(T0).env("NO_COLOR", "1"),
+        Some("no\n"),
+    );
+    assert_eq!(code, Some(1), "{shown}");
+    assert!(
+        shown.contains("+ key.ci-bot.github-actions-prod"),
+        "the plan is shown first: {shown}"
+    );
+    assert!(shown.contains("cancelled"), "{shown}");
+    assert!(
+        !sb.join("examples/small/secrets").exists(),
+        "nothing was issued"
+    );
+    if db.exists() {
+        let keys: i64 = open_db(&db)
+            .query_row("SELECT count(*) FROM api_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(keys, 0);
+    }
+
+    let (code, shown) = run_on_tty_with_input(
+        sb.cmd(&["apply", "-c", SMALL]).now(T0).env("NO_COLOR", "1"),
+        Some("yes\n"),
+    );
+    assert_eq!(code, Some(0), "{shown}");
+    assert_eq!(current_keys(&db).len(), 1);
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", SMALL])
+        .now(T0)
+        .run()
+        .expect(0);
+}
+
+#[test]
+fn changes_run_in_dependency_order() {
+    let sb = Sandbox::new();
+    demo_files(&sb);
+    let cfg = "org/svcacct.yaml";
+    let head = "organization: acme\nsecrets:\n  recipients_file: ../examples/demo-recipients.txt\n";
+    sb.write(
+        cfg,
+        &format!(
+            "{head}roles:\n  old-role:\n    permissions: [flows:read]\nteams:\n  old-team: {{}}\n  gone-team: {{}}\nservice_accounts:\n  mover:\n    teams: {{old-team: old-role}}\n    keys:\n      k: {{}}\n  leaver:\n    teams: {{gone-team: viewer}}\n    keys:\n      k: {{}}\n"
+        ),
+    );
+    sb.apply(cfg, T0);
+    // In one apply: a new role and team that `mover` switches to, the old ones deleted
+    // (only possible after the switch), and `leaver` deleted with the team only it used.
+    sb.write(
+        cfg,
+        &format!(
+            "{head}roles:\n  new-role:\n    permissions: [flows:write]\nteams:\n  new-team: {{}}\nservice_accounts:\n  mover:\n    teams: {{new-team: new-role}}\n    keys:\n      k: {{}}\n      extra: {{}}\n"
+        ),
+    );
+    let plan = sb.plan_json(cfg, T0);
+    let mut actions: Vec<(String, String)> = changes(&plan)
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap().into(),
+                c["action"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    actions.sort();
+    let expected: Vec<(String, String)> = [
+        ("key.mover.extra", "create"),
+        ("role.new-role", "create"),
+        ("role.old-role", "delete"),
+        ("service_account.leaver", "delete"),
+        ("service_account.mover", "update"),
+        ("team.gone-team", "delete"),
+        ("team.new-team", "create"),
+        ("team.old-team", "delete"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(actions, expected, "{plan:#}");
+    let out = sb.apply(cfg, T0);
+    assert!(
+        out.stdout.contains("8 applied, 0 failed, 0 skipped"),
+        "{}",
+        out.stdout
+    );
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", cfg])
+        .now(T0)
+        .run()
+        .expect(0);
+    let identity = sb.join("examples/demo-identity.txt");
+    let secret = secret_of(&sb.join("org/secrets/mover/extra.age"), &identity);
+    let (code, v) = sb.verify(cfg, &secret, T0);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["permissions"], serde_json::json!(["flows:write"]));
 }
