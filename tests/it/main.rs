@@ -4,6 +4,7 @@
 mod common;
 
 mod concurrency;
+mod conformance;
 mod config_errors;
 mod crash;
 mod export;

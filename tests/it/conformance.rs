@@ -1,0 +1,336 @@
+//! One conformance suite for every backend: the same scenario runs against `local` (a SQLite
+//! file) and `http` (a real `svcacct serve` on 127.0.0.1), and both must produce the same
+//! plans, the same verifications and the same exit codes, step by step.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::common::{BIN, Cmd, Out, Sandbox, T0, at, secret_of};
+
+const OPERATOR_TOKEN: &str = "conformance-operator-token-0123456789";
+
+/// A `svcacct serve` process on a free loopback port; killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    /// Everything the server printed, for leak checks.
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts a server over `db` whose clock reads `now`.
+    pub fn start(db: &Path, now: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--db"])
+            .arg(db)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("SVCACCT_ADMIN_TOKEN", OPERATOR_TOKEN)
+            .env("SVCACCT_NOW", now)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("svcacct serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.split("listening on ").nth(1) {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let url = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the server did not say where it listens: {}",
+                    log.lock().unwrap()
+                )
+            });
+        Server { child, url, log }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A backend under test: a sandbox and, for `http`, the server in front of its database.
+struct Target {
+    sandbox: Sandbox,
+    server: Option<Server>,
+    server_now: String,
+}
+
+impl Target {
+    fn new(http: bool) -> Target {
+        let sandbox = Sandbox::new();
+        let identity = age::x25519::Identity::generate();
+        sandbox.write(
+            "identity.txt",
+            &format!(
+                "{}\n",
+                age::secrecy::ExposeSecret::expose_secret(&identity.to_string())
+            ),
+        );
+        sandbox.write("recipients.txt", &format!("{}\n", identity.to_public()));
+        let mut t = Target {
+            sandbox,
+            server: None,
+            server_now: String::new(),
+        };
+        if http {
+            t.at(T0);
+        }
+        t
+    }
+
+    fn is_http(&self) -> bool {
+        !self.server_now.is_empty()
+    }
+
+    /// Moves the clock: an http target restarts its server at the new time.
+    fn at(&mut self, now: &str) {
+        if self.server_now == now {
+            return;
+        }
+        self.server = None;
+        self.server = Some(Server::start(&self.sandbox.join("server.db"), now));
+        self.server_now = now.to_string();
+    }
+
+    /// The backend section of the config.
+    fn backend(&self) -> String {
+        match &self.server {
+            Some(s) => format!(
+                "backend:\n  type: http\n  url: {}\n  token_env: CONFORMANCE_TOKEN\n",
+                s.url
+            ),
+            None => "backend:\n  type: local\n  path: org.db\n".to_string(),
+        }
+    }
+
+    fn write_config(&self, body: &str) {
+        let text = format!(
+            "organization: conform\n{}secrets:\n  dir: secrets\n  recipients_file: recipients.txt\n{body}",
+            self.backend()
+        );
+        self.sandbox.write("svcacct.yaml", &text);
+    }
+
+    fn cmd(&mut self, args: &[&str], now: &str) -> Cmd {
+        if self.is_http() {
+            self.at(now);
+        }
+        Cmd::new(self.sandbox.root(), args)
+            .now(now)
+            .env("CONFORMANCE_TOKEN", OPERATOR_TOKEN)
+    }
+
+    fn run(&mut self, args: &[&str], now: &str) -> Out {
+        self.cmd(args, now).run()
+    }
+
+    fn secret(&self, account: &str, key: &str) -> String {
+        secret_of(
+            &self.sandbox.join(&format!("secrets/{account}/{key}.age")),
+            &self.sandbox.join("identity.txt"),
+        )
+    }
+
+    fn verify(&mut self, secret: &str, now: &str) -> Value {
+        let out = self
+            .cmd(&["verify"], now)
+            .stdin(format!("{secret}\n"))
+            .run();
+        let v = out.json();
+        json!({ "exit": out.code, "valid": v["valid"], "reason": v["reason"], "account": v["service_account"], "permissions": v["permissions"] })
+    }
+}
+
+/// What a JSON plan says, without revisions (they are backend bookkeeping).
+fn plan_summary(out: &Out) -> Value {
+    let plan = out.json();
+    let changes: Vec<Value> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!([c["address"], c["action"], c["changed"], c["reason"]]))
+        .collect();
+    json!({ "exit": out.code, "changes": changes, "unmanaged": plan["unmanaged"] })
+}
+
+const V1: &str = "roles:
+  deployer:
+    description: Deploys
+    permissions: [deployments:read, deployments:execute]
+teams:
+  platform:
+    description: Platform
+service_accounts:
+  ci-bot:
+    description: CI
+    teams:
+      platform: deployer
+    keys:
+      prod:
+        rotate_every: 30d
+        overlap: 1d
+      scoped:
+        scopes: [\"*:read\"]
+  reader:
+    teams:
+      platform: viewer
+    keys:
+      r1: {}
+";
+
+/// The scenario, as a transcript of everything observable.
+fn scenario(t: &mut Target) -> Vec<(String, Value)> {
+    let mut log = Vec::new();
+    t.write_config(V1);
+    let plan = t.run(&["plan", "--format", "json", "--detailed-exitcode"], T0);
+    log.push(("first plan".into(), plan_summary(&plan)));
+    t.run(&["apply", "--yes"], T0).ok();
+    let plan = t.run(&["plan", "--format", "json", "--detailed-exitcode"], T0);
+    log.push(("converged".into(), plan_summary(&plan)));
+    assert_eq!(plan.code, Some(0), "{}", plan.stderr);
+
+    let prod_v1 = t.secret("ci-bot", "prod");
+    let scoped = t.secret("ci-bot", "scoped");
+    let r1 = t.secret("reader", "r1");
+    log.push(("prod key".into(), t.verify(&prod_v1, T0)));
+    log.push(("scoped key".into(), t.verify(&scoped, T0)));
+    log.push(("reader key".into(), t.verify(&r1, T0)));
+
+    // Edit one field, disable one account.
+    t.write_config(
+        &V1.replace("description: CI", "description: CI runners")
+            .replace("  reader:\n", "  reader:\n    disabled: true\n"),
+    );
+    let plan = t.run(&["plan", "--format", "json", "--detailed-exitcode"], T0);
+    log.push(("edit plan".into(), plan_summary(&plan)));
+    t.run(&["apply", "--yes"], T0).ok();
+    log.push(("disabled reader key".into(), t.verify(&r1, T0)));
+
+    // Rotation with a one-day overlap.
+    let day31 = at(31, 0);
+    let plan = t.run(&["plan", "--format", "json"], &day31);
+    log.push(("rotation plan".into(), plan_summary(&plan)));
+    t.run(&["apply", "--yes"], &day31).ok();
+    let prod_v2 = t.secret("ci-bot", "prod");
+    assert_ne!(
+        prod_v1, prod_v2,
+        "rotation writes a new key to the same file"
+    );
+    log.push(("old key in overlap".into(), t.verify(&prod_v1, &day31)));
+    log.push(("new key".into(), t.verify(&prod_v2, &day31)));
+    let day32 = at(32, 1);
+    let plan = t.run(&["plan", "--format", "json"], &day32);
+    log.push(("retire plan".into(), plan_summary(&plan)));
+    t.run(&["apply", "--yes"], &day32).ok();
+    log.push(("old key retired".into(), t.verify(&prod_v1, &day32)));
+    log.push(("new key after retire".into(), t.verify(&prod_v2, &day32)));
+
+    // Remove an account: deleted, its keys revoked.
+    t.write_config(
+        &V1.replace("description: CI", "description: CI runners")
+            .split("  reader:")
+            .next()
+            .unwrap()
+            .to_string(),
+    );
+    let plan = t.run(&["plan", "--format", "json"], &day32);
+    log.push(("delete plan".into(), plan_summary(&plan)));
+    t.run(&["apply", "--yes"], &day32).ok();
+    log.push(("deleted account key".into(), t.verify(&r1, &day32)));
+
+    // Export next to the config; the export plans to no changes.
+    t.run(&["export", "-o", "exported.yaml"], &day32).ok();
+    let plan = t.run(
+        &[
+            "plan",
+            "-c",
+            "exported.yaml",
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ],
+        &day32,
+    );
+    log.push(("export round trip".into(), plan_summary(&plan)));
+    assert_eq!(plan.code, Some(0), "{}", plan.stderr);
+    log
+}
+
+#[test]
+fn local_and_http_backends_behave_the_same() {
+    let mut local = Target::new(false);
+    let mut http = Target::new(true);
+    let a = scenario(&mut local);
+    let b = scenario(&mut http);
+    for ((step, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(x, y, "step `{step}` differs between local and http");
+    }
+    assert_eq!(a.len(), b.len());
+
+    // The transcript itself says what the scenario must show.
+    let step = |name: &str| a.iter().find(|(s, _)| s == name).unwrap().1.clone();
+    assert_eq!(step("first plan")["exit"], 2);
+    assert_eq!(step("first plan")["changes"].as_array().unwrap().len(), 8);
+    assert_eq!(step("prod key")["valid"], true);
+    assert_eq!(
+        step("prod key")["permissions"],
+        json!(["deployments:execute", "deployments:read"])
+    );
+    assert_eq!(
+        step("scoped key")["permissions"],
+        json!(["deployments:read"])
+    );
+    assert_eq!(
+        step("edit plan")["changes"],
+        json!([
+            ["service_account.ci-bot", "update", ["description"], null],
+            ["service_account.reader", "update", ["disabled"], null]
+        ])
+    );
+    assert_eq!(step("disabled reader key")["reason"], "account_disabled");
+    assert_eq!(step("rotation plan")["changes"][0][0], "key.ci-bot.prod");
+    assert_eq!(step("rotation plan")["changes"][0][1], "rotate");
+    assert_eq!(step("old key in overlap")["valid"], true);
+    assert_eq!(step("new key")["valid"], true);
+    assert_eq!(step("retire plan")["changes"][0][1], "retire");
+    assert_eq!(step("old key retired")["valid"], false);
+    assert_eq!(step("new key after retire")["valid"], true);
+    assert_eq!(
+        step("delete plan")["changes"][0],
+        json!(["service_account.reader", "delete", [], "revokes its 1 key"])
+    );
+    assert_eq!(step("deleted account key")["valid"], false);
+
+    // The server never logged a secret.
+    let server_log = http.server.as_ref().unwrap().log.lock().unwrap().clone();
+    for (account, key) in [("ci-bot", "prod"), ("ci-bot", "scoped")] {
+        let secret = http.secret(account, key);
+        assert!(
+            !server_log.contains(&secret),
+            "the server log holds a secret"
+        );
+    }
+}
