@@ -4,6 +4,10 @@
 //! RSS of each command (from `wait4`), and the number of SQLite statements is not needed:
 //! the local backend reads a plan's whole snapshot in one read transaction.
 //!
+//! Then the same organization is served by `svcacct serve` on loopback and planned and
+//! applied through the `http` backend; those rows also show how many HTTP requests the
+//! command made (from `-v`).
+//!
 //! `SCALE_SIZES=1000` limits the sizes.
 
 use std::fmt::Write as _;
@@ -15,9 +19,11 @@ const TEAMS: usize = 200;
 const ROLES: usize = 50;
 const KEYS: usize = 3;
 
-fn config(accounts: usize, description: &str) -> String {
+fn config(accounts: usize, description: &str, backend: &str) -> String {
     let mut y = String::with_capacity(accounts * 400);
-    y.push_str("organization: scale\nsecrets:\n  dir: secrets\n  recipients_file: recipients.txt\nroles:\n");
+    y.push_str("organization: scale\n");
+    y.push_str(backend);
+    y.push_str("secrets:\n  dir: secrets\n  recipients_file: recipients.txt\nroles:\n");
     for r in 0..ROLES {
         let _ = writeln!(
             y,
@@ -52,8 +58,18 @@ fn config(accounts: usize, description: &str) -> String {
     y
 }
 
-/// Runs the binary; returns (seconds, peak RSS in MiB).
-fn run(dir: &Path, args: &[&str]) -> (f64, f64) {
+/// What one command cost.
+struct Cost {
+    secs: f64,
+    rss_mib: f64,
+    /// HTTP requests, as `-v` reports them.
+    requests: Option<u64>,
+}
+
+/// Runs the binary; returns its wall time, peak RSS and request count.
+fn run(dir: &Path, args: &[&str]) -> Cost {
+    let stderr_path = dir.join("stderr.log");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
     let start = Instant::now();
     // Reaped by wait4 below, which also reports the child's peak RSS.
     #[allow(clippy::zombie_processes)]
@@ -61,7 +77,8 @@ fn run(dir: &Path, args: &[&str]) -> (f64, f64) {
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .env("SVCACCT_TOKEN", TOKEN)
+        .stderr(stderr)
         .spawn()
         .expect("svcacct runs");
     let pid = child.id() as libc::pid_t;
@@ -71,11 +88,62 @@ fn run(dir: &Path, args: &[&str]) -> (f64, f64) {
     let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(waited, pid, "wait4 failed");
+    let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     assert!(
         libc::WIFEXITED(status) && [0, 2].contains(&libc::WEXITSTATUS(status)),
-        "svcacct {args:?} failed: {status}"
+        "svcacct {args:?} failed: {status}\n{log}"
     );
-    (secs, usage.ru_maxrss as f64 / 1024.0)
+    let requests = log.lines().find_map(|l| {
+        l.split(" made ")
+            .nth(1)?
+            .strip_suffix(" requests")?
+            .parse()
+            .ok()
+    });
+    Cost {
+        secs,
+        rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        requests,
+    }
+}
+
+const TOKEN: &str = "scale-benchmark-operator-token";
+
+/// `svcacct serve` over the benchmark's database; killed on drop.
+struct Server(std::process::Child, String);
+
+impl Server {
+    fn start(db: &Path) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_svcacct"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(db)
+            .env("SVCACCT_ADMIN_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("svcacct serve runs");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let url = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split("listening on ")
+                    .nth(1)
+                    .map(|u| u.trim().to_string())
+            })
+            .expect("the server says where it listens");
+        // Drain the request log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server(child, url)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn main() {
@@ -83,31 +151,51 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1_000, 10_000]);
-    println!("| accounts | keys | step | wall time | peak RSS |");
-    println!("|---:|---:|---|---:|---:|");
+    println!("| accounts | keys | backend | step | wall time | peak RSS | requests |");
+    println!("|---:|---:|---|---|---:|---:|---:|");
     for n in sizes {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path();
         let identity = age::x25519::Identity::generate();
         std::fs::write(dir.join("recipients.txt"), identity.to_public().to_string()).unwrap();
-        std::fs::write(dir.join("svcacct.yaml"), config(n, "Account")).unwrap();
-        let row = |step: &str, (secs, rss): (f64, f64)| {
+        let row = |backend: &str, step: &str, c: Cost| {
+            let requests = c.requests.map_or("".to_string(), |r| r.to_string());
             println!(
-                "| {n} | {} | {step} | {:.3} s | {:.0} MiB |",
+                "| {n} | {} | {backend} | {step} | {:.3} s | {:.0} MiB | {requests} |",
                 n * KEYS,
-                secs,
-                rss
+                c.secs,
+                c.rss_mib
             );
         };
-        row("validate", run(dir, &["validate", "-q"]));
-        row("first apply", run(dir, &["apply", "--yes", "-q"]));
-        row("no-change plan", run(dir, &["plan", "--detailed-exitcode"]));
-        std::fs::write(dir.join("svcacct.yaml"), config(n, "Changed")).unwrap();
-        row("one-change plan", run(dir, &["plan"]));
-        row("one-change apply", run(dir, &["apply", "--yes", "-q"]));
+        let local = "backend:\n  type: local\n  path: scale.db\n";
+        std::fs::write(dir.join("svcacct.yaml"), config(n, "Account", local)).unwrap();
+        row("local", "validate", run(dir, &["validate", "-q"]));
+        row("local", "first apply", run(dir, &["apply", "--yes", "-q"]));
         row(
-            "no-change plan (json)",
-            run(dir, &["plan", "--format", "json", "--detailed-exitcode"]),
+            "local",
+            "no-change plan",
+            run(dir, &["plan", "--detailed-exitcode"]),
         );
+        std::fs::write(dir.join("svcacct.yaml"), config(n, "Changed", local)).unwrap();
+        row("local", "one-change plan", run(dir, &["plan"]));
+        row(
+            "local",
+            "one-change apply",
+            run(dir, &["apply", "--yes", "-q"]),
+        );
+
+        let server = Server::start(&dir.join("scale.db"));
+        let http = format!("backend:\n  type: http\n  url: {}\n", server.1);
+        std::fs::write(dir.join("svcacct.yaml"), config(n, "Changed", &http)).unwrap();
+        let plan = run(dir, &["plan", "-v", "--detailed-exitcode"]);
+        row("http", "no-change plan", plan);
+        std::fs::write(dir.join("svcacct.yaml"), config(n, "Again", &http)).unwrap();
+        row("http", "one-change plan", run(dir, &["plan", "-v"]));
+        row(
+            "http",
+            "one-change apply",
+            run(dir, &["apply", "--yes", "-q", "-v"]),
+        );
+        drop(server);
     }
 }
