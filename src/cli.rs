@@ -42,6 +42,8 @@ pub enum Command {
     Verify(ConfigArg),
     /// Print the JSON Schema of the config.
     Schema,
+    /// Run the reference HTTP server over an organization file.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,4 +100,30 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The organization file (SQLite; created if missing). The `local` backend uses the same.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The address to listen on; port 0 picks a free port (printed on stderr).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// A file holding the operator token (instead of the SVCACCT_ADMIN_TOKEN variable).
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Write request logs as JSON lines.
+    #[arg(long)]
+    pub log_json: bool,
+    /// Testing only: the share (0.0-1.0) of organization requests that fail at random.
+    #[arg(long, hide = true, default_value_t = 0.0, value_parser = fault_rate)]
+    pub inject_faults: f64,
+}
+
+fn fault_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}` is not a share from 0.0 to 1.0")),
+    }
 }

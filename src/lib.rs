@@ -13,4 +13,5 @@ pub mod duration;
 pub mod model;
 pub mod plan;
 pub mod secrets;
+pub mod server;
 pub mod store;

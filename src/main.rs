@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => commands::apply(a, out),
         Command::Export(a) => commands::export(a, out),
         Command::Verify(a) => commands::verify(a, out),
+        Command::Serve(a) => commands::serve(a, out),
         Command::Schema => {
             print!("{}", svcacct::config::schema::config_schema());
             Ok(exit::OK)

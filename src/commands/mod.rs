@@ -3,6 +3,7 @@
 mod apply;
 mod export;
 mod plan;
+mod serve;
 mod validate;
 mod verify;
 
@@ -11,6 +12,7 @@ use std::io::IsTerminal;
 pub use apply::apply;
 pub use export::export;
 pub use plan::plan;
+pub use serve::serve;
 pub use validate::validate;
 pub use verify::verify;
 

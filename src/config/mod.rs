@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use raw::UnmanagedPolicy;
+pub use validate::{valid_name, valid_permission};
 
 use crate::model::Organization;
 use crate::secrets::Recipient;

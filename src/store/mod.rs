@@ -1,6 +1,7 @@
 //! The SQLite store: organizations, their roles, teams, service accounts, memberships, key
 //! hashes and audit log. The `local` backend and the server share it as it is.
 
+mod server;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -9,6 +10,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use time::{Date, OffsetDateTime};
 
+pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredResponse};
 pub use verify::Verification;
 
 use crate::backend::{BackendError, NewKey, Operation, Replaces};
@@ -110,6 +112,15 @@ impl Store {
         org: &str,
         now: OffsetDateTime,
     ) -> Result<bool, BackendError> {
+        self.create_organization_as(org, "svcacct", now)
+    }
+
+    fn create_organization_as(
+        &mut self,
+        org: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, BackendError> {
         let tx = self.conn.transaction()?;
         let exists: bool = tx
             .query_row("SELECT 1 FROM organizations WHERE name = ?1", [org], |_| {
@@ -133,7 +144,7 @@ impl Store {
                 &tx,
                 org,
                 now,
-                "svcacct",
+                actor,
                 "create_organization",
                 &format!("organization.{org}"),
                 "",

@@ -1,0 +1,88 @@
+//! `svcacct serve`: resolves the operator token and the logging, then runs the reference
+//! server until SIGTERM or Ctrl-C.
+
+use anyhow::{Context, Result, bail};
+use zeroize::Zeroizing;
+
+use super::{Output, exit};
+use crate::cli::ServeArgs;
+use crate::server::{self, Settings};
+
+/// The variable the operator token is read from.
+pub const ADMIN_TOKEN_ENV: &str = "SVCACCT_ADMIN_TOKEN";
+
+/// Tokens shorter than this are accepted with a warning.
+const SHORT_TOKEN: usize = 16;
+
+fn admin_token(args: &ServeArgs) -> Result<Zeroizing<String>> {
+    let token = match &args.admin_token_file {
+        Some(path) => Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read admin token file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => Zeroizing::new(
+            std::env::var(ADMIN_TOKEN_ENV)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
+    };
+    if token.is_empty() {
+        bail!(
+            "no operator token: set {ADMIN_TOKEN_ENV} or pass --admin-token-file FILE (a file holding the token), for example\n  \
+             {ADMIN_TOKEN_ENV}=\"$(openssl rand -hex 32)\" svcacct serve --db {}",
+            args.db.display()
+        );
+    }
+    if token.chars().any(char::is_whitespace) {
+        bail!("the operator token must not contain whitespace");
+    }
+    Ok(token)
+}
+
+fn init_logging(args: &ServeArgs, out: Output) {
+    use tracing_subscriber::EnvFilter;
+    let default = if out.quiet {
+        "warn"
+    } else if out.verbose > 0 {
+        "debug"
+    } else {
+        "info"
+    };
+    let filter = EnvFilter::try_from_env("SVCACCT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(out.color && std::env::var_os("NO_COLOR").is_none());
+    let _ = if args.log_json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs the server; returns when it has shut down.
+pub fn serve(args: &ServeArgs, out: Output) -> Result<u8> {
+    let admin_token = admin_token(args)?;
+    if admin_token.len() < SHORT_TOKEN && !out.quiet {
+        eprintln!(
+            "warning: the operator token is shorter than {SHORT_TOKEN} characters; use a long random one"
+        );
+    }
+    init_logging(args, out);
+    let settings = Settings {
+        db: args.db.clone(),
+        listen: args.listen,
+        admin_token,
+        fault_rate: args.inject_faults,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("svcacct-serve")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(server::serve(settings))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,294 @@
+//! Who is calling: the operator (the token the server was started with) or a service account
+//! (one of its API keys), and what they may do. Only hashes are compared, in constant time;
+//! a string that is not shaped like a key is refused before the database is asked; an
+//! address that keeps failing is slowed down with 429s.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::clock;
+use crate::model::pattern_covers;
+use crate::secrets::looks_like_key;
+use crate::store::Verification;
+
+/// The permission that lets a key manage its own organization.
+pub const MANAGE_PERMISSION: &str = "svcacct:manage";
+
+/// Failed authentications one address may make within [`FAILURE_WINDOW`].
+const MAX_FAILURES: usize = 20;
+const FAILURE_WINDOW: Duration = Duration::from_secs(10);
+/// Addresses tracked at most; beyond it, the quietest are forgotten first.
+const MAX_TRACKED: usize = 10_000;
+
+/// The operator token, kept only as its SHA-256.
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    pub fn new(token: &str) -> AdminToken {
+        AdminToken(Sha256::digest(token.as_bytes()).into())
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        presented.ct_eq(&self.0).into()
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Operator,
+    /// A service-account key, with what it may do right now.
+    Key(Box<Verification>),
+}
+
+impl Principal {
+    /// How the audit log and the request log name the caller.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Operator => "operator".into(),
+            Principal::Key(v) => format!(
+                "service_account:{}/{}",
+                v.service_account.as_deref().unwrap_or("?"),
+                v.key.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+
+    /// Whether the caller may read and change the organization `org`.
+    pub fn may_manage(&self, org: &str) -> bool {
+        match self {
+            Principal::Operator => true,
+            Principal::Key(v) => {
+                v.organization.as_deref() == Some(org)
+                    && v.permissions
+                        .iter()
+                        .any(|p| pattern_covers(p, MANAGE_PERMISSION))
+            }
+        }
+    }
+}
+
+/// Counts failed authentications per client address.
+#[derive(Default)]
+pub struct FailureLimiter {
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl FailureLimiter {
+    /// `Err(seconds to wait)` when the address failed too often lately.
+    fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(times) = map.get_mut(&ip) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= FAILURE_WINDOW)
+        {
+            times.pop_front();
+        }
+        if times.is_empty() {
+            map.remove(&ip);
+            return Ok(());
+        }
+        if times.len() >= MAX_FAILURES {
+            let oldest = *times.front().expect("not empty");
+            let wait = FAILURE_WINDOW.saturating_sub(now.duration_since(oldest));
+            return Err(wait.as_secs().max(1));
+        }
+        Ok(())
+    }
+
+    fn record(&self, ip: IpAddr) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(&ip) {
+            let now = Instant::now();
+            map.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
+            });
+            if map.len() >= MAX_TRACKED {
+                return;
+            }
+        }
+        let times = map.entry(ip).or_default();
+        times.push_back(Instant::now());
+        while times.len() > MAX_FAILURES {
+            times.pop_front();
+        }
+    }
+}
+
+/// Where the request log learns who the caller was.
+#[derive(Clone, Default)]
+pub struct PrincipalSlot(Arc<OnceLock<String>>);
+
+impl PrincipalSlot {
+    pub fn set(&self, who: String) {
+        let _ = self.0.set(who);
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get().map(String::as_str).unwrap_or("-")
+    }
+}
+
+/// An authenticated request: who, and from where.
+pub struct Caller {
+    pub principal: Principal,
+}
+
+impl Caller {
+    /// Refuses callers that may not manage `org`.
+    pub fn manage(&self, org: &str) -> Result<(), ApiError> {
+        if self.principal.may_manage(org) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this key may not manage organization {org}: it needs the {MANAGE_PERMISSION} permission in that organization"
+            )))
+        }
+    }
+
+    /// Refuses anyone but the operator.
+    pub fn operator(&self) -> Result<(), ApiError> {
+        match self.principal {
+            Principal::Operator => Ok(()),
+            Principal::Key(_) => Err(ApiError::forbidden("only the operator may do this")),
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        self.principal.actor()
+    }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::unauthorized(message)
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let slot = parts.extensions.get::<PrincipalSlot>().cloned();
+        let result = authenticate(parts, state, ip).await;
+        if let Some(slot) = slot {
+            slot.set(match &result {
+                Ok(p) => p.actor(),
+                Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => "rate-limited".into(),
+                Err(_) => "unauthenticated".into(),
+            });
+        }
+        result.map(|principal| Caller { principal })
+    }
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &Arc<AppState>,
+    ip: IpAddr,
+) -> Result<Principal, ApiError> {
+    if let Err(wait) = state.limiter.check(ip) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many failed authentications from this address; try again in {wait} seconds"
+            ),
+        );
+        e.retry_after = Some(wait);
+        return Err(e);
+    }
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Err(unauthorized(
+            "missing credentials: send `Authorization: Bearer <token>`",
+        ));
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .map(|t| Zeroizing::new(t.to_string()));
+    let Some(token) = token else {
+        state.limiter.record(ip);
+        return Err(unauthorized(
+            "malformed Authorization header: expected `Bearer <token>`",
+        ));
+    };
+    if state.admin.matches(&token) {
+        return Ok(Principal::Operator);
+    }
+    if !looks_like_key(&token) {
+        state.limiter.record(ip);
+        return Err(unauthorized("invalid credentials"));
+    }
+    let verification = state
+        .db
+        .read(move |store| Ok(store.verify(&token, clock::now())?))
+        .await?;
+    if verification.valid {
+        Ok(Principal::Key(Box::new(verification)))
+    } else {
+        state.limiter.record(ip);
+        Err(unauthorized(
+            format!(
+                "invalid credentials: the key is {}",
+                verification.reason.as_deref().unwrap_or("not valid")
+            )
+            .as_str(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_limited_per_address() {
+        let limiter = FailureLimiter::default();
+        let a = IpAddr::from([10, 0, 0, 1]);
+        let b = IpAddr::from([10, 0, 0, 2]);
+        for _ in 0..MAX_FAILURES {
+            assert!(limiter.check(a).is_ok());
+            limiter.record(a);
+        }
+        assert!(limiter.check(a).is_err());
+        assert!(limiter.check(b).is_ok());
+    }
+
+    #[test]
+    fn the_admin_token_matches_only_itself() {
+        let t = AdminToken::new("s3cret-operator-token");
+        assert!(t.matches("s3cret-operator-token"));
+        assert!(!t.matches("s3cret-operator-tokem"));
+        assert!(!t.matches(""));
+    }
+}

@@ -1,0 +1,87 @@
+//! The server's connections to the organization file: one writer behind a mutex (SQLite has
+//! one writer at a time anyway) and a few read-only connections, so that verifications and
+//! snapshots never queue behind an apply. Every call runs on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::error::ApiError;
+use crate::backend::BackendError;
+use crate::store::Store;
+
+/// How many read-only connections the server keeps.
+const READERS: usize = 4;
+
+/// The store, shared by every request.
+#[derive(Clone)]
+pub struct Db {
+    writer: Arc<Mutex<Store>>,
+    readers: Arc<Vec<Mutex<Store>>>,
+    next: Arc<AtomicUsize>,
+}
+
+fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    // A panic while holding a connection leaves no half-done transaction behind (SQLite
+    // rolls back on drop), so the connection is still good.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Db {
+    /// Opens (creating if need be) the file at `path`.
+    pub fn open(path: &Path) -> Result<Db, BackendError> {
+        let writer = Store::open_for_server(path)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Store::open_read_only(path)?.ok_or_else(|| {
+                BackendError::Storage(format!("{} disappeared while opening", path.display()))
+            })?;
+            readers.push(Mutex::new(reader));
+        }
+        Ok(Db {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs `f` on a read-only connection: a free one if there is one.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        blocking(move || {
+            for i in 0..readers.len() {
+                if let Ok(store) = readers[(start + i) % readers.len()].try_lock() {
+                    return f(&store);
+                }
+            }
+            f(&lock(&readers[start % readers.len()]))
+        })
+        .await
+    }
+
+    /// Runs `f` with the writer, alone.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        blocking(move || f(&mut lock(&writer))).await
+    }
+}
+
+async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a database task failed");
+        Err(ApiError::internal("the request failed inside the server"))
+    })
+}

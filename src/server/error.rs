@@ -1,0 +1,129 @@
+//! API errors: every failure is `{"error": {"code", "message"}}` with the status that says
+//! whose fault it is, so clients branch on `code` and people read `message`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::backend::BackendError;
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400: the body or a parameter is not what the endpoint takes.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401: no credentials, or credentials that are not valid.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: valid credentials that do not allow this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 409 with a specific code.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 422: well-formed, but a value is not acceptable.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
+    }
+
+    /// 500: our fault; the message never carries request data.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// The error a failed store write maps to. `own` is the address of the object the
+    /// request names: a missing object of another address is a bad reference (422).
+    pub fn from_backend(e: BackendError, own: &str) -> Self {
+        match e {
+            BackendError::NotFound { target } if target == own => {
+                Self::not_found(format!("{target} does not exist"))
+            }
+            BackendError::NotFound { target } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_reference",
+                format!("{target} does not exist"),
+            ),
+            other => Self::from(other),
+        }
+    }
+
+    /// The `code` a backend error has in a batch result and an error body.
+    pub fn backend_code(e: &BackendError) -> &'static str {
+        match e {
+            BackendError::Protected { .. } => "protected",
+            BackendError::NotFound { .. } => "not_found",
+            BackendError::Conflict { .. } => "conflict",
+            BackendError::Locked { .. } => "locked",
+            BackendError::Storage(m) if is_constraint(m) => "conflict",
+            BackendError::Storage(_) => "storage",
+        }
+    }
+}
+
+/// A unique-constraint failure (a key id or hash registered twice) is the caller's conflict.
+fn is_constraint(message: &str) -> bool {
+    message.contains("UNIQUE constraint failed")
+}
+
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        let code = ApiError::backend_code(&e);
+        match e {
+            BackendError::NotFound { .. } => Self::not_found(e.to_string()),
+            BackendError::Protected { .. }
+            | BackendError::Conflict { .. }
+            | BackendError::Locked { .. } => Self::conflict(code, e.to_string()),
+            BackendError::Storage(ref m) if is_constraint(m) => {
+                Self::conflict(code, "a key with this id or hash already exists")
+            }
+            BackendError::Storage(m) => {
+                tracing::error!(error = %m, "storage failure");
+                Self::internal("the server could not read or write its database")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

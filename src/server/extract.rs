@@ -1,0 +1,293 @@
+//! Request extractors that answer bad input with our JSON errors instead of axum's plain-text
+//! rejections: the body (415, 413, 400, 422), path and query parameters, and the write
+//! preconditions carried in headers.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1 << 20;
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// A JSON body, with a digest of its bytes (for idempotency fingerprints).
+pub struct Body<T> {
+    pub value: T,
+    pub digest: String,
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The digest of a request body, hex.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Parses a JSON body, mapping serde's errors to 400 (shape) or 422 (value).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        let message = e.to_string();
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::bad_request("malformed_json", format!("malformed JSON: {message}"))
+            }
+            // Our own value parsers (durations) say "invalid duration"; the rest is shape.
+            Category::Data if message.contains("duration") => ApiError::invalid(message),
+            Category::Data => ApiError::bad_request("invalid_body", message),
+        }
+    })
+}
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        Ok(Body {
+            value: parse_json(&bytes)?,
+            digest: digest(&bytes),
+        })
+    }
+}
+
+/// A body that may be absent: no body (or an empty one) is `None`; otherwise it must be JSON.
+pub struct OptionalBody<T> {
+    pub value: Option<T>,
+    pub digest: String,
+}
+
+impl<S, T> FromRequest<S> for OptionalBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
+        let has_type = req.headers().contains_key(header::CONTENT_TYPE);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody {
+                value: None,
+                digest: digest(&bytes),
+            });
+        }
+        if !json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                if has_type {
+                    "send the body as JSON with `Content-Type: application/json`"
+                } else {
+                    "a body needs `Content-Type: application/json`"
+                },
+            ));
+        }
+        Ok(OptionalBody {
+            value: Some(parse_json(&bytes)?),
+            digest: digest(&bytes),
+        })
+    }
+}
+
+fn body_rejection(e: BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {MAX_BODY} bytes"),
+        )
+    } else {
+        ApiError::bad_request("unreadable_body", "the request body could not be read")
+    }
+}
+
+/// Path parameters.
+pub struct P<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for P<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(t)| P(t))
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+    }
+}
+
+/// Query parameters.
+pub struct Q<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Q<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| Q(t))
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+/// What `If-Match` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any existing revision.
+    Any,
+    Revision(u64),
+}
+
+/// Headers that govern a write: optimistic concurrency, idempotency and the apply lease.
+#[derive(Debug, Clone, Default)]
+pub struct Preconditions {
+    pub if_match: Option<IfMatch>,
+    pub idempotency_key: Option<String>,
+    pub lease: Option<String>,
+    /// Method and path, for idempotency fingerprints.
+    pub request: String,
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| ApiError::bad_request("invalid_header", format!("{name} is not text"))),
+    }
+}
+
+/// Parses an `If-Match` value: a revision, quoted or not (`W/` weak tags too), or `*`.
+pub fn parse_if_match(value: &str) -> Option<IfMatch> {
+    let v = value.trim();
+    if v == "*" {
+        return Some(IfMatch::Any);
+    }
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    let v = v
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v);
+    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok().map(IfMatch::Revision)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let h = &parts.headers;
+        let if_match = match header_text(h, "if-match")? {
+            None => None,
+            Some(v) => Some(parse_if_match(v).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_header",
+                    "If-Match must be an organization revision such as \"42\", or *",
+                )
+            })?),
+        };
+        let idempotency_key = match header_text(h, "idempotency-key")? {
+            None => None,
+            Some(k)
+                if !k.is_empty()
+                    && k.len() <= MAX_IDEMPOTENCY_KEY
+                    && k.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(k.to_string())
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_header",
+                    format!(
+                        "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ),
+                ));
+            }
+        };
+        let lease = match header_text(h, "svcacct-lease")? {
+            None => None,
+            Some(l) if !l.is_empty() && l.len() <= 128 => Some(l.to_string()),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_header",
+                    "Svcacct-Lease must be a lease id",
+                ));
+            }
+        };
+        Ok(Preconditions {
+            if_match,
+            idempotency_key,
+            lease,
+            request: format!("{} {}", parts.method, parts.uri.path()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_takes_quoted_and_bare_revisions() {
+        assert_eq!(parse_if_match("\"7\""), Some(IfMatch::Revision(7)));
+        assert_eq!(parse_if_match("7"), Some(IfMatch::Revision(7)));
+        assert_eq!(parse_if_match("W/\"7\""), Some(IfMatch::Revision(7)));
+        assert_eq!(parse_if_match("*"), Some(IfMatch::Any));
+        assert_eq!(parse_if_match("\"x\""), None);
+        assert_eq!(parse_if_match(""), None);
+        assert_eq!(parse_if_match("99999999999999999999999"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! Layers around every route: request logs (who, what, how it went, how long — never a key,
+//! a hash or an Authorization header), JSON bodies for the errors axum produces itself (404,
+//! 405), and the test-only fault injection that proves clients converge.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+
+use super::auth::PrincipalSlot;
+use super::error::ApiError;
+
+/// Unknown paths.
+pub async fn not_found(req: Request) -> Response {
+    ApiError::not_found(format!("no such endpoint: {}", safe_path(req.uri().path())))
+        .into_response()
+}
+
+/// Gives every error axum answers by itself (405 with its `Allow` header, 404, …) our JSON
+/// error body.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!("{method} is not allowed here"),
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is too large".into()),
+        s if s.is_server_error() => ("internal", "the request failed inside the server".into()),
+        _ => ("bad_request", "the request is not valid".into()),
+    };
+    let (mut parts, _) = response.into_parts();
+    let fresh = ApiError::new(status, code, message).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in fresh.headers() {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, fresh.into_body())
+}
+
+/// With `--inject-faults RATE`, that share of organization requests fails at random: a 500,
+/// a 429 with `Retry-After: 0`, or (for a POST) the request runs and its answer is lost.
+pub async fn inject_faults(State(rate): State<f64>, req: Request, next: Next) -> Response {
+    if rate <= 0.0 || !req.uri().path().starts_with("/v1/organizations/") {
+        return next.run(req).await;
+    }
+    let (hit, kind) = {
+        let mut rng = rand::rng();
+        (
+            rng.random_bool(rate.min(1.0)),
+            rng.random_range(0..if req.method() == Method::POST { 3 } else { 2 }),
+        )
+    };
+    if !hit {
+        return next.run(req).await;
+    }
+    match kind {
+        0 => ApiError::internal("injected fault: the server failed").into_response(),
+        1 => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "injected fault: slow down",
+            );
+            e.retry_after = Some(0);
+            e.into_response()
+        }
+        _ => {
+            let done = next.run(req).await;
+            tracing::info!(
+                status = done.status().as_u16(),
+                "injected fault: dropping the answer"
+            );
+            ApiError::internal("injected fault: the answer was lost").into_response()
+        }
+    }
+}
+
+/// A path fit for a log line: a segment shaped like a key is blanked out.
+fn safe_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.contains(crate::secrets::SECRET_PREFIX) || seg.len() > 100 {
+                "[redacted]"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// One structured line per request: method, path (no query), status, latency, principal.
+pub async fn log_requests(mut req: Request, next: Next) -> Response {
+    let slot = PrincipalSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let method = req.method().clone();
+    let path = safe_path(req.uri().path());
+    let start = Instant::now();
+    let mut response = next.run(req).await;
+    let status = response.status().as_u16();
+    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status,
+        latency_ms = format_args!("{latency_ms:.2}"),
+        principal = slot.get(),
+        "request"
+    );
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

@@ -1,0 +1,257 @@
+//! The reference server, `svcacct serve`: a small service-account and API-key server over the
+//! same SQLite store as the `local` backend, so that keys svcacct issues authenticate
+//! something real, and organizations can be planned and applied over HTTP.
+//!
+//! [`ROUTES`] is the one list of what the server serves: the router is built from it and a
+//! test holds `schemas/openapi.yaml` to it.
+
+pub mod auth;
+mod db;
+pub mod error;
+mod extract;
+mod middleware;
+mod routes;
+mod validate;
+mod write;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+use self::auth::{AdminToken, FailureLimiter};
+use self::db::Db;
+use self::routes::{identity, keys, lock, organizations as orgs, resources as res};
+
+/// What the server needs to start.
+pub struct Settings {
+    /// The organization file (created if missing).
+    pub db: PathBuf,
+    pub listen: SocketAddr,
+    /// The operator token; only its hash is kept once the server runs.
+    pub admin_token: Zeroizing<String>,
+    /// The share (0.0–1.0) of organization requests answered with an injected fault.
+    pub fault_rate: f64,
+}
+
+/// Shared by every request.
+pub struct AppState {
+    db: Db,
+    admin: AdminToken,
+    limiter: FailureLimiter,
+}
+
+/// Every route the server serves: method and path, as the OpenAPI document writes them.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/health"),
+    ("GET", "/v1/whoami"),
+    ("POST", "/v1/keys/verify"),
+    ("POST", "/v1/organizations"),
+    ("GET", "/v1/organizations/{org}"),
+    ("GET", "/v1/organizations/{org}/snapshot"),
+    ("POST", "/v1/organizations/{org}/batch"),
+    ("GET", "/v1/organizations/{org}/audit"),
+    ("POST", "/v1/organizations/{org}/lock"),
+    ("PUT", "/v1/organizations/{org}/lock/{lease_id}"),
+    ("DELETE", "/v1/organizations/{org}/lock/{lease_id}"),
+    ("GET", "/v1/organizations/{org}/roles"),
+    ("POST", "/v1/organizations/{org}/roles"),
+    ("GET", "/v1/organizations/{org}/roles/{role}"),
+    ("PUT", "/v1/organizations/{org}/roles/{role}"),
+    ("DELETE", "/v1/organizations/{org}/roles/{role}"),
+    ("GET", "/v1/organizations/{org}/teams"),
+    ("POST", "/v1/organizations/{org}/teams"),
+    ("GET", "/v1/organizations/{org}/teams/{team}"),
+    ("PUT", "/v1/organizations/{org}/teams/{team}"),
+    ("DELETE", "/v1/organizations/{org}/teams/{team}"),
+    ("GET", "/v1/organizations/{org}/service_accounts"),
+    ("POST", "/v1/organizations/{org}/service_accounts"),
+    ("GET", "/v1/organizations/{org}/service_accounts/{account}"),
+    ("PUT", "/v1/organizations/{org}/service_accounts/{account}"),
+    (
+        "DELETE",
+        "/v1/organizations/{org}/service_accounts/{account}",
+    ),
+    (
+        "PUT",
+        "/v1/organizations/{org}/service_accounts/{account}/memberships",
+    ),
+    (
+        "POST",
+        "/v1/organizations/{org}/service_accounts/{account}/disable",
+    ),
+    (
+        "POST",
+        "/v1/organizations/{org}/service_accounts/{account}/enable",
+    ),
+    (
+        "GET",
+        "/v1/organizations/{org}/service_accounts/{account}/keys",
+    ),
+    (
+        "POST",
+        "/v1/organizations/{org}/service_accounts/{account}/keys",
+    ),
+    (
+        "GET",
+        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
+    ),
+    (
+        "PATCH",
+        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
+    ),
+    (
+        "DELETE",
+        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
+    ),
+    (
+        "POST",
+        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}/rotate",
+    ),
+];
+
+/// The handler of one entry of [`ROUTES`].
+fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
+    const ACCOUNT: &str = "/v1/organizations/{org}/service_accounts/{account}";
+    const KEY: &str = "/v1/organizations/{org}/service_accounts/{account}/keys/{key}";
+    let account_route = path.strip_prefix(ACCOUNT);
+    match (method, path) {
+        ("GET", "/v1/health") => get(identity::health),
+        ("GET", "/v1/whoami") => get(identity::whoami),
+        ("POST", "/v1/keys/verify") => post(identity::verify),
+        ("POST", "/v1/organizations") => post(orgs::create),
+        ("GET", "/v1/organizations/{org}") => get(orgs::get),
+        ("GET", "/v1/organizations/{org}/snapshot") => get(orgs::snapshot),
+        ("POST", "/v1/organizations/{org}/batch") => post(orgs::batch),
+        ("GET", "/v1/organizations/{org}/audit") => get(orgs::audit),
+        ("POST", "/v1/organizations/{org}/lock") => post(lock::acquire),
+        ("PUT", "/v1/organizations/{org}/lock/{lease_id}") => put(lock::renew),
+        ("DELETE", "/v1/organizations/{org}/lock/{lease_id}") => delete(lock::release),
+        ("GET", "/v1/organizations/{org}/roles") => get(res::list_roles),
+        ("POST", "/v1/organizations/{org}/roles") => post(res::create_role),
+        ("GET", "/v1/organizations/{org}/roles/{role}") => get(res::get_role),
+        ("PUT", "/v1/organizations/{org}/roles/{role}") => put(res::put_role),
+        ("DELETE", "/v1/organizations/{org}/roles/{role}") => delete(res::delete_role),
+        ("GET", "/v1/organizations/{org}/teams") => get(res::list_teams),
+        ("POST", "/v1/organizations/{org}/teams") => post(res::create_team),
+        ("GET", "/v1/organizations/{org}/teams/{team}") => get(res::get_team),
+        ("PUT", "/v1/organizations/{org}/teams/{team}") => put(res::put_team),
+        ("DELETE", "/v1/organizations/{org}/teams/{team}") => delete(res::delete_team),
+        ("GET", "/v1/organizations/{org}/service_accounts") => get(res::list_accounts),
+        ("POST", "/v1/organizations/{org}/service_accounts") => post(res::create_account),
+        (m, p) if p == KEY => match m {
+            "GET" => get(keys::get_key),
+            "PATCH" => patch(keys::patch_key),
+            "DELETE" => delete(keys::revoke_key),
+            _ => unknown(method, path),
+        },
+        ("POST", p) if p == format!("{KEY}/rotate") => post(keys::rotate_key),
+        (m, _) => match (m, account_route) {
+            ("GET", Some("")) => get(res::get_account),
+            ("PUT", Some("")) => put(res::put_account),
+            ("DELETE", Some("")) => delete(res::delete_account),
+            ("PUT", Some("/memberships")) => put(res::put_memberships),
+            ("POST", Some("/disable")) => post(res::disable_account),
+            ("POST", Some("/enable")) => post(res::enable_account),
+            ("GET", Some("/keys")) => get(keys::list_keys),
+            ("POST", Some("/keys")) => post(keys::create_key),
+            _ => unknown(method, path),
+        },
+    }
+}
+
+fn unknown(method: &str, path: &str) -> ! {
+    panic!("ROUTES lists {method} {path} but no handler serves it")
+}
+
+/// The application: every route, the JSON error fallbacks, body limit, faults and logs.
+pub fn router(state: Arc<AppState>, fault_rate: f64) -> Router {
+    let mut app: Router<Arc<AppState>> = Router::new();
+    for (method, path) in ROUTES {
+        app = app.route(path, handler(method, path));
+    }
+    app.fallback(middleware::not_found)
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            fault_rate,
+            middleware::inject_faults,
+        ))
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(middleware::log_requests))
+        .with_state(state)
+}
+
+/// Opens the store and builds the shared state.
+pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
+    use anyhow::Context;
+    let db = Db::open(&settings.db)
+        .with_context(|| format!("cannot open organization file {}", settings.db.display()))?;
+    Ok(Arc::new(AppState {
+        db,
+        admin: AdminToken::new(&settings.admin_token),
+        limiter: FailureLimiter::default(),
+    }))
+}
+
+/// Binds, prints `listening on http://ADDR` to stderr, and serves until SIGTERM or Ctrl-C;
+/// requests in flight then finish before this returns.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let state = state(&settings)?;
+    let app = router(state, settings.fault_rate);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    eprintln!("listening on http://{addr}");
+    tracing::info!(%addr, db = %settings.db.display(), "svcacct server started");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the server failed")?;
+    tracing::info!("svcacct server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    eprintln!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_route_has_a_handler() {
+        for (method, path) in ROUTES {
+            let _ = handler(method, path);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in ROUTES {
+            assert!(seen.insert(r), "{r:?} is listed twice");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! What a calling service asks: is the server up, who am I, and who does this key belong to
+//! and what may it do.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::clock;
+use crate::server::AppState;
+use crate::server::auth::{Caller, Principal};
+use crate::server::error::ApiError;
+use crate::server::extract::Body;
+use crate::store::Verification;
+
+pub async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+pub async fn whoami(caller: Caller) -> Response {
+    match caller.principal {
+        Principal::Operator => Json(json!({"operator": true})).into_response(),
+        Principal::Key(v) => Json(*v).into_response(),
+    }
+}
+
+/// The key to check. Never logged, never stored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    key: String,
+}
+
+pub async fn verify(
+    State(s): State<Arc<AppState>>,
+    _caller: Caller,
+    body: Body<VerifyBody>,
+) -> Result<Response, ApiError> {
+    let key = Zeroizing::new(body.value.key);
+    let v: Verification =
+        s.db.read(move |store| Ok(store.verify(&key, clock::now())?))
+            .await?;
+    Ok(Json(v).into_response())
+}

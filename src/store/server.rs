@@ -1,0 +1,529 @@
+//! What the server needs beyond the `local` backend's store: one-object reads (a GET of one
+//! account must not build the whole organization), apply leases, stored responses for
+//! idempotent retries, and a filtered, paged audit log. Writes still go through
+//! [`Store::apply`], so revisions and the audit trail stay uniform.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Store, apply_one, audit, from_dur, from_json_set, from_ts, parse_date, ts};
+use crate::backend::{BackendError, Operation};
+use crate::model::{ApiKey, IssuedKey, Role, ServiceAccount, Team};
+
+/// Tables only the server uses; created by the writer when it opens the file.
+const SERVER_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leases (
+    org         TEXT PRIMARY KEY,
+    lease_id    TEXT NOT NULL UNIQUE,
+    owner       TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS idempotency (
+    org          TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    body         TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (org, key)
+) STRICT;
+CREATE INDEX IF NOT EXISTS audit_log_org_id ON audit_log(org, id);
+";
+
+/// How long a stored response can be replayed.
+const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+
+/// An apply lease: the organization's lock over HTTP.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Lease {
+    pub lease_id: String,
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+/// The outcome of asking for a lease.
+#[derive(Debug, Clone)]
+pub enum Acquired {
+    Granted(Lease),
+    /// Another unexpired lease holds the organization.
+    Held(Lease),
+}
+
+/// A response stored under an idempotency key.
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    /// What the original request was, so a key reused for another request is refused.
+    pub fingerprint: String,
+    pub status: u16,
+    pub body: String,
+}
+
+/// One live key of an account as the API lists it: settings and issue facts, never the hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub scopes: Vec<String>,
+    pub display_prefix: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Set on a key replaced by a rotation: it works until then.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retires_at: Option<OffsetDateTime>,
+    pub expires_in: Option<crate::duration::Duration>,
+    pub rotate_every: Option<crate::duration::Duration>,
+    pub overlap: Option<crate::duration::Duration>,
+    pub managed: bool,
+}
+
+impl KeyRecord {
+    /// The declared settings, as an `UpdateKey` or a rotation carries them.
+    pub fn settings(&self) -> ApiKey {
+        ApiKey {
+            description: self.description.clone(),
+            scopes: self.scopes.iter().cloned().collect(),
+            expires_in: self.expires_in,
+            rotate_every: self.rotate_every,
+            overlap: self.overlap,
+            managed: self.managed,
+            issued: None,
+        }
+    }
+}
+
+/// One audit-log entry with its id, for paging.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    /// Entries with an id greater than this.
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+impl Store {
+    /// Opens a store file for the server's writer: the shared schema plus the server's tables.
+    pub fn open_for_server(path: &std::path::Path) -> Result<Store, BackendError> {
+        let store = Store::open(path)?;
+        store.conn.execute_batch(SERVER_SCHEMA)?;
+        Ok(store)
+    }
+
+    /// Creates an organization with its built-in roles; `false` when it already exists.
+    pub fn create_organization(
+        &mut self,
+        org: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, BackendError> {
+        self.create_organization_as(org, actor, now)
+    }
+
+    /// Applies operations all or nothing: one request of the API is one change, so a failed
+    /// part (a membership naming an unknown team, say) leaves no trace of the others. Each
+    /// operation is audited and bumps the revision exactly as in [`Store::apply`].
+    pub fn apply_all(
+        &mut self,
+        org: &str,
+        actor: &str,
+        ops: &[Operation],
+        now: OffsetDateTime,
+    ) -> Result<(), BackendError> {
+        let tx = self.conn.transaction()?;
+        for op in ops {
+            let detail = apply_one(&tx, org, op, now)?;
+            audit(&tx, org, now, actor, op.action(), &op.target(), &detail)?;
+        }
+        if !ops.is_empty() {
+            tx.execute(
+                "UPDATE organizations SET revision = revision + ?2 WHERE name = ?1",
+                params![org, ops.len() as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// An organization's revision, or `None` if it does not exist.
+    pub fn revision(&self, org: &str) -> Result<Option<u64>, BackendError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT revision FROM organizations WHERE name = ?1")?
+            .query_row([org], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|r| r as u64))
+    }
+
+    /// Every role of an organization.
+    pub fn roles(&self, org: &str) -> Result<BTreeMap<String, Role>, BackendError> {
+        self.roles_where(org, None)
+    }
+
+    /// One role.
+    pub fn role(&self, org: &str, name: &str) -> Result<Option<Role>, BackendError> {
+        Ok(self.roles_where(org, Some(name))?.into_values().next())
+    }
+
+    fn roles_where(
+        &self,
+        org: &str,
+        name: Option<&str>,
+    ) -> Result<BTreeMap<String, Role>, BackendError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, description, permissions, builtin, managed, protect FROM roles
+             WHERE org = ?1 AND (?2 IS NULL OR name = ?2)",
+        )?;
+        let rows = stmt.query_map(params![org, name], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Role {
+                    description: r.get(1)?,
+                    permissions: from_json_set(&r.get::<_, String>(2)?),
+                    builtin: r.get(3)?,
+                    managed: r.get(4)?,
+                    protect: r.get(5)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every team of an organization.
+    pub fn teams(&self, org: &str) -> Result<BTreeMap<String, Team>, BackendError> {
+        self.teams_where(org, None)
+    }
+
+    /// One team.
+    pub fn team(&self, org: &str, name: &str) -> Result<Option<Team>, BackendError> {
+        Ok(self.teams_where(org, Some(name))?.into_values().next())
+    }
+
+    fn teams_where(
+        &self,
+        org: &str,
+        name: Option<&str>,
+    ) -> Result<BTreeMap<String, Team>, BackendError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, description, managed, protect FROM teams
+             WHERE org = ?1 AND (?2 IS NULL OR name = ?2)",
+        )?;
+        let rows = stmt.query_map(params![org, name], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Team {
+                    description: r.get(1)?,
+                    managed: r.get(2)?,
+                    protect: r.get(3)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One service account with its memberships and current (not retiring) keys.
+    pub fn service_account(
+        &self,
+        org: &str,
+        name: &str,
+    ) -> Result<Option<ServiceAccount>, BackendError> {
+        let account = self
+            .conn
+            .prepare_cached(
+                "SELECT description, admin, expires, disabled, protect, managed
+                 FROM service_accounts WHERE org = ?1 AND name = ?2",
+            )?
+            .query_row(params![org, name], |r| {
+                Ok(ServiceAccount {
+                    description: r.get(0)?,
+                    admin: r.get(1)?,
+                    expires: r
+                        .get::<_, Option<String>>(2)?
+                        .as_deref()
+                        .and_then(parse_date),
+                    disabled: r.get(3)?,
+                    protect: r.get(4)?,
+                    managed: r.get(5)?,
+                    ..Default::default()
+                })
+            })
+            .optional()?;
+        let Some(mut account) = account else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT team, role FROM memberships WHERE org = ?1 AND account = ?2")?;
+        let rows = stmt.query_map(params![org, name], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        account.teams = rows.collect::<Result<_, _>>()?;
+        for k in self.keys(org, name)? {
+            if k.retires_at.is_some() {
+                continue;
+            }
+            let mut key = k.settings();
+            key.issued = Some(IssuedKey {
+                id: k.id.clone(),
+                created_at: k.created_at,
+                expires_at: k.expires_at,
+            });
+            account.keys.insert(k.name, key);
+        }
+        Ok(Some(account))
+    }
+
+    /// The live (not revoked) keys of an account, retiring ones included, by name then age.
+    pub fn keys(&self, org: &str, account: &str) -> Result<Vec<KeyRecord>, BackendError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, name, description, scopes, display_prefix, created_at, expires_at, retires_at,
+                    expires_in, rotate_every, overlap, managed
+             FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL
+             ORDER BY name, created_at, id",
+        )?;
+        let rows = stmt.query_map(params![org, account], |r| {
+            Ok(KeyRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                description: r.get(2)?,
+                scopes: from_json_set(&r.get::<_, String>(3)?).into_iter().collect(),
+                display_prefix: r.get(4)?,
+                created_at: from_ts(r.get(5)?),
+                expires_at: r.get::<_, Option<i64>>(6)?.map(from_ts),
+                retires_at: r.get::<_, Option<i64>>(7)?.map(from_ts),
+                expires_in: from_dur(r.get(8)?),
+                rotate_every: from_dur(r.get(9)?),
+                overlap: from_dur(r.get(10)?),
+                managed: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether a key with this id or this hash was ever registered (revoked ones included).
+    pub fn key_exists(&self, id: &str, hash: &str) -> Result<bool, BackendError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM api_keys WHERE id = ?1 OR hash = ?2")?
+            .exists(params![id, hash])?)
+    }
+
+    /// The unexpired lease on an organization, if any.
+    pub fn active_lease(
+        &self,
+        org: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<Lease>, BackendError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![org, ts(now)], |r| {
+                Ok(Lease {
+                    lease_id: r.get(0)?,
+                    owner: r.get(1)?,
+                    expires_at: from_ts(r.get(2)?),
+                })
+            })
+            .optional()?)
+    }
+
+    /// Takes the organization's lease unless an unexpired one exists.
+    pub fn acquire_lease(
+        &mut self,
+        org: &str,
+        owner: &str,
+        ttl_seconds: u64,
+        now: OffsetDateTime,
+    ) -> Result<Acquired, BackendError> {
+        let tx = self.conn.transaction()?;
+        let held = tx
+            .query_row(
+                "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
+                params![org, ts(now)],
+                |r| {
+                    Ok(Lease {
+                        lease_id: r.get(0)?,
+                        owner: r.get(1)?,
+                        expires_at: from_ts(r.get(2)?),
+                    })
+                },
+            )
+            .optional()?;
+        if let Some(lease) = held {
+            return Ok(Acquired::Held(lease));
+        }
+        let lease = Lease {
+            lease_id: format!("lease_{}", random_hex()),
+            owner: owner.to_string(),
+            expires_at: now + time::Duration::seconds(ttl_seconds as i64),
+        };
+        tx.execute(
+            "INSERT INTO leases (org, lease_id, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (org) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
+             expires_at = excluded.expires_at",
+            params![org, lease.lease_id, lease.owner, ts(lease.expires_at)],
+        )?;
+        tx.commit()?;
+        Ok(Acquired::Granted(lease))
+    }
+
+    /// Extends an unexpired lease; `None` when it is unknown or has expired.
+    pub fn renew_lease(
+        &mut self,
+        org: &str,
+        lease_id: &str,
+        ttl_seconds: u64,
+        now: OffsetDateTime,
+    ) -> Result<Option<Lease>, BackendError> {
+        let expires_at = now + time::Duration::seconds(ttl_seconds as i64);
+        let n = self.conn.execute(
+            "UPDATE leases SET expires_at = ?4 WHERE org = ?1 AND lease_id = ?2 AND expires_at > ?3",
+            params![org, lease_id, ts(now), ts(expires_at)],
+        )?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.active_lease(org, now)
+    }
+
+    /// Ends an unexpired lease; `false` when it is unknown or has expired.
+    pub fn release_lease(
+        &mut self,
+        org: &str,
+        lease_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, BackendError> {
+        let live = self.conn.execute(
+            "DELETE FROM leases WHERE org = ?1 AND lease_id = ?2 AND expires_at > ?3",
+            params![org, lease_id, ts(now)],
+        )?;
+        // An expired lease of this id is gone either way.
+        self.conn.execute(
+            "DELETE FROM leases WHERE org = ?1 AND lease_id = ?2",
+            params![org, lease_id],
+        )?;
+        Ok(live > 0)
+    }
+
+    /// The response stored under an idempotency key, if it is recent enough to replay.
+    pub fn stored_response(
+        &self,
+        org: &str,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<StoredResponse>, BackendError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT fingerprint, status, body FROM idempotency
+                 WHERE org = ?1 AND key = ?2 AND created_at > ?3",
+            )?
+            .query_row(params![org, key, ts(now) - IDEMPOTENCY_TTL_SECS], |r| {
+                Ok(StoredResponse {
+                    fingerprint: r.get(0)?,
+                    status: r.get::<_, i64>(1)? as u16,
+                    body: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Stores a response for replay, forgetting the ones too old to replay.
+    pub fn store_response(
+        &mut self,
+        org: &str,
+        key: &str,
+        response: &StoredResponse,
+        now: OffsetDateTime,
+    ) -> Result<(), BackendError> {
+        let tx = self.conn.transaction()?;
+        tx.prepare_cached("DELETE FROM idempotency WHERE created_at <= ?1")?
+            .execute([ts(now) - IDEMPOTENCY_TTL_SECS])?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO idempotency (org, key, fingerprint, status, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            org,
+            key,
+            response.fingerprint,
+            response.status as i64,
+            response.body,
+            ts(now)
+        ])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A page of an organization's audit log, oldest first, and the id to continue after
+    /// when there is more.
+    pub fn audit_page(
+        &self,
+        org: &str,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditRecord>, Option<i64>), BackendError> {
+        let limit = filter.limit.max(1) as i64;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, time, actor, action, target, detail FROM audit_log
+             WHERE org = ?1 AND id > ?2 AND (?3 IS NULL OR time >= ?3) AND (?4 IS NULL OR time <= ?4)
+               AND (?5 IS NULL OR actor = ?5) AND (?6 IS NULL OR target = ?6)
+             ORDER BY id LIMIT ?7",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                org,
+                filter.after.unwrap_or(0),
+                filter.since.map(ts),
+                filter.until.map(ts),
+                filter.actor,
+                filter.target,
+                limit + 1
+            ],
+            |r| {
+                Ok(AuditRecord {
+                    id: r.get(0)?,
+                    time: from_ts(r.get(1)?),
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            },
+        )?;
+        let mut entries: Vec<AuditRecord> = rows.collect::<Result<_, _>>()?;
+        let next = if entries.len() as i64 > limit {
+            entries.truncate(limit as usize);
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok((entries, next))
+    }
+}
+
+fn random_hex() -> String {
+    let bytes: [u8; 8] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
