@@ -4,8 +4,8 @@
 mod common;
 
 mod concurrency;
-mod conformance;
 mod config_errors;
+mod conformance;
 mod crash;
 mod export;
 mod lifecycle;
