@@ -13,7 +13,9 @@ use time::OffsetDateTime;
 use crate::backend::{Backend, NewKey, Operation, Replaces};
 use crate::config::Config;
 use crate::plan::{Plan, Stage, Work};
-use crate::secrets::{KeyFile, mint, write_key_file};
+use crate::secrets::{
+    KeyFile, discard_key_file, key_file_path, mint, promote_key_file, write_key_file,
+};
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
 /// loses at most one chunk of registrations (their files are simply replaced next time).
@@ -289,20 +291,40 @@ fn issue_keys(
     for (_, change, result) in results {
         match result {
             Ok(op) => {
-                if let Operation::RegisterKey { account, name, .. } = &op {
-                    run.outcome.key_files.push(crate::secrets::key_file_path(
-                        &config.secrets.dir,
-                        account,
-                        name,
-                    ));
-                }
                 changes.push(change);
                 ops.push(op);
             }
             Err(e) => run.failed(change, e),
         }
     }
-    send(run, backend, changes, ops);
+    let registered = backend.apply(ops.clone());
+    if std::env::var_os("SVCACCT_TEST_ABORT_AFTER_REGISTER").is_some() {
+        // Test hook: die between a registration and the pending file's promotion.
+        std::process::abort();
+    }
+    let dir = &config.secrets.dir;
+    for ((change, op), result) in changes.into_iter().zip(&ops).zip(registered) {
+        let Operation::RegisterKey { account, name, key } = op else {
+            unreachable!("issue_keys registers keys only");
+        };
+        match result {
+            Ok(()) => match promote_key_file(dir, account, name, &key.id) {
+                Ok(()) => {
+                    run.outcome.key_files.push(key_file_path(dir, account, name));
+                    run.succeeded(change);
+                }
+                Err(e) => run.failed(
+                    change,
+                    format!("the key is registered but its file could not be moved into place ({e}); the next apply finishes it"),
+                ),
+            },
+            Err(e) => {
+                // Never registered: its secret is worthless, so its file goes.
+                let _ = discard_key_file(dir, account, name, &key.id);
+                run.failed(change, e.to_string());
+            }
+        }
+    }
 }
 
 /// Mints one key and writes its file; the returned operation registers its hash.

@@ -282,6 +282,7 @@ impl Backend for HttpBackend {
     }
 
     fn lock(&mut self, owner: &str, wait: Duration) -> Result<(), BackendError> {
+        // The server leases locks on existing organizations: bootstrap a new one first.
         self.ensure_organization()?;
         let start = Instant::now();
         let body = json!({ "owner": owner, "ttl_seconds": LEASE_TTL_SECS });

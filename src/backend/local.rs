@@ -105,11 +105,6 @@ impl Backend for LocalBackend {
             std::process::id(),
             clock::now()
         );
-        let store = self
-            .store
-            .as_mut()
-            .ok_or_else(|| BackendError::Storage("backend opened read-only".into()))?;
-        store.ensure_organization(&self.organization, clock::now())?;
         self.lock = Some(file);
         Ok(())
     }
@@ -119,6 +114,10 @@ impl Backend for LocalBackend {
         let Some(store) = self.store.as_mut() else {
             return vec![Err(BackendError::Storage("backend opened read-only".into())); n];
         };
+        // The first write of a new organization creates it (with its built-in roles).
+        if let Err(e) = store.ensure_organization(&self.organization, clock::now()) {
+            return vec![Err(e); n];
+        }
         match store.apply(&self.organization, &self.actor, &ops, clock::now()) {
             Ok(results) => results,
             Err(e) => vec![Err(e); n],

@@ -11,6 +11,7 @@ use crate::backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
 use crate::plan::render_text;
+use crate::secrets;
 
 /// Applies the config.
 pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
@@ -32,6 +33,26 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
+    // Finish what an interrupted apply left: pending files of registered keys go into place.
+    let recovered = secrets::recover(&config.secrets.dir, |account, key, id| {
+        live.service_accounts
+            .get(account)
+            .and_then(|a| a.keys.get(key))
+            .and_then(|k| k.issued.as_ref())
+            .is_some_and(|issued| issued.id == id)
+    })
+    .with_context(|| {
+        format!(
+            "cannot recover pending key files in {}",
+            config.secrets.dir.display()
+        )
+    })?;
+    if recovered.promoted > 0 && !out.quiet {
+        println!(
+            "Moved {} key file(s) that an interrupted apply left pending into place.",
+            recovered.promoted
+        );
+    }
     let plan = compute(&config, &live, args.allow_mass_delete)?;
     if !plan.has_changes() {
         if !out.quiet {

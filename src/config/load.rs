@@ -203,6 +203,8 @@ fn parse(source: &Source) -> Result<RawConfig, Box<Diagnostic>> {
             .filter(|(_, place)| !place.contains(')'))
             .map(|(m, _)| m.to_string())
             .unwrap_or(message);
+        // The library suggests a parser option; duplicates are never acceptable here.
+        let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
         let mut d = source.diagnostic(Severity::Error, line.max(1), column.max(1), message);
         if d.message.contains("expected mapping") && line <= 1 {
             d.help = Some("a config is a mapping that starts with `organization: <name>`".into());

@@ -11,7 +11,7 @@ use super::{Action, Change, Plan, PlanError, Work};
 use crate::config::{Policy, UnmanagedPolicy};
 use crate::duration::Duration;
 use crate::model::{ApiKey, Organization, ServiceAccount};
-use crate::secrets::key_file_path;
+use crate::secrets::{key_file_path, pending_key_file_path};
 
 /// What the diff needs besides the two organizations.
 pub struct PlanOptions<'a> {
@@ -187,7 +187,10 @@ pub fn diff(
                         skipped_file_check = true;
                         false
                     } else {
+                        // A pending file of the live key is as good: apply promotes it.
                         !key_file_path(opts.secrets_dir, name, key).exists()
+                            && !pending_key_file_path(opts.secrets_dir, name, key, &issued.id)
+                                .exists()
                     };
                     let rotation = rotation_reason(have_key, want_key, opts.now);
                     if file_missing {

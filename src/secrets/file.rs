@@ -1,6 +1,11 @@
-//! Key files: `<dir>/<account>/<key>.age`, armored age encrypted to every recipient, written
-//! durably (temp file, fsync, rename, fsync the directory) so that a key a backend knows
-//! always has a file on disk, whatever moment the process dies at.
+//! Key files: `<dir>/<account>/<key>.age`, armored age encrypted to every recipient.
+//!
+//! A new key is first written durably (temp file, fsync, rename, fsync the directory) to a
+//! pending file named after its key id, `<key>.age.pending-<id>`; only once the backend has
+//! registered the key is that file renamed over `<key>.age`. So `<key>.age` always holds a
+//! key the backend knows — during a rotation, the old one until the new one is registered —
+//! and whatever moment the process dies at, [`recover`] finishes the job on the next apply:
+//! a pending file whose id is live is promoted, any other is deleted.
 
 use std::fs;
 use std::io::Write;
@@ -31,13 +36,18 @@ pub fn key_file_path(dir: &Path, account: &str, key: &str) -> PathBuf {
     dir.join(account).join(format!("{key}.age"))
 }
 
-/// Encrypts `payload` to `recipients` and puts it at its path durably; returns the path.
+/// Where a key's file waits until the backend has registered the key.
+pub fn pending_key_file_path(dir: &Path, account: &str, key: &str, id: &str) -> PathBuf {
+    dir.join(account).join(format!("{key}.age.pending-{id}"))
+}
+
+/// Encrypts `payload` to `recipients` into its pending file, durably; returns the path.
 pub fn write_key_file(
     dir: &Path,
     recipients: &[Recipient],
     payload: &KeyFile<'_>,
 ) -> std::io::Result<PathBuf> {
-    let path = key_file_path(dir, payload.service_account, payload.key);
+    let path = pending_key_file_path(dir, payload.service_account, payload.key, payload.key_id);
     let parent = path.parent().expect("key files live in a directory");
     fs::create_dir_all(parent)?;
     let plaintext = zeroizing_json(payload);
@@ -58,6 +68,61 @@ pub fn write_key_file(
     tmp.persist(&path).map_err(|e| e.error)?;
     fs::File::open(parent)?.sync_all()?;
     Ok(path)
+}
+
+/// Moves a registered key's pending file over `<key>.age`, durably.
+pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::io::Result<()> {
+    let to = key_file_path(dir, account, key);
+    fs::rename(pending_key_file_path(dir, account, key, id), &to)?;
+    fs::File::open(to.parent().expect("key files live in a directory"))?.sync_all()
+}
+
+/// Deletes the pending file of a key the backend did not register.
+pub fn discard_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::io::Result<()> {
+    fs::remove_file(pending_key_file_path(dir, account, key, id))
+}
+
+/// What [`recover`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Pending files of registered keys, moved into place.
+    pub promoted: usize,
+    /// Pending files of keys never registered, and temporary files, deleted.
+    pub discarded: usize,
+}
+
+/// Finishes what an interrupted apply left: promotes the pending file of every key whose id
+/// `is_live(account, key, id)`, deletes other pending files and temporary files.
+pub fn recover(
+    dir: &Path,
+    is_live: impl Fn(&str, &str, &str) -> bool,
+) -> std::io::Result<Recovered> {
+    let mut done = Recovered::default();
+    let Ok(accounts) = fs::read_dir(dir) else {
+        return Ok(done);
+    };
+    for account_dir in accounts
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+    {
+        let account = account_dir.file_name().to_string_lossy().to_string();
+        for entry in fs::read_dir(account_dir.path())?.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some((key, id)) = name.split_once(".age.pending-") {
+                if is_live(&account, key, id) {
+                    promote_key_file(dir, &account, key, id)?;
+                    done.promoted += 1;
+                } else {
+                    fs::remove_file(entry.path())?;
+                    done.discarded += 1;
+                }
+            } else if name.starts_with('.') && name.ends_with(".tmp") {
+                fs::remove_file(entry.path())?;
+                done.discarded += 1;
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// The JSON payload, in a buffer that is wiped when dropped.

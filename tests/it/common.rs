@@ -89,6 +89,7 @@ impl Cmd {
             .env_remove("SVCACCT_CONFIG")
             .env_remove("SVCACCT_NOW")
             .env_remove("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
+            .env_remove("SVCACCT_TEST_ABORT_AFTER_REGISTER")
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
             .env("USER", "svcacct-test")
@@ -403,24 +404,37 @@ pub fn assert_every_key_has_its_file(db: &Path, secrets_dir: &Path, identity: &P
     let keys = current_keys(db);
     let mut problems = Vec::new();
     for k in &keys {
-        let file = secrets_dir.join(&k.account).join(format!("{}.age", k.name));
-        match crate_decrypt(&file, &identity) {
-            Err(e) => problems.push(format!("key.{}.{}: {e}", k.account, k.name)),
-            Ok(payload) => {
-                let secret = payload["secret"].as_str().unwrap_or_default();
-                if sha256_hex(secret) != k.hash {
-                    problems.push(format!(
-                        "key.{}.{}: the file's secret does not match the stored hash",
-                        k.account, k.name
-                    ));
+        // The key's file, or — between its registration and the rename an interrupted apply
+        // did not reach — its pending file, which the next apply moves into place.
+        let dir = secrets_dir.join(&k.account);
+        let candidates = [
+            dir.join(format!("{}.age", k.name)),
+            dir.join(format!("{}.age.pending-{}", k.name, k.id)),
+        ];
+        let mut why = Vec::new();
+        let good = candidates
+            .iter()
+            .any(|file| match crate_decrypt(file, &identity) {
+                Err(e) => {
+                    why.push(e);
+                    false
                 }
-                if payload["key_id"] != k.id.as_str() {
-                    problems.push(format!(
-                        "key.{}.{}: the file names key id {} but the live key is {}",
-                        k.account, k.name, payload["key_id"], k.id
-                    ));
+                Ok(payload) => {
+                    let secret = payload["secret"].as_str().unwrap_or_default();
+                    let ok = sha256_hex(secret) == k.hash && payload["key_id"] == k.id.as_str();
+                    if !ok {
+                        why.push(format!(
+                            "{} holds key id {}, not the live {} with its hash",
+                            file.display(),
+                            payload["key_id"],
+                            k.id
+                        ));
+                    }
+                    ok
                 }
-            }
+            });
+        if !good {
+            problems.push(format!("key.{}.{}: {}", k.account, k.name, why.join("; ")));
         }
     }
     assert!(

@@ -250,11 +250,10 @@ fn scenario(t: &mut Target) -> Vec<(String, Value)> {
 
     // Remove an account: deleted, its keys revoked.
     t.write_config(
-        &V1.replace("description: CI", "description: CI runners")
+        V1.replace("description: CI", "description: CI runners")
             .split("  reader:")
             .next()
-            .unwrap()
-            .to_string(),
+            .unwrap(),
     );
     let plan = t.run(&["plan", "--format", "json"], &day32);
     log.push(("delete plan".into(), plan_summary(&plan)));

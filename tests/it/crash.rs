@@ -17,6 +17,16 @@ fn age_files(sb: &Sandbox) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// Key files an interrupted apply left waiting for their key's registration.
+fn pending_files(sb: &Sandbox) -> Vec<std::path::PathBuf> {
+    let dir = sb.join("org/secrets");
+    files_under(&dir)
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains(".age.pending-"))
+        .map(|p| dir.join(p))
+        .collect()
+}
+
 fn integrity_ok(sb: &Sandbox) {
     let check: String = open_db(&sb.join(DB))
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -39,9 +49,11 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     assert_eq!(out.signal, Some(6), "SIGABRT: {out:?}");
     integrity_ok(&sb);
 
-    // Three files are durable and whole; none of their keys was registered.
-    let written = age_files(&sb);
+    // Three pending files are durable and whole; none of their keys was registered, and no
+    // `<key>.age` was written for an unregistered key.
+    let written = pending_files(&sb);
     assert_eq!(written.len(), 3, "{written:?}");
+    assert!(age_files(&sb).is_empty());
     assert!(key_rows(&sb.join(DB)).is_empty());
     let accounts: i64 = open_db(&sb.join(DB))
         .query_row("SELECT count(*) FROM service_accounts", [], |r| r.get(0))
@@ -54,7 +66,7 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     }
     let leftovers: Vec<_> = files_under(&sb.join("org/secrets"))
         .into_keys()
-        .filter(|p| p.extension().is_none_or(|e| e != "age"))
+        .filter(|p| !p.to_string_lossy().contains(".age.pending-"))
         .collect();
     assert!(leftovers.is_empty(), "no temporary files: {leftovers:?}");
 
@@ -69,6 +81,10 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     assert_eq!(
         assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
         10
+    );
+    assert!(
+        pending_files(&sb).is_empty(),
+        "the apply discarded the orphans"
     );
     sb.cmd(&["plan", "--detailed-exitcode", "-c", CFG])
         .now(T0)
@@ -88,6 +104,12 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     assert_eq!(out.signal, Some(6), "{out:?}");
     integrity_ok(&sb);
     assert_eq!(current_keys(&sb.join(DB)).len(), 10);
+    // The files still hold the live (old) keys: a rotation's new secret waits aside.
+    assert_eq!(
+        assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
+        10
+    );
+    assert_eq!(pending_files(&sb).len(), 2);
     assert!(
         key_rows(&sb.join(DB))
             .iter()
@@ -109,6 +131,40 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
         .now(&later)
         .run()
         .expect(0);
+}
+
+#[test]
+fn abort_between_a_registration_and_its_file_rename_is_finished_by_the_next_apply() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 4, 2, ""));
+    let out = sb
+        .cmd(&["apply", "--yes", "-c", CFG])
+        .now(T0)
+        .env("SVCACCT_TEST_ABORT_AFTER_REGISTER", "1")
+        .run();
+    assert_eq!(out.signal, Some(6), "{out:?}");
+    // Registered, with their files still pending: no key is lost, and a plan sees no change.
+    assert_eq!(current_keys(&sb.join(DB)).len(), 8);
+    assert_eq!(pending_files(&sb).len(), 8);
+    assert!(age_files(&sb).is_empty());
+    assert_eq!(
+        assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
+        8
+    );
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", CFG])
+        .now(T0)
+        .run()
+        .expect(0);
+    // The next apply moves them into place and says so.
+    let out = sb.apply(CFG, T0);
+    assert!(out.stdout.contains("Moved 8 key file(s)"), "{}", out.stdout);
+    assert!(pending_files(&sb).is_empty());
+    assert_eq!(age_files(&sb).len(), 8);
+    assert_eq!(
+        assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
+        8
+    );
 }
 
 /// Starts an apply at `now`, SIGKILLs it after `delay`, and notes what happened in `log`.
@@ -169,6 +225,10 @@ fn sigkill_at_random_moments_never_loses_a_key() {
         let delay = Duration::from_millis(rand::random_range(0..span));
         apply_killed_after(&sb, &later, delay, &mut log);
         integrity_ok(&sb);
+        // Staged files make the invariant hold after every kill during rotation too.
+        let checked =
+            std::panic::catch_unwind(|| assert_every_key_has_its_file(&db, &secrets, &identity));
+        assert!(checked.is_ok(), "after a kill:\n{}", log.join("\n"));
     }
 
     let out = sb
