@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::{BIN, Cmd, Out, Sandbox, T0, at, secret_of};
 
-const OPERATOR_TOKEN: &str = "conformance-operator-token-0123456789";
+pub const OPERATOR_TOKEN: &str = "conformance-operator-token-0123456789";
 
 /// A `svcacct serve` process on a free loopback port; killed on drop.
 pub struct Server {
@@ -24,10 +24,16 @@ pub struct Server {
 impl Server {
     /// Starts a server over `db` whose clock reads `now`, on `listen` (`127.0.0.1:0`: any port).
     pub fn start(db: &Path, now: &str, listen: &str) -> Server {
+        Server::start_with(db, now, listen, &[])
+    }
+
+    /// [`Server::start`] with extra arguments, such as `--inject-faults 0.3`.
+    pub fn start_with(db: &Path, now: &str, listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--db"])
             .arg(db)
             .args(["--listen", listen])
+            .args(extra)
             .env("SVCACCT_ADMIN_TOKEN", OPERATOR_TOKEN)
             .env("SVCACCT_NOW", now)
             .stdin(Stdio::null())
