@@ -119,6 +119,9 @@ pub struct ServeArgs {
     /// Testing only: the share (0.0-1.0) of organization requests that fail at random.
     #[arg(long, hide = true, default_value_t = 0.0, value_parser = fault_rate)]
     pub inject_faults: f64,
+    /// Failed authentications one address may make in 10 seconds before getting 429s.
+    #[arg(long, hide = true, default_value_t = 20)]
+    pub max_auth_failures: usize,
 }
 
 fn fault_rate(s: &str) -> Result<f64, String> {

@@ -77,6 +77,7 @@ pub fn serve(args: &ServeArgs, out: Output) -> Result<u8> {
         listen: args.listen,
         admin_token,
         fault_rate: args.inject_faults,
+        max_auth_failures: args.max_auth_failures,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

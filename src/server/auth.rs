@@ -26,7 +26,7 @@ use crate::store::Verification;
 pub const MANAGE_PERMISSION: &str = "svcacct:manage";
 
 /// Failed authentications one address may make within [`FAILURE_WINDOW`].
-const MAX_FAILURES: usize = 20;
+pub const MAX_FAILURES: usize = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(10);
 /// Addresses tracked at most; beyond it, the quietest are forgotten first.
 const MAX_TRACKED: usize = 10_000;
@@ -81,12 +81,20 @@ impl Principal {
 }
 
 /// Counts failed authentications per client address.
-#[derive(Default)]
 pub struct FailureLimiter {
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    max: usize,
 }
 
 impl FailureLimiter {
+    /// A limiter allowing `max` failures per address within the window.
+    pub fn new(max: usize) -> Self {
+        FailureLimiter {
+            failures: Mutex::new(HashMap::new()),
+            max: max.max(1),
+        }
+    }
+
     /// `Err(seconds to wait)` when the address failed too often lately.
     fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -104,7 +112,7 @@ impl FailureLimiter {
             map.remove(&ip);
             return Ok(());
         }
-        if times.len() >= MAX_FAILURES {
+        if times.len() >= self.max {
             let oldest = *times.front().expect("not empty");
             let wait = FAILURE_WINDOW.saturating_sub(now.duration_since(oldest));
             return Err(wait.as_secs().max(1));
@@ -127,7 +135,7 @@ impl FailureLimiter {
         }
         let times = map.entry(ip).or_default();
         times.push_back(Instant::now());
-        while times.len() > MAX_FAILURES {
+        while times.len() > self.max {
             times.pop_front();
         }
     }
@@ -273,7 +281,7 @@ mod tests {
 
     #[test]
     fn failures_are_limited_per_address() {
-        let limiter = FailureLimiter::default();
+        let limiter = FailureLimiter::new(MAX_FAILURES);
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
         for _ in 0..MAX_FAILURES {

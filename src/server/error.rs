@@ -63,17 +63,16 @@ impl ApiError {
     }
 
     /// The error a failed store write maps to. `own` is the address of the object the
-    /// request names: a missing object of another address is a bad reference (422).
+    /// request names (404 when missing); a missing object it refers to (a team in a
+    /// membership, say) is a conflict with the organization's state: 409 `unknown_reference`.
     pub fn from_backend(e: BackendError, own: &str) -> Self {
         match e {
             BackendError::NotFound { target } if target == own => {
                 Self::not_found(format!("{target} does not exist"))
             }
-            BackendError::NotFound { target } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_reference",
-                format!("{target} does not exist"),
-            ),
+            BackendError::NotFound { target } => {
+                Self::conflict("unknown_reference", format!("{target} does not exist"))
+            }
             other => Self::from(other),
         }
     }

@@ -291,3 +291,20 @@ mod tests {
         assert_eq!(parse_if_match("99999999999999999999999"), None);
     }
 }
+
+/// Deserializes an optional whole number that JSON may write as `30` or `30.0`.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(u));
+    }
+    match n.as_f64() {
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= u64::MAX as f64 => Ok(Some(f as u64)),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid value: {n}, expected a whole number of seconds"
+        ))),
+    }
+}

@@ -37,6 +37,8 @@ pub struct Settings {
     pub admin_token: Zeroizing<String>,
     /// The share (0.0–1.0) of organization requests answered with an injected fault.
     pub fault_rate: f64,
+    /// Failed authentications one address may make in 10 seconds before getting 429s.
+    pub max_auth_failures: usize,
 }
 
 /// Shared by every request.
@@ -194,7 +196,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
     Ok(Arc::new(AppState {
         db,
         admin: AdminToken::new(&settings.admin_token),
-        limiter: FailureLimiter::default(),
+        limiter: FailureLimiter::new(settings.max_auth_failures),
     }))
 }
 

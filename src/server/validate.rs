@@ -151,11 +151,6 @@ pub fn operation(op: &Operation) -> Result<(), ApiError> {
             {
                 return Err(ApiError::invalid("replaces.id is not a key id"));
             }
-            if let Some(e) = key.expires_at
-                && e <= key.created_at
-            {
-                return Err(ApiError::invalid("expires_at must be after created_at"));
-            }
         }
         Operation::UpdateKey {
             account,

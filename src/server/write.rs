@@ -214,8 +214,8 @@ fn replay(stored: StoredResponse, fingerprint: &str) -> Result<Outcome, ApiError
     if stored.fingerprint == fingerprint {
         Ok(Outcome::Replay(stored))
     } else {
-        Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        // A state conflict (this key is taken), not a bad value: 409.
+        Err(ApiError::conflict(
             "idempotency_key_reused",
             "this Idempotency-Key was used for a different request",
         ))

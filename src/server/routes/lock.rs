@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
-use crate::server::extract::{Body, P, Preconditions};
+use crate::server::extract::{Body, P, Preconditions, whole_number};
 use crate::server::write::{self, Reply, Write, locked};
 use crate::store::Acquired;
 
@@ -28,14 +28,14 @@ const MAX_OWNER: usize = 200;
 #[serde(deny_unknown_fields)]
 pub struct Acquire {
     owner: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     ttl_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Renew {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     ttl_seconds: Option<u64>,
 }
 
@@ -45,6 +45,19 @@ fn ttl(v: Option<u64>) -> Result<u64, ApiError> {
         _ => Err(ApiError::invalid(format!(
             "ttl_seconds must be from 1 to {MAX_TTL}"
         ))),
+    }
+}
+
+/// A lease id as the server makes them (anything else cannot be a lease: 422).
+fn lease_id_valid(id: &str) -> Result<(), ApiError> {
+    if (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("not a lease id"))
     }
 }
 
@@ -60,7 +73,7 @@ pub async fn acquire(
     body: Body<Acquire>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    let owner = body.value.owner.trim().to_string();
+    let owner = body.value.owner;
     if owner.is_empty() || owner.chars().count() > MAX_OWNER || owner.chars().any(char::is_control)
     {
         return Err(ApiError::invalid(format!(
@@ -87,6 +100,7 @@ pub async fn renew(
     body: Body<Renew>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
+    lease_id_valid(&lease_id)?;
     let ttl = ttl(body.value.ttl_seconds)?;
     let mut w = Write::org(&org, pre, &body.digest);
     w.lock_route = true;
@@ -106,6 +120,7 @@ pub async fn release(
     P((org, lease_id)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
+    lease_id_valid(&lease_id)?;
     let mut w = Write::org(&org, pre, "");
     w.lock_route = true;
     write::run(&s, w, move |store| {

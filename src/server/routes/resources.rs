@@ -35,14 +35,16 @@ pub fn named(name: &str, value: &impl Serialize) -> Value {
     v
 }
 
-/// A name in the body of a create (required) or an update (optional, must match the path).
+/// The name of the object a body writes: a create names it in the body, an update in the
+/// path only (so the two can never disagree).
 fn body_name(in_body: Option<String>, in_path: Option<&str>) -> Result<String, ApiError> {
     match (in_body, in_path) {
-        (Some(b), Some(p)) if b != p => Err(ApiError::invalid(format!(
-            "the body names `{b}` but the path names `{p}`"
-        ))),
-        (_, Some(p)) => Ok(p.to_string()),
+        (None, Some(p)) => Ok(p.to_string()),
         (Some(b), None) => Ok(b),
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "invalid_body",
+            "unknown field `name`: an update names the object in its path",
+        )),
         (None, None) => Err(ApiError::bad_request(
             "invalid_body",
             "missing field `name`",
@@ -199,6 +201,7 @@ pub async fn delete_role(
     P((org, name)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
+    validate::name("role", &name)?;
     let actor = caller.actor();
     write::run(&s, Write::org(&org, pre, ""), move |store| {
         let own = format!("role.{name}");
@@ -345,6 +348,7 @@ pub async fn delete_team(
     P((org, name)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
+    validate::name("team", &name)?;
     let actor = caller.actor();
     write::run(&s, Write::org(&org, pre, ""), move |store| {
         let own = format!("team.{name}");
@@ -542,6 +546,7 @@ pub async fn put_memberships(
     body: Body<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
+    validate::name("service account", &name)?;
     memberships_valid(&body.value)?;
     let teams = body.value;
     let actor = caller.actor();
@@ -567,6 +572,7 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
+    validate::name("service account", &name)?;
     let actor = caller.actor();
     write::run(&s, Write::org(&org, pre, ""), move |store| {
         let own = format!("service_account.{name}");
@@ -610,6 +616,7 @@ pub async fn delete_account(
     P((org, name)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
+    validate::name("service account", &name)?;
     let actor = caller.actor();
     write::run(&s, Write::org(&org, pre, ""), move |store| {
         let own = format!("service_account.{name}");
