@@ -13,3 +13,4 @@ mod lifecycle;
 mod rotation;
 mod schema;
 mod secrets;
+mod server;
