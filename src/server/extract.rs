@@ -286,22 +286,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_takes_quoted_and_bare_revisions() {
-        assert_eq!(parse_if_match("\"7\""), Some(IfMatch::Revision(7)));
-        assert_eq!(parse_if_match("7"), Some(IfMatch::Revision(7)));
-        assert_eq!(parse_if_match("W/\"7\""), Some(IfMatch::Revision(7)));
-        assert_eq!(parse_if_match("*"), Some(IfMatch::Any));
-        assert_eq!(parse_if_match("\"x\""), None);
-        assert_eq!(parse_if_match(""), None);
-        assert_eq!(parse_if_match("99999999999999999999999"), None);
-    }
-}
-
 /// Deserializes an optional whole number that JSON may write as `30` or `30.0`.
 pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     use serde::Deserialize;
@@ -316,5 +300,21 @@ pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64
         _ => Err(serde::de::Error::custom(format!(
             "invalid value: {n}, expected a whole number of seconds"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_takes_quoted_and_bare_revisions() {
+        assert_eq!(parse_if_match("\"7\""), Some(IfMatch::Revision(7)));
+        assert_eq!(parse_if_match("7"), Some(IfMatch::Revision(7)));
+        assert_eq!(parse_if_match("W/\"7\""), Some(IfMatch::Revision(7)));
+        assert_eq!(parse_if_match("*"), Some(IfMatch::Any));
+        assert_eq!(parse_if_match("\"x\""), None);
+        assert_eq!(parse_if_match(""), None);
+        assert_eq!(parse_if_match("99999999999999999999999"), None);
     }
 }
