@@ -269,7 +269,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
         };
         let lease = match header_text(h, "svcacct-lease")? {
             None => None,
-            Some(l) if !l.is_empty() && l.len() <= 128 => Some(l.to_string()),
+            Some(l)
+                if !l.is_empty() && l.len() <= 128 && l.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(l.to_string())
+            }
             Some(_) => {
                 return Err(ApiError::bad_request(
                     "invalid_header",
