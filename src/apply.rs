@@ -14,7 +14,8 @@ use crate::backend::{Backend, NewKey, Operation, Replaces};
 use crate::config::Config;
 use crate::plan::{Plan, Stage, Work};
 use crate::secrets::{
-    KeyFile, discard_key_file, key_file_path, mint, promote_key_file, write_key_file,
+    KeyFile, begin_issuing, discard_key_file, end_issuing, key_file_path, mint, promote_key_file,
+    write_key_file,
 };
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
@@ -187,8 +188,8 @@ pub fn execute(
                     ops,
                 );
             }
-            for chunk in issues.chunks(KEY_CHUNK) {
-                issue_keys(&mut run, chunk, backend, config, opts.parallelism, now);
+            if !issues.is_empty() {
+                issue_all(&mut run, &issues, backend, config, opts.parallelism, now);
             }
         } else {
             let ops = batch.iter().map(|(_, w)| operation(w)).collect();
@@ -246,6 +247,35 @@ type Written = (usize, usize, Result<Operation, String>);
 
 /// Mints keys and writes their files on `parallelism` threads, then registers the hashes of
 /// those whose files are durable in one batch.
+/// Issues every key of the stage in chunks, between markers that tell a later apply whether
+/// pending files may have been left behind.
+fn issue_all(
+    run: &mut Run<'_>,
+    issues: &[(usize, &Work)],
+    backend: &mut dyn Backend,
+    config: &Config,
+    parallelism: usize,
+    now: OffsetDateTime,
+) {
+    let dir = &config.secrets.dir;
+    if let Err(e) = begin_issuing(dir) {
+        for (change, _) in issues {
+            run.failed(*change, format!("cannot write to {}: {e}", dir.display()));
+        }
+        return;
+    }
+    let mut settled = true;
+    for chunk in issues.chunks(KEY_CHUNK) {
+        settled &= issue_keys(run, chunk, backend, config, parallelism, now);
+    }
+    if settled {
+        // Every pending file was promoted or discarded; if removing the marker fails, the
+        // next apply merely scans for nothing.
+        let _ = end_issuing(dir);
+    }
+}
+
+/// Returns whether every pending file was promoted or discarded.
 fn issue_keys(
     run: &mut Run<'_>,
     chunk: &[(usize, &Work)],
@@ -253,7 +283,7 @@ fn issue_keys(
     config: &Config,
     parallelism: usize,
     now: OffsetDateTime,
-) {
+) -> bool {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
     let abort_after = std::env::var("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
@@ -288,13 +318,18 @@ fn issue_keys(
     results.sort_by_key(|(n, ..)| *n);
     let mut changes = Vec::new();
     let mut ops = Vec::new();
+    let mut settled = true;
     for (_, change, result) in results {
         match result {
             Ok(op) => {
                 changes.push(change);
                 ops.push(op);
             }
-            Err(e) => run.failed(change, e),
+            Err(e) => {
+                // A write that failed half way may leave a temporary file to clean up.
+                settled = false;
+                run.failed(change, e);
+            }
         }
     }
     let registered = backend.apply(ops.clone());
@@ -310,21 +345,27 @@ fn issue_keys(
         match result {
             Ok(()) => match promote_key_file(dir, account, name, &key.id) {
                 Ok(()) => {
-                    run.outcome.key_files.push(key_file_path(dir, account, name));
+                    run.outcome
+                        .key_files
+                        .push(key_file_path(dir, account, name));
                     run.succeeded(change);
                 }
-                Err(e) => run.failed(
+                Err(e) => {
+                    settled = false;
+                    run.failed(
                     change,
                     format!("the key is registered but its file could not be moved into place ({e}); the next apply finishes it"),
-                ),
+                    )
+                }
             },
             Err(e) => {
                 // Never registered: its secret is worthless, so its file goes.
-                let _ = discard_key_file(dir, account, name, &key.id);
+                settled &= discard_key_file(dir, account, name, &key.id).is_ok();
                 run.failed(change, e.to_string());
             }
         }
     }
+    settled
 }
 
 /// Mints one key and writes its file; the returned operation registers its hash.

@@ -5,8 +5,8 @@
 //! `Idempotency-Key`, so a retried write is answered from the server's record instead of
 //! running twice. Keys are registered by hash: the secret never crosses the wire.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -38,7 +38,8 @@ pub struct HttpBackend {
 
 struct Lease {
     id: String,
-    stop: Arc<AtomicBool>,
+    /// Dropping (or sending on) this stops the renewer at once.
+    stop: Option<mpsc::Sender<()>>,
     renewer: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -174,7 +175,7 @@ impl HttpBackend {
 
     fn release(&mut self) {
         if let Some(mut lease) = self.lease.take() {
-            lease.stop.store(true, Ordering::SeqCst);
+            drop(lease.stop.take());
             if let Some(t) = lease.renewer.take() {
                 let _ = t.join();
             }
@@ -315,10 +316,9 @@ impl Backend for HttpBackend {
             std::thread::sleep(Duration::from_millis(250));
         };
         // Renew the lease while the apply runs, at a third of its lifetime.
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = mpsc::channel::<()>();
         let renewer = {
-            let (stop, client, counter, token, base) = (
-                stop.clone(),
+            let (client, counter, token, base) = (
                 self.client.clone(),
                 self.requests.clone(),
                 self.token.clone(),
@@ -326,30 +326,26 @@ impl Backend for HttpBackend {
             );
             let path = self.org_path(&format!("/lock/{lease_id}"));
             std::thread::spawn(move || {
-                let step = Duration::from_millis(200);
-                let mut waited = Duration::ZERO;
-                while !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(step);
-                    waited += step;
-                    if waited >= Duration::from_secs(LEASE_TTL_SECS / 3) {
-                        waited = Duration::ZERO;
-                        let _ = send_with_retries(
-                            &client,
-                            &counter,
-                            &token,
-                            &base,
-                            Method::PUT,
-                            &path,
-                            Some(&json!({ "ttl_seconds": LEASE_TTL_SECS })),
-                            &[],
-                        );
-                    }
+                // Wakes every third of the lease's lifetime, or at once when told to stop.
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_secs(LEASE_TTL_SECS / 3))
+                {
+                    let _ = send_with_retries(
+                        &client,
+                        &counter,
+                        &token,
+                        &base,
+                        Method::PUT,
+                        &path,
+                        Some(&json!({ "ttl_seconds": LEASE_TTL_SECS })),
+                        &[],
+                    );
                 }
             })
         };
         self.lease = Some(Lease {
             id: lease_id,
-            stop,
+            stop: Some(stop),
             renewer: Some(renewer),
         });
         Ok(())

@@ -82,6 +82,25 @@ pub fn discard_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::
     fs::remove_file(pending_key_file_path(dir, account, key, id))
 }
 
+/// Present while an apply issues keys: its absence lets [`recover`] skip the scan of every
+/// account directory, so an apply that was not interrupted pays nothing for recovery.
+const ISSUING_MARKER: &str = ".issuing";
+
+/// Notes, durably, that pending key files may appear in `dir`.
+pub fn begin_issuing(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    fs::File::create(dir.join(ISSUING_MARKER))?.sync_all()?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Notes that every pending key file in `dir` was promoted or discarded.
+pub fn end_issuing(dir: &Path) -> std::io::Result<()> {
+    match fs::remove_file(dir.join(ISSUING_MARKER)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// What [`recover`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
@@ -98,6 +117,9 @@ pub fn recover(
     is_live: impl Fn(&str, &str, &str) -> bool,
 ) -> std::io::Result<Recovered> {
     let mut done = Recovered::default();
+    if !dir.join(ISSUING_MARKER).exists() {
+        return Ok(done);
+    }
     let Ok(accounts) = fs::read_dir(dir) else {
         return Ok(done);
     };
@@ -122,6 +144,7 @@ pub fn recover(
             }
         }
     }
+    end_issuing(dir)?;
     Ok(done)
 }
 

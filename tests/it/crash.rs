@@ -67,8 +67,13 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     let leftovers: Vec<_> = files_under(&sb.join("org/secrets"))
         .into_keys()
         .filter(|p| !p.to_string_lossy().contains(".age.pending-"))
+        .filter(|p| p.as_os_str() != ".issuing")
         .collect();
     assert!(leftovers.is_empty(), "no temporary files: {leftovers:?}");
+    assert!(
+        sb.join("org/secrets/.issuing").exists(),
+        "the marker tells the next apply to look for pending files"
+    );
 
     // The plan still creates all ten keys; the apply converges.
     let plan = sb.plan_json(CFG, T0);
