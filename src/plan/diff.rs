@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::json::{account_json, key_json, live_key_json, role_json, team_json};
@@ -27,6 +28,12 @@ struct Builder {
     index: HashMap<String, usize>,
     unmanaged: Vec<String>,
     notes: Vec<String>,
+    /// Whether live objects svcacct did not create are deleted too.
+    delete_unmanaged: bool,
+    /// Protected objects the plan would delete: an error.
+    protected: Vec<String>,
+    /// Objects the plan deletes, for the mass-delete check.
+    deletes: usize,
 }
 
 impl Builder {
@@ -38,6 +45,56 @@ impl Builder {
     }
     fn dep(&self, address: &str) -> Option<usize> {
         self.index.get(address).copied()
+    }
+
+    /// Plans a create, or an update when the live object differs from the wanted one.
+    fn put<T: PartialEq>(
+        &mut self,
+        address: String,
+        want: &T,
+        have: Option<&T>,
+        json: fn(&T) -> Value,
+        work: Work,
+    ) {
+        let (action, before) = match have {
+            None => (Action::Create, None),
+            Some(h) if h != want => (Action::Update, Some(json(h))),
+            Some(_) => return,
+        };
+        self.push(change(
+            address,
+            action,
+            before,
+            Some(json(want)),
+            vec![work],
+        ));
+    }
+
+    /// Plans the deletion of a live object the config no longer has and returns its index;
+    /// an object svcacct did not create is only listed, unless the policy says otherwise.
+    fn remove(
+        &mut self,
+        address: String,
+        managed: bool,
+        protect: bool,
+        before: Value,
+        work: Work,
+    ) -> Option<usize> {
+        if !(managed || self.delete_unmanaged) {
+            self.unmanaged.push(address);
+            return None;
+        }
+        if protect {
+            self.protected.push(address.clone());
+        }
+        self.deletes += 1;
+        Some(self.push(change(
+            address,
+            Action::Delete,
+            Some(before),
+            None,
+            vec![work],
+        )))
     }
 }
 
@@ -71,56 +128,31 @@ pub fn diff(
         index: HashMap::new(),
         unmanaged: Vec::new(),
         notes: Vec::new(),
+        delete_unmanaged,
+        protected: Vec::new(),
+        deletes: 0,
     };
 
     // Roles and teams first: accounts depend on them.
     for (name, want) in desired.roles.iter().filter(|(_, r)| !r.builtin) {
-        let address = format!("role.{name}");
-        match live.roles.get(name) {
-            None => {
-                b.push(change(
-                    address,
-                    Action::Create,
-                    None,
-                    Some(role_json(want)),
-                    vec![Work::PutRole(name.clone(), want.clone())],
-                ));
-            }
-            Some(have) if have != want => {
-                b.push(change(
-                    address,
-                    Action::Update,
-                    Some(role_json(have)),
-                    Some(role_json(want)),
-                    vec![Work::PutRole(name.clone(), want.clone())],
-                ));
-            }
-            Some(_) => {}
-        }
+        let work = Work::PutRole(name.clone(), want.clone());
+        b.put(
+            format!("role.{name}"),
+            want,
+            live.roles.get(name),
+            role_json,
+            work,
+        );
     }
     for (name, want) in &desired.teams {
-        let address = format!("team.{name}");
-        match live.teams.get(name) {
-            None => {
-                b.push(change(
-                    address,
-                    Action::Create,
-                    None,
-                    Some(team_json(want)),
-                    vec![Work::PutTeam(name.clone(), want.clone())],
-                ));
-            }
-            Some(have) if have != want => {
-                b.push(change(
-                    address,
-                    Action::Update,
-                    Some(team_json(have)),
-                    Some(team_json(want)),
-                    vec![Work::PutTeam(name.clone(), want.clone())],
-                ));
-            }
-            Some(_) => {}
-        }
+        let work = Work::PutTeam(name.clone(), want.clone());
+        b.put(
+            format!("team.{name}"),
+            want,
+            live.teams.get(name),
+            team_json,
+            work,
+        );
     }
 
     let secrets_dir_exists = opts.secrets_dir.is_dir();
@@ -297,88 +329,64 @@ pub fn diff(
     }
 
     // Deletions last, with what depends on them.
-    let mut protected = Vec::new();
-    let mut deletes = 0usize;
     for (name, have) in live
         .service_accounts
         .iter()
         .filter(|(n, _)| !desired.service_accounts.contains_key(*n))
     {
+        let work = Work::DeleteServiceAccount(name.clone());
         let address = format!("service_account.{name}");
-        if !(have.managed || delete_unmanaged) {
-            b.unmanaged.push(address);
-            continue;
-        }
-        if have.protect {
-            protected.push(address.clone());
-        }
-        deletes += 1 + have.keys.len();
-        let mut c = change(
+        if let Some(i) = b.remove(
             address,
-            Action::Delete,
-            Some(account_json(have)),
-            None,
-            vec![Work::DeleteServiceAccount(name.clone())],
-        );
-        if !have.keys.is_empty() {
-            c.reason = Some(format!(
-                "revokes its {} key{}",
-                have.keys.len(),
-                if have.keys.len() == 1 { "" } else { "s" }
-            ));
+            have.managed,
+            have.protect,
+            account_json(have),
+            work,
+        ) {
+            // Deleting an account revokes its keys: they count towards the mass-delete share.
+            b.deletes += have.keys.len();
+            if !have.keys.is_empty() {
+                let n = have.keys.len();
+                b.changes[i].reason = Some(format!(
+                    "revokes its {n} key{}",
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
         }
-        b.push(c);
     }
     for (name, have) in live
         .teams
         .iter()
         .filter(|(n, _)| !desired.teams.contains_key(*n))
     {
-        let address = format!("team.{name}");
-        if !(have.managed || delete_unmanaged) {
-            b.unmanaged.push(address);
-            continue;
+        let work = Work::DeleteTeam(name.clone());
+        if let Some(i) = b.remove(
+            format!("team.{name}"),
+            have.managed,
+            have.protect,
+            team_json(have),
+            work,
+        ) {
+            b.changes[i].depends_on = users_of(live, &b, |a| a.teams.contains_key(name));
         }
-        if have.protect {
-            protected.push(address.clone());
-        }
-        deletes += 1;
-        let users = users_of(live, &b, |a| a.teams.contains_key(name));
-        let mut c = change(
-            address,
-            Action::Delete,
-            Some(team_json(have)),
-            None,
-            vec![Work::DeleteTeam(name.clone())],
-        );
-        c.depends_on = users;
-        b.push(c);
     }
     for (name, have) in live
         .roles
         .iter()
         .filter(|(n, r)| !r.builtin && !desired.roles.contains_key(*n))
     {
-        let address = format!("role.{name}");
-        if !(have.managed || delete_unmanaged) {
-            b.unmanaged.push(address);
-            continue;
+        let work = Work::DeleteRole(name.clone());
+        if let Some(i) = b.remove(
+            format!("role.{name}"),
+            have.managed,
+            have.protect,
+            role_json(have),
+            work,
+        ) {
+            b.changes[i].depends_on = users_of(live, &b, |a| a.teams.values().any(|r| r == name));
         }
-        if have.protect {
-            protected.push(address.clone());
-        }
-        deletes += 1;
-        let users = users_of(live, &b, |a| a.teams.values().any(|r| r == name));
-        let mut c = change(
-            address,
-            Action::Delete,
-            Some(role_json(have)),
-            None,
-            vec![Work::DeleteRole(name.clone())],
-        );
-        c.depends_on = users;
-        b.push(c);
     }
+    let (protected, mut deletes) = (std::mem::take(&mut b.protected), b.deletes);
     if !protected.is_empty() {
         return Err(PlanError::Protected(protected));
     }
