@@ -16,8 +16,7 @@ pub use verify::Verification;
 use crate::backend::{BackendError, NewKey, Operation, Replaces};
 use crate::duration::Duration;
 use crate::model::{
-    ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team,
-    builtin_role,
+    ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, ServiceAccount, builtin_role,
 };
 
 const SCHEMA: &str = include_str!("schema.sql");
@@ -179,39 +178,9 @@ impl Store {
             revision: revision as u64,
             ..Default::default()
         };
-        let mut stmt = tx.prepare("SELECT name, description, permissions, builtin, managed, protect FROM roles WHERE org = ?1")?;
-        let rows = stmt.query_map([org], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Role {
-                    description: r.get(1)?,
-                    permissions: from_json_set(&r.get::<_, String>(2)?),
-                    builtin: r.get(3)?,
-                    managed: r.get(4)?,
-                    protect: r.get(5)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (name, role) = row?;
-            o.roles.insert(name, role);
-        }
-        let mut stmt =
-            tx.prepare("SELECT name, description, managed, protect FROM teams WHERE org = ?1")?;
-        let rows = stmt.query_map([org], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Team {
-                    description: r.get(1)?,
-                    managed: r.get(2)?,
-                    protect: r.get(3)?,
-                },
-            ))
-        })?;
-        for row in rows {
-            let (name, team) = row?;
-            o.teams.insert(name, team);
-        }
+        // Inside the read transaction above, so the whole snapshot is one revision.
+        o.roles = self.roles(org)?;
+        o.teams = self.teams(org)?;
         let mut stmt = tx.prepare("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1")?;
         let rows = stmt.query_map([org], |r| {
             Ok((

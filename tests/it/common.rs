@@ -366,6 +366,17 @@ pub struct KeyRow {
 /// Every key the organization file holds, live or not.
 pub fn key_rows(db: &Path) -> Vec<KeyRow> {
     let conn = open_db(db);
+    // An apply killed right after SQLite created the file leaves it without tables yet.
+    let has_table: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'api_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    if !has_table {
+        return Vec::new();
+    }
     let mut stmt = conn
         .prepare(
             "SELECT id, account, name, hash, display_prefix, retires_at, revoked_at FROM api_keys ORDER BY account, name, created_at, id",
