@@ -36,6 +36,29 @@ impl Findings<'_> {
     fn error(&mut self, file: usize, at: (u64, u64), message: String) {
         self.push(Severity::Error, file, at, message, None);
     }
+
+    /// An error unless `name` is a lowercase slug.
+    fn check_name(&mut self, file: usize, at: (u64, u64), kind: &str, name: &str) {
+        if !valid_name(name) {
+            let message = format!("invalid {kind} name `{name}`");
+            self.push(Severity::Error, file, at, message, Some(NAME_HELP.into()));
+        }
+    }
+
+    /// The set of `list`, with an error for each entry that is not a permission.
+    fn permissions(
+        &mut self,
+        file: usize,
+        list: &[Loc<String>],
+        kind: &str,
+        help: &str,
+    ) -> BTreeSet<String> {
+        for p in list.iter().filter(|p| !valid_permission(&p.value)) {
+            let message = format!("invalid {kind} `{}`", p.value);
+            self.push(Severity::Error, file, at(p), message, Some(help.into()));
+        }
+        list.iter().map(|p| p.value.clone()).collect()
+    }
 }
 
 fn at<T>(l: &Loc<T>) -> (u64, u64) {
@@ -76,15 +99,7 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
 
     let organization = match &merged.organization {
         Some(o) => {
-            if !valid_name(&o.item.value) {
-                f.push(
-                    Severity::Error,
-                    o.file,
-                    at(&o.item),
-                    format!("invalid organization name `{}`", o.item.value),
-                    Some(NAME_HELP.into()),
-                );
-            }
+            f.check_name(o.file, at(&o.item), "organization", &o.item.value);
             o.item.value.clone()
         }
         None => {
@@ -113,31 +128,13 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
             );
             continue;
         }
-        if !valid_name(name) {
-            f.push(
-                Severity::Error,
-                d.file,
-                at(&d.item),
-                format!("invalid role name `{name}`"),
-                Some(NAME_HELP.into()),
-            );
-        }
-        let mut permissions = BTreeSet::new();
-        for p in &raw.permissions {
-            if !valid_permission(&p.value) {
-                f.push(
-                    Severity::Error,
-                    d.file,
-                    at(p),
-                    format!("invalid permission `{}`", p.value),
-                    Some(
-                        "permissions look like `flows:read`; `*` matches any resource or action"
-                            .into(),
-                    ),
-                );
-            }
-            permissions.insert(p.value.clone());
-        }
+        f.check_name(d.file, at(&d.item), "role", name);
+        let permissions = f.permissions(
+            d.file,
+            &raw.permissions,
+            "permission",
+            "permissions look like `flows:read`; `*` matches any resource or action",
+        );
         desired.roles.insert(
             name.clone(),
             Role {
@@ -152,15 +149,7 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
 
     for d in &merged.teams {
         let (name, raw) = &d.item.value;
-        if !valid_name(name) {
-            f.push(
-                Severity::Error,
-                d.file,
-                at(&d.item),
-                format!("invalid team name `{name}`"),
-                Some(NAME_HELP.into()),
-            );
-        }
+        f.check_name(d.file, at(&d.item), "team", name);
         desired.teams.insert(
             name.clone(),
             Team {
@@ -177,15 +166,7 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
 
     for d in &merged.service_accounts {
         let (name, raw) = &d.item.value;
-        if !valid_name(name) {
-            f.push(
-                Severity::Error,
-                d.file,
-                at(&d.item),
-                format!("invalid service account name `{name}`"),
-                Some(NAME_HELP.into()),
-            );
-        }
+        f.check_name(d.file, at(&d.item), "service account", name);
         let mut teams = BTreeMap::new();
         for (team, role) in &raw.teams.0 {
             if !desired.teams.contains_key(&team.value) {
@@ -243,28 +224,13 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         };
         for (key, k) in &raw.keys.0 {
             first_key.get_or_insert((d.file, at(key)));
-            if !valid_name(&key.value) {
-                f.push(
-                    Severity::Error,
-                    d.file,
-                    at(key),
-                    format!("invalid key name `{}`", key.value),
-                    Some(NAME_HELP.into()),
-                );
-            }
-            let mut scopes = BTreeSet::new();
-            for s in &k.scopes {
-                if !valid_permission(&s.value) {
-                    f.push(
-                        Severity::Error,
-                        d.file,
-                        at(s),
-                        format!("invalid scope `{}`", s.value),
-                        Some("scopes are permissions such as `flows:read` or `*:read`".into()),
-                    );
-                }
-                scopes.insert(s.value.clone());
-            }
+            f.check_name(d.file, at(key), "key", &key.value);
+            let scopes = f.permissions(
+                d.file,
+                &k.scopes,
+                "scope",
+                "scopes are permissions such as `flows:read` or `*:read`",
+            );
             account.keys.insert(
                 key.value.clone(),
                 ApiKey {
