@@ -142,3 +142,49 @@ fn two_applies_at_once_against_one_server_never_interleave() {
     let out = run(&sb, &["plan", "--detailed-exitcode", "-c", CFG], T0);
     assert_eq!(out.code, Some(0), "{out:?}");
 }
+
+#[test]
+fn a_server_stopped_mid_apply_finishes_its_requests_and_loses_no_key() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let db = sb.join("server.db");
+    let mut server = Server::start(&db, T0, "127.0.0.1:0");
+    sb.write(CFG, &http_config(&server.url, 300, 2, "Everyone"));
+    let apply = sb
+        .cmd(&["apply", "--yes", "-q", "-c", CFG])
+        .now(T0)
+        .env("TEST_TOKEN", OPERATOR_TOKEN)
+        .spawn();
+    std::thread::sleep(std::time::Duration::from_millis(rand::random_range(
+        150..600,
+    )));
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
+    let log = server.log.lock().unwrap().clone();
+    assert!(!log.contains("panicked"), "{log}");
+    // Whatever the server committed before it stopped is whole: every key it knows has its
+    // file (the organization file exists once the first request made it).
+    assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity);
+
+    // A new server on the same address, as in a rolling deploy: the client's retries carry
+    // the apply through, or it fails cleanly and the next apply finishes.
+    let url = server.url.trim_start_matches("http://").to_string();
+    drop(server);
+    let _again = Server::start(&db, T0, &url);
+    let out = apply.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() || said.contains("failed"),
+        "the apply either finished or failed cleanly: {said}"
+    );
+    run(&sb, &["apply", "--yes", "-q", "-c", CFG], T0).ok();
+    assert_eq!(
+        assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity),
+        600
+    );
+    run(&sb, &["plan", "--detailed-exitcode", "-c", CFG], T0).expect(0);
+}
