@@ -189,6 +189,10 @@ fn parse(source: &Source) -> Result<RawConfig, Box<Diagnostic>> {
         d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
         return Err(Box::new(d));
     }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if let Some(raw) = super::split::parse_in_pieces(&source.text, threads, parse_options) {
+        return Ok(raw);
+    }
     serde_saphyr::from_str_with_options::<RawConfig>(&source.text, parse_options()).map_err(|e| {
         let (line, column) = e
             .location()
@@ -296,5 +300,31 @@ fn extend<T>(
                 column: name.column,
             },
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_in_big_files_point_at_their_own_line() {
+        let mut text = String::from("organization: acme\nservice_accounts:\n");
+        for a in 0..5000 {
+            text.push_str(&format!("  acct-{a}:\n    description: Account {a} with a longer description\n    keys:\n      k: {{}}\n"));
+        }
+        // Line of acct-4000's description: 2 header lines, then 4 lines an account.
+        let line = 2 + 4 * 4000 + 2;
+        text = text.replace(
+            "    description: Account 4000 ",
+            "    descripton: Account 4000 ",
+        );
+        let source = Source {
+            path: "big.yaml".into(),
+            text,
+        };
+        let d = parse(&source).map(|_| ()).expect_err("unknown field");
+        assert_eq!((d.line, d.column), (line as u64, 5), "{d}");
+        assert!(d.message.contains("unknown field `descripton`"), "{d}");
     }
 }

@@ -6,6 +6,7 @@ mod diagnostic;
 mod load;
 pub mod raw;
 pub mod schema;
+mod split;
 mod validate;
 
 use std::path::{Path, PathBuf};
