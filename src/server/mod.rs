@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 
 use self::auth::{AdminToken, FailureLimiter};
 use self::db::Db;
+use self::routes::resources::{AccountBody, RoleBody, TeamBody};
 use self::routes::{identity, keys, lock, organizations as orgs, resources as res};
 
 /// What the server needs to start.
@@ -134,18 +135,18 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("POST", "/v1/organizations/{org}/lock") => post(lock::acquire),
         ("PUT", "/v1/organizations/{org}/lock/{lease_id}") => put(lock::renew),
         ("DELETE", "/v1/organizations/{org}/lock/{lease_id}") => delete(lock::release),
-        ("GET", "/v1/organizations/{org}/roles") => get(res::list_roles),
-        ("POST", "/v1/organizations/{org}/roles") => post(res::create_role),
-        ("GET", "/v1/organizations/{org}/roles/{role}") => get(res::get_role),
-        ("PUT", "/v1/organizations/{org}/roles/{role}") => put(res::put_role),
-        ("DELETE", "/v1/organizations/{org}/roles/{role}") => delete(res::delete_role),
-        ("GET", "/v1/organizations/{org}/teams") => get(res::list_teams),
-        ("POST", "/v1/organizations/{org}/teams") => post(res::create_team),
-        ("GET", "/v1/organizations/{org}/teams/{team}") => get(res::get_team),
-        ("PUT", "/v1/organizations/{org}/teams/{team}") => put(res::put_team),
-        ("DELETE", "/v1/organizations/{org}/teams/{team}") => delete(res::delete_team),
-        ("GET", "/v1/organizations/{org}/service_accounts") => get(res::list_accounts),
-        ("POST", "/v1/organizations/{org}/service_accounts") => post(res::create_account),
+        ("GET", "/v1/organizations/{org}/roles") => get(res::list::<RoleBody>),
+        ("POST", "/v1/organizations/{org}/roles") => post(res::create::<RoleBody>),
+        ("GET", "/v1/organizations/{org}/roles/{role}") => get(res::get::<RoleBody>),
+        ("PUT", "/v1/organizations/{org}/roles/{role}") => put(res::put::<RoleBody>),
+        ("DELETE", "/v1/organizations/{org}/roles/{role}") => delete(res::delete::<RoleBody>),
+        ("GET", "/v1/organizations/{org}/teams") => get(res::list::<TeamBody>),
+        ("POST", "/v1/organizations/{org}/teams") => post(res::create::<TeamBody>),
+        ("GET", "/v1/organizations/{org}/teams/{team}") => get(res::get::<TeamBody>),
+        ("PUT", "/v1/organizations/{org}/teams/{team}") => put(res::put::<TeamBody>),
+        ("DELETE", "/v1/organizations/{org}/teams/{team}") => delete(res::delete::<TeamBody>),
+        ("GET", "/v1/organizations/{org}/service_accounts") => get(res::list::<AccountBody>),
+        ("POST", "/v1/organizations/{org}/service_accounts") => post(res::create::<AccountBody>),
         (m, p) if p == KEY => match m {
             "GET" => get(keys::get_key),
             "PATCH" => patch(keys::patch_key),
@@ -154,9 +155,9 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         },
         ("POST", p) if p == format!("{KEY}/rotate") => post(keys::rotate_key),
         (m, _) => match (m, account_route) {
-            ("GET", Some("")) => get(res::get_account),
-            ("PUT", Some("")) => put(res::put_account),
-            ("DELETE", Some("")) => delete(res::delete_account),
+            ("GET", Some("")) => get(res::get::<AccountBody>),
+            ("PUT", Some("")) => put(res::put::<AccountBody>),
+            ("DELETE", Some("")) => delete(res::delete::<AccountBody>),
             ("PUT", Some("/memberships")) => put(res::put_memberships),
             ("POST", Some("/disable")) => post(res::disable_account),
             ("POST", Some("/enable")) => post(res::enable_account),

@@ -2,6 +2,9 @@
 //! and an account's memberships, disable and enable. Each write is one `Operation` (or two,
 //! applied together) through the store, so revisions and the audit log match the `local`
 //! backend's.
+//!
+//! The five handlers the three kinds share are written once, generic over [`Kind`], which
+//! each kind's body type implements; only an account's own routes are written for it alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -9,12 +12,12 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Deserialize;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ensure_org, etagged};
-use crate::backend::Operation;
+use crate::backend::{BackendError, Operation};
 use crate::model::{Role, ServiceAccount, Team};
 use crate::server::AppState;
 use crate::server::auth::Caller;
@@ -35,21 +38,176 @@ pub fn named(name: &str, value: &impl Serialize) -> Value {
     v
 }
 
-/// The name of the object a body writes: a create names it in the body, an update in the
-/// path only (so the two can never disagree).
-fn body_name(in_body: Option<String>, in_path: Option<&str>) -> Result<String, ApiError> {
-    match (in_body, in_path) {
-        (None, Some(p)) => Ok(p.to_string()),
-        (Some(b), None) => Ok(b),
-        (Some(_), Some(_)) => Err(ApiError::bad_request(
-            "invalid_body",
-            "unknown field `name`: an update names the object in its path",
-        )),
-        (None, None) => Err(ApiError::bad_request(
-            "invalid_body",
-            "missing field `name`",
-        )),
-    }
+/// The checked name of the object a body writes: a create names it in the body, an update in
+/// the path only (so the two can never disagree).
+fn body_name(
+    kind: &str,
+    in_body: Option<String>,
+    in_path: Option<&str>,
+) -> Result<String, ApiError> {
+    let name = match (in_body, in_path) {
+        (None, Some(p)) => p.to_string(),
+        (Some(b), None) => b,
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "unknown field `name`: an update names the object in its path",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "missing field `name`",
+            ));
+        }
+    };
+    validate::name(kind, &name)?;
+    Ok(name)
+}
+
+// ---- what the kinds share ----------------------------------------------------------------
+
+/// A kind of organization object, implemented by the body that writes it: how the kind is
+/// addressed and named, how the store reads it, and which operations write and delete it.
+pub trait Kind: DeserializeOwned + Send + 'static {
+    /// The prefix of an object's address, as in `role.deployer` (404s, 409s, the audit log).
+    const ADDRESS: &'static str;
+    /// The key of the array a list answers with.
+    const LIST: &'static str;
+    /// The kind as a 422 about a bad name calls it.
+    const NOUN: &'static str;
+    /// The 500 for an object missing right after its write.
+    const VANISHED: &'static str;
+    /// The object as the store reads it; the API shows it with its name added.
+    type Model: Serialize + Send + 'static;
+
+    /// Every object of the kind and the revision read; 404 when the organization is missing.
+    fn read_all(store: &Store, org: &str)
+    -> Result<(u64, BTreeMap<String, Self::Model>), ApiError>;
+    /// One object, or `None` when it does not exist.
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Self::Model>, BackendError>;
+    /// The object's name and the operations that write it; `path` is an update's path name.
+    fn into_ops(self, path: Option<&str>) -> Result<(String, Vec<Operation>), ApiError>;
+    /// The operation that deletes the object.
+    fn delete(name: String) -> Operation;
+}
+
+/// An object's address, as in `role.deployer`.
+fn address<K: Kind>(name: &str) -> String {
+    format!("{}.{name}", K::ADDRESS)
+}
+
+/// One object; 404 when it does not exist.
+fn find<K: Kind>(store: &Store, org: &str, name: &str) -> Result<K::Model, ApiError> {
+    K::read(store, org, name)?
+        .ok_or_else(|| ApiError::not_found(format!("{} does not exist", address::<K>(name))))
+}
+
+/// The answer to a write: the object as it now is.
+fn written<K: Kind>(
+    store: &Store,
+    org: &str,
+    name: &str,
+    status: StatusCode,
+) -> Result<Reply, ApiError> {
+    let object = K::read(store, org, name)?.ok_or_else(|| ApiError::internal(K::VANISHED))?;
+    Ok(Reply::json(status, named(name, &object)))
+}
+
+/// `GET` of a kind's collection: every object, with its name.
+pub async fn list<K: Kind>(
+    State(s): Shared,
+    caller: Caller,
+    P(org): P<String>,
+) -> Result<Response, ApiError> {
+    caller.manage(&org)?;
+    let (revision, objects) = s.db.read(move |store| K::read_all(store, &org)).await?;
+    let list: Vec<Value> = objects.iter().map(|(n, o)| named(n, o)).collect();
+    Ok(etagged(revision, json!({ K::LIST: list })))
+}
+
+/// `GET` of one object.
+pub async fn get<K: Kind>(
+    State(s): Shared,
+    caller: Caller,
+    P((org, name)): P<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.manage(&org)?;
+    let (revision, object) =
+        s.db.read(move |store| {
+            let revision = ensure_org(store, &org)?;
+            let object = find::<K>(store, &org, &name)?;
+            Ok((revision, named(&name, &object)))
+        })
+        .await?;
+    Ok(etagged(revision, object))
+}
+
+/// `POST` to a kind's collection: 201, or 409 when the name is taken.
+pub async fn create<K: Kind>(
+    State(s): Shared,
+    caller: Caller,
+    pre: Preconditions,
+    P(org): P<String>,
+    body: Body<K>,
+) -> Result<Response, ApiError> {
+    caller.manage(&org)?;
+    let (name, ops) = body.value.into_ops(None)?;
+    let actor = caller.actor();
+    let w = Write::org(&org, pre, &body.digest);
+    write::run(&s, w, move |store| {
+        if K::read(store, &org, &name)?.is_some() {
+            return Err(ApiError::conflict(
+                "already_exists",
+                format!("{} already exists", address::<K>(&name)),
+            ));
+        }
+        write::apply(store, &org, &actor, &ops, &address::<K>(&name))?;
+        written::<K>(store, &org, &name, StatusCode::CREATED)
+    })
+    .await
+}
+
+/// `PUT` of one object, an upsert: 200 when it existed, 201 when this created it.
+pub async fn put<K: Kind>(
+    State(s): Shared,
+    caller: Caller,
+    pre: Preconditions,
+    P((org, path_name)): P<(String, String)>,
+    body: Body<K>,
+) -> Result<Response, ApiError> {
+    caller.manage(&org)?;
+    let (name, ops) = body.value.into_ops(Some(&path_name))?;
+    let actor = caller.actor();
+    let w = Write::org(&org, pre, &body.digest);
+    write::run(&s, w, move |store| {
+        let status = if K::read(store, &org, &name)?.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        write::apply(store, &org, &actor, &ops, &address::<K>(&name))?;
+        written::<K>(store, &org, &name, status)
+    })
+    .await
+}
+
+/// `DELETE` of one object: 204.
+pub async fn delete<K: Kind>(
+    State(s): Shared,
+    caller: Caller,
+    pre: Preconditions,
+    P((org, name)): P<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.manage(&org)?;
+    validate::name(K::NOUN, &name)?;
+    let actor = caller.actor();
+    write::run(&s, Write::org(&org, pre, ""), move |store| {
+        let own = address::<K>(&name);
+        write::apply(store, &org, &actor, &[K::delete(name)], &own)?;
+        Ok(Reply::empty(StatusCode::NO_CONTENT))
+    })
+    .await
 }
 
 // ---- roles -------------------------------------------------------------------------------
@@ -72,143 +230,43 @@ pub struct RoleBody {
     protect: bool,
 }
 
-impl RoleBody {
-    fn into_role(self, path: Option<&str>) -> Result<(String, Role), ApiError> {
-        let name = body_name(self.name, path)?;
-        validate::name("role", &name)?;
+impl Kind for RoleBody {
+    const ADDRESS: &'static str = "role";
+    const LIST: &'static str = "roles";
+    const NOUN: &'static str = "role";
+    const VANISHED: &'static str = "the role vanished while being written";
+    type Model = Role;
+
+    fn read_all(store: &Store, org: &str) -> Result<(u64, BTreeMap<String, Role>), ApiError> {
+        let revision = ensure_org(store, org)?;
+        Ok((revision, store.roles(org)?))
+    }
+
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Role>, BackendError> {
+        store.role(org, name)
+    }
+
+    fn into_ops(self, path: Option<&str>) -> Result<(String, Vec<Operation>), ApiError> {
+        let name = body_name(Self::NOUN, self.name, path)?;
         validate::permissions("permission", &self.permissions)?;
         if self.builtin {
             return Err(ApiError::invalid(
                 "only admin, member and viewer are built-in roles",
             ));
         }
-        Ok((
-            name,
-            Role {
-                description: self.description,
-                permissions: self.permissions,
-                builtin: false,
-                managed: self.managed,
-                protect: self.protect,
-            },
-        ))
-    }
-}
-
-pub async fn list_roles(
-    State(s): Shared,
-    caller: Caller,
-    P(org): P<String>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (revision, roles) =
-        s.db.read(move |store| {
-            let revision = ensure_org(store, &org)?;
-            Ok((revision, store.roles(&org)?))
-        })
-        .await?;
-    let list: Vec<Value> = roles.iter().map(|(n, r)| named(n, r)).collect();
-    Ok(etagged(revision, json!({ "roles": list })))
-}
-
-pub async fn get_role(
-    State(s): Shared,
-    caller: Caller,
-    P((org, name)): P<(String, String)>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (revision, role) =
-        s.db.read(move |store| {
-            let revision = ensure_org(store, &org)?;
-            let role = store
-                .role(&org, &name)?
-                .ok_or_else(|| ApiError::not_found(format!("role.{name} does not exist")))?;
-            Ok((revision, named(&name, &role)))
-        })
-        .await?;
-    Ok(etagged(revision, role))
-}
-
-pub async fn create_role(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P(org): P<String>,
-    body: Body<RoleBody>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (name, role) = body.value.into_role(None)?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
-    write::run(&s, w, move |store| {
-        if store.role(&org, &name)?.is_some() {
-            return Err(ApiError::conflict(
-                "already_exists",
-                format!("role.{name} already exists"),
-            ));
-        }
-        put_role_now(store, &org, &actor, &name, role, StatusCode::CREATED)
-    })
-    .await
-}
-
-pub async fn put_role(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P((org, path_name)): P<(String, String)>,
-    body: Body<RoleBody>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (name, role) = body.value.into_role(Some(&path_name))?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
-    write::run(&s, w, move |store| {
-        let status = if store.role(&org, &name)?.is_some() {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
+        let role = Role {
+            description: self.description,
+            permissions: self.permissions,
+            builtin: false,
+            managed: self.managed,
+            protect: self.protect,
         };
-        put_role_now(store, &org, &actor, &name, role, status)
-    })
-    .await
-}
+        Ok((name.clone(), vec![Operation::PutRole { name, role }]))
+    }
 
-fn put_role_now(
-    store: &mut Store,
-    org: &str,
-    actor: &str,
-    name: &str,
-    role: Role,
-    status: StatusCode,
-) -> Result<Reply, ApiError> {
-    let own = format!("role.{name}");
-    let op = Operation::PutRole {
-        name: name.to_string(),
-        role,
-    };
-    write::apply(store, org, actor, &[op], &own)?;
-    let role = store
-        .role(org, name)?
-        .ok_or_else(|| ApiError::internal("the role vanished while being written"))?;
-    Ok(Reply::json(status, named(name, &role)))
-}
-
-pub async fn delete_role(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P((org, name)): P<(String, String)>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    validate::name("role", &name)?;
-    let actor = caller.actor();
-    write::run(&s, Write::org(&org, pre, ""), move |store| {
-        let own = format!("role.{name}");
-        write::apply(store, &org, &actor, &[Operation::DeleteRole { name }], &own)?;
-        Ok(Reply::empty(StatusCode::NO_CONTENT))
-    })
-    .await
+    fn delete(name: String) -> Operation {
+        Operation::DeleteRole { name }
+    }
 }
 
 // ---- teams -------------------------------------------------------------------------------
@@ -227,135 +285,35 @@ pub struct TeamBody {
     protect: bool,
 }
 
-impl TeamBody {
-    fn into_team(self, path: Option<&str>) -> Result<(String, Team), ApiError> {
-        let name = body_name(self.name, path)?;
-        validate::name("team", &name)?;
-        Ok((
-            name,
-            Team {
-                description: self.description,
-                managed: self.managed,
-                protect: self.protect,
-            },
-        ))
+impl Kind for TeamBody {
+    const ADDRESS: &'static str = "team";
+    const LIST: &'static str = "teams";
+    const NOUN: &'static str = "team";
+    const VANISHED: &'static str = "the team vanished while being written";
+    type Model = Team;
+
+    fn read_all(store: &Store, org: &str) -> Result<(u64, BTreeMap<String, Team>), ApiError> {
+        let revision = ensure_org(store, org)?;
+        Ok((revision, store.teams(org)?))
     }
-}
 
-pub async fn list_teams(
-    State(s): Shared,
-    caller: Caller,
-    P(org): P<String>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (revision, teams) =
-        s.db.read(move |store| {
-            let revision = ensure_org(store, &org)?;
-            Ok((revision, store.teams(&org)?))
-        })
-        .await?;
-    let list: Vec<Value> = teams.iter().map(|(n, t)| named(n, t)).collect();
-    Ok(etagged(revision, json!({ "teams": list })))
-}
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Team>, BackendError> {
+        store.team(org, name)
+    }
 
-pub async fn get_team(
-    State(s): Shared,
-    caller: Caller,
-    P((org, name)): P<(String, String)>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (revision, team) =
-        s.db.read(move |store| {
-            let revision = ensure_org(store, &org)?;
-            let team = store
-                .team(&org, &name)?
-                .ok_or_else(|| ApiError::not_found(format!("team.{name} does not exist")))?;
-            Ok((revision, named(&name, &team)))
-        })
-        .await?;
-    Ok(etagged(revision, team))
-}
-
-pub async fn create_team(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P(org): P<String>,
-    body: Body<TeamBody>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (name, team) = body.value.into_team(None)?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
-    write::run(&s, w, move |store| {
-        if store.team(&org, &name)?.is_some() {
-            return Err(ApiError::conflict(
-                "already_exists",
-                format!("team.{name} already exists"),
-            ));
-        }
-        put_team_now(store, &org, &actor, &name, team, StatusCode::CREATED)
-    })
-    .await
-}
-
-pub async fn put_team(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P((org, path_name)): P<(String, String)>,
-    body: Body<TeamBody>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (name, team) = body.value.into_team(Some(&path_name))?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
-    write::run(&s, w, move |store| {
-        let status = if store.team(&org, &name)?.is_some() {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
+    fn into_ops(self, path: Option<&str>) -> Result<(String, Vec<Operation>), ApiError> {
+        let name = body_name(Self::NOUN, self.name, path)?;
+        let team = Team {
+            description: self.description,
+            managed: self.managed,
+            protect: self.protect,
         };
-        put_team_now(store, &org, &actor, &name, team, status)
-    })
-    .await
-}
+        Ok((name.clone(), vec![Operation::PutTeam { name, team }]))
+    }
 
-fn put_team_now(
-    store: &mut Store,
-    org: &str,
-    actor: &str,
-    name: &str,
-    team: Team,
-    status: StatusCode,
-) -> Result<Reply, ApiError> {
-    let own = format!("team.{name}");
-    let op = Operation::PutTeam {
-        name: name.to_string(),
-        team,
-    };
-    write::apply(store, org, actor, &[op], &own)?;
-    let team = store
-        .team(org, name)?
-        .ok_or_else(|| ApiError::internal("the team vanished while being written"))?;
-    Ok(Reply::json(status, named(name, &team)))
-}
-
-pub async fn delete_team(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P((org, name)): P<(String, String)>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    validate::name("team", &name)?;
-    let actor = caller.actor();
-    write::run(&s, Write::org(&org, pre, ""), move |store| {
-        let own = format!("team.{name}");
-        write::apply(store, &org, &actor, &[Operation::DeleteTeam { name }], &own)?;
-        Ok(Reply::empty(StatusCode::NO_CONTENT))
-    })
-    .await
+    fn delete(name: String) -> Operation {
+        Operation::DeleteTeam { name }
+    }
 }
 
 // ---- service accounts --------------------------------------------------------------------
@@ -385,36 +343,60 @@ pub struct AccountBody {
     managed: bool,
 }
 
-/// The operations an account write makes.
-fn account_ops(
-    body: AccountBody,
-    path: Option<&str>,
-) -> Result<(String, Vec<Operation>), ApiError> {
-    let name = body_name(body.name, path)?;
-    validate::name("service account", &name)?;
-    let expires = validate::date("expires", body.expires.as_deref())?;
-    if let Some(teams) = &body.teams {
-        memberships_valid(teams)?;
+impl Kind for AccountBody {
+    const ADDRESS: &'static str = "service_account";
+    const LIST: &'static str = "service_accounts";
+    const NOUN: &'static str = "service account";
+    const VANISHED: &'static str = "the account vanished while being written";
+    type Model = ServiceAccount;
+
+    /// From the organization's snapshot: one read transaction for the accounts, their
+    /// memberships and their keys.
+    fn read_all(
+        store: &Store,
+        org: &str,
+    ) -> Result<(u64, BTreeMap<String, ServiceAccount>), ApiError> {
+        let org_state = store
+            .snapshot(org)?
+            .ok_or_else(|| ApiError::not_found(format!("organization {org} does not exist")))?;
+        Ok((org_state.revision, org_state.service_accounts))
     }
-    let mut ops = vec![Operation::PutServiceAccount {
-        name: name.clone(),
-        account: ServiceAccount {
-            description: body.description,
-            admin: body.admin,
-            expires,
-            disabled: body.disabled,
-            protect: body.protect,
-            managed: body.managed,
-            ..Default::default()
-        },
-    }];
-    if let Some(teams) = body.teams {
-        ops.push(Operation::SetMemberships {
-            account: name.clone(),
-            teams,
-        });
+
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<ServiceAccount>, BackendError> {
+        store.service_account(org, name)
     }
-    Ok((name, ops))
+
+    /// The account, then its memberships when the body names them.
+    fn into_ops(self, path: Option<&str>) -> Result<(String, Vec<Operation>), ApiError> {
+        let name = body_name(Self::NOUN, self.name, path)?;
+        let expires = validate::date("expires", self.expires.as_deref())?;
+        if let Some(teams) = &self.teams {
+            memberships_valid(teams)?;
+        }
+        let mut ops = vec![Operation::PutServiceAccount {
+            name: name.clone(),
+            account: ServiceAccount {
+                description: self.description,
+                admin: self.admin,
+                expires,
+                disabled: self.disabled,
+                protect: self.protect,
+                managed: self.managed,
+                ..Default::default()
+            },
+        }];
+        if let Some(teams) = self.teams {
+            ops.push(Operation::SetMemberships {
+                account: name.clone(),
+                teams,
+            });
+        }
+        Ok((name, ops))
+    }
+
+    fn delete(name: String) -> Operation {
+        Operation::DeleteServiceAccount { name }
+    }
 }
 
 fn memberships_valid(teams: &BTreeMap<String, String>) -> Result<(), ApiError> {
@@ -425,119 +407,7 @@ fn memberships_valid(teams: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn account_reply(
-    store: &Store,
-    org: &str,
-    name: &str,
-    status: StatusCode,
-) -> Result<Reply, ApiError> {
-    let account = store
-        .service_account(org, name)?
-        .ok_or_else(|| ApiError::internal("the account vanished while being written"))?;
-    Ok(Reply::json(status, named(name, &account)))
-}
-
-pub async fn list_accounts(
-    State(s): Shared,
-    caller: Caller,
-    P(org): P<String>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let org_state =
-        s.db.read(move |store| {
-            store
-                .snapshot(&org)?
-                .ok_or_else(|| ApiError::not_found(format!("organization {org} does not exist")))
-        })
-        .await?;
-    let list: Vec<Value> = org_state
-        .service_accounts
-        .iter()
-        .map(|(n, a)| named(n, a))
-        .collect();
-    Ok(etagged(
-        org_state.revision,
-        json!({ "service_accounts": list }),
-    ))
-}
-
-pub async fn get_account(
-    State(s): Shared,
-    caller: Caller,
-    P((org, name)): P<(String, String)>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (revision, account) =
-        s.db.read(move |store| {
-            let revision = ensure_org(store, &org)?;
-            let account = store.service_account(&org, &name)?.ok_or_else(|| {
-                ApiError::not_found(format!("service_account.{name} does not exist"))
-            })?;
-            Ok((revision, named(&name, &account)))
-        })
-        .await?;
-    Ok(etagged(revision, account))
-}
-
-pub async fn create_account(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P(org): P<String>,
-    body: Body<AccountBody>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (name, ops) = account_ops(body.value, None)?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
-    write::run(&s, w, move |store| {
-        if store.service_account(&org, &name)?.is_some() {
-            return Err(ApiError::conflict(
-                "already_exists",
-                format!("service_account.{name} already exists"),
-            ));
-        }
-        write::apply(
-            store,
-            &org,
-            &actor,
-            &ops,
-            &format!("service_account.{name}"),
-        )?;
-        account_reply(store, &org, &name, StatusCode::CREATED)
-    })
-    .await
-}
-
-pub async fn put_account(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P((org, path_name)): P<(String, String)>,
-    body: Body<AccountBody>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    let (name, ops) = account_ops(body.value, Some(&path_name))?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
-    write::run(&s, w, move |store| {
-        let status = if store.service_account(&org, &name)?.is_some() {
-            StatusCode::OK
-        } else {
-            StatusCode::CREATED
-        };
-        write::apply(
-            store,
-            &org,
-            &actor,
-            &ops,
-            &format!("service_account.{name}"),
-        )?;
-        account_reply(store, &org, &name, status)
-    })
-    .await
-}
-
+/// `PUT` of an account's memberships, team → role, replacing them all.
 pub async fn put_memberships(
     State(s): Shared,
     caller: Caller,
@@ -546,19 +416,19 @@ pub async fn put_memberships(
     body: Body<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    validate::name("service account", &name)?;
+    validate::name(AccountBody::NOUN, &name)?;
     memberships_valid(&body.value)?;
     let teams = body.value;
     let actor = caller.actor();
     let w = Write::org(&org, pre, &body.digest);
     write::run(&s, w, move |store| {
-        let own = format!("service_account.{name}");
+        let own = address::<AccountBody>(&name);
         let op = Operation::SetMemberships {
             account: name.clone(),
             teams,
         };
         write::apply(store, &org, &actor, &[op], &own)?;
-        account_reply(store, &org, &name, StatusCode::OK)
+        written::<AccountBody>(store, &org, &name, StatusCode::OK)
     })
     .await
 }
@@ -572,25 +442,23 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    validate::name("service account", &name)?;
+    validate::name(AccountBody::NOUN, &name)?;
     let actor = caller.actor();
     write::run(&s, Write::org(&org, pre, ""), move |store| {
-        let own = format!("service_account.{name}");
-        let mut account = store
-            .service_account(&org, &name)?
-            .ok_or_else(|| ApiError::not_found(format!("{own} does not exist")))?;
+        let mut account = find::<AccountBody>(store, &org, &name)?;
         account.disabled = disabled;
         account.keys.clear();
         let op = Operation::PutServiceAccount {
             name: name.clone(),
             account,
         };
-        write::apply(store, &org, &actor, &[op], &own)?;
-        account_reply(store, &org, &name, StatusCode::OK)
+        write::apply(store, &org, &actor, &[op], &address::<AccountBody>(&name))?;
+        written::<AccountBody>(store, &org, &name, StatusCode::OK)
     })
     .await
 }
 
+/// Disables an account: its keys stop authenticating until it is enabled again.
 pub async fn disable_account(
     State(s): Shared,
     caller: Caller,
@@ -600,6 +468,7 @@ pub async fn disable_account(
     set_disabled(s, caller, pre, org, name, true).await
 }
 
+/// Enables a disabled account.
 pub async fn enable_account(
     State(s): Shared,
     caller: Caller,
@@ -607,22 +476,4 @@ pub async fn enable_account(
     P((org, name)): P<(String, String)>,
 ) -> Result<Response, ApiError> {
     set_disabled(s, caller, pre, org, name, false).await
-}
-
-pub async fn delete_account(
-    State(s): Shared,
-    caller: Caller,
-    pre: Preconditions,
-    P((org, name)): P<(String, String)>,
-) -> Result<Response, ApiError> {
-    caller.manage(&org)?;
-    validate::name("service account", &name)?;
-    let actor = caller.actor();
-    write::run(&s, Write::org(&org, pre, ""), move |store| {
-        let own = format!("service_account.{name}");
-        let op = Operation::DeleteServiceAccount { name };
-        write::apply(store, &org, &actor, &[op], &own)?;
-        Ok(Reply::empty(StatusCode::NO_CONTENT))
-    })
-    .await
 }
