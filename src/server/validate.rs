@@ -1,6 +1,8 @@
 //! Value checks the store leaves to its callers: names, permissions, durations, dates and
 //! key material. Anything refused here is a 422 and changes nothing.
 
+use std::collections::BTreeMap;
+
 use time::Date;
 
 use super::error::ApiError;
@@ -38,6 +40,21 @@ pub fn permissions<'a>(
         }
     }
     Ok(())
+}
+
+/// Memberships, team → role: both names of each.
+pub fn memberships(teams: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (team, role) in teams {
+        name("team", team)?;
+        name("role", role)?;
+    }
+    Ok(())
+}
+
+/// The names in a key's address: its account's and its own.
+pub fn key_names(account: &str, key: &str) -> Result<(), ApiError> {
+    name("service account", account)?;
+    name("key", key)
 }
 
 /// An optional duration such as `24h`.
@@ -132,18 +149,14 @@ pub fn operation(op: &Operation) -> Result<(), ApiError> {
         Operation::DeleteServiceAccount { name: n } => name("service account", n)?,
         Operation::SetMemberships { account, teams } => {
             name("service account", account)?;
-            for (team, role) in teams {
-                name("team", team)?;
-                name("role", role)?;
-            }
+            memberships(teams)?;
         }
         Operation::RegisterKey {
             account,
             name: n,
             key,
         } => {
-            name("service account", account)?;
-            name("key", n)?;
+            key_names(account, n)?;
             key_material(&key.hash, &key.display_prefix, &key.id)?;
             key_settings(&key.settings)?;
             if let Some(r) = &key.replaces
@@ -157,8 +170,7 @@ pub fn operation(op: &Operation) -> Result<(), ApiError> {
             name: n,
             key,
         } => {
-            name("service account", account)?;
-            name("key", n)?;
+            key_names(account, n)?;
             key_settings(key)?;
         }
         Operation::RevokeKey {
@@ -166,8 +178,7 @@ pub fn operation(op: &Operation) -> Result<(), ApiError> {
             name: n,
             id,
         } => {
-            name("service account", account)?;
-            name("key", n)?;
+            key_names(account, n)?;
             if !is_key_id(id) {
                 return Err(ApiError::invalid("id is not a key id"));
             }

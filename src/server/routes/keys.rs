@@ -152,12 +152,6 @@ fn settings_from(
     })
 }
 
-/// A write names an account and a key that could exist.
-fn key_path(account: &str, name: &str) -> Result<(), ApiError> {
-    validate::name("service account", account)?;
-    validate::name("key", name)
-}
-
 fn key_address(account: &str, name: &str) -> String {
     format!("key.{account}.{name}")
 }
@@ -283,9 +277,8 @@ pub async fn create_key(
     body: Body<CreateKeyBody>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    validate::name("service account", &account)?;
     let b = body.value;
-    validate::name("key", &b.name)?;
+    validate::key_names(&account, &b.name)?;
     let settings = settings_from(
         b.description,
         b.scopes,
@@ -336,7 +329,7 @@ pub async fn rotate_key(
     body: OptionalBody<RotateBody>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    key_path(&account, &name)?;
+    validate::key_names(&account, &name)?;
     let b = body.value.unwrap_or_default();
     let overlap = validate::duration("overlap", b.overlap.as_deref())?;
     let m = material(b.hash, b.display_prefix, b.id)?;
@@ -374,7 +367,7 @@ pub async fn patch_key(
     body: Body<PatchKeyBody>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    key_path(&account, &name)?;
+    validate::key_names(&account, &name)?;
     let b = body.value;
     if let Some(scopes) = &b.scopes {
         validate::permissions("scope", scopes)?;
@@ -434,7 +427,7 @@ pub async fn revoke_key(
     P((org, account, name)): P<(String, String, String)>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    key_path(&account, &name)?;
+    validate::key_names(&account, &name)?;
     let actor = caller.actor();
     write::run(&s, Write::org(&org, pre, ""), move |store| {
         let key = current(account_keys(store, &org, &account)?, &account, &name)?;

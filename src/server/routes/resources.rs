@@ -371,7 +371,7 @@ impl Kind for AccountBody {
         let name = body_name(Self::NOUN, self.name, path)?;
         let expires = validate::date("expires", self.expires.as_deref())?;
         if let Some(teams) = &self.teams {
-            memberships_valid(teams)?;
+            validate::memberships(teams)?;
         }
         let mut ops = vec![Operation::PutServiceAccount {
             name: name.clone(),
@@ -399,14 +399,6 @@ impl Kind for AccountBody {
     }
 }
 
-fn memberships_valid(teams: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    for (team, role) in teams {
-        validate::name("team", team)?;
-        validate::name("role", role)?;
-    }
-    Ok(())
-}
-
 /// `PUT` of an account's memberships, team → role, replacing them all.
 pub async fn put_memberships(
     State(s): Shared,
@@ -417,7 +409,7 @@ pub async fn put_memberships(
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     validate::name(AccountBody::NOUN, &name)?;
-    memberships_valid(&body.value)?;
+    validate::memberships(&body.value)?;
     let teams = body.value;
     let actor = caller.actor();
     let w = Write::org(&org, pre, &body.digest);
