@@ -492,3 +492,88 @@ pub fn demo_files(sb: &Sandbox) -> PathBuf {
 pub fn has_ansi(s: &str) -> bool {
     s.contains('\u{1b}')
 }
+
+/// The operator token every test server is started with.
+pub const OPERATOR: &str = "operator-token-for-tests-0123456789";
+
+/// A `svcacct serve` process; stopped with SIGTERM on drop.
+pub struct Server {
+    child: std::process::Child,
+    pub url: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// A server over `db` on a free loopback port, its clock at `now` (or the real time).
+    pub fn start(db: &Path, now: Option<&str>) -> Server {
+        Server::start_with(db, now, "127.0.0.1:0", &[])
+    }
+
+    /// [`Server::start`] on `listen`, with extra arguments such as `--inject-faults 0.3`.
+    pub fn start_with(db: &Path, now: Option<&str>, listen: &str, extra: &[&str]) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--db"])
+            .arg(db)
+            .args(["--listen", listen])
+            .args(extra)
+            .env("SVCACCT_ADMIN_TOKEN", OPERATOR)
+            .env_remove("SVCACCT_NOW")
+            .env_remove("SVCACCT_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(now) = now {
+            cmd.env("SVCACCT_NOW", now);
+        }
+        let mut child = cmd.spawn().expect("svcacct serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let log = log.clone();
+            // Keep draining stderr so the server never blocks on a full pipe.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        let _ = tx.send(addr.trim().to_string());
+                    }
+                    let mut l = log.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let url = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        assert!(!url.ends_with(":0"), "the real port is printed: {url}");
+        Server { child, url, log }
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the server to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.wait().unwrap()
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.terminate().code()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}

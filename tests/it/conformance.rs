@@ -2,89 +2,9 @@
 //! file) and `http` (a real `svcacct serve` on 127.0.0.1), and both must produce the same
 //! plans, the same verifications and the same exit codes, step by step.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-
 use serde_json::{Value, json};
 
-use crate::common::{BIN, Cmd, Out, Sandbox, T0, at, secret_of};
-
-pub const OPERATOR_TOKEN: &str = "conformance-operator-token-0123456789";
-
-/// A `svcacct serve` process on a free loopback port; killed on drop.
-pub struct Server {
-    child: Child,
-    pub url: String,
-    /// Everything the server printed, for leak checks.
-    pub log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    /// Starts a server over `db` whose clock reads `now`, on `listen` (`127.0.0.1:0`: any port).
-    pub fn start(db: &Path, now: &str, listen: &str) -> Server {
-        Server::start_with(db, now, listen, &[])
-    }
-
-    /// [`Server::start`] with extra arguments, such as `--inject-faults 0.3`.
-    pub fn start_with(db: &Path, now: &str, listen: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--db"])
-            .arg(db)
-            .args(["--listen", listen])
-            .args(extra)
-            .env("SVCACCT_ADMIN_TOKEN", OPERATOR_TOKEN)
-            .env("SVCACCT_NOW", now)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("svcacct serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.split("listening on ").nth(1) {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let url = rx
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "the server did not say where it listens: {}",
-                    log.lock().unwrap()
-                )
-            });
-        Server { child, url, log }
-    }
-}
-
-impl Server {
-    /// Sends SIGTERM and waits for the server to exit.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{Cmd, OPERATOR, Out, Sandbox, Server, T0, at, secret_of};
 
 /// A backend under test: a sandbox and, for `http`, the server in front of its database.
 struct Target {
@@ -130,7 +50,12 @@ impl Target {
             Some(old) => old.url.trim_start_matches("http://").to_string(),
             None => "127.0.0.1:0".to_string(),
         };
-        self.server = Some(Server::start(&self.sandbox.join("server.db"), now, &listen));
+        self.server = Some(Server::start_with(
+            &self.sandbox.join("server.db"),
+            Some(now),
+            &listen,
+            &[],
+        ));
         self.server_now = now.to_string();
     }
 
@@ -159,7 +84,7 @@ impl Target {
         }
         Cmd::new(self.sandbox.root(), args)
             .now(now)
-            .env("CONFORMANCE_TOKEN", OPERATOR_TOKEN)
+            .env("CONFORMANCE_TOKEN", OPERATOR)
     }
 
     fn run(&mut self, args: &[&str], now: &str) -> Out {
@@ -349,7 +274,7 @@ fn local_and_http_backends_behave_the_same() {
     assert_eq!(step("deleted account key")["valid"], false);
 
     // The server never logged a secret.
-    let server_log = http.server.as_ref().unwrap().log.lock().unwrap().clone();
+    let server_log = http.server.as_ref().unwrap().log();
     for (account, key) in [("ci-bot", "prod"), ("ci-bot", "scoped")] {
         let secret = http.secret(account, key);
         assert!(

@@ -3,7 +3,6 @@
 //! converges and no key is lost.
 
 use crate::common::*;
-use crate::conformance::{OPERATOR_TOKEN, Server};
 
 const CFG: &str = "org/svcacct.yaml";
 
@@ -26,10 +25,7 @@ fn http_config(url: &str, accounts: usize, keys: usize, description: &str) -> St
 }
 
 fn run(sb: &Sandbox, args: &[&str], now: &str) -> Out {
-    sb.cmd(args)
-        .now(now)
-        .env("TEST_TOKEN", OPERATOR_TOKEN)
-        .run()
+    sb.cmd(args).now(now).env("TEST_TOKEN", OPERATOR).run()
 }
 
 /// Applies until an apply succeeds; returns how many it took.
@@ -49,7 +45,7 @@ fn applies_converge_through_injected_faults_and_lose_no_key() {
     let sb = Sandbox::new();
     let identity = demo_files(&sb);
     let db = sb.join("server.db");
-    let server = Server::start_with(&db, T0, "127.0.0.1:0", &["--inject-faults", "0.3"]);
+    let server = Server::start_with(&db, Some(T0), "127.0.0.1:0", &["--inject-faults", "0.3"]);
     sb.write(CFG, &http_config(&server.url, 30, 2, "Everyone"));
 
     let attempts = converge(&sb, T0);
@@ -71,7 +67,7 @@ fn applies_converge_through_injected_faults_and_lose_no_key() {
         let out = run(&sb, &["plan", "--detailed-exitcode", "-c", CFG], &later);
         assert_eq!(out.code, Some(0), "{out:?}");
     }
-    let log = server.log.lock().unwrap().clone();
+    let log = server.log();
     let faults = log
         .lines()
         .filter(|l| l.contains("status=500") || l.contains("status=429"))
@@ -84,7 +80,7 @@ fn two_applies_at_once_against_one_server_never_interleave() {
     let sb = Sandbox::new();
     let identity = demo_files(&sb);
     let db = sb.join("server.db");
-    let server = Server::start(&db, T0, "127.0.0.1:0");
+    let server = Server::start(&db, Some(T0));
     sb.write(CFG, &http_config(&server.url, 60, 2, "Everyone"));
     // A second config for the same organization and key files, differing in one description.
     const OTHER: &str = "org/other.yaml";
@@ -92,12 +88,12 @@ fn two_applies_at_once_against_one_server_never_interleave() {
     let first = sb
         .cmd(&["apply", "--yes", "-q", "-c", CFG])
         .now(T0)
-        .env("TEST_TOKEN", OPERATOR_TOKEN)
+        .env("TEST_TOKEN", OPERATOR)
         .spawn();
     let second = sb
         .cmd(&["apply", "--yes", "-q", "--lock-timeout", "60", "-c", OTHER])
         .now(T0)
-        .env("TEST_TOKEN", OPERATOR_TOKEN)
+        .env("TEST_TOKEN", OPERATOR)
         .spawn();
     let (a, b) = (
         first.wait_with_output().unwrap(),
@@ -151,19 +147,19 @@ fn a_server_stopped_mid_apply_finishes_its_requests_and_loses_no_key() {
     let sb = Sandbox::new();
     let identity = demo_files(&sb);
     let db = sb.join("server.db");
-    let mut server = Server::start(&db, T0, "127.0.0.1:0");
+    let mut server = Server::start(&db, Some(T0));
     sb.write(CFG, &http_config(&server.url, 300, 2, "Everyone"));
     let apply = sb
         .cmd(&["apply", "--yes", "-q", "-c", CFG])
         .now(T0)
-        .env("TEST_TOKEN", OPERATOR_TOKEN)
+        .env("TEST_TOKEN", OPERATOR)
         .spawn();
     std::thread::sleep(std::time::Duration::from_millis(rand::random_range(
         150..600,
     )));
     let status = server.terminate();
     assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
-    let log = server.log.lock().unwrap().clone();
+    let log = server.log();
     assert!(!log.contains("panicked"), "{log}");
     // Whatever the server committed before it stopped is whole: every key it knows has its
     // file (the organization file exists once the first request made it).
@@ -173,7 +169,7 @@ fn a_server_stopped_mid_apply_finishes_its_requests_and_loses_no_key() {
     // the apply through, or it fails cleanly and the next apply finishes.
     let url = server.url.trim_start_matches("http://").to_string();
     drop(server);
-    let _again = Server::start(&db, T0, &url);
+    let _again = Server::start_with(&db, Some(T0), &url, &[]);
     let out = apply.wait_with_output().unwrap();
     let said = format!(
         "{}{}",

@@ -6,90 +6,15 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{BIN, T0, at, repo};
-
-const OPERATOR: &str = "operator-token-for-tests-0123456789";
-
-/// A `svcacct serve` process on a free loopback port; stopped with SIGTERM on drop.
-struct Server {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(db: &Path, now: Option<&str>) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--db"])
-            .arg(db)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("SVCACCT_ADMIN_TOKEN", OPERATOR)
-            .env_remove("SVCACCT_NOW")
-            .env_remove("SVCACCT_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(now) = now {
-            cmd.env("SVCACCT_NOW", now);
-        }
-        let mut child = cmd.spawn().expect("svcacct serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let log = log.clone();
-            // Keep draining stderr so the server never blocks on a full pipe.
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                    let mut l = log.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
-        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        assert!(!url.ends_with(":0"), "the real port is printed: {url}");
-        Server { child, url, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// SIGTERM, then the exit code.
-    fn stop(mut self) -> Option<i32> {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let code = self.child.wait().unwrap().code();
-        std::mem::forget(self);
-        code
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
+use crate::common::{BIN, OPERATOR, Server, T0, at, repo};
 
 /// A client of one server, as one principal.
 struct Api {
