@@ -10,12 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
-use crate::backend::{Backend, NewKey, Operation, Replaces};
+use crate::backend::{Backend, BackendError, NewKey, Operation, Replaces};
 use crate::config::Config;
 use crate::plan::{Plan, Stage, Work};
 use crate::secrets::{
-    KeyFile, begin_issuing, discard_key_file, end_issuing, key_file_path, mint, promote_key_file,
-    write_key_file,
+    KeyFile, begin_issuing, end_issuing, key_file_path, mint, promote_key_file, write_key_file,
 };
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
@@ -332,7 +331,18 @@ fn issue_keys(
             }
         }
     }
-    let registered = backend.apply(ops.clone());
+    let mut registered = backend.apply(ops.clone());
+    if std::env::var_os("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS").is_some() {
+        // Test hook: the backend registered the keys, but the answers never arrived.
+        registered = registered
+            .into_iter()
+            .map(|_| {
+                Err(BackendError::Storage(
+                    "test hook: the answer was lost".into(),
+                ))
+            })
+            .collect();
+    }
     if std::env::var_os("SVCACCT_TEST_ABORT_AFTER_REGISTER").is_some() {
         // Test hook: die between a registration and the pending file's promotion.
         std::process::abort();
@@ -359,8 +369,10 @@ fn issue_keys(
                 }
             },
             Err(e) => {
-                // Never registered: its secret is worthless, so its file goes.
-                settled &= discard_key_file(dir, account, name, &key.id).is_ok();
+                // An error does not prove the key was not registered: over a network the
+                // backend may have committed it and lost the answer. So the pending file stays,
+                // and the next apply's recovery promotes it if the key is live, or deletes it.
+                settled = false;
                 run.failed(change, e.to_string());
             }
         }

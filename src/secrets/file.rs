@@ -77,11 +77,6 @@ pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::
     fs::File::open(to.parent().expect("key files live in a directory"))?.sync_all()
 }
 
-/// Deletes the pending file of a key the backend did not register.
-pub fn discard_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::io::Result<()> {
-    fs::remove_file(pending_key_file_path(dir, account, key, id))
-}
-
 /// Present while an apply issues keys: its absence lets [`recover`] skip the scan of every
 /// account directory, so an apply that was not interrupted pays nothing for recovery.
 const ISSUING_MARKER: &str = ".issuing";

@@ -90,6 +90,7 @@ impl Cmd {
             .env_remove("SVCACCT_NOW")
             .env_remove("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
             .env_remove("SVCACCT_TEST_ABORT_AFTER_REGISTER")
+            .env_remove("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS")
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
             .env("USER", "svcacct-test")

@@ -260,3 +260,44 @@ fn sigkill_at_random_moments_never_loses_a_key() {
         "the first keys are rotated out with their overlap"
     );
 }
+
+#[test]
+fn a_registration_whose_answer_was_lost_keeps_its_file_for_the_next_apply() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 3, 2, ""));
+    let secrets = sb.join("org/secrets");
+    for now in [T0.to_string(), at(31, 0)] {
+        // The backend registers the keys (first issue, then a rotation), but the apply never
+        // hears so: it must not throw away the only copy of those secrets.
+        let out = sb
+            .cmd(&["apply", "--yes", "-c", CFG])
+            .now(&now)
+            .env("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS", "1")
+            .run();
+        out.expect(1);
+        assert!(out.stdout.contains("6 failed"), "{}", out.stdout);
+        assert_eq!(
+            current_keys(&sb.join(DB)).len(),
+            6,
+            "the backend has the new keys"
+        );
+        assert_eq!(pending_files(&sb).len(), 6, "their files wait, pending");
+        assert_eq!(
+            assert_every_key_has_its_file(&sb.join(DB), &secrets, &identity),
+            6
+        );
+        // The next apply sees the keys are live, moves their files into place, and is done.
+        let out = sb.apply(CFG, &now);
+        assert!(out.stdout.contains("Moved 6 key file(s)"), "{}", out.stdout);
+        assert!(pending_files(&sb).is_empty());
+        assert_eq!(
+            assert_every_key_has_its_file(&sb.join(DB), &secrets, &identity),
+            6
+        );
+        sb.cmd(&["plan", "--detailed-exitcode", "-c", CFG])
+            .now(&now)
+            .run()
+            .expect(0);
+    }
+}
