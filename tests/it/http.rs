@@ -61,8 +61,7 @@ fn applies_converge_through_injected_faults_and_lose_no_key() {
     assert_eq!(assert_every_key_has_its_file(&db, &secrets, &identity), 60);
     assert_eq!(key_rows(&db).len(), 120, "every key rotated exactly once");
 
-    // And the organization now matches the config; plans retry through faults too (ten of
-    // them, which also makes the number of faults below all but certain to be several).
+    // And the organization now matches the config; plans retry through faults too.
     for _ in 0..10 {
         let out = run(&sb, &["plan", "--detailed-exitcode", "-c", CFG], &later);
         assert_eq!(out.code, Some(0), "{out:?}");
@@ -72,7 +71,9 @@ fn applies_converge_through_injected_faults_and_lose_no_key() {
         .lines()
         .filter(|l| l.contains("status=500") || l.contains("status=429"))
         .count();
-    assert!(faults >= 3, "faults were injected ({faults}):\n{log}");
+    // The test is not vacuous: faults really were injected (none in ~30 requests at a 30%
+    // rate has a chance of about 2 in 100,000).
+    assert!(faults >= 1, "faults were injected ({faults}):\n{log}");
 }
 
 #[test]
