@@ -11,6 +11,7 @@ pub mod error;
 mod extract;
 mod middleware;
 mod routes;
+mod snapshots;
 mod validate;
 mod write;
 
@@ -47,6 +48,7 @@ pub struct AppState {
     db: Db,
     admin: AdminToken,
     limiter: FailureLimiter,
+    snapshots: snapshots::Snapshots,
 }
 
 /// Every route the server serves: method and path, as the OpenAPI document writes them.
@@ -198,6 +200,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
         db,
         admin: AdminToken::new(&settings.admin_token),
         limiter: FailureLimiter::new(settings.max_auth_failures),
+        snapshots: snapshots::Snapshots::default(),
     }))
 }
 

@@ -1016,3 +1016,52 @@ fn injected_faults_answer_500_or_429_and_sometimes_run_the_request() {
     let teams = op.get(&format!("{ORG}/teams")).expect(200).body;
     assert!(teams["teams"].as_array().unwrap().len() <= 30);
 }
+
+#[test]
+fn snapshots_are_cached_per_revision_and_never_stale() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb.db(), None);
+    let op = Api::new(&server, Some(OPERATOR));
+    seed(&op);
+    let snapshot = || op.get(&format!("{ORG}/snapshot")).expect(200).body.clone();
+    let first = snapshot();
+    assert_eq!(snapshot(), first, "served again from the cache");
+    assert_eq!(first["revision"].as_u64(), Some(op.revision("acme")));
+
+    // A single-object write: the next snapshot is the new revision, with the change.
+    op.put(
+        &format!("{ORG}/teams/platform"),
+        json!({"description": "Platform, renamed"}),
+    )
+    .expect(200);
+    let second = snapshot();
+    assert_eq!(second["revision"].as_u64(), Some(op.revision("acme")));
+    assert!(second["revision"].as_u64() > first["revision"].as_u64());
+    assert_eq!(
+        second["teams"]["platform"]["description"],
+        "Platform, renamed"
+    );
+
+    // An apply's lease and batch: released, and the snapshot has the batch's change.
+    let lease = op
+        .post(
+            &format!("{ORG}/lock"),
+            json!({"owner": "test", "ttl_seconds": 30}),
+        )
+        .expect(201)
+        .body["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let batch = op
+        .req(Method::POST, &format!("{ORG}/batch"))
+        .header("Svcacct-Lease", &lease)
+        .json(&json!({"operations": [{"op": "put_team", "name": "data", "team": {"description": "Data"}}]}))
+        .send()
+        .unwrap();
+    assert_eq!(batch.status(), StatusCode::OK);
+    op.delete(&format!("{ORG}/lock/{lease}")).expect(204);
+    let third = snapshot();
+    assert_eq!(third["revision"].as_u64(), Some(op.revision("acme")));
+    assert_eq!(third["teams"]["data"]["description"], "Data");
+}

@@ -123,7 +123,8 @@ pub async fn release(
     lease_id_valid(&lease_id)?;
     let mut w = Write::org(&org, pre, "");
     w.lock_route = true;
-    write::run(&s, w, move |store| {
+    let name = org.clone();
+    let response = write::run(&s, w, move |store| {
         if store.release_lease(&org, &lease_id, OffsetDateTime::now_utc())? {
             Ok(Reply::empty(StatusCode::NO_CONTENT))
         } else {
@@ -132,5 +133,11 @@ pub async fn release(
             ))
         }
     })
-    .await
+    .await?;
+    // An apply just ended: have its organization's snapshot ready for the next plan.
+    if response.status() == StatusCode::NO_CONTENT {
+        let state = s.clone();
+        tokio::spawn(async move { state.snapshots.build(&state.db, &name).await });
+    }
+    Ok(response)
 }

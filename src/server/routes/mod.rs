@@ -26,14 +26,14 @@ pub fn etagged(revision: u64, body: Value) -> Response {
 }
 
 /// A JSON answer (already serialized) with an `ETag` of the revision.
-pub fn with_etag(status: StatusCode, revision: u64, body: String) -> Response {
+pub fn with_etag(status: StatusCode, revision: u64, body: impl Into<axum::body::Body>) -> Response {
     let mut response = (
         status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        body,
+        body.into(),
     )
         .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{revision}\"")) {

@@ -90,16 +90,7 @@ pub async fn snapshot(
     P(org): P<String>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    let (revision, body) =
-        s.db.read(move |store| {
-            let o = store
-                .snapshot(&org)?
-                .ok_or_else(|| ApiError::not_found(format!("organization {org} does not exist")))?;
-            let body = serde_json::to_string(&o)
-                .map_err(|e| ApiError::internal(format!("cannot serialize the snapshot: {e}")))?;
-            Ok((o.revision, body))
-        })
-        .await?;
+    let (revision, body) = s.snapshots.get(&s.db, &org).await?;
     Ok(with_etag(StatusCode::OK, revision, body))
 }
 
