@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+/// Parsing a big config and building its model allocate millions of small objects;
+/// mimalloc does that markedly faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use svcacct::cli::{Cli, Command};
 use svcacct::commands::{self, Output, exit};
