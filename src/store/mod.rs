@@ -21,17 +21,6 @@ use crate::model::{
 
 const SCHEMA: &str = include_str!("schema.sql");
 
-/// One audit-log entry.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AuditEntry {
-    #[serde(with = "time::serde::rfc3339")]
-    pub time: OffsetDateTime,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub detail: String,
-}
-
 /// An open store file.
 pub struct Store {
     conn: Connection,
@@ -294,23 +283,6 @@ impl Store {
         }
         tx.commit()?;
         Ok(results)
-    }
-
-    /// The audit log of an organization, oldest first.
-    pub fn audit_log(&self, org: &str) -> Result<Vec<AuditEntry>, BackendError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT time, actor, action, target, detail FROM audit_log WHERE org = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([org], |r| {
-            Ok(AuditEntry {
-                time: from_ts(r.get(0)?),
-                actor: r.get(1)?,
-                action: r.get(2)?,
-                target: r.get(3)?,
-                detail: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
