@@ -42,6 +42,17 @@ pub struct Out {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Out {
+    fn from(out: std::process::Output) -> Out {
+        Out {
+            code: out.status.code(),
+            signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Out {
     /// Asserts the exit code, showing both streams when it differs.
     #[track_caller]
@@ -143,13 +154,7 @@ impl Cmd {
             let mut pipe = child.stdin.take().unwrap();
             pipe.write_all(&input).unwrap();
         }
-        let out = child.wait_with_output().unwrap();
-        Out {
-            code: out.status.code(),
-            signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Out::from(child.wait_with_output().unwrap())
     }
 }
 

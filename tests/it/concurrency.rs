@@ -8,13 +8,7 @@ use crate::common::*;
 
 /// Waits for a child, collecting its output.
 fn finish(child: std::process::Child) -> Out {
-    let out = child.wait_with_output().unwrap();
-    Out {
-        code: out.status.code(),
-        signal: std::os::unix::process::ExitStatusExt::signal(&out.status),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Out::from(child.wait_with_output().unwrap())
 }
 
 /// Succeeded, or failed cleanly because the other apply held the organization.

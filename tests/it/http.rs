@@ -6,22 +6,14 @@ use crate::common::*;
 
 const CFG: &str = "org/svcacct.yaml";
 
-/// A config of `accounts` accounts with `keys` keys each on the server at `url`.
+/// [`many_accounts_yaml`] on the server at `url`, its team described as `description`.
 fn http_config(url: &str, accounts: usize, keys: usize, description: &str) -> String {
-    let mut y = format!(
-        "organization: acme\nbackend:\n  type: http\n  url: {url}\n  token_env: TEST_TOKEN\nsecrets:\n  recipients_file: ../examples/demo-recipients.txt\nteams:\n  crew:\n    description: {description}\nservice_accounts:\n"
-    );
-    for a in 0..accounts {
-        y.push_str(&format!(
-            "  acct-{a:03}:\n    teams: {{crew: viewer}}\n    keys:\n"
-        ));
-        for k in 0..keys {
-            y.push_str(&format!(
-                "      key-{k}:\n        rotate_every: 30d\n        overlap: 1h\n"
-            ));
-        }
-    }
-    y
+    let backend = format!("backend:\n  type: http\n  url: {url}\n  token_env: TEST_TOKEN\n");
+    many_accounts_yaml("acme", accounts, keys, &backend).replacen(
+        "description: Everyone",
+        &format!("description: {description}"),
+        1,
+    )
 }
 
 fn run(sb: &Sandbox, args: &[&str], now: &str) -> Out {
