@@ -10,8 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
-use crate::backend::{Backend, BackendError, NewKey, Operation, Replaces};
+mod faults;
+
+use crate::backend::Backend;
 use crate::config::Config;
+use crate::operation::{NewKey, Operation, Replaces};
 use crate::plan::{Plan, Stage, Work};
 use crate::secrets::{
     KeyFile, begin_issuing, end_issuing, key_file_path, mint, promote_key_file, write_key_file,
@@ -212,7 +215,7 @@ fn send(run: &mut Run<'_>, backend: &mut dyn Backend, changes: Vec<usize>, ops: 
     for (change, result) in changes.into_iter().zip(results) {
         match result {
             Ok(()) => run.succeeded(change),
-            Err(e) => run.failed(change, e.to_string()),
+            Err(e) => run.failed(change, e.report()),
         }
     }
 }
@@ -285,10 +288,6 @@ fn issue_keys(
 ) -> bool {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
-    let abort_after = std::env::var("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok());
-    static WRITTEN: AtomicUsize = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..parallelism.clamp(1, chunk.len()) {
             s.spawn(|| {
@@ -298,12 +297,8 @@ fn issue_keys(
                         break;
                     };
                     let result = write_one(work, config, now);
-                    if result.is_ok()
-                        && abort_after
-                            .is_some_and(|a| WRITTEN.fetch_add(1, Ordering::SeqCst) + 1 >= a)
-                    {
-                        // Test hook: die between a durable file and its registration.
-                        std::process::abort();
+                    if result.is_ok() {
+                        faults::key_file_written();
                     }
                     results
                         .lock()
@@ -331,22 +326,8 @@ fn issue_keys(
             }
         }
     }
-    let mut registered = backend.apply(ops.clone());
-    if std::env::var_os("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS").is_some() {
-        // Test hook: the backend registered the keys, but the answers never arrived.
-        registered = registered
-            .into_iter()
-            .map(|_| {
-                Err(BackendError::Storage(
-                    "test hook: the answer was lost".into(),
-                ))
-            })
-            .collect();
-    }
-    if std::env::var_os("SVCACCT_TEST_ABORT_AFTER_REGISTER").is_some() {
-        // Test hook: die between a registration and the pending file's promotion.
-        std::process::abort();
-    }
+    let registered = faults::registered(backend.apply(ops.clone()));
+    faults::before_promotion();
     let dir = &config.secrets.dir;
     for ((change, op), result) in changes.into_iter().zip(&ops).zip(registered) {
         let Operation::RegisterKey { account, name, key } = op else {
@@ -373,7 +354,7 @@ fn issue_keys(
                 // backend may have committed it and lost the answer. So the pending file stays,
                 // and the next apply's recovery promotes it if the key is live, or deletes it.
                 settled = false;
-                run.failed(change, e.to_string());
+                run.failed(change, e.report());
             }
         }
     }

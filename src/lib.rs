@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod duration;
 pub mod model;
+pub mod operation;
 pub mod plan;
 pub mod secrets;
 pub mod server;

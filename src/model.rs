@@ -31,6 +31,36 @@ pub fn builtin_role(name: &str) -> Option<Role> {
     })
 }
 
+/// Active keys an account may hold (Datafold's limit).
+pub const MAX_KEYS_PER_ACCOUNT: usize = 50;
+
+/// Whether `name` is a lowercase slug.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// Whether `p` is `resource:action`, each part a lowercase word or `*`.
+pub fn valid_permission(p: &str) -> bool {
+    let part = |s: &str| {
+        s == "*"
+            || (!s.is_empty()
+                && s.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_'
+                }))
+    };
+    p.split_once(':').is_some_and(|(r, a)| part(r) && part(a))
+}
+
+/// How a refused name is explained.
+pub const NAME_HELP: &str =
+    "names are lowercase letters, digits and inner hyphens, at most 63 characters";
+
 /// One organization: everything a config describes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -174,6 +204,52 @@ pub struct RetiringKey {
     pub key: String,
     #[serde(with = "time::serde::rfc3339")]
     pub retires_at: OffsetDateTime,
+}
+
+/// The answer to "is this key good, and for what?".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Verification {
+    pub valid: bool,
+    /// Why an invalid key is refused (malformed, unknown, revoked, expired, retired,
+    /// account_disabled, account_expired).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The permissions the key grants: the account's, narrowed by the key's scopes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl Verification {
+    /// A refusal for `reason`.
+    pub fn refused(reason: &str) -> Self {
+        Verification {
+            valid: false,
+            reason: Some(reason.to_string()),
+            organization: None,
+            service_account: None,
+            key: None,
+            key_id: None,
+            permissions: Vec::new(),
+            scopes: Vec::new(),
+            expires_at: None,
+        }
+    }
 }
 
 fn split_pattern(p: &str) -> (&str, &str) {

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
+
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{Backend, BackendError, Operation};
 use crate::model::Organization;
-use crate::store::Verification;
+use crate::model::Verification;
 
 /// How many operations go in one batch request (the server takes bodies up to 1 MiB).
 const BATCH_OPS: usize = 400;
@@ -55,6 +56,11 @@ struct ErrorDetail {
 }
 
 #[derive(Deserialize)]
+struct LeaseResponse {
+    lease_id: String,
+}
+
+#[derive(Deserialize)]
 struct BatchResponse {
     revision: u64,
     results: Vec<BatchResult>,
@@ -66,8 +72,12 @@ struct BatchResult {
     error: Option<ErrorDetail>,
 }
 
-fn storage(message: String) -> BackendError {
-    BackendError::Storage(message)
+/// An answer that does not decode as the API documents it.
+fn protocol(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::Protocol {
+        what: what.to_string(),
+        source: Some(Arc::new(e)),
+    }
 }
 
 /// A server error as a backend error the plan and apply understand.
@@ -83,7 +93,11 @@ fn to_error(target: &str, e: ErrorDetail) -> BackendError {
             target: target.to_string(),
             message: e.message,
         },
-        _ => storage(format!("{target}: {} ({})", e.message, e.code)),
+        _ => BackendError::Server {
+            target: target.to_string(),
+            code: e.code,
+            message: e.message,
+        },
     }
 }
 
@@ -94,7 +108,7 @@ impl HttpBackend {
             .ok()
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| {
-                storage(format!(
+                BackendError::Setup(format!(
                     "the http backend needs an API token in the environment variable {token_env}"
                 ))
             })?;
@@ -103,7 +117,7 @@ impl HttpBackend {
             .timeout(Duration::from_secs(120))
             .user_agent(concat!("svcacct/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| storage(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| BackendError::Setup(format!("cannot build an HTTP client: {e}")))?;
         Ok(HttpBackend {
             base: base.trim_end_matches('/').to_string(),
             organization: organization.to_string(),
@@ -144,7 +158,11 @@ impl HttpBackend {
         let status = resp.status();
         match resp.json::<ErrorBody>() {
             Ok(b) => to_error(target, b.error),
-            Err(_) => storage(format!("{target}: server answered {status}")),
+            Err(_) => BackendError::Server {
+                target: target.to_string(),
+                code: "unknown".into(),
+                message: format!("server answered {status} without an error body"),
+            },
         }
     }
 
@@ -249,15 +267,19 @@ fn send_with_retries(
             Err(e) => (
                 true,
                 None,
-                Err(storage(format!("cannot reach {base}: {e}"))),
+                Err(BackendError::Unreachable {
+                    url: base.to_string(),
+                    source: Arc::new(e),
+                }),
             ),
         };
         if !retry || !retryable || attempt >= MAX_ATTEMPTS {
             return match outcome {
-                Ok(resp) if resp.status().is_server_error() => Err(storage(format!(
-                    "{method} {path}: server answered {} after {attempt} attempts",
-                    resp.status()
-                ))),
+                Ok(resp) if resp.status().is_server_error() => Err(BackendError::Server {
+                    target: format!("{method} {path}"),
+                    code: "server_error".into(),
+                    message: format!("server answered {} after {attempt} attempts", resp.status()),
+                }),
                 other => other,
             };
         }
@@ -275,9 +297,7 @@ impl Backend for HttpBackend {
         if !resp.status().is_success() {
             return Err(Self::error_of(resp, "snapshot"));
         }
-        let org: Organization = resp
-            .json()
-            .map_err(|e| storage(format!("cannot read snapshot: {e}")))?;
+        let org: Organization = resp.json().map_err(|e| protocol("snapshot", e))?;
         self.revision = Some(org.revision);
         Ok(org)
     }
@@ -295,10 +315,8 @@ impl Backend for HttpBackend {
                 &[("Idempotency-Key", idempotency_key())],
             )?;
             if resp.status().is_success() {
-                let v: Value = resp
-                    .json()
-                    .map_err(|e| storage(format!("cannot read lease: {e}")))?;
-                break v["lease_id"].as_str().unwrap_or_default().to_string();
+                let lease: LeaseResponse = resp.json().map_err(|e| protocol("lease", e))?;
+                break lease.lease_id;
             }
             if resp.status() != StatusCode::CONFLICT {
                 return Err(Self::error_of(resp, "lock"));
@@ -372,7 +390,7 @@ impl Backend for HttpBackend {
                 .and_then(|resp| {
                     if resp.status().is_success() {
                         resp.json::<BatchResponse>()
-                            .map_err(|e| storage(format!("cannot read batch response: {e}")))
+                            .map_err(|e| protocol("batch", e))
                     } else {
                         Err(Self::error_of(resp, "batch"))
                     }
@@ -384,14 +402,18 @@ impl Backend for HttpBackend {
                         results.push(match (r.ok, r.error) {
                             (true, _) => Ok(()),
                             (false, Some(e)) => Err(to_error(&op.target(), e)),
-                            (false, None) => Err(storage(format!("{}: failed", op.target()))),
+                            (false, None) => Err(BackendError::Protocol {
+                                what: format!("batch result for {}", op.target()),
+                                source: None,
+                            }),
                         });
                     }
                 }
                 Ok(_) => results.extend(chunk.iter().map(|_| {
-                    Err(storage(
-                        "the server answered a batch with the wrong number of results".into(),
-                    ))
+                    Err(BackendError::Protocol {
+                        what: "batch (the wrong number of results)".into(),
+                        source: None,
+                    })
                 })),
                 Err(e) => results.extend(chunk.iter().map(|_| Err(e.clone()))),
             }
@@ -409,8 +431,7 @@ impl Backend for HttpBackend {
         if !resp.status().is_success() {
             return Err(Self::error_of(resp, "verify"));
         }
-        resp.json()
-            .map_err(|e| storage(format!("cannot read verification: {e}")))
+        resp.json().map_err(|e| protocol("verification", e))
     }
 
     fn requests(&self) -> Option<u64> {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use super::{Backend, BackendError, Operation};
 use crate::clock;
 use crate::model::Organization;
-use crate::store::{Store, Verification};
+use crate::model::Verification;
+use crate::store::{Store, StoreError};
 
 /// An organization in a SQLite file.
 pub struct LocalBackend {
@@ -63,11 +64,10 @@ impl Backend for LocalBackend {
             .create(true)
             .truncate(false)
             .open(&lock_path)
-            .map_err(|e| {
-                BackendError::Storage(format!(
-                    "cannot open lock file {}: {e}",
-                    lock_path.display()
-                ))
+            .map_err(|e| StoreError::Io {
+                action: "open lock file",
+                path: lock_path.clone(),
+                source: e.into(),
             })?;
         let start = Instant::now();
         loop {
@@ -89,10 +89,12 @@ impl Backend for LocalBackend {
                     });
                 }
                 Err(TryLockError::Error(e)) => {
-                    return Err(BackendError::Storage(format!(
-                        "cannot lock {}: {e}",
-                        lock_path.display()
-                    )));
+                    return Err(StoreError::Io {
+                        action: "lock",
+                        path: lock_path,
+                        source: e.into(),
+                    }
+                    .into());
                 }
             }
         }
@@ -112,22 +114,25 @@ impl Backend for LocalBackend {
     fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>> {
         let n = ops.len();
         let Some(store) = self.store.as_mut() else {
-            return vec![Err(BackendError::Storage("backend opened read-only".into())); n];
+            return vec![Err(StoreError::ReadOnly.into()); n];
         };
         // The first write of a new organization creates it (with its built-in roles).
         if let Err(e) = store.ensure_organization(&self.organization, clock::now()) {
-            return vec![Err(e); n];
+            return vec![Err(e.into()); n];
         }
         match store.apply(&self.organization, &self.actor, &ops, clock::now()) {
-            Ok(results) => results,
-            Err(e) => vec![Err(e); n],
+            Ok(results) => results
+                .into_iter()
+                .map(|r| r.map_err(BackendError::from))
+                .collect(),
+            Err(e) => vec![Err(e.into()); n],
         }
     }
 
     fn verify(&mut self, secret: &str) -> Result<Verification, BackendError> {
         match &self.store {
-            Some(store) => store.verify(secret, clock::now()),
-            None => Err(BackendError::Storage(format!(
+            Some(store) => Ok(store.verify(secret, clock::now())?),
+            None => Err(BackendError::Setup(format!(
                 "organization file {} does not exist; run `svcacct apply` first",
                 self.path.display()
             ))),

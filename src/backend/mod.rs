@@ -4,134 +4,17 @@
 mod http;
 mod local;
 
-use std::collections::BTreeMap;
-
 pub use http::HttpBackend;
 pub use local::LocalBackend;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use std::sync::Arc;
 
 use crate::config::{BackendSettings, Config};
-use crate::model::{ApiKey, Organization, Role, ServiceAccount, Team};
+use crate::model::{Organization, Verification};
+pub use crate::operation::{NewKey, Operation, Replaces};
+use crate::store::StoreError;
 
-/// A key registered by hash: the client minted the secret and wrote its file first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKey {
-    pub id: String,
-    /// Hex SHA-256 of the secret.
-    pub hash: String,
-    pub display_prefix: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
-    /// Declared settings (description, scopes, rotation policy).
-    #[serde(default)]
-    pub settings: ApiKey,
-    /// The key this one replaces, and when that one stops working (now: at once).
-    #[serde(default)]
-    pub replaces: Option<Replaces>,
-}
-
-/// The live key a rotation replaces, and when it stops working.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Replaces {
-    pub id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub retires_at: OffsetDateTime,
-}
-
-/// One write. Each is applied whole or not at all, and bumps the organization's revision.
-/// This is also the wire format of the server's batch endpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Operation {
-    PutRole {
-        name: String,
-        role: Role,
-    },
-    PutTeam {
-        name: String,
-        team: Team,
-    },
-    /// Creates or updates an account's own settings (not its keys or memberships).
-    PutServiceAccount {
-        name: String,
-        account: ServiceAccount,
-    },
-    /// Replaces an account's memberships.
-    SetMemberships {
-        account: String,
-        teams: BTreeMap<String, String>,
-    },
-    RegisterKey {
-        account: String,
-        name: String,
-        key: NewKey,
-    },
-    UpdateKey {
-        account: String,
-        name: String,
-        key: ApiKey,
-    },
-    RevokeKey {
-        account: String,
-        name: String,
-        id: String,
-    },
-    DeleteServiceAccount {
-        name: String,
-    },
-    DeleteTeam {
-        name: String,
-    },
-    DeleteRole {
-        name: String,
-    },
-}
-
-impl Operation {
-    /// The audit-log action name.
-    pub fn action(&self) -> &'static str {
-        match self {
-            Operation::PutRole { .. } => "put_role",
-            Operation::PutTeam { .. } => "put_team",
-            Operation::PutServiceAccount { .. } => "put_service_account",
-            Operation::SetMemberships { .. } => "set_memberships",
-            Operation::RegisterKey { key, .. } if key.replaces.is_some() => "rotate_key",
-            Operation::RegisterKey { .. } => "issue_key",
-            Operation::UpdateKey { .. } => "update_key",
-            Operation::RevokeKey { .. } => "revoke_key",
-            Operation::DeleteServiceAccount { .. } => "delete_service_account",
-            Operation::DeleteTeam { .. } => "delete_team",
-            Operation::DeleteRole { .. } => "delete_role",
-        }
-    }
-
-    /// The address of the object written, as plans print it.
-    pub fn target(&self) -> String {
-        match self {
-            Operation::PutRole { name, .. } | Operation::DeleteRole { name } => {
-                format!("role.{name}")
-            }
-            Operation::PutTeam { name, .. } | Operation::DeleteTeam { name } => {
-                format!("team.{name}")
-            }
-            Operation::PutServiceAccount { name, .. }
-            | Operation::DeleteServiceAccount { name } => {
-                format!("service_account.{name}")
-            }
-            Operation::SetMemberships { account, .. } => format!("service_account.{account}"),
-            Operation::RegisterKey { account, name, .. }
-            | Operation::UpdateKey { account, name, .. }
-            | Operation::RevokeKey { account, name, .. } => format!("key.{account}.{name}"),
-        }
-    }
-}
-
-/// Why a backend call failed.
+/// Why a backend call failed. The refusals read the same whichever backend made them, so a
+/// plan or an apply reads the same on every backend; the failures keep their cause.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BackendError {
     #[error("{target} is protected; set `protect: false` on it and apply before deleting it")]
@@ -142,13 +25,55 @@ pub enum BackendError {
     Conflict { target: String, message: String },
     #[error("the organization is locked by another apply ({holder}); waited {waited_secs}s")]
     Locked { holder: String, waited_secs: u64 },
+    #[error(transparent)]
+    Store(StoreError),
+    /// Settings that cannot work, found before any request (a missing token, say).
     #[error("{0}")]
-    Storage(String),
+    Setup(String),
+    #[error("cannot reach {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// An answer that is not what the API documents.
+    #[error("{what}: the server's answer is not valid")]
+    Protocol {
+        what: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+    /// An error the server reported that the plan has no better word for.
+    #[error("{target}: {message} ({code})")]
+    Server {
+        target: String,
+        code: String,
+        message: String,
+    },
 }
 
-impl From<rusqlite::Error> for BackendError {
-    fn from(e: rusqlite::Error) -> Self {
-        BackendError::Storage(format!("SQLite: {e}"))
+impl BackendError {
+    /// The message with every cause after it, for a one-line report of a failed change.
+    pub fn report(&self) -> String {
+        let mut line = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            line.push_str(": ");
+            line.push_str(&c.to_string());
+            cause = c.source();
+        }
+        line
+    }
+}
+
+impl From<StoreError> for BackendError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Protected { target } => BackendError::Protected { target },
+            StoreError::NotFound { target } => BackendError::NotFound { target },
+            StoreError::Conflict { target, message } => BackendError::Conflict { target, message },
+            other => BackendError::Store(other),
+        }
     }
 }
 
@@ -165,7 +90,7 @@ pub trait Backend: Send {
     fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>>;
 
     /// Who a presented key belongs to and what it may do, right now.
-    fn verify(&mut self, secret: &str) -> Result<crate::store::Verification, BackendError>;
+    fn verify(&mut self, secret: &str) -> Result<Verification, BackendError>;
 
     /// How many network requests the backend has made, where it makes any.
     fn requests(&self) -> Option<u64> {

@@ -11,18 +11,15 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use raw::UnmanagedPolicy;
-pub use validate::{valid_name, valid_permission};
 
 use crate::model::Organization;
 use crate::secrets::Recipient;
 
 /// Names of organizations, roles, teams, accounts and keys: lowercase slugs.
 pub const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
-
-/// The most active keys one account may hold (Datafold's limit).
-pub const MAX_KEYS_PER_ACCOUNT: usize = 50;
 
 /// A loaded, validated configuration.
 #[derive(Debug)]

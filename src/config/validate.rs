@@ -10,8 +10,12 @@ use time::macros::format_description;
 use super::diagnostic::{Diagnostic, Severity, Source, closest};
 use super::load::Merged;
 use super::raw::{Loc, RawBackend};
-use super::{BackendSettings, Config, ConfigError, MAX_KEYS_PER_ACCOUNT, Policy, SecretsSettings};
-use crate::model::{ApiKey, BUILTIN_ROLES, Organization, Role, ServiceAccount, Team};
+use super::{BackendSettings, Config, ConfigError, Policy, SecretsSettings};
+use crate::model::MAX_KEYS_PER_ACCOUNT;
+use crate::model::{
+    ApiKey, BUILTIN_ROLES, NAME_HELP, Organization, Role, ServiceAccount, Team, valid_name,
+    valid_permission,
+};
 use crate::secrets::{parse_recipient, parse_recipients_file};
 
 /// Collects diagnostics against the sources.
@@ -64,32 +68,6 @@ impl Findings<'_> {
 fn at<T>(l: &Loc<T>) -> (u64, u64) {
     (l.line, l.column)
 }
-
-/// Whether `name` is a lowercase slug.
-pub fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-/// Whether `p` is `resource:action`, each part a lowercase word or `*`.
-pub fn valid_permission(p: &str) -> bool {
-    let part = |s: &str| {
-        s == "*"
-            || (!s.is_empty()
-                && s.bytes().all(|c| {
-                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_'
-                }))
-    };
-    p.split_once(':').is_some_and(|(r, a)| part(r) && part(a))
-}
-
-const NAME_HELP: &str =
-    "names are lowercase letters, digits and inner hyphens, at most 63 characters";
 
 pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError> {
     let mut f = Findings {

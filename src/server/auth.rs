@@ -18,9 +18,9 @@ use zeroize::Zeroizing;
 use super::AppState;
 use super::error::ApiError;
 use crate::clock;
+use crate::model::Verification;
 use crate::model::pattern_covers;
 use crate::secrets::looks_like_key;
-use crate::store::Verification;
 
 /// The permission that lets a key manage its own organization.
 pub const MANAGE_PERMISSION: &str = "svcacct:manage";

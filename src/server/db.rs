@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::ApiError;
-use crate::backend::BackendError;
 use crate::store::Store;
+use crate::store::StoreError;
 
 /// How many read-only connections the server keeps.
 const READERS: usize = 4;
@@ -29,12 +29,14 @@ fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
 
 impl Db {
     /// Opens (creating if need be) the file at `path`.
-    pub fn open(path: &Path) -> Result<Db, BackendError> {
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
         let writer = Store::open_for_server(path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let reader = Store::open_read_only(path)?.ok_or_else(|| {
-                BackendError::Storage(format!("{} disappeared while opening", path.display()))
+            let reader = Store::open_read_only(path)?.ok_or_else(|| StoreError::Io {
+                action: "open",
+                path: path.to_path_buf(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound).into(),
             })?;
             readers.push(Mutex::new(reader));
         }

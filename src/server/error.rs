@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::backend::BackendError;
+use crate::store::StoreError;
 
 /// An error answer.
 #[derive(Debug, Clone)]
@@ -65,49 +65,46 @@ impl ApiError {
     /// The error a failed store write maps to. `own` is the address of the object the
     /// request names (404 when missing); a missing object it refers to (a team in a
     /// membership, say) is a conflict with the organization's state: 409 `unknown_reference`.
-    pub fn from_backend(e: BackendError, own: &str) -> Self {
+    pub fn from_store(e: StoreError, own: &str) -> Self {
         match e {
-            BackendError::NotFound { target } if target == own => {
+            StoreError::NotFound { target } if target == own => {
                 Self::not_found(format!("{target} does not exist"))
             }
-            BackendError::NotFound { target } => {
+            StoreError::NotFound { target } => {
                 Self::conflict("unknown_reference", format!("{target} does not exist"))
             }
             other => Self::from(other),
         }
     }
 
-    /// The `code` a backend error has in a batch result and an error body.
-    pub fn backend_code(e: &BackendError) -> &'static str {
+    /// The `code` a store error has in a batch result and an error body.
+    pub fn store_code(e: &StoreError) -> &'static str {
         match e {
-            BackendError::Protected { .. } => "protected",
-            BackendError::NotFound { .. } => "not_found",
-            BackendError::Conflict { .. } => "conflict",
-            BackendError::Locked { .. } => "locked",
-            BackendError::Storage(m) if is_constraint(m) => "conflict",
-            BackendError::Storage(_) => "storage",
+            StoreError::Protected { .. } => "protected",
+            StoreError::NotFound { .. } => "not_found",
+            StoreError::Conflict { .. } | StoreError::Duplicate(_) => "conflict",
+            StoreError::Sqlite(_)
+            | StoreError::Io { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::ReadOnly => "storage",
         }
     }
 }
 
-/// A unique-constraint failure (a key id or hash registered twice) is the caller's conflict.
-fn is_constraint(message: &str) -> bool {
-    message.contains("UNIQUE constraint failed")
-}
-
-impl From<BackendError> for ApiError {
-    fn from(e: BackendError) -> Self {
-        let code = ApiError::backend_code(&e);
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let code = ApiError::store_code(&e);
         match e {
-            BackendError::NotFound { .. } => Self::not_found(e.to_string()),
-            BackendError::Protected { .. }
-            | BackendError::Conflict { .. }
-            | BackendError::Locked { .. } => Self::conflict(code, e.to_string()),
-            BackendError::Storage(ref m) if is_constraint(m) => {
-                Self::conflict(code, "a key with this id or hash already exists")
-            }
-            BackendError::Storage(m) => {
-                tracing::error!(error = %m, "storage failure");
+            StoreError::NotFound { .. } => Self::not_found(e.to_string()),
+            StoreError::Protected { .. }
+            | StoreError::Conflict { .. }
+            | StoreError::Duplicate(_) => Self::conflict(code, e.to_string()),
+            StoreError::Sqlite(_)
+            | StoreError::Io { .. }
+            | StoreError::Corrupt { .. }
+            | StoreError::ReadOnly => {
+                // The cause goes to the operator's log, never to the caller.
+                tracing::error!(error = %anyhow::Error::from(e), "storage failure");
                 Self::internal("the server could not read or write its database")
             }
         }

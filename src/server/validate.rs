@@ -6,13 +6,9 @@ use std::collections::BTreeMap;
 use time::Date;
 
 use super::error::ApiError;
-use crate::backend::Operation;
-use crate::config::{valid_name, valid_permission};
 use crate::duration::Duration;
-use crate::model::ApiKey;
-
-const NAME_HELP: &str =
-    "names are lowercase letters, digits and inner hyphens, at most 63 characters";
+use crate::model::{ApiKey, NAME_HELP, valid_name, valid_permission};
+use crate::operation::Operation;
 
 /// A name of an organization, role, team, account or key.
 pub fn name(kind: &str, n: &str) -> Result<(), ApiError> {

@@ -13,8 +13,8 @@ use time::format_description::well_known::Rfc3339;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{IfMatch, Preconditions, digest};
-use crate::backend::Operation;
 use crate::clock;
+use crate::operation::Operation;
 use crate::store::{Store, StoredResponse};
 
 /// What a write succeeded with.
@@ -79,7 +79,7 @@ pub fn apply(
 ) -> Result<(), ApiError> {
     store
         .apply_all(org, actor, ops, clock::now())
-        .map_err(|e| ApiError::from_backend(e, own))
+        .map_err(|e| ApiError::from_store(e, own))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

@@ -1,23 +1,24 @@
 //! The SQLite store: organizations, their roles, teams, service accounts, memberships, key
 //! hashes and audit log. The `local` backend and the server share it as it is.
 
+mod error;
 mod server;
 mod verify;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use time::{Date, OffsetDateTime};
 
+pub use error::StoreError;
 pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredResponse};
-pub use verify::Verification;
 
-use crate::backend::{BackendError, NewKey, Operation, Replaces};
 use crate::duration::Duration;
 use crate::model::{
     ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, ServiceAccount, builtin_role,
 };
+use crate::operation::{NewKey, Operation, Replaces};
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -30,24 +31,65 @@ fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
-fn from_ts(s: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(s).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+// Column decoders. A stored value that does not decode is an error, never a default: an
+// empty scope set read from a garbled column would give a key its account's every permission,
+// and a missing expiry date would make an account work forever.
+
+/// A failed decode of column `i`, as rusqlite reports conversion failures.
+fn undecodable(i: usize, what: &str, value: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        i,
+        rusqlite::types::Type::Text,
+        format!("unreadable {what} `{value}`").into(),
+    )
+}
+
+/// A Unix timestamp column.
+fn col_ts(r: &Row<'_>, i: usize) -> rusqlite::Result<OffsetDateTime> {
+    let s: i64 = r.get(i)?;
+    OffsetDateTime::from_unix_timestamp(s).map_err(|_| undecodable(i, "timestamp", s))
+}
+
+/// A nullable Unix timestamp column.
+fn col_ts_opt(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+    match r.get::<_, Option<i64>>(i)? {
+        None => Ok(None),
+        Some(_) => col_ts(r, i).map(Some),
+    }
+}
+
+/// A nullable duration column, in seconds.
+fn col_dur(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Duration>> {
+    match r.get::<_, Option<i64>>(i)? {
+        None => Ok(None),
+        Some(s) => u64::try_from(s)
+            .map(|s| Some(Duration(s)))
+            .map_err(|_| undecodable(i, "duration", s)),
+    }
+}
+
+/// A JSON array of strings: permissions or scopes.
+fn col_set(r: &Row<'_>, i: usize) -> rusqlite::Result<BTreeSet<String>> {
+    let s: String = r.get(i)?;
+    serde_json::from_str(&s).map_err(|_| undecodable(i, "permission list", s))
+}
+
+/// A nullable `YYYY-MM-DD` column.
+fn col_date(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Date>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(None),
+        Some(s) => parse_date(&s)
+            .map(Some)
+            .ok_or_else(|| undecodable(i, "date", s)),
+    }
 }
 
 fn dur(d: Option<Duration>) -> Option<i64> {
     d.map(|d| d.seconds() as i64)
 }
 
-fn from_dur(s: Option<i64>) -> Option<Duration> {
-    s.map(|s| Duration(s.max(0) as u64))
-}
-
 fn json_set(set: &BTreeSet<String>) -> String {
     serde_json::to_string(set).expect("strings serialize")
-}
-
-fn from_json_set(s: &str) -> BTreeSet<String> {
-    serde_json::from_str(s).unwrap_or_default()
 }
 
 fn date_text(d: Date) -> String {
@@ -60,10 +102,12 @@ fn parse_date(s: &str) -> Option<Date> {
 
 impl Store {
     /// Opens (creating if need be) a store file for reading and writing.
-    pub fn open(path: &Path) -> Result<Store, BackendError> {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                BackendError::Storage(format!("cannot create {}: {e}", dir.display()))
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+                action: "create",
+                path: dir.to_path_buf(),
+                source: e.into(),
             })?;
         }
         let conn = Connection::open(path)?;
@@ -71,7 +115,7 @@ impl Store {
     }
 
     /// Opens an existing store file without ever writing to it; `None` when there is none.
-    pub fn open_read_only(path: &Path) -> Result<Option<Store>, BackendError> {
+    pub fn open_read_only(path: &Path) -> Result<Option<Store>, StoreError> {
         if !path.exists() {
             return Ok(None);
         }
@@ -82,7 +126,7 @@ impl Store {
         Self::init(conn, false).map(Some)
     }
 
-    fn init(conn: Connection, writable: bool) -> Result<Store, BackendError> {
+    fn init(conn: Connection, writable: bool) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if writable {
@@ -99,7 +143,7 @@ impl Store {
         &mut self,
         org: &str,
         now: OffsetDateTime,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<bool, StoreError> {
         self.create_organization_as(org, "svcacct", now)
     }
 
@@ -108,7 +152,7 @@ impl Store {
         org: &str,
         actor: &str,
         now: OffsetDateTime,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
         let exists: bool = tx
             .query_row("SELECT 1 FROM organizations WHERE name = ?1", [org], |_| {
@@ -143,7 +187,7 @@ impl Store {
     }
 
     /// The whole organization as it is now, or `None` if it does not exist.
-    pub fn snapshot(&self, org: &str) -> Result<Option<Organization>, BackendError> {
+    pub fn snapshot(&self, org: &str) -> Result<Option<Organization>, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         // A file the first apply has only just created has no tables yet: no organization.
         let initialized = tx
@@ -177,10 +221,7 @@ impl Store {
                 ServiceAccount {
                     description: r.get(1)?,
                     admin: r.get(2)?,
-                    expires: r
-                        .get::<_, Option<String>>(3)?
-                        .as_deref()
-                        .and_then(parse_date),
+                    expires: col_date(r, 3)?,
                     disabled: r.get(4)?,
                     protect: r.get(5)?,
                     managed: r.get(6)?,
@@ -215,26 +256,26 @@ impl Store {
             let id: String = r.get(0)?;
             let account: String = r.get(1)?;
             let name: String = r.get(2)?;
-            if let Some(retires_at) = r.get::<_, Option<i64>>(7)? {
+            if let Some(retires_at) = col_ts_opt(r, 7)? {
                 o.retiring_keys.push(RetiringKey {
                     id,
                     service_account: account,
                     key: name,
-                    retires_at: from_ts(retires_at),
+                    retires_at,
                 });
                 continue;
             }
             let key = ApiKey {
                 description: r.get(3)?,
-                scopes: from_json_set(&r.get::<_, String>(4)?),
-                expires_in: from_dur(r.get(8)?),
-                rotate_every: from_dur(r.get(9)?),
-                overlap: from_dur(r.get(10)?),
+                scopes: col_set(r, 4)?,
+                expires_in: col_dur(r, 8)?,
+                rotate_every: col_dur(r, 9)?,
+                overlap: col_dur(r, 10)?,
                 managed: r.get(11)?,
                 issued: Some(IssuedKey {
                     id,
-                    created_at: from_ts(r.get(5)?),
-                    expires_at: r.get::<_, Option<i64>>(6)?.map(from_ts),
+                    created_at: col_ts(r, 5)?,
+                    expires_at: col_ts_opt(r, 6)?,
                 }),
             };
             if let Some(a) = o.service_accounts.get_mut(&account) {
@@ -255,7 +296,7 @@ impl Store {
         actor: &str,
         ops: &[Operation],
         now: OffsetDateTime,
-    ) -> Result<Vec<Result<(), BackendError>>, BackendError> {
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let mut tx = self.conn.transaction()?;
         let mut results = Vec::with_capacity(ops.len());
         let mut applied = 0i64;
@@ -294,7 +335,7 @@ fn audit(
     action: &str,
     target: &str,
     detail: &str,
-) -> Result<(), BackendError> {
+) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO audit_log (org, time, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![org, ts(now), actor, action, target, detail])?;
     Ok(())
@@ -306,7 +347,7 @@ fn protected(
     org: &str,
     name: &str,
     target: String,
-) -> Result<(), BackendError> {
+) -> Result<(), StoreError> {
     let protect: Option<bool> = tx
         .query_row(
             &format!("SELECT protect FROM {table} WHERE org = ?1 AND name = ?2"),
@@ -315,8 +356,8 @@ fn protected(
         )
         .optional()?;
     match protect {
-        None => Err(BackendError::NotFound { target }),
-        Some(true) => Err(BackendError::Protected { target }),
+        None => Err(StoreError::NotFound { target }),
+        Some(true) => Err(StoreError::Protected { target }),
         Some(false) => Ok(()),
     }
 }
@@ -327,12 +368,12 @@ fn apply_one(
     org: &str,
     op: &Operation,
     now: OffsetDateTime,
-) -> Result<String, BackendError> {
+) -> Result<String, StoreError> {
     let target = op.target();
     match op {
         Operation::PutRole { name, role } => {
             if BUILTIN_ROLES.contains(&name.as_str()) {
-                return Err(BackendError::Conflict {
+                return Err(StoreError::Conflict {
                     target,
                     message: "built-in roles cannot be changed".into(),
                 });
@@ -401,7 +442,7 @@ fn apply_one(
                 )?
                 .execute(params![org, account, name, key.description, json_set(&key.scopes), dur(key.expires_in), dur(key.rotate_every), dur(key.overlap), key.managed])?;
             if n == 0 {
-                return Err(BackendError::NotFound { target });
+                return Err(StoreError::NotFound { target });
             }
         }
         Operation::RevokeKey { account, id, .. } => {
@@ -409,7 +450,7 @@ fn apply_one(
                 .prepare_cached("UPDATE api_keys SET revoked_at = ?4 WHERE org = ?1 AND account = ?2 AND id = ?3 AND revoked_at IS NULL")?
                 .execute(params![org, account, id, ts(now)])?;
             if n == 0 {
-                return Err(BackendError::NotFound { target });
+                return Err(StoreError::NotFound { target });
             }
             return Ok(format!("id={id}"));
         }
@@ -456,7 +497,7 @@ fn exists(
     org: &str,
     name: &str,
     target: &str,
-) -> Result<(), BackendError> {
+) -> Result<(), StoreError> {
     let found = tx
         .prepare_cached(&format!(
             "SELECT 1 FROM {table} WHERE org = ?1 AND name = ?2"
@@ -465,7 +506,7 @@ fn exists(
     if found {
         Ok(())
     } else {
-        Err(BackendError::NotFound {
+        Err(StoreError::NotFound {
             target: target.to_string(),
         })
     }
@@ -477,7 +518,7 @@ fn in_use(
     org: &str,
     name: &str,
     target: &str,
-) -> Result<(), BackendError> {
+) -> Result<(), StoreError> {
     let users: Vec<String> = tx
         .prepare_cached(sql)?
         .query_map(params![org, name], |r| r.get(0))?
@@ -485,7 +526,7 @@ fn in_use(
     if users.is_empty() {
         return Ok(());
     }
-    Err(BackendError::Conflict {
+    Err(StoreError::Conflict {
         target: target.to_string(),
         message: format!("still used by service account {}", users.join(", ")),
     })
@@ -498,7 +539,7 @@ fn register_key(
     name: &str,
     key: &NewKey,
     now: OffsetDateTime,
-) -> Result<(), BackendError> {
+) -> Result<(), StoreError> {
     let live: Vec<String> = tx
         .prepare_cached("SELECT id FROM api_keys WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL")?
         .query_map(params![org, account, name], |r| r.get(0))?
@@ -521,7 +562,7 @@ fn register_key(
             }
         }
         _ => {
-            return Err(BackendError::Conflict {
+            return Err(StoreError::Conflict {
                 target: format!("key.{account}.{name}"),
                 message: "the live key changed since the plan; run plan again".into(),
             });
@@ -530,8 +571,8 @@ fn register_key(
     let active: i64 = tx
         .prepare_cached("SELECT count(*) FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL AND retires_at IS NULL")?
         .query_row(params![org, account], |r| r.get(0))?;
-    if active as usize >= crate::config::MAX_KEYS_PER_ACCOUNT {
-        return Err(BackendError::Conflict {
+    if active as usize >= crate::model::MAX_KEYS_PER_ACCOUNT {
+        return Err(StoreError::Conflict {
             target: format!("key.{account}.{name}"),
             message: format!(
                 "service account {account} already has {active} active keys, the most allowed"

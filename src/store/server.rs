@@ -9,9 +9,10 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::{Store, apply_one, audit, from_dur, from_json_set, from_ts, parse_date, ts};
-use crate::backend::{BackendError, Operation};
+use super::StoreError;
+use super::{Store, apply_one, audit, col_date, col_dur, col_set, col_ts, col_ts_opt, ts};
 use crate::model::{ApiKey, IssuedKey, Role, ServiceAccount, Team};
+use crate::operation::Operation;
 
 /// Tables only the server uses; created by the writer when it opens the file.
 const SERVER_SCHEMA: &str = "
@@ -124,7 +125,7 @@ pub struct AuditFilter {
 
 impl Store {
     /// Opens a store file for the server's writer: the shared schema plus the server's tables.
-    pub fn open_for_server(path: &std::path::Path) -> Result<Store, BackendError> {
+    pub fn open_for_server(path: &std::path::Path) -> Result<Store, StoreError> {
         let store = Store::open(path)?;
         store.conn.execute_batch(SERVER_SCHEMA)?;
         Ok(store)
@@ -136,7 +137,7 @@ impl Store {
         org: &str,
         actor: &str,
         now: OffsetDateTime,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<bool, StoreError> {
         self.create_organization_as(org, actor, now)
     }
 
@@ -149,7 +150,7 @@ impl Store {
         actor: &str,
         ops: &[Operation],
         now: OffsetDateTime,
-    ) -> Result<(), BackendError> {
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         for op in ops {
             let detail = apply_one(&tx, org, op, now)?;
@@ -166,7 +167,7 @@ impl Store {
     }
 
     /// An organization's revision, or `None` if it does not exist.
-    pub fn revision(&self, org: &str) -> Result<Option<u64>, BackendError> {
+    pub fn revision(&self, org: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
             .conn
             .prepare_cached("SELECT revision FROM organizations WHERE name = ?1")?
@@ -176,12 +177,12 @@ impl Store {
     }
 
     /// Every role of an organization.
-    pub fn roles(&self, org: &str) -> Result<BTreeMap<String, Role>, BackendError> {
+    pub fn roles(&self, org: &str) -> Result<BTreeMap<String, Role>, StoreError> {
         self.roles_where(org, None)
     }
 
     /// One role.
-    pub fn role(&self, org: &str, name: &str) -> Result<Option<Role>, BackendError> {
+    pub fn role(&self, org: &str, name: &str) -> Result<Option<Role>, StoreError> {
         Ok(self.roles_where(org, Some(name))?.into_values().next())
     }
 
@@ -189,7 +190,7 @@ impl Store {
         &self,
         org: &str,
         name: Option<&str>,
-    ) -> Result<BTreeMap<String, Role>, BackendError> {
+    ) -> Result<BTreeMap<String, Role>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT name, description, permissions, builtin, managed, protect FROM roles
              WHERE org = ?1 AND (?2 IS NULL OR name = ?2)",
@@ -199,7 +200,7 @@ impl Store {
                 r.get::<_, String>(0)?,
                 Role {
                     description: r.get(1)?,
-                    permissions: from_json_set(&r.get::<_, String>(2)?),
+                    permissions: col_set(r, 2)?,
                     builtin: r.get(3)?,
                     managed: r.get(4)?,
                     protect: r.get(5)?,
@@ -210,12 +211,12 @@ impl Store {
     }
 
     /// Every team of an organization.
-    pub fn teams(&self, org: &str) -> Result<BTreeMap<String, Team>, BackendError> {
+    pub fn teams(&self, org: &str) -> Result<BTreeMap<String, Team>, StoreError> {
         self.teams_where(org, None)
     }
 
     /// One team.
-    pub fn team(&self, org: &str, name: &str) -> Result<Option<Team>, BackendError> {
+    pub fn team(&self, org: &str, name: &str) -> Result<Option<Team>, StoreError> {
         Ok(self.teams_where(org, Some(name))?.into_values().next())
     }
 
@@ -223,7 +224,7 @@ impl Store {
         &self,
         org: &str,
         name: Option<&str>,
-    ) -> Result<BTreeMap<String, Team>, BackendError> {
+    ) -> Result<BTreeMap<String, Team>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT name, description, managed, protect FROM teams
              WHERE org = ?1 AND (?2 IS NULL OR name = ?2)",
@@ -246,7 +247,7 @@ impl Store {
         &self,
         org: &str,
         name: &str,
-    ) -> Result<Option<ServiceAccount>, BackendError> {
+    ) -> Result<Option<ServiceAccount>, StoreError> {
         let account = self
             .conn
             .prepare_cached(
@@ -257,10 +258,7 @@ impl Store {
                 Ok(ServiceAccount {
                     description: r.get(0)?,
                     admin: r.get(1)?,
-                    expires: r
-                        .get::<_, Option<String>>(2)?
-                        .as_deref()
-                        .and_then(parse_date),
+                    expires: col_date(r, 2)?,
                     disabled: r.get(3)?,
                     protect: r.get(4)?,
                     managed: r.get(5)?,
@@ -294,7 +292,7 @@ impl Store {
     }
 
     /// The live (not revoked) keys of an account, retiring ones included, by name then age.
-    pub fn keys(&self, org: &str, account: &str) -> Result<Vec<KeyRecord>, BackendError> {
+    pub fn keys(&self, org: &str, account: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, name, description, scopes, display_prefix, created_at, expires_at, retires_at,
                     expires_in, rotate_every, overlap, managed
@@ -306,14 +304,14 @@ impl Store {
                 id: r.get(0)?,
                 name: r.get(1)?,
                 description: r.get(2)?,
-                scopes: from_json_set(&r.get::<_, String>(3)?).into_iter().collect(),
+                scopes: col_set(r, 3)?.into_iter().collect(),
                 display_prefix: r.get(4)?,
-                created_at: from_ts(r.get(5)?),
-                expires_at: r.get::<_, Option<i64>>(6)?.map(from_ts),
-                retires_at: r.get::<_, Option<i64>>(7)?.map(from_ts),
-                expires_in: from_dur(r.get(8)?),
-                rotate_every: from_dur(r.get(9)?),
-                overlap: from_dur(r.get(10)?),
+                created_at: col_ts(r, 5)?,
+                expires_at: col_ts_opt(r, 6)?,
+                retires_at: col_ts_opt(r, 7)?,
+                expires_in: col_dur(r, 8)?,
+                rotate_every: col_dur(r, 9)?,
+                overlap: col_dur(r, 10)?,
                 managed: r.get(11)?,
             })
         })?;
@@ -321,7 +319,7 @@ impl Store {
     }
 
     /// Whether a key with this id or this hash was ever registered (revoked ones included).
-    pub fn key_exists(&self, id: &str, hash: &str) -> Result<bool, BackendError> {
+    pub fn key_exists(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .prepare_cached("SELECT 1 FROM api_keys WHERE id = ?1 OR hash = ?2")?
@@ -333,7 +331,7 @@ impl Store {
         &self,
         org: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<Lease>, BackendError> {
+    ) -> Result<Option<Lease>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
@@ -343,7 +341,7 @@ impl Store {
                 Ok(Lease {
                     lease_id: r.get(0)?,
                     owner: r.get(1)?,
-                    expires_at: from_ts(r.get(2)?),
+                    expires_at: col_ts(r, 2)?,
                 })
             })
             .optional()?)
@@ -356,7 +354,7 @@ impl Store {
         owner: &str,
         ttl_seconds: u64,
         now: OffsetDateTime,
-    ) -> Result<Acquired, BackendError> {
+    ) -> Result<Acquired, StoreError> {
         let tx = self.conn.transaction()?;
         let held = tx
             .query_row(
@@ -366,7 +364,7 @@ impl Store {
                     Ok(Lease {
                         lease_id: r.get(0)?,
                         owner: r.get(1)?,
-                        expires_at: from_ts(r.get(2)?),
+                        expires_at: col_ts(r, 2)?,
                     })
                 },
             )
@@ -396,7 +394,7 @@ impl Store {
         lease_id: &str,
         ttl_seconds: u64,
         now: OffsetDateTime,
-    ) -> Result<Option<Lease>, BackendError> {
+    ) -> Result<Option<Lease>, StoreError> {
         let expires_at = now + time::Duration::seconds(ttl_seconds as i64);
         let n = self.conn.execute(
             "UPDATE leases SET expires_at = ?4 WHERE org = ?1 AND lease_id = ?2 AND expires_at > ?3",
@@ -414,7 +412,7 @@ impl Store {
         org: &str,
         lease_id: &str,
         now: OffsetDateTime,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<bool, StoreError> {
         let live = self.conn.execute(
             "DELETE FROM leases WHERE org = ?1 AND lease_id = ?2 AND expires_at > ?3",
             params![org, lease_id, ts(now)],
@@ -433,7 +431,7 @@ impl Store {
         org: &str,
         key: &str,
         now: OffsetDateTime,
-    ) -> Result<Option<StoredResponse>, BackendError> {
+    ) -> Result<Option<StoredResponse>, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
@@ -457,7 +455,7 @@ impl Store {
         key: &str,
         response: &StoredResponse,
         now: OffsetDateTime,
-    ) -> Result<(), BackendError> {
+    ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.prepare_cached("DELETE FROM idempotency WHERE created_at <= ?1")?
             .execute([ts(now) - IDEMPOTENCY_TTL_SECS])?;
@@ -483,7 +481,7 @@ impl Store {
         &self,
         org: &str,
         filter: &AuditFilter,
-    ) -> Result<(Vec<AuditRecord>, Option<i64>), BackendError> {
+    ) -> Result<(Vec<AuditRecord>, Option<i64>), StoreError> {
         let limit = filter.limit.max(1) as i64;
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, time, actor, action, target, detail FROM audit_log
@@ -504,7 +502,7 @@ impl Store {
             |r| {
                 Ok(AuditRecord {
                     id: r.get(0)?,
-                    time: from_ts(r.get(1)?),
+                    time: col_ts(r, 1)?,
                     actor: r.get(2)?,
                     action: r.get(3)?,
                     target: r.get(4)?,

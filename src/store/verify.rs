@@ -2,70 +2,26 @@
 //! runs before any lookup, so garbage never reaches the database.
 
 use rusqlite::{OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::{Store, from_json_set, from_ts, parse_date};
-use crate::backend::BackendError;
-use crate::model::{Organization, ServiceAccount, pattern_intersection};
+use super::StoreError;
+use super::{Store, col_date, col_set, col_ts_opt};
+use crate::model::{Organization, ServiceAccount, Verification, pattern_intersection};
 use crate::secrets::{hash_secret, looks_like_key};
-
-/// The answer to "is this key good, and for what?".
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Verification {
-    pub valid: bool,
-    /// Why an invalid key is refused (malformed, unknown, revoked, expired, retired,
-    /// account_disabled, account_expired).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub organization: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_account: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    /// The permissions the key grants: the account's, narrowed by the key's scopes.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub permissions: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub scopes: Vec<String>,
-    #[serde(
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub expires_at: Option<OffsetDateTime>,
-}
-
-impl Verification {
-    fn refused(reason: &str) -> Self {
-        Verification {
-            valid: false,
-            reason: Some(reason.to_string()),
-            organization: None,
-            service_account: None,
-            key: None,
-            key_id: None,
-            permissions: Vec::new(),
-            scopes: Vec::new(),
-            expires_at: None,
-        }
-    }
-}
 
 impl Store {
     /// Verifies a presented secret at `now`.
-    pub fn verify(&self, secret: &str, now: OffsetDateTime) -> Result<Verification, BackendError> {
+    pub fn verify(&self, secret: &str, now: OffsetDateTime) -> Result<Verification, StoreError> {
         if !looks_like_key(secret) {
             return Ok(Verification::refused("malformed"));
         }
         // The lookup is by SHA-256 of the secret: an index probe on a hash reveals nothing
         // about the secret through timing, unlike comparing secrets byte by byte.
         let hash = hash_secret(secret);
-        let row = self
-            .conn
+        // One read transaction: the key and its account's memberships come from the same
+        // snapshot, so a delete between the two reads cannot turn into a missing row.
+        let tx = self.conn.unchecked_transaction()?;
+        let row = tx
             .query_row(
                 "SELECT k.id, k.org, k.account, k.name, k.scopes, k.expires_at, k.retires_at, k.revoked_at,
                         a.admin, a.disabled, a.expires
@@ -78,13 +34,13 @@ impl Store {
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, Option<i64>>(5)?,
+                        col_set(r, 4)?,
+                        col_ts_opt(r, 5)?,
                         r.get::<_, Option<i64>>(6)?,
                         r.get::<_, Option<i64>>(7)?,
                         r.get::<_, Option<bool>>(8)?,
                         r.get::<_, Option<bool>>(9)?,
-                        r.get::<_, Option<String>>(10)?,
+                        col_date(r, 10)?,
                     ))
                 },
             )
@@ -110,15 +66,11 @@ impl Store {
             Some("revoked")
         } else if retires_at.is_some_and(|t| t <= now_ts) {
             Some("retired")
-        } else if expires_at.is_some_and(|t| t <= now_ts) {
+        } else if expires_at.is_some_and(|t| t <= now) {
             Some("expired")
         } else if disabled == Some(true) {
             Some("account_disabled")
-        } else if expires
-            .as_deref()
-            .and_then(parse_date)
-            .is_some_and(|d| now.date() > d)
-        {
+        } else if expires.is_some_and(|d| now.date() > d) {
             Some("account_expired")
         } else {
             None
@@ -126,8 +78,7 @@ impl Store {
         if let Some(reason) = refusal {
             return Ok(Verification::refused(reason));
         }
-        let org_state = self.snapshot_account(&org, &account)?;
-        let scopes = from_json_set(&scopes);
+        let org_state = snapshot_account(&tx, &org, &account)?;
         let granted = org_state.permissions_of(&org_state.service_accounts[&account]);
         let permissions: Vec<String> = if scopes.is_empty() {
             granted.into_iter().collect()
@@ -143,41 +94,45 @@ impl Store {
             key_id: Some(id),
             permissions,
             scopes: scopes.into_iter().collect(),
-            expires_at: expires_at.map(from_ts),
+            expires_at,
         })
     }
+}
 
-    /// Just enough of an organization to compute one account's permissions.
-    fn snapshot_account(&self, org: &str, account: &str) -> Result<Organization, BackendError> {
-        let mut o = Organization::new(org);
-        let admin: bool = self.conn.query_row(
-            "SELECT admin FROM service_accounts WHERE org = ?1 AND name = ?2",
-            params![org, account],
-            |r| r.get(0),
-        )?;
-        let mut sa = ServiceAccount {
-            admin,
-            ..Default::default()
-        };
-        let mut stmt = self.conn.prepare_cached(
+/// Just enough of an organization to compute one account's permissions.
+fn snapshot_account(
+    conn: &rusqlite::Connection,
+    org: &str,
+    account: &str,
+) -> Result<Organization, StoreError> {
+    let mut o = Organization::new(org);
+    let admin: bool = conn.query_row(
+        "SELECT admin FROM service_accounts WHERE org = ?1 AND name = ?2",
+        params![org, account],
+        |r| r.get(0),
+    )?;
+    let mut sa = ServiceAccount {
+        admin,
+        ..Default::default()
+    };
+    let mut stmt = conn.prepare_cached(
             "SELECT m.team, m.role, r.permissions FROM memberships m JOIN roles r ON r.org = m.org AND r.name = m.role
              WHERE m.org = ?1 AND m.account = ?2",
         )?;
-        let rows = stmt.query_map(params![org, account], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (team, role, permissions) = row?;
-            o.roles.entry(role.clone()).or_default().permissions = from_json_set(&permissions);
-            sa.teams.insert(team, role);
-        }
-        o.service_accounts.insert(account.to_string(), sa);
-        Ok(o)
+    let rows = stmt.query_map(params![org, account], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            col_set(r, 2)?,
+        ))
+    })?;
+    for row in rows {
+        let (team, role, permissions) = row?;
+        o.roles.entry(role.clone()).or_default().permissions = permissions;
+        sa.teams.insert(team, role);
     }
+    o.service_accounts.insert(account.to_string(), sa);
+    Ok(o)
 }
 
 /// The permissions both the account grants and the key's scopes allow.

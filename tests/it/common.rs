@@ -111,6 +111,19 @@ impl Cmd {
         Cmd { cmd, stdin: None }
     }
 
+    /// Turns on one of the binary's fault-injection hooks (`SVCACCT_TEST_*`), which exist only
+    /// in builds with the `test-hooks` feature.
+    #[track_caller]
+    pub fn fault(self, hook: &str, v: &str) -> Cmd {
+        const HOOKS_BUILT: bool = cfg!(feature = "test-hooks");
+        if !HOOKS_BUILT {
+            panic!(
+                "this test injects faults: run the tests with `--features test-hooks` (bash scripts/test does)"
+            );
+        }
+        self.env(hook, v)
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Cmd {
         self.cmd.env(k, v);
         self

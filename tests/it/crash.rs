@@ -43,7 +43,7 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     let out = sb
         .cmd(&["apply", "--yes", "--parallelism", "1", "-c", CFG])
         .now(T0)
-        .env("SVCACCT_TEST_ABORT_AFTER_KEY_FILES", "3")
+        .fault("SVCACCT_TEST_ABORT_AFTER_KEY_FILES", "3")
         .run();
     assert_eq!(out.code, None, "the apply aborted: {out:?}");
     assert_eq!(out.signal, Some(6), "SIGABRT: {out:?}");
@@ -104,7 +104,7 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     let out = sb
         .cmd(&["apply", "--yes", "--parallelism", "1", "-c", CFG])
         .now(&later)
-        .env("SVCACCT_TEST_ABORT_AFTER_KEY_FILES", "2")
+        .fault("SVCACCT_TEST_ABORT_AFTER_KEY_FILES", "2")
         .run();
     assert_eq!(out.signal, Some(6), "{out:?}");
     integrity_ok(&sb);
@@ -146,7 +146,7 @@ fn abort_between_a_registration_and_its_file_rename_is_finished_by_the_next_appl
     let out = sb
         .cmd(&["apply", "--yes", "-c", CFG])
         .now(T0)
-        .env("SVCACCT_TEST_ABORT_AFTER_REGISTER", "1")
+        .fault("SVCACCT_TEST_ABORT_AFTER_REGISTER", "1")
         .run();
     assert_eq!(out.signal, Some(6), "{out:?}");
     // Registered, with their files still pending: no key is lost, and a plan sees no change.
@@ -273,7 +273,7 @@ fn a_registration_whose_answer_was_lost_keeps_its_file_for_the_next_apply() {
         let out = sb
             .cmd(&["apply", "--yes", "-c", CFG])
             .now(&now)
-            .env("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS", "1")
+            .fault("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS", "1")
             .run();
         out.expect(1);
         assert!(out.stdout.contains("6 failed"), "{}", out.stdout);

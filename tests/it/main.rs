@@ -14,3 +14,4 @@ mod rotation;
 mod schema;
 mod secrets;
 mod server;
+mod store;

@@ -11,11 +11,11 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::clock;
+use crate::model::Verification;
 use crate::server::AppState;
 use crate::server::auth::{Caller, Principal};
 use crate::server::error::ApiError;
 use crate::server::extract::Body;
-use crate::store::Verification;
 
 pub async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()

@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::{ensure_org, etagged};
-use crate::backend::{NewKey, Operation, Replaces};
 use crate::clock;
 use crate::duration::Duration;
 use crate::model::ApiKey;
+use crate::operation::{NewKey, Operation, Replaces};
 use crate::secrets::mint;
 use crate::server::AppState;
 use crate::server::auth::Caller;

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{ensure_org, etagged, with_etag};
-use crate::backend::Operation;
 use crate::clock;
+use crate::operation::Operation;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
@@ -124,7 +124,7 @@ pub async fn batch(
             .map(|r| match r {
                 Ok(()) => json!({"ok": true}),
                 Err(e) => json!({"ok": false, "error": {
-                    "code": ApiError::backend_code(&e),
+                    "code": ApiError::store_code(&e),
                     "message": e.to_string(),
                 }}),
             })

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ensure_org, etagged};
-use crate::backend::{BackendError, Operation};
 use crate::model::{Role, ServiceAccount, Team};
+use crate::operation::Operation;
 use crate::server::AppState;
 use crate::server::auth::Caller;
 use crate::server::error::ApiError;
@@ -26,6 +26,7 @@ use crate::server::extract::{Body, P, Preconditions};
 use crate::server::validate;
 use crate::server::write::{self, Reply, Write};
 use crate::store::Store;
+use crate::store::StoreError;
 
 type Shared = State<Arc<AppState>>;
 
@@ -85,7 +86,7 @@ pub trait Kind: DeserializeOwned + Send + 'static {
     fn read_all(store: &Store, org: &str)
     -> Result<(u64, BTreeMap<String, Self::Model>), ApiError>;
     /// One object, or `None` when it does not exist.
-    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Self::Model>, BackendError>;
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Self::Model>, StoreError>;
     /// The object's name and the operations that write it; `path` is an update's path name.
     fn into_ops(self, path: Option<&str>) -> Result<(String, Vec<Operation>), ApiError>;
     /// The operation that deletes the object.
@@ -242,7 +243,7 @@ impl Kind for RoleBody {
         Ok((revision, store.roles(org)?))
     }
 
-    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Role>, BackendError> {
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Role>, StoreError> {
         store.role(org, name)
     }
 
@@ -297,7 +298,7 @@ impl Kind for TeamBody {
         Ok((revision, store.teams(org)?))
     }
 
-    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Team>, BackendError> {
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<Team>, StoreError> {
         store.team(org, name)
     }
 
@@ -362,7 +363,7 @@ impl Kind for AccountBody {
         Ok((org_state.revision, org_state.service_accounts))
     }
 
-    fn read(store: &Store, org: &str, name: &str) -> Result<Option<ServiceAccount>, BackendError> {
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<ServiceAccount>, StoreError> {
         store.service_account(org, name)
     }
 

@@ -1,0 +1,127 @@
+//! The write vocabulary: the operations a backend applies, shared by the backends, the store
+//! and the server. It sits below all three so that none of them imports another to name a
+//! write.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::model::{ApiKey, Role, ServiceAccount, Team};
+
+/// A key registered by hash: the client minted the secret and wrote its file first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub id: String,
+    /// Hex SHA-256 of the secret.
+    pub hash: String,
+    pub display_prefix: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Declared settings (description, scopes, rotation policy).
+    #[serde(default)]
+    pub settings: ApiKey,
+    /// The key this one replaces, and when that one stops working (now: at once).
+    #[serde(default)]
+    pub replaces: Option<Replaces>,
+}
+
+/// The live key a rotation replaces, and when it stops working.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replaces {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub retires_at: OffsetDateTime,
+}
+
+/// One write. Each is applied whole or not at all, and bumps the organization's revision.
+/// This is also the wire format of the server's batch endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Operation {
+    PutRole {
+        name: String,
+        role: Role,
+    },
+    PutTeam {
+        name: String,
+        team: Team,
+    },
+    /// Creates or updates an account's own settings (not its keys or memberships).
+    PutServiceAccount {
+        name: String,
+        account: ServiceAccount,
+    },
+    /// Replaces an account's memberships.
+    SetMemberships {
+        account: String,
+        teams: BTreeMap<String, String>,
+    },
+    RegisterKey {
+        account: String,
+        name: String,
+        key: NewKey,
+    },
+    UpdateKey {
+        account: String,
+        name: String,
+        key: ApiKey,
+    },
+    RevokeKey {
+        account: String,
+        name: String,
+        id: String,
+    },
+    DeleteServiceAccount {
+        name: String,
+    },
+    DeleteTeam {
+        name: String,
+    },
+    DeleteRole {
+        name: String,
+    },
+}
+
+impl Operation {
+    /// The audit-log action name.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Operation::PutRole { .. } => "put_role",
+            Operation::PutTeam { .. } => "put_team",
+            Operation::PutServiceAccount { .. } => "put_service_account",
+            Operation::SetMemberships { .. } => "set_memberships",
+            Operation::RegisterKey { key, .. } if key.replaces.is_some() => "rotate_key",
+            Operation::RegisterKey { .. } => "issue_key",
+            Operation::UpdateKey { .. } => "update_key",
+            Operation::RevokeKey { .. } => "revoke_key",
+            Operation::DeleteServiceAccount { .. } => "delete_service_account",
+            Operation::DeleteTeam { .. } => "delete_team",
+            Operation::DeleteRole { .. } => "delete_role",
+        }
+    }
+
+    /// The address of the object written, as plans print it.
+    pub fn target(&self) -> String {
+        match self {
+            Operation::PutRole { name, .. } | Operation::DeleteRole { name } => {
+                format!("role.{name}")
+            }
+            Operation::PutTeam { name, .. } | Operation::DeleteTeam { name } => {
+                format!("team.{name}")
+            }
+            Operation::PutServiceAccount { name, .. }
+            | Operation::DeleteServiceAccount { name } => {
+                format!("service_account.{name}")
+            }
+            Operation::SetMemberships { account, .. } => format!("service_account.{account}"),
+            Operation::RegisterKey { account, name, .. }
+            | Operation::UpdateKey { account, name, .. }
+            | Operation::RevokeKey { account, name, .. } => format!("key.{account}.{name}"),
+        }
+    }
+}
