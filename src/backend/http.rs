@@ -8,15 +8,18 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Backend, BackendError, Operation};
+use super::capabilities::SVCACCT_STORE;
+use super::{Backend, BackendConfig, BackendError, Capabilities, Operation, Section};
 use crate::model::Organization;
 use crate::model::Verification;
 
@@ -24,6 +27,48 @@ use crate::model::Verification;
 const BATCH_OPS: usize = 400;
 const MAX_ATTEMPTS: u32 = 6;
 const LEASE_TTL_SECS: u64 = 30;
+
+/// The `http` section of the config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The server's base URL, such as `https://svcacct.example.com`.
+    pub url: String,
+    /// The environment variable that holds the API token. Default: `SVCACCT_TOKEN`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+}
+
+impl Section for Settings {
+    fn capabilities(&self) -> &'static Capabilities {
+        &SVCACCT_STORE
+    }
+
+    fn resolve(&mut self, _base_dir: &Path, _organization: &str) -> Result<(), String> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(format!(
+                "invalid backend url `{}`: expected http:// or https://",
+                self.url
+            ));
+        }
+        self.url = self.url.trim_end_matches('/').to_string();
+        self.token_env.get_or_insert_with(|| "SVCACCT_TOKEN".into());
+        Ok(())
+    }
+
+    fn exported(&self, _relative: &dyn Fn(&Path) -> String) -> BackendConfig {
+        BackendConfig::Http(self.clone())
+    }
+
+    fn open(&self, organization: &str, _for_write: bool) -> Result<Box<dyn Backend>, BackendError> {
+        let token_env = self.token_env.as_deref().unwrap_or("SVCACCT_TOKEN");
+        Ok(Box::new(HttpBackend::open(
+            &self.url,
+            token_env,
+            organization,
+        )?))
+    }
+}
 
 /// A client of one organization on a server.
 pub struct HttpBackend {

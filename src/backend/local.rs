@@ -7,11 +7,52 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Backend, BackendError, Operation};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::capabilities::SVCACCT_STORE;
+use super::{Backend, BackendConfig, BackendError, Capabilities, Operation, Section};
 use crate::clock;
 use crate::model::Organization;
 use crate::model::Verification;
 use crate::store::{Store, StoreError};
+
+/// The `local` section of the config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The SQLite file, relative to the config. Default: `.svcacct/<organization>.db`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl Section for Settings {
+    fn capabilities(&self) -> &'static Capabilities {
+        &SVCACCT_STORE
+    }
+
+    fn resolve(&mut self, base_dir: &Path, organization: &str) -> Result<(), String> {
+        let path = self
+            .path
+            .take()
+            .unwrap_or_else(|| Path::new(".svcacct").join(format!("{organization}.db")));
+        self.path = Some(base_dir.join(path));
+        Ok(())
+    }
+
+    fn exported(&self, relative: &dyn Fn(&Path) -> String) -> BackendConfig {
+        BackendConfig::Local(Settings {
+            path: self.path.as_deref().map(|p| PathBuf::from(relative(p))),
+        })
+    }
+
+    fn open(&self, organization: &str, for_write: bool) -> Result<Box<dyn Backend>, BackendError> {
+        let path = self.path.as_deref().ok_or_else(|| {
+            BackendError::Setup("the local backend's path is not resolved".into())
+        })?;
+        Ok(Box::new(LocalBackend::open(path, organization, for_write)?))
+    }
+}
 
 /// An organization in a SQLite file.
 pub struct LocalBackend {

@@ -1,17 +1,22 @@
 //! Backends: where an organization lives. One trait, held to one conformance suite; the plan
 //! reads a snapshot through it and the apply sends it batches of operations.
 
+pub mod capabilities;
 mod http;
 mod local;
 
 pub use http::HttpBackend;
 pub use local::LocalBackend;
+use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{BackendSettings, Config};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Organization, Verification};
 pub use crate::operation::{NewKey, Operation, Replaces};
 use crate::store::StoreError;
+pub use capabilities::{Capabilities, Fields, Minting, Vocabulary};
 
 /// Why a backend call failed. The refusals read the same whichever backend made them, so a
 /// plan or an apply reads the same on every backend; the failures keep their cause.
@@ -101,19 +106,82 @@ pub trait Backend: Send {
     fn describe(&self) -> String;
 }
 
-/// Opens the backend a config names. `for_write` is false for plan and export, which must
-/// never create or change anything.
-pub fn open(config: &Config, for_write: bool) -> Result<Box<dyn Backend>, BackendError> {
-    match &config.backend {
-        BackendSettings::Local { path } => Ok(Box::new(LocalBackend::open(
-            path,
-            &config.desired.name,
-            for_write,
-        )?)),
-        BackendSettings::Http { url, token_env } => Ok(Box::new(HttpBackend::open(
-            url,
-            token_env,
-            &config.desired.name,
-        )?)),
+/// One backend's own section of the config (everything under `backend:` but `type`).
+pub trait Section {
+    /// What the backend can store and do.
+    fn capabilities(&self) -> &'static Capabilities;
+    /// Fills in defaults and resolves relative paths against the config's directory. An
+    /// error is a sentence the config diagnostic prints at the section.
+    fn resolve(&mut self, base_dir: &Path, organization: &str) -> Result<(), String>;
+    /// The section as an exported config says it; `relative` writes a path relative to the
+    /// exported file.
+    fn exported(&self, relative: &dyn Fn(&Path) -> String) -> BackendConfig;
+    /// Opens the backend. `for_write` is false for plan and export, which must never create
+    /// or change anything.
+    fn open(&self, organization: &str, for_write: bool) -> Result<Box<dyn Backend>, BackendError>;
+}
+
+/// Declares the backends: the config's tagged `backend:` section and its dispatch. Adding a
+/// backend is one line here and one module.
+macro_rules! backends {
+    ($($(#[$doc:meta])* $variant:ident($module:ident),)*) => {
+        /// Where the organization lives: `type` names the backend, the rest is its settings.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(tag = "type", rename_all = "lowercase")]
+        pub enum BackendConfig {
+            $($(#[$doc])* $variant($module::Settings),)*
+        }
+
+        impl BackendConfig {
+            fn section(&self) -> &dyn Section {
+                match self {
+                    $(BackendConfig::$variant(s) => s,)*
+                }
+            }
+            fn section_mut(&mut self) -> &mut dyn Section {
+                match self {
+                    $(BackendConfig::$variant(s) => s,)*
+                }
+            }
+        }
+    };
+}
+
+backends! {
+    /// An embedded SQLite organization file.
+    Local(local),
+    /// A `svcacct serve` server.
+    Http(http),
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Local(local::Settings::default())
+    }
+}
+
+impl BackendConfig {
+    /// What the configured backend can store and do.
+    pub fn capabilities(&self) -> &'static Capabilities {
+        self.section().capabilities()
+    }
+
+    /// See [`Section::resolve`].
+    pub fn resolve(&mut self, base_dir: &Path, organization: &str) -> Result<(), String> {
+        self.section_mut().resolve(base_dir, organization)
+    }
+
+    /// See [`Section::exported`].
+    pub fn exported(&self, relative: &dyn Fn(&Path) -> String) -> BackendConfig {
+        self.section().exported(relative)
+    }
+
+    /// Opens the backend for `organization`; `for_write` is false for plan and export.
+    pub fn open(
+        &self,
+        organization: &str,
+        for_write: bool,
+    ) -> Result<Box<dyn Backend>, BackendError> {
+        self.section().open(organization, for_write)
     }
 }

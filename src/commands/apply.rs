@@ -7,7 +7,6 @@ use anyhow::{Context, Result, bail};
 
 use super::{Output, exit, load_config, plan::compute};
 use crate::apply::{ApplyOptions, Progress, execute};
-use crate::backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
 use crate::plan::render_text;
@@ -22,7 +21,7 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
             "refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply"
         );
     }
-    let mut backend = backend::open(&config, true)?;
+    let mut backend = config.backend.open(&config.desired.name, true)?;
     // The plan is computed under the lock, so no other apply can move the organization
     // between what we show and what we do.
     let owner = format!(

@@ -8,16 +8,16 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{Output, exit, load_config};
-use crate::backend;
+use crate::backend::BackendConfig;
 use crate::cli::ExportArgs;
-use crate::config::{BackendSettings, Config, Policy, UnmanagedPolicy};
+use crate::config::{Config, Policy, UnmanagedPolicy};
 use crate::duration::Duration;
 use crate::model::Organization;
 
 #[derive(Serialize)]
 struct Doc {
     organization: String,
-    backend: ExportBackend,
+    backend: BackendConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     secrets: Option<ExportSecrets>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -28,13 +28,6 @@ struct Doc {
     teams: BTreeMap<String, ExportTeam>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     service_accounts: BTreeMap<String, ExportAccount>,
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ExportBackend {
-    Local { path: String },
-    Http { url: String, token_env: String },
 }
 
 #[derive(Serialize)]
@@ -106,11 +99,12 @@ struct ExportKey {
 }
 
 /// `target` relative to `from_dir`, with forward slashes, as a config would say it.
-fn relative(target: &Path, from_dir: &Path) -> Result<String> {
-    let target = normalize(&std::path::absolute(target)?);
-    let from = normalize(&std::path::absolute(from_dir)?);
+/// (Without a working directory to resolve against, the paths are compared as given.)
+fn relative(target: &Path, from_dir: &Path) -> String {
+    let absolute = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.into()));
+    let (target, from) = (absolute(target), absolute(from_dir));
     let rel = pathdiff::diff_paths(&target, &from).unwrap_or(target);
-    Ok(rel.to_string_lossy().replace('\\', "/"))
+    rel.to_string_lossy().replace('\\', "/")
 }
 
 /// `p` with `.` and `..` resolved lexically, so that exporting an export does not grow
@@ -139,24 +133,15 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
     let has_secrets = !secrets.recipients.is_empty() || secrets.recipients_file.is_some();
     let doc = Doc {
         organization: live.name.clone(),
-        backend: match &config.backend {
-            BackendSettings::Local { path } => ExportBackend::Local {
-                path: relative(path, out_dir)?,
-            },
-            BackendSettings::Http { url, token_env } => ExportBackend::Http {
-                url: url.clone(),
-                token_env: token_env.clone(),
-            },
-        },
+        backend: config.backend.exported(&|p| relative(p, out_dir)),
         secrets: if has_secrets {
             Some(ExportSecrets {
-                dir: relative(&secrets.dir, out_dir)?,
+                dir: relative(&secrets.dir, out_dir),
                 recipients: secrets.recipients.clone(),
                 recipients_file: secrets
                     .recipients_file
                     .as_ref()
-                    .map(|f| relative(&config.base_dir.join(f), out_dir))
-                    .transpose()?,
+                    .map(|f| relative(&config.base_dir.join(f), out_dir)),
             })
         } else {
             None
@@ -245,7 +230,7 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
 /// Writes the live organization as YAML to a file or standard output.
 pub fn export(args: &ExportArgs, out: Output) -> Result<u8> {
     let config = load_config(&args.config.config, out)?;
-    let mut backend = backend::open(&config, false)?;
+    let mut backend = config.backend.open(&config.desired.name, false)?;
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;

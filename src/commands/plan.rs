@@ -3,7 +3,6 @@
 use anyhow::{Context, Result};
 
 use super::{Output, exit, load_config};
-use crate::backend;
 use crate::cli::{Format, PlanArgs};
 use crate::clock;
 use crate::config::Config;
@@ -27,7 +26,7 @@ pub fn compute(
 /// Prints the plan in the chosen format.
 pub fn plan(args: &PlanArgs, out: Output) -> Result<u8> {
     let config = load_config(&args.config.config, out)?;
-    let mut backend = backend::open(&config, false)?;
+    let mut backend = config.backend.open(&config.desired.name, false)?;
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;

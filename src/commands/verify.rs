@@ -7,14 +7,13 @@ use anyhow::Result;
 use zeroize::Zeroizing;
 
 use super::{Output, exit, load_config};
-use crate::backend;
 
 /// Prints the verification as JSON; exit 0 when the key is valid, 1 when not.
 pub fn verify(args: &crate::cli::ConfigArg, out: Output) -> Result<u8> {
     let config = load_config(&args.config, out)?;
     let mut input = Zeroizing::new(String::new());
     std::io::stdin().take(4096).read_to_string(&mut input)?;
-    let mut backend = backend::open(&config, false)?;
+    let mut backend = config.backend.open(&config.desired.name, false)?;
     let v = backend.verify(input.trim())?;
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(if v.valid { exit::OK } else { exit::ERROR })

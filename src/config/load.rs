@@ -1,14 +1,13 @@
 //! Reading config files and merging a directory of them into one, so that every name is
 //! defined once across all files.
 
+use crate::backend::BackendConfig;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::ConfigError;
 use super::diagnostic::{Diagnostic, Severity, Source};
-use super::raw::{
-    Loc, RawBackend, RawConfig, RawPolicy, RawRole, RawSecrets, RawServiceAccount, RawTeam,
-};
+use super::raw::{Loc, RawConfig, RawPolicy, RawRole, RawSecrets, RawServiceAccount, RawTeam};
 
 /// Something defined in one of the files: which file, and the value with its location.
 pub struct Defined<T> {
@@ -20,7 +19,7 @@ pub struct Defined<T> {
 pub struct Merged {
     pub sources: Vec<Source>,
     pub organization: Option<Defined<String>>,
-    pub backend: Option<Defined<RawBackend>>,
+    pub backend: Option<Defined<BackendConfig>>,
     pub secrets: Option<Defined<RawSecrets>>,
     pub policy: Option<Defined<RawPolicy>>,
     pub roles: Vec<Defined<(String, RawRole)>>,

@@ -15,6 +15,7 @@ pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use raw::UnmanagedPolicy;
 
+use crate::backend::BackendConfig;
 use crate::model::Organization;
 use crate::secrets::Recipient;
 
@@ -26,21 +27,12 @@ pub const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
 pub struct Config {
     /// The directory relative paths in the config are resolved against.
     pub base_dir: PathBuf,
-    pub backend: BackendSettings,
+    pub backend: BackendConfig,
     pub secrets: SecretsSettings,
     pub policy: Policy,
     /// What the organization should look like; every object in it is managed.
     pub desired: Organization,
     pub warnings: Vec<Diagnostic>,
-}
-
-/// Where the organization lives.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BackendSettings {
-    /// An embedded SQLite file.
-    Local { path: PathBuf },
-    /// A `svcacct serve` server; the token is read from `token_env` when the backend opens.
-    Http { url: String, token_env: String },
 }
 
 /// Where issued keys are written and to whom they are encrypted.

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
+use crate::backend::BackendConfig;
 use crate::duration::Duration;
 
 /// A value with the line and column it was written at.
@@ -98,7 +99,7 @@ pub struct RawConfig {
     /// The organization this config describes: a lowercase slug.
     pub organization: Option<Loc<String>>,
     /// Where the organization lives. Default: a local SQLite file.
-    pub backend: Option<Loc<RawBackend>>,
+    pub backend: Option<Loc<BackendConfig>>,
     /// Where newly issued keys are written, encrypted to whom.
     pub secrets: Option<Loc<RawSecrets>>,
     /// Safety rules for deletions.
@@ -112,24 +113,6 @@ pub struct RawConfig {
     /// Service accounts and their keys.
     #[serde(default)]
     pub service_accounts: NamedMap<RawServiceAccount>,
-}
-
-/// A backend: where the organization lives.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawBackend {
-    /// An embedded SQLite organization file.
-    Local {
-        /// The SQLite file, relative to the config. Default: `.svcacct/<organization>.db`.
-        path: Option<String>,
-    },
-    /// A `svcacct serve` server.
-    Http {
-        /// The server's base URL, such as `https://svcacct.example.com`.
-        url: String,
-        /// The environment variable that holds the API token. Default: `SVCACCT_TOKEN`.
-        token_env: Option<String>,
-    },
 }
 
 /// Where issued keys go.

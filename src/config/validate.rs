@@ -9,12 +9,11 @@ use time::macros::format_description;
 
 use super::diagnostic::{Diagnostic, Severity, Source, closest};
 use super::load::Merged;
-use super::raw::{Loc, RawBackend};
-use super::{BackendSettings, Config, ConfigError, Policy, SecretsSettings};
-use crate::model::MAX_KEYS_PER_ACCOUNT;
+use super::raw::Loc;
+use super::{Config, ConfigError, Policy, SecretsSettings};
+use crate::backend::{Capabilities, Vocabulary};
 use crate::model::{
-    ApiKey, BUILTIN_ROLES, NAME_HELP, Organization, Role, ServiceAccount, Team, valid_name,
-    valid_permission,
+    ApiKey, NAME_HELP, Organization, Role, ServiceAccount, Team, valid_name, valid_permission,
 };
 use crate::secrets::{parse_recipient, parse_recipients_file};
 
@@ -22,6 +21,8 @@ use crate::secrets::{parse_recipient, parse_recipients_file};
 struct Findings<'a> {
     sources: &'a [Source],
     all: Vec<Diagnostic>,
+    /// What the configured backend can store: its permission names, built-in roles, limits.
+    caps: &'static Capabilities,
 }
 
 impl Findings<'_> {
@@ -57,9 +58,21 @@ impl Findings<'_> {
         kind: &str,
         help: &str,
     ) -> BTreeSet<String> {
-        for p in list.iter().filter(|p| !valid_permission(&p.value)) {
-            let message = format!("invalid {kind} `{}`", p.value);
-            self.push(Severity::Error, file, at(p), message, Some(help.into()));
+        let caps = self.caps;
+        for p in list {
+            match caps.vocabulary {
+                Vocabulary::Patterns if !valid_permission(&p.value) => {
+                    let message = format!("invalid {kind} `{}`", p.value);
+                    self.push(Severity::Error, file, at(p), message, Some(help.into()));
+                }
+                Vocabulary::Names(names) if !names.contains(&p.value.as_str()) => {
+                    let message = format!("the {} backend has no {kind} `{}`", caps.name, p.value);
+                    let help = closest(&p.value, names.iter().copied())
+                        .map(|c| format!("did you mean `{c}`?"));
+                    self.push(Severity::Error, file, at(p), message, help);
+                }
+                _ => {}
+            }
         }
         list.iter().map(|p| p.value.clone()).collect()
     }
@@ -69,11 +82,91 @@ fn at<T>(l: &Loc<T>) -> (u64, u64) {
     (l.line, l.column)
 }
 
+/// Refuses, at the place it is written, what the backend cannot store: more keys than it
+/// keeps per account, a longer overlap than it allows, fields it has no place for.
+fn check_capabilities(f: &mut Findings<'_>, merged: &Merged) {
+    let caps = f.caps;
+    let backend = caps.name;
+    let cannot = |what: &str| format!("the {backend} backend cannot store {what}");
+    for d in &merged.roles {
+        if d.item.value.1.protect && !caps.persists.protect {
+            f.error(d.file, at(&d.item), cannot("`protect` on a role"));
+        }
+    }
+    for d in &merged.teams {
+        if d.item.value.1.protect && !caps.persists.protect {
+            f.error(d.file, at(&d.item), cannot("`protect` on a team"));
+        }
+    }
+    for d in &merged.service_accounts {
+        let (name, raw) = &d.item.value;
+        let (file, place) = (d.file, at(&d.item));
+        if raw.protect && !caps.persists.protect {
+            f.error(file, place, cannot("`protect` on a service account"));
+        }
+        if raw.disabled && !caps.persists.disabled {
+            f.error(
+                file,
+                place,
+                cannot("`disabled` (a disabled service account)"),
+            );
+        }
+        if let Some(e) = raw.expires.as_ref().filter(|e| e.value != "never")
+            && !caps.persists.account_expiry
+        {
+            f.error(
+                file,
+                at(e),
+                cannot("an account's `expires`; use `expires_in` on its key"),
+            );
+        }
+        if let Some((k, _)) = raw.keys.0.get(caps.max_keys_per_account) {
+            let n = caps.max_keys_per_account;
+            f.error(
+                file,
+                at(k),
+                format!(
+                    "service account `{name}` declares {} keys; the {backend} backend keeps at most {n} {} per account",
+                    raw.keys.0.len(),
+                    if n == 1 { "key" } else { "keys" }
+                ),
+            );
+        }
+        for (key, k) in &raw.keys.0 {
+            if let Some(s) = k.scopes.first()
+                && !caps.persists.scopes
+            {
+                f.error(
+                    file,
+                    at(s),
+                    cannot("key `scopes`; narrow the account's roles instead"),
+                );
+            }
+            if let (Some(overlap), Some(max)) = (k.overlap, caps.max_overlap)
+                && overlap > max
+            {
+                f.error(
+                    file,
+                    at(key),
+                    format!("key `{}` has overlap {overlap}; the {backend} backend keeps a rotated-out key at most {max}", key.value),
+                );
+            }
+        }
+    }
+}
+
 pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError> {
+    let mut backend = merged
+        .backend
+        .as_ref()
+        .map(|b| b.item.value.clone())
+        .unwrap_or_default();
     let mut f = Findings {
         sources: &merged.sources,
         all: Vec::new(),
+        caps: backend.capabilities(),
     };
+    check_capabilities(&mut f, &merged);
 
     let organization = match &merged.organization {
         Some(o) => {
@@ -96,7 +189,7 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
 
     for d in &merged.roles {
         let (name, raw) = &d.item.value;
-        if BUILTIN_ROLES.contains(&name.as_str()) {
+        if f.caps.builtin_roles.contains(&name.as_str()) {
             f.push(
                 Severity::Error,
                 d.file,
@@ -172,9 +265,10 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
                         "undefined role `{}` in service account `{name}`",
                         role.value
                     ),
-                    help.or(Some(
-                        "define it under `roles:` or use admin, member or viewer".into(),
-                    )),
+                    help.or(Some(format!(
+                        "define it under `roles:` or use {}",
+                        f.caps.builtin_roles.join(", ")
+                    ))),
                 );
             }
             teams.insert(team.value.clone(), role.value.clone());
@@ -186,10 +280,6 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
             .expires
             .as_ref()
             .and_then(|e| parse_expiry(&mut f, d.file, e));
-        if raw.keys.0.len() > MAX_KEYS_PER_ACCOUNT {
-            let k = &raw.keys.0[MAX_KEYS_PER_ACCOUNT].0;
-            f.error(d.file, at(k), format!("service account `{name}` declares {} keys; at most {MAX_KEYS_PER_ACCOUNT} are allowed", raw.keys.0.len()));
-        }
         let mut account = ServiceAccount {
             description: raw.description.clone(),
             teams,
@@ -225,28 +315,13 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         desired.service_accounts.insert(name.clone(), account);
     }
 
-    let backend = match merged.backend.as_ref().map(|b| &b.item.value) {
-        None | Some(RawBackend::Local { path: None }) => BackendSettings::Local {
-            path: base_dir.join(".svcacct").join(format!("{organization}.db")),
-        },
-        Some(RawBackend::Http { url, token_env }) => {
-            let b = merged.backend.as_ref().expect("matched Some");
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                f.error(
-                    b.file,
-                    at(&b.item),
-                    format!("invalid backend url `{url}`: expected http:// or https://"),
-                );
-            }
-            BackendSettings::Http {
-                url: url.trim_end_matches('/').to_string(),
-                token_env: token_env.clone().unwrap_or_else(|| "SVCACCT_TOKEN".into()),
-            }
-        }
-        Some(RawBackend::Local { path: Some(p) }) => BackendSettings::Local {
-            path: base_dir.join(p),
-        },
-    };
+    if let Err(e) = backend.resolve(&base_dir, &organization) {
+        let b = merged
+            .backend
+            .as_ref()
+            .expect("only a written section can be wrong");
+        f.error(b.file, at(&b.item), e);
+    }
 
     let raw_secrets = merged.secrets.as_ref().map(|s| (s.file, &s.item.value));
     let mut parsed = Vec::new();
@@ -356,5 +431,114 @@ fn parse_expiry(f: &mut Findings<'_>, file: usize, e: &Loc<String>) -> Option<Da
             );
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::capabilities::{ALL_FIELDS, Fields, Minting};
+    use crate::duration::Duration;
+
+    /// A backend shaped like a SaaS API: one server-minted key per account, a 48 h overlap,
+    /// a fixed list of permission names, no scopes, no disabling, no account expiry.
+    const ONE_KEY: Capabilities = Capabilities {
+        name: "one-key",
+        minting: Minting::Server,
+        max_keys_per_account: 1,
+        max_overlap: Some(Duration(48 * 3600)),
+        persists: Fields {
+            scopes: false,
+            disabled: false,
+            account_expiry: false,
+            ..ALL_FIELDS
+        },
+        builtin_roles: &["Owner", "Viewer"],
+        vocabulary: Vocabulary::Names(&["see_flows", "run_deployments"]),
+        revision: false,
+        lock: false,
+        audit_log: false,
+    };
+
+    /// The error messages and places `validate` finds in `yaml` checked against `caps`.
+    fn findings(yaml: &str, caps: &'static Capabilities) -> Vec<(u64, u64, String)> {
+        let source = Source {
+            path: "svcacct.yaml".into(),
+            text: yaml.into(),
+        };
+        let merged = super::super::load::parse_and_merge(vec![source]).expect("parses");
+        let mut f = Findings {
+            sources: &merged.sources,
+            all: Vec::new(),
+            caps,
+        };
+        check_capabilities(&mut f, &merged);
+        f.permissions(
+            0,
+            &merged.roles[0].item.value.1.permissions,
+            "permission",
+            "",
+        );
+        f.all
+            .iter()
+            .map(|d| (d.line, d.column, d.message.clone()))
+            .collect()
+    }
+
+    const YAML: &str = "organization: acme
+roles:
+  runner:
+    permissions: [see_flows, run_flows]
+service_accounts:
+  bot:
+    disabled: true
+    expires: 2027-01-01
+    keys:
+      main:
+        scopes: [see_flows]
+        overlap: 72h
+      second: {}
+";
+
+    #[test]
+    fn a_backend_refuses_what_it_cannot_store_where_it_is_written() {
+        let got = findings(YAML, &ONE_KEY);
+        let want = [
+            (
+                6,
+                3,
+                "the one-key backend cannot store `disabled` (a disabled service account)",
+            ),
+            (
+                8,
+                14,
+                "the one-key backend cannot store an account's `expires`; use `expires_in` on its key",
+            ),
+            (
+                13,
+                7,
+                "service account `bot` declares 2 keys; the one-key backend keeps at most 1 key per account",
+            ),
+            (
+                11,
+                18,
+                "the one-key backend cannot store key `scopes`; narrow the account's roles instead",
+            ),
+            (
+                10,
+                7,
+                "key `main` has overlap 3d; the one-key backend keeps a rotated-out key at most 2d",
+            ),
+            (4, 30, "the one-key backend has no permission `run_flows`"),
+        ];
+        let got: Vec<(u64, u64, &str)> = got.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn svcacct_s_own_store_keeps_all_of_it() {
+        let yaml = YAML.replace("[see_flows, run_flows]", "[flows:read, deployments:*]");
+        let got = findings(&yaml, &crate::backend::capabilities::SVCACCT_STORE);
+        assert_eq!(got, vec![]);
     }
 }

@@ -1,0 +1,85 @@
+//! What a backend can store and do, as data. `validate` reads it to refuse, offline and with
+//! the config's line and column, what a backend cannot honour (two keys where it keeps one);
+//! the plan reads it to compare only what the backend persists, so no backend shows a change
+//! that no apply can make go away. A new backend states its capabilities; it adds no branch.
+
+use crate::duration::Duration;
+
+/// Who makes a key's secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Minting {
+    /// svcacct mints the secret, writes its file, then registers its hash.
+    Client,
+    /// The backend mints the secret and hands it over once.
+    Server,
+}
+
+/// The permission names a backend understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vocabulary {
+    /// `resource:action` patterns, `*` matching any part.
+    Patterns,
+    /// A fixed list of names.
+    Names(&'static [&'static str]),
+}
+
+/// The optional fields of the model, and whether a backend keeps each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields {
+    /// The `protect` flag of roles, teams and accounts.
+    pub protect: bool,
+    /// Descriptions of roles, teams and service accounts.
+    pub descriptions: bool,
+    /// Descriptions of keys.
+    pub key_descriptions: bool,
+    /// Key `scopes`.
+    pub scopes: bool,
+    /// `disabled` on accounts.
+    pub disabled: bool,
+    /// Account `expires`.
+    pub account_expiry: bool,
+}
+
+/// Everything the config and the plan need to know about a backend before talking to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// How messages name the backend: "the prefect backend keeps one key per account".
+    pub name: &'static str,
+    pub minting: Minting,
+    pub max_keys_per_account: usize,
+    /// The longest rotation overlap, if the backend caps it.
+    pub max_overlap: Option<Duration>,
+    pub persists: Fields,
+    /// Roles every organization has, which a config may use but not define.
+    pub builtin_roles: &'static [&'static str],
+    pub vocabulary: Vocabulary,
+    /// Whether every write bumps a revision a plan can be checked against.
+    pub revision: bool,
+    /// Whether the backend has an apply lock.
+    pub lock: bool,
+    pub audit_log: bool,
+}
+
+/// Every field kept: svcacct's own store.
+pub const ALL_FIELDS: Fields = Fields {
+    protect: true,
+    descriptions: true,
+    key_descriptions: true,
+    scopes: true,
+    disabled: true,
+    account_expiry: true,
+};
+
+/// svcacct's own store, embedded (`local`) or served (`http`).
+pub const SVCACCT_STORE: Capabilities = Capabilities {
+    name: "svcacct",
+    minting: Minting::Client,
+    max_keys_per_account: crate::model::MAX_KEYS_PER_ACCOUNT,
+    max_overlap: None,
+    persists: ALL_FIELDS,
+    builtin_roles: &crate::model::BUILTIN_ROLES,
+    vocabulary: Vocabulary::Patterns,
+    revision: true,
+    lock: true,
+    audit_log: true,
+};
