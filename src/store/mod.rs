@@ -221,6 +221,7 @@ impl Store {
                     service_account: account,
                     key: name,
                     retires_at: from_ts(retires_at),
+                    managed: r.get(11)?,
                 });
                 continue;
             }
