@@ -10,6 +10,7 @@ use crate::apply::{ApplyOptions, Progress, execute};
 use crate::backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
+use crate::escape;
 use crate::plan::render_text;
 use crate::secrets;
 
@@ -64,7 +65,7 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
         print!("{}", render_text(&plan, out.color));
         print!(
             "\nApply these changes to organization {}? Type `yes` to apply: ",
-            plan.organization
+            escape::terminal(&plan.organization)
         );
         std::io::stdout().flush()?;
         let mut answer = String::new();
@@ -107,10 +108,14 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
             outcome.skipped.len()
         );
         for (address, error) in &outcome.failed {
-            println!("  failed  {address}: {error}");
+            println!(
+                "  failed  {}: {}",
+                escape::terminal(address),
+                escape::terminal(error)
+            );
         }
         for address in &outcome.skipped {
-            println!("  skipped {address}");
+            println!("  skipped {}", escape::terminal(address));
         }
         if !outcome.key_files.is_empty() {
             println!(
@@ -121,7 +126,7 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
                 } else {
                     "s"
                 },
-                config.secrets.dir.display()
+                escape::terminal(&config.secrets.dir.display().to_string())
             );
         }
     }

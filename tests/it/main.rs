@@ -7,6 +7,7 @@ mod concurrency;
 mod config_errors;
 mod conformance;
 mod crash;
+mod escaping;
 mod export;
 mod http;
 mod lifecycle;
