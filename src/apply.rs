@@ -66,7 +66,9 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Prints a progress line; it may carry a server's error message, so it is escaped.
     fn say(&self, line: String) {
+        let line = crate::escape::terminal(&line).into_owned();
         match (&self.bar, self.progress) {
             (Some(bar), _) => bar.println(line),
             (None, Progress::Lines) => println!("{line}"),

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod duration;
+pub mod escape;
 pub mod model;
 pub mod operation;
 pub mod plan;

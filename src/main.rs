@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use svcacct::cli::{Cli, Command};
 use svcacct::commands::{self, Output, exit};
+use svcacct::escape;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,11 +37,13 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::from(exit::OK);
             }
-            match e.downcast_ref::<svcacct::config::ConfigError>() {
+            // Messages echo config and live values (snippets, names, a server's words).
+            let message = match e.downcast_ref::<svcacct::config::ConfigError>() {
                 // Config diagnostics carry their own `error:` headers and snippets.
-                Some(svcacct::config::ConfigError::Invalid(_)) => eprintln!("{e}"),
-                _ => eprintln!("error: {e:#}"),
-            }
+                Some(svcacct::config::ConfigError::Invalid(_)) => e.to_string(),
+                _ => format!("error: {e:#}"),
+            };
+            eprintln!("{}", escape::terminal_lines(&message));
             ExitCode::from(exit::ERROR)
         }
     }

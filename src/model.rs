@@ -204,6 +204,10 @@ pub struct RetiringKey {
     pub key: String,
     #[serde(with = "time::serde::rfc3339")]
     pub retires_at: OffsetDateTime,
+    /// Whether svcacct issued it; a server that does not say so is taken to mean no, so an
+    /// unmanaged key's predecessor is never revoked by mistake.
+    #[serde(default)]
+    pub managed: bool,
 }
 
 /// The answer to "is this key good, and for what?".

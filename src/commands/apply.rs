@@ -9,6 +9,7 @@ use super::{Output, exit, load_config, plan::compute};
 use crate::apply::{ApplyOptions, Progress, execute};
 use crate::cli::ApplyArgs;
 use crate::clock;
+use crate::escape;
 use crate::plan::render_text;
 use crate::secrets;
 
@@ -63,7 +64,7 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
         print!("{}", render_text(&plan, out.color));
         print!(
             "\nApply these changes to organization {}? Type `yes` to apply: ",
-            plan.organization
+            escape::terminal(&plan.organization)
         );
         std::io::stdout().flush()?;
         let mut answer = String::new();
@@ -106,10 +107,14 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
             outcome.skipped.len()
         );
         for (address, error) in &outcome.failed {
-            println!("  failed  {address}: {error}");
+            println!(
+                "  failed  {}: {}",
+                escape::terminal(address),
+                escape::terminal(error)
+            );
         }
         for address in &outcome.skipped {
-            println!("  skipped {address}");
+            println!("  skipped {}", escape::terminal(address));
         }
         if !outcome.key_files.is_empty() {
             println!(
@@ -120,7 +125,7 @@ pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
                 } else {
                     "s"
                 },
-                config.secrets.dir.display()
+                escape::terminal(&config.secrets.dir.display().to_string())
             );
         }
     }

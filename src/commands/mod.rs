@@ -63,7 +63,7 @@ pub fn load_config(path: &std::path::Path, out: Output) -> Result<Config, Config
             .iter()
             .filter(|d| d.severity == Severity::Warning)
         {
-            eprint!("{w}");
+            eprint!("{}", crate::escape::terminal_lines(&w.to_string()));
         }
     }
     Ok(config)

@@ -6,6 +6,7 @@ use super::{Output, exit, load_config};
 use crate::cli::{Format, PlanArgs};
 use crate::clock;
 use crate::config::Config;
+use crate::escape;
 use crate::plan::{Plan, PlanOptions, diff, render_markdown, render_text, to_json};
 
 /// Computes the plan of `config` against the live organization the backend holds.
@@ -39,7 +40,10 @@ pub fn plan(args: &PlanArgs, out: Output) -> Result<u8> {
     match args.format {
         Format::Text => print!("{}", render_text(&plan, out.color)),
         Format::Markdown => print!("{}", render_markdown(&plan)),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&to_json(&plan))?),
+        Format::Json => println!(
+            "{}",
+            escape::json(&serde_json::to_string_pretty(&to_json(&plan))?)
+        ),
     }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES

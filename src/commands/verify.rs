@@ -15,6 +15,9 @@ pub fn verify(args: &crate::cli::ConfigArg, out: Output) -> Result<u8> {
     std::io::stdin().take(4096).read_to_string(&mut input)?;
     let mut backend = config.backend.open(&config.desired.name, false)?;
     let v = backend.verify(input.trim())?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    println!(
+        "{}",
+        crate::escape::json(&serde_json::to_string_pretty(&v)?)
+    );
     Ok(if v.valid { exit::OK } else { exit::ERROR })
 }

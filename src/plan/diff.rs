@@ -11,7 +11,7 @@ use super::json::{account_json, key_json, live_key_json, role_json, team_json};
 use super::{Action, Change, Plan, PlanError, Work};
 use crate::config::{Policy, UnmanagedPolicy};
 use crate::duration::Duration;
-use crate::model::{ApiKey, Organization, ServiceAccount};
+use crate::model::{ApiKey, Organization, RetiringKey, ServiceAccount};
 use crate::secrets::{key_file_path, pending_key_file_path};
 
 /// What the diff needs besides the two organizations.
@@ -112,8 +112,30 @@ fn change(
         before,
         after,
         work,
+        revokes: Vec::new(),
         depends_on: Vec::new(),
     }
+}
+
+/// Revokes every live secret of a key at once: its current one and the rotated-out ones
+/// still inside their overlap, so removing a key (the answer to a leak) leaves none working.
+fn revoke_all(change: &mut Change, account: &str, key: &str, ids: Vec<String>) {
+    let n = ids.len();
+    change.reason = Some(format!(
+        "revokes {n} secret{}: key id{} {}",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "" } else { "s" },
+        ids.join(", ")
+    ));
+    change.work = ids
+        .iter()
+        .map(|id| Work::RevokeKey {
+            account: account.to_string(),
+            name: key.to_string(),
+            id: id.clone(),
+        })
+        .collect();
+    change.revokes = ids;
 }
 
 /// Computes the plan that turns `live` into `desired`.
@@ -153,6 +175,15 @@ pub fn diff(
             team_json,
             work,
         );
+    }
+
+    // Live rotated-out keys by account and name, in id order.
+    let mut retiring: BTreeMap<(&str, &str), Vec<&RetiringKey>> = BTreeMap::new();
+    for r in &live.retiring_keys {
+        retiring
+            .entry((r.service_account.as_str(), r.key.as_str()))
+            .or_default()
+            .push(r);
     }
 
     let secrets_dir_exists = opts.secrets_dir.is_dir();
@@ -281,17 +312,22 @@ pub fn diff(
                     .expect("live keys are issued")
                     .id
                     .clone();
+                let mut ids = vec![id];
+                ids.extend(
+                    retiring
+                        .get(&(name.as_str(), key.as_str()))
+                        .into_iter()
+                        .flatten()
+                        .map(|r| r.id.clone()),
+                );
                 let mut c = change(
                     address,
                     Action::Delete,
                     Some(live_key_json(have_key)),
                     None,
-                    vec![Work::RevokeKey {
-                        account: name.clone(),
-                        name: key.clone(),
-                        id,
-                    }],
+                    Vec::new(),
                 );
+                revoke_all(&mut c, name, key, ids);
                 c.depends_on.extend(account_change);
                 b.push(c);
             } else {
@@ -306,12 +342,51 @@ pub fn diff(
         ));
     }
 
-    // Rotated-out keys whose overlap has ended.
-    for r in &live.retiring_keys {
-        if r.retires_at <= opts.now && desired.service_accounts.contains_key(&r.service_account) {
-            let address = format!("key.{}.{}", r.service_account, r.key);
+    for ((account, key), keys) in &retiring {
+        // An account the config removed is deleted below, which revokes all its keys.
+        let Some(want) = desired.service_accounts.get(*account) else {
+            continue;
+        };
+        let address = format!("key.{account}.{key}");
+        if !want.keys.contains_key(*key) {
+            match live
+                .service_accounts
+                .get(*account)
+                .and_then(|a| a.keys.get(*key))
+            {
+                // Its deletion above revokes these too.
+                Some(current) if current.managed || delete_unmanaged => continue,
+                // An unmanaged key that stays: only its ended overlaps are retired, below.
+                Some(_) => {}
+                None => {
+                    // The key is gone from the config and its current secret already revoked,
+                    // say by an apply cut short: the predecessors must not outlive it.
+                    let ids: Vec<String> = keys
+                        .iter()
+                        .filter(|r| r.managed || delete_unmanaged)
+                        .map(|r| r.id.clone())
+                        .collect();
+                    if ids.is_empty() {
+                        b.unmanaged.push(address);
+                        continue;
+                    }
+                    let mut c = change(
+                        address,
+                        Action::Delete,
+                        Some(serde_json::json!({ "key_ids": ids })),
+                        None,
+                        Vec::new(),
+                    );
+                    revoke_all(&mut c, account, key, ids);
+                    b.push(c);
+                    continue;
+                }
+            }
+        }
+        // Rotated-out keys whose overlap has ended.
+        for r in keys.iter().filter(|r| r.retires_at <= opts.now) {
             let mut c = change(
-                address,
+                address.clone(),
                 Action::Retire,
                 Some(
                     serde_json::json!({ "key_id": r.id, "retires_at": r.retires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }),
@@ -324,6 +399,7 @@ pub fn diff(
                 }],
             );
             c.reason = Some("rotated out and its overlap has ended".into());
+            c.revokes = vec![r.id.clone()];
             b.push(c);
         }
     }
@@ -345,13 +421,37 @@ pub fn diff(
         ) {
             // Deleting an account revokes its keys: they count towards the mass-delete share.
             b.deletes += have.keys.len();
-            if !have.keys.is_empty() {
-                let n = have.keys.len();
-                b.changes[i].reason = Some(format!(
+            let retired: Vec<&str> = live
+                .retiring_keys
+                .iter()
+                .filter(|r| r.service_account == *name)
+                .map(|r| r.id.as_str())
+                .collect();
+            let (n, m) = (have.keys.len(), retired.len());
+            let mut reason = Vec::new();
+            if n > 0 {
+                reason.push(format!(
                     "revokes its {n} key{}",
                     if n == 1 { "" } else { "s" }
                 ));
             }
+            if m > 0 {
+                reason.push(format!(
+                    "{} {m} rotated-out secret{} still inside {} overlap",
+                    if n > 0 { "and" } else { "revokes" },
+                    if m == 1 { "" } else { "s" },
+                    if m == 1 { "its" } else { "their" }
+                ));
+            }
+            if !reason.is_empty() {
+                b.changes[i].reason = Some(reason.join(" "));
+            }
+            b.changes[i].revokes = have
+                .keys
+                .values()
+                .filter_map(|k| k.issued.as_ref().map(|i| i.id.clone()))
+                .chain(retired.into_iter().map(str::to_string))
+                .collect();
         }
     }
     for (name, have) in live

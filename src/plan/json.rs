@@ -4,7 +4,8 @@
 //! { "format_version": 1, "organization": "acme", "revision": 12,
 //!   "summary": { "create": 2, "update": 1 },
 //!   "changes": [ { "address": "key.ci-bot.prod", "action": "rotate", "reason": "…",
-//!                  "changed": ["description"], "before": {…}, "after": {…} } ],
+//!                  "changed": ["description"], "before": {…}, "after": {…},
+//!                  "revokes": ["key ids this change revokes"] } ],
 //!   "unmanaged": ["team.hand-made"], "notes": [] }
 //! ```
 //! Fields are only ever added to this shape, never renamed or removed. No secret, hash or
@@ -96,6 +97,7 @@ pub fn to_json(plan: &Plan) -> Value {
             "changed": c.changed_fields(),
             "before": c.before,
             "after": c.after,
+            "revokes": c.revokes,
         })).collect::<Vec<_>>(),
         "unmanaged": plan.unmanaged,
         "notes": plan.notes,

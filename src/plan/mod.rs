@@ -110,6 +110,8 @@ pub struct Change {
     pub before: Option<Value>,
     pub after: Option<Value>,
     pub work: Vec<Work>,
+    /// Ids of the key secrets this change revokes, for people to check (never a secret).
+    pub revokes: Vec<String>,
     /// Indexes of changes that must succeed before this one may run.
     pub depends_on: Vec<usize>,
 }

@@ -1,5 +1,7 @@
 //! Plans for people: coloured text for a terminal, Markdown for a pull-request comment. Each
-//! changed field reads `old → new`; multi-line text is shown as a line diff.
+//! changed field reads `old → new`; multi-line text is shown as a line diff. Every value
+//! goes through [`crate::escape`] for its format: terminal control sequences and markup in
+//! a description are shown, never obeyed.
 
 use std::fmt::Write;
 
@@ -7,6 +9,7 @@ use owo_colors::{OwoColorize, Style};
 use serde_json::Value;
 
 use super::{Action, Change, Plan};
+use crate::escape;
 
 /// Text styling that is a no-op when colour is off.
 struct Paint {
@@ -38,8 +41,9 @@ impl Paint {
     }
 }
 
+/// A value as plans print it, escaped for a terminal.
 fn show(v: &Value) -> String {
-    match v {
+    let text = match v {
         Value::Null => "none".into(),
         Value::String(s) => format!("{s:?}"),
         Value::Array(a) => format!(
@@ -53,7 +57,8 @@ fn show(v: &Value) -> String {
                 .join(", ")
         ),
         other => other.to_string(),
-    }
+    };
+    escape::terminal(&text).into_owned()
 }
 
 /// Lines describing a change's fields, indented under its header.
@@ -100,7 +105,7 @@ fn field_lines(c: &Change, p: &Paint) -> Vec<String> {
                         let diff = similar::TextDiff::from_lines(o.as_str(), n.as_str());
                         for change in diff.iter_all_changes() {
                             let line = change.to_string_lossy();
-                            let line = line.trim_end_matches('\n');
+                            let line = escape::terminal(line.trim_end_matches('\n'));
                             match change.tag() {
                                 similar::ChangeTag::Delete => {
                                     out.push(p.action(Action::Delete, &format!("  - {line}")))
@@ -125,11 +130,13 @@ fn field_lines(c: &Change, p: &Paint) -> Vec<String> {
 
 fn show_field(v: &Value) -> String {
     match v {
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Object(m) => escape::terminal(
+            &m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+        .into_owned(),
         other => show(other),
     }
 }
@@ -165,7 +172,8 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         "{}",
         p.bold(&format!(
             "Plan for organization {} at revision {}",
-            plan.organization, plan.revision
+            escape::terminal(&plan.organization),
+            plan.revision
         ))
     );
     if plan.changes.is_empty() {
@@ -174,11 +182,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     for c in &plan.changes {
-        let header = format!("{:>3} {}", c.action.symbol(), c.address);
+        let header = format!("{:>3} {}", c.action.symbol(), escape::terminal(&c.address));
         let mut line = p.action(c.action, &header);
         line.push_str(&p.dim(&format!(" ({})", verb(c.action))));
         if let Some(reason) = &c.reason {
-            line.push_str(&p.dim(&format!(": {reason}")));
+            line.push_str(&p.dim(&format!(": {}", escape::terminal(reason))));
         }
         let _ = writeln!(out, "{line}");
         for f in field_lines(c, &p) {
@@ -188,11 +196,11 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(out, "\nUnmanaged (made outside svcacct, left alone):");
         for u in &plan.unmanaged {
-            let _ = writeln!(out, "    {}", p.dim(u));
+            let _ = writeln!(out, "    {}", p.dim(&escape::terminal(u)));
         }
     }
     for n in &plan.notes {
-        let _ = writeln!(out, "\nnote: {n}");
+        let _ = writeln!(out, "\nnote: {}", escape::terminal(n));
     }
     if plan.has_changes() {
         let _ = writeln!(out, "\n{}", p.bold(&format!("Plan: {}.", plan.summary())));
@@ -219,7 +227,7 @@ pub fn render_markdown(plan: &Plan) -> String {
             details.extend(field_lines(c, &p).into_iter().map(|l| l.trim().to_string()));
             let details = details
                 .iter()
-                .map(|d| escape(d))
+                .map(|d| escape::markdown(d))
                 .collect::<Vec<_>>()
                 .join("<br>");
             let _ = writeln!(
@@ -244,13 +252,7 @@ pub fn render_markdown(plan: &Plan) -> String {
         let _ = writeln!(out, "\n</details>");
     }
     for n in &plan.notes {
-        let _ = writeln!(out, "\n> **Note:** {}", escape(n));
+        let _ = writeln!(out, "\n> **Note:** {}", escape::markdown(n));
     }
     out
-}
-
-fn escape(s: &str) -> String {
-    s.replace('|', "\\|")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -262,6 +262,7 @@ impl Store {
                     service_account: account,
                     key: name,
                     retires_at,
+                    managed: r.get(11)?,
                 });
                 continue;
             }

@@ -430,14 +430,22 @@ pub async fn revoke_key(
     validate::key_names(&account, &name)?;
     let actor = caller.actor();
     write::run(&s, Write::org(&org, pre, ""), move |store| {
-        let key = current(account_keys(store, &org, &account)?, &account, &name)?;
+        // Every live secret of the name, rotated-out ones inside their overlap too: revoking
+        // is the answer to a leak, and a predecessor left working would defeat it.
         let own = key_address(&account, &name);
-        let op = Operation::RevokeKey {
-            account,
-            name,
-            id: key.id,
-        };
-        write::apply(store, &org, &actor, &[op], &own)?;
+        let ops: Vec<Operation> = account_keys(store, &org, &account)?
+            .into_iter()
+            .filter(|k| k.name == name)
+            .map(|k| Operation::RevokeKey {
+                account: account.clone(),
+                name: name.clone(),
+                id: k.id,
+            })
+            .collect();
+        if ops.is_empty() {
+            return Err(ApiError::not_found(format!("{own} does not exist")));
+        }
+        write::apply(store, &org, &actor, &ops, &own)?;
         Ok(Reply::empty(StatusCode::NO_CONTENT))
     })
     .await
