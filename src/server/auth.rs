@@ -195,6 +195,33 @@ impl Caller {
     pub fn actor(&self) -> String {
         self.principal.actor()
     }
+
+    /// The caller as a write needs it.
+    pub fn author(&self) -> Author {
+        match &self.principal {
+            Principal::Operator => Author {
+                name: self.actor(),
+                grants: None,
+                idempotency_scope: "operator".into(),
+            },
+            Principal::Key(v) => Author {
+                name: self.actor(),
+                grants: Some(v.permissions.clone()),
+                idempotency_scope: format!("key:{}", v.key_id.as_deref().unwrap_or("?")),
+            },
+        }
+    }
+}
+
+/// Who makes a write: the name the audit log records, what they may grant, and whose
+/// idempotency records they may replay.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub name: String,
+    /// The caller's own permissions; `None` for the operator, who may grant anything.
+    pub grants: Option<Vec<String>>,
+    /// Names the caller in idempotency records: `operator`, or `key:<id>`.
+    pub idempotency_scope: String,
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -356,7 +383,10 @@ mod tests {
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "6.6.6.6, 192.0.2.7, 10.1.1.1".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 192.0.2.7, 10.1.1.1".parse().unwrap(),
+        );
         let proxy = IpAddr::from([10, 0, 0, 1]);
         let stranger = IpAddr::from([192, 0, 2, 99]);
         assert_eq!(client_ip(stranger, &h, &trusted), stranger);

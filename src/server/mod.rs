@@ -10,6 +10,7 @@ mod db;
 pub mod error;
 mod extract;
 mod middleware;
+mod privilege;
 mod routes;
 mod snapshots;
 mod validate;

@@ -184,7 +184,11 @@ fn a_flood_of_bad_tokens_never_refuses_a_valid_credential() {
                     } else {
                         call(&c, &server, OPERATOR, Method::GET, ORG, None)
                     };
-                    assert_eq!(s, StatusCode::OK, "a valid credential was refused: {body:#}");
+                    assert_eq!(
+                        s,
+                        StatusCode::OK,
+                        "a valid credential was refused: {body:#}"
+                    );
                     if t == 0 {
                         assert_eq!(body["valid"], true);
                     }
@@ -225,7 +229,10 @@ fn a_flood_of_bad_tokens_never_refuses_a_valid_credential() {
     let (s, body) = call(&c, &server, &key, Method::GET, "/v1/whoami", None);
     assert_eq!(s, StatusCode::OK, "{body:#}");
     let log = server.log();
-    assert!(!log.contains(&key) && !log.contains(&revoked), "a secret was logged");
+    assert!(
+        !log.contains(&key) && !log.contains(&revoked),
+        "a secret was logged"
+    );
 }
 
 /// Sends `n` requests with a bad token and `X-Forwarded-For: xff`; the last status.
@@ -288,7 +295,10 @@ fn forwarded_for_counts_only_from_a_trusted_proxy() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not an IP address or a CIDR block"), "{stderr}");
+    assert!(
+        stderr.contains("not an IP address or a CIDR block"),
+        "{stderr}"
+    );
 }
 
 // ---- item: connections cannot be held forever -----------------------------------------
@@ -362,7 +372,9 @@ fn a_connection_that_trickles_its_headers_is_closed_at_the_header_timeout() {
     let mut writer = stream.try_clone().unwrap();
     // One header line every 300 ms: always making progress, never finishing.
     let trickle = std::thread::spawn(move || {
-        writer.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+        writer
+            .write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
         for i in 0..200 {
             std::thread::sleep(Duration::from_millis(300));
             if writer
@@ -440,4 +452,246 @@ fn a_huge_declared_body_is_refused_at_once_and_a_long_target_is_json() {
     let (status, body) = raw_exchange(&server, long.as_bytes());
     assert_eq!(status, 414, "{body:#}");
     assert_eq!(body["error"]["code"], "uri_too_long");
+}
+
+// ---- item: privilege and protocol edges -------------------------------------------------
+
+/// `acme` with a `manager` account holding `svcacct:manage` and `deployments:read` (and its
+/// key), a global admin `root`, and `reading`, which holds the role `reader`; returns the
+/// manager's key.
+fn org_with_manager(c: &Client, server: &Server) -> String {
+    let op = |method: Method, path: &str, body: Value| ok(c, server, OPERATOR, method, path, body);
+    op(Method::POST, "/v1/organizations", json!({"name": "acme"}));
+    op(
+        Method::POST,
+        &format!("{ORG}/teams"),
+        json!({"name": "platform"}),
+    );
+    op(
+        Method::POST,
+        &format!("{ORG}/roles"),
+        json!({"name": "manager", "permissions": ["svcacct:manage", "deployments:read"]}),
+    );
+    op(
+        Method::POST,
+        &format!("{ORG}/roles"),
+        json!({"name": "reader", "permissions": ["deployments:read"]}),
+    );
+    op(
+        Method::POST,
+        &format!("{ORG}/service_accounts"),
+        json!({"name": "manager", "teams": {"platform": "manager"}}),
+    );
+    op(
+        Method::POST,
+        &format!("{ORG}/service_accounts"),
+        json!({"name": "root", "admin": true}),
+    );
+    op(
+        Method::POST,
+        &format!("{ORG}/service_accounts"),
+        json!({"name": "reading", "teams": {"platform": "reader"}}),
+    );
+    op(
+        Method::POST,
+        &format!("{ORG}/service_accounts/manager/keys"),
+        json!({"name": "main"}),
+    )["secret"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[track_caller]
+fn forbidden(c: &Client, server: &Server, token: &str, method: Method, path: &str, body: Value) {
+    let (status, body) = call(c, server, token, method, path, Some(body));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body:#}");
+    assert_eq!(body["error"]["code"], "forbidden", "{body:#}");
+}
+
+#[test]
+fn a_managing_key_cannot_grant_more_than_it_holds() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb.db(), None);
+    let c = client();
+    let manager = org_with_manager(&c, &server);
+    let snapshot = |c: &Client| {
+        call(
+            c,
+            &server,
+            OPERATOR,
+            Method::GET,
+            &format!("{ORG}/snapshot"),
+            None,
+        )
+        .1
+    };
+    let before = snapshot(&c);
+    let m = |method: Method, path: &str, body: Value| {
+        forbidden(&c, &server, &manager, method, &format!("{ORG}{path}"), body)
+    };
+    // Minting, registering or rotating a key of the global admin.
+    m(
+        Method::POST,
+        "/service_accounts/root/keys",
+        json!({"name": "stolen"}),
+    );
+    m(
+        Method::POST,
+        "/service_accounts/root/keys",
+        json!({"name": "stolen", "hash": "a".repeat(64), "display_prefix": "svca_abcd"}),
+    );
+    // Creating or promoting an admin, or a holder of the built-in admin role.
+    m(
+        Method::POST,
+        "/service_accounts",
+        json!({"name": "evil", "admin": true}),
+    );
+    m(
+        Method::PUT,
+        "/service_accounts/manager",
+        json!({"admin": true}),
+    );
+    m(
+        Method::PUT,
+        "/service_accounts/manager/memberships",
+        json!({"platform": "admin"}),
+    );
+    m(
+        Method::POST,
+        "/service_accounts",
+        json!({"name": "evil", "teams": {"platform": "member"}}),
+    );
+    // Widening a role someone holds, its own included.
+    m(
+        Method::PUT,
+        "/roles/reader",
+        json!({"permissions": ["deployments:*"]}),
+    );
+    m(
+        Method::PUT,
+        "/roles/manager",
+        json!({"permissions": ["svcacct:manage", "*:*"]}),
+    );
+    // The batch endpoint: the same rule, all or nothing.
+    m(
+        Method::POST,
+        "/batch",
+        json!({"operations": [
+            {"op": "put_team", "name": "harmless", "team": {}},
+            {"op": "put_service_account", "name": "evil", "account": {"admin": true}},
+        ]}),
+    );
+    m(
+        Method::POST,
+        "/batch",
+        json!({"operations": [
+            {"op": "put_service_account", "name": "evil", "account": {}},
+            {"op": "set_memberships", "account": "evil", "teams": {"platform": "admin"}},
+        ]}),
+    );
+    assert_eq!(snapshot(&c), before, "a refused write changed something");
+
+    // Within its own permissions it may do all of these.
+    let allowed = |method: Method, path: &str, body: Value| {
+        ok(&c, &server, &manager, method, &format!("{ORG}{path}"), body)
+    };
+    allowed(
+        Method::POST,
+        "/service_accounts",
+        json!({"name": "reader-bot", "teams": {"platform": "reader"}}),
+    );
+    let key = allowed(
+        Method::POST,
+        "/service_accounts/reader-bot/keys",
+        json!({"name": "main"}),
+    );
+    assert!(key["secret"].is_string());
+    allowed(
+        Method::POST,
+        "/service_accounts/reader-bot/keys/main/rotate",
+        json!({}),
+    );
+    allowed(
+        Method::PUT,
+        "/roles/reader",
+        json!({"permissions": ["deployments:read"], "description": "still narrow"}),
+    );
+    allowed(
+        Method::POST,
+        "/batch",
+        json!({"operations": [
+            {"op": "put_service_account", "name": "second", "account": {}},
+            {"op": "set_memberships", "account": "second", "teams": {"platform": "manager"}},
+        ]}),
+    );
+    // The operator may do anything.
+    ok(
+        &c,
+        &server,
+        OPERATOR,
+        Method::POST,
+        &format!("{ORG}/service_accounts/root/keys"),
+        json!({"name": "main"}),
+    );
+}
+
+#[test]
+fn two_authorization_headers_are_a_json_400() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb.db(), None);
+    let c = client();
+    for (first, second) in [
+        (OPERATOR, "wrong"),
+        ("wrong", OPERATOR),
+        (OPERATOR, OPERATOR),
+    ] {
+        let r = c
+            .get(format!("{}/v1/whoami", server.url))
+            .header("Authorization", format!("Bearer {first}"))
+            .header("Authorization", format!("Bearer {second}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            "application/json"
+        );
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["error"]["code"], "invalid_header", "{body:#}");
+    }
+}
+
+#[test]
+fn an_idempotency_key_replays_only_to_the_caller_that_used_it() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb.db(), None);
+    let c = client();
+    let manager = org_with_manager(&c, &server);
+    let create = |token: &str, idem: &str, name: &str| {
+        let r = c
+            .post(format!("{}{ORG}/service_accounts/manager/keys", server.url))
+            .bearer_auth(token)
+            .header("Idempotency-Key", idem)
+            .json(&json!({ "name": name }))
+            .send()
+            .unwrap();
+        let replayed = r.headers().contains_key("idempotent-replayed");
+        let status = r.status().as_u16();
+        (status, replayed, r.json::<Value>().unwrap())
+    };
+    let (status, replayed, first) = create(&manager, "same-key", "one");
+    assert_eq!((status, replayed), (201, false), "{first:#}");
+    // Another caller with the same key runs its own request and gets its own answer.
+    let (status, replayed, other) = create(OPERATOR, "same-key", "two");
+    assert_eq!((status, replayed), (201, false), "{other:#}");
+    assert_ne!(other["id"], first["id"]);
+    assert!(other["secret"].is_string());
+    // Each caller's retry replays its own answer.
+    let (status, replayed, again) = create(&manager, "same-key", "one");
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(again["id"], first["id"]);
+    let (status, replayed, again) = create(OPERATOR, "same-key", "two");
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(again["id"], other["id"]);
 }
