@@ -9,6 +9,7 @@ pub mod auth;
 mod db;
 pub mod error;
 mod extract;
+mod hyper_errors;
 mod middleware;
 mod privilege;
 mod routes;
@@ -300,7 +301,8 @@ async fn accept_loop(listener: TcpListener, app: Router, limits: ConnectionLimit
                 .insert(axum::extract::ConnectInfo(peer));
             app.clone().oneshot(req)
         });
-        let conn = http.serve_connection(TokioIo::new(Box::pin(stream)), service);
+        let io = hyper_errors::JsonParseErrors::new(Box::pin(stream));
+        let conn = http.serve_connection(TokioIo::new(io), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
