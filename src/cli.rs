@@ -122,6 +122,25 @@ pub struct ServeArgs {
     /// Failed authentications one address may make in 10 seconds before getting 429s.
     #[arg(long, hide = true, default_value_t = 20)]
     pub max_auth_failures: usize,
+    /// A proxy (address or CIDR) whose X-Forwarded-For names the client; repeatable. Without
+    /// one, the connecting address is the client.
+    #[arg(long = "trusted-proxy", value_name = "ADDR_OR_CIDR", value_parser = ip_or_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Seconds a client has to send a request's headers before its connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout: u64,
+    /// Seconds a connection may wait on a read or write without progress before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_timeout: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+}
+
+fn ip_or_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is not an IP address or a CIDR block such as 10.0.0.0/8"))
 }
 
 fn fault_rate(s: &str) -> Result<f64, String> {

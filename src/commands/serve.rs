@@ -78,6 +78,12 @@ pub fn serve(args: &ServeArgs, out: Output) -> Result<u8> {
         admin_token,
         fault_rate: args.inject_faults,
         max_auth_failures: args.max_auth_failures,
+        trusted_proxies: args.trusted_proxies.clone(),
+        limits: server::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout),
+            idle_timeout: std::time::Duration::from_secs(args.idle_timeout),
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,6 +2,17 @@
 //! (one of its API keys), and what they may do. Only hashes are compared, in constant time;
 //! a string that is not shaped like a key is refused before the database is asked; an
 //! address that keeps failing is slowed down with 429s.
+//!
+//! The limiter throttles failures only: the credential is checked first, and a 429 replaces
+//! the 401 of a credential that is not valid. Many clients share one address behind a proxy,
+//! a NAT or a CI runner, so counting an address's failures against its valid credentials
+//! would let one broken (or hostile) client lock every other one out. What a failure costs
+//! the server stays bounded: garbage is refused on its shape, and a key-shaped token costs one
+//! index probe, as a real verification does.
+//!
+//! The client address is the socket peer, unless the peer is a configured trusted proxy:
+//! then it is the nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+//! Anyone can write that header, so it is never believed from anyone else.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -10,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -183,10 +195,66 @@ impl Caller {
     pub fn actor(&self) -> String {
         self.principal.actor()
     }
+
+    /// The caller as a write needs it.
+    pub fn author(&self) -> Author {
+        match &self.principal {
+            Principal::Operator => Author {
+                name: self.actor(),
+                grants: None,
+                idempotency_scope: "operator".into(),
+            },
+            Principal::Key(v) => Author {
+                name: self.actor(),
+                grants: Some(v.permissions.clone()),
+                idempotency_scope: format!("key:{}", v.key_id.as_deref().unwrap_or("?")),
+            },
+        }
+    }
+}
+
+/// Who makes a write: the name the audit log records, what they may grant, and whose
+/// idempotency records they may replay.
+#[derive(Debug, Clone)]
+pub struct Author {
+    pub name: String,
+    /// The caller's own permissions; `None` for the operator, who may grant anything.
+    pub grants: Option<Vec<String>>,
+    /// Names the caller in idempotency records: `operator`, or `key:<id>`.
+    pub idempotency_scope: String,
 }
 
 fn unauthorized(message: &str) -> ApiError {
     ApiError::unauthorized(message)
+}
+
+/// The client's address: the peer, or what a trusted proxy in front of it says.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    // Each proxy appends the address it received from, so the list is read from the right:
+    // the first hop that is not one of ours is the client; what lies left of it is hearsay.
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            // Not an address: the proxy that wrote it is the last address we can vouch for.
+            return client;
+        };
+        if !is_trusted(&ip) {
+            return ip;
+        }
+        client = ip;
+    }
+    client
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -196,11 +264,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, ApiError> {
-        let ip = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let ip = client_ip(peer, &parts.headers, &state.trusted_proxies);
         let slot = parts.extensions.get::<PrincipalSlot>().cloned();
         let result = authenticate(parts, state, ip).await;
         if let Some(slot) = slot {
@@ -214,27 +283,45 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
+/// The answer to a credential that is not valid: 401, or 429 once the address has failed
+/// too often lately. Every failure counts, so a client that keeps failing stays held off.
+fn failed(state: &AppState, ip: IpAddr, message: &str) -> ApiError {
+    let limited = state.limiter.check(ip);
+    state.limiter.record(ip);
+    match limited {
+        Ok(()) => unauthorized(message),
+        Err(wait) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "too many failed authentications from this address; try again in {wait} seconds"
+                ),
+            );
+            e.retry_after = Some(wait);
+            e
+        }
+    }
+}
+
 async fn authenticate(
     parts: &Parts,
     state: &Arc<AppState>,
     ip: IpAddr,
 ) -> Result<Principal, ApiError> {
-    if let Err(wait) = state.limiter.check(ip) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "too many failed authentications from this address; try again in {wait} seconds"
-            ),
-        );
-        e.retry_after = Some(wait);
-        return Err(e);
-    }
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         return Err(unauthorized(
             "missing credentials: send `Authorization: Bearer <token>`",
         ));
     };
+    // Proxies and servers disagree on which of two credentials counts; refuse to guess.
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_header",
+            "send one Authorization header, not several",
+        ));
+    }
     let token = value
         .to_str()
         .ok()
@@ -245,8 +332,9 @@ async fn authenticate(
         .filter(|t| !t.is_empty())
         .map(|t| Zeroizing::new(t.to_string()));
     let Some(token) = token else {
-        state.limiter.record(ip);
-        return Err(unauthorized(
+        return Err(failed(
+            state,
+            ip,
             "malformed Authorization header: expected `Bearer <token>`",
         ));
     };
@@ -254,8 +342,7 @@ async fn authenticate(
         return Ok(Principal::Operator);
     }
     if !looks_like_key(&token) {
-        state.limiter.record(ip);
-        return Err(unauthorized("invalid credentials"));
+        return Err(failed(state, ip, "invalid credentials"));
     }
     let verification = state
         .db
@@ -264,13 +351,13 @@ async fn authenticate(
     if verification.valid {
         Ok(Principal::Key(Box::new(verification)))
     } else {
-        state.limiter.record(ip);
-        Err(unauthorized(
-            format!(
+        Err(failed(
+            state,
+            ip,
+            &format!(
                 "invalid credentials: the key is {}",
                 verification.reason.as_deref().unwrap_or("not valid")
-            )
-            .as_str(),
+            ),
         ))
     }
 }
@@ -290,6 +377,23 @@ mod tests {
         }
         assert!(limiter.check(a).is_err());
         assert!(limiter.check(b).is_ok());
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 192.0.2.7, 10.1.1.1".parse().unwrap(),
+        );
+        let proxy = IpAddr::from([10, 0, 0, 1]);
+        let stranger = IpAddr::from([192, 0, 2, 99]);
+        assert_eq!(client_ip(stranger, &h, &trusted), stranger);
+        assert_eq!(client_ip(proxy, &h, &trusted), IpAddr::from([192, 0, 2, 7]));
+        h.insert("x-forwarded-for", "garbage, 10.2.2.2".parse().unwrap());
+        assert_eq!(client_ip(proxy, &h, &trusted), IpAddr::from([10, 2, 2, 2]));
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 
     #[test]

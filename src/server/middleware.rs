@@ -13,6 +13,41 @@ use rand::Rng;
 use super::auth::PrincipalSlot;
 use super::error::ApiError;
 
+/// Longest request target (path and query) served; every route's fits in far less.
+pub const MAX_URI: usize = 8 * 1024;
+
+/// Refuses, before reading a byte of the body, a request whose `Content-Length` is over the
+/// body limit (413) or whose target is over [`MAX_URI`] (414): waiting for a body that will be
+/// refused anyway only holds a connection open.
+pub async fn refuse_oversized(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > MAX_URI {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is longer than {MAX_URI} bytes"),
+        )
+        .into_response();
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > super::extract::MAX_BODY as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the request body is larger than {} bytes",
+                super::extract::MAX_BODY
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Unknown paths.
 pub async fn not_found(req: Request) -> Response {
     ApiError::not_found(format!("no such endpoint: {}", safe_path(req.uri().path())))
@@ -39,6 +74,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         ),
         StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_string()),
         StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is too large".into()),
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request target is too long".into()),
         s if s.is_server_error() => ("internal", "the request failed inside the server".into()),
         _ => ("bad_request", "the request is not valid".into()),
     };

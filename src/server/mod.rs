@@ -9,7 +9,9 @@ pub mod auth;
 mod db;
 pub mod error;
 mod extract;
+mod hyper_errors;
 mod middleware;
+mod privilege;
 mod routes;
 mod snapshots;
 mod validate;
@@ -18,10 +20,12 @@ mod write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use ipnet::IpNet;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
 
@@ -41,6 +45,32 @@ pub struct Settings {
     pub fault_rate: f64,
     /// Failed authentications one address may make in 10 seconds before getting 429s.
     pub max_auth_failures: usize,
+    /// Proxies whose `X-Forwarded-For` names the client; nobody else's is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: ConnectionLimits,
+}
+
+/// What one client connection may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// How long a client has to send a request's headers, counted from when the server starts
+    /// waiting for them (a new connection, or the end of the previous request).
+    pub header_read_timeout: Duration,
+    /// How long a read or write of a connection may wait without any progress (a stalled
+    /// body upload, a client that does not read its answer).
+    pub idle_timeout: Duration,
+    /// Connections served at once; beyond it new ones wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// Shared by every request.
@@ -48,6 +78,7 @@ pub struct AppState {
     db: Db,
     admin: AdminToken,
     limiter: FailureLimiter,
+    trusted_proxies: Vec<IpNet>,
     snapshots: snapshots::Snapshots,
 }
 
@@ -187,6 +218,7 @@ pub fn router(state: Arc<AppState>, fault_rate: f64) -> Router {
             middleware::inject_faults,
         ))
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(middleware::refuse_oversized))
         .layer(axum::middleware::from_fn(middleware::log_requests))
         .with_state(state)
 }
@@ -200,6 +232,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
         db,
         admin: AdminToken::new(&settings.admin_token),
         limiter: FailureLimiter::new(settings.max_auth_failures),
+        trusted_proxies: settings.trusted_proxies.clone(),
         snapshots: snapshots::Snapshots::default(),
     }))
 }
@@ -216,15 +249,70 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     eprintln!("listening on http://{addr}");
     tracing::info!(%addr, db = %settings.db.display(), "svcacct server started");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the server failed")?;
+    accept_loop(listener, app, settings.limits).await;
     tracing::info!("svcacct server stopped");
     Ok(())
+}
+
+/// Serves connections until a shutdown signal, then lets the open ones finish.
+///
+/// `axum::serve` has no header-read timeout, so connections are served with hyper's own
+/// builder. Over the cap, a new connection waits in the listen backlog until one closes
+/// rather than evicting anyone: a connection that has not sent a whole request within the
+/// header timeout is closed, and one that stalls mid-request within the idle timeout, so a
+/// flood of idle connections delays a newcomer by at most the header timeout and never
+/// starves it, while no request being served is cut off to make room.
+async fn accept_loop(listener: TcpListener, app: Router, limits: ConnectionLimits) {
+    use hyper::body::Incoming;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, say: wait for some to close instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+        stream.set_read_timeout(Some(limits.idle_timeout));
+        stream.set_write_timeout(Some(limits.idle_timeout));
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        let io = hyper_errors::JsonParseErrors::new(Box::pin(stream));
+        let conn = http.serve_connection(TokioIo::new(io), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection closed with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
+use super::auth::Author;
 use super::error::ApiError;
 use super::extract::{IfMatch, Preconditions, digest};
 use crate::clock;
@@ -41,6 +42,8 @@ pub struct Write {
     /// The organization written; `None` for creating one (no revision, no lease yet).
     pub org: Option<String>,
     pub pre: Preconditions,
+    /// Whose idempotency records this write may replay: one caller's answer is never another's.
+    pub by: String,
     /// Method, path and body digest: a replayed key must name the same request.
     pub fingerprint: String,
     /// The lock endpoints handle the lease themselves and take no `If-Match`.
@@ -49,9 +52,10 @@ pub struct Write {
 
 impl Write {
     /// A write to an organization.
-    pub fn org(org: &str, pre: Preconditions, body_digest: &str) -> Write {
+    pub fn org(org: &str, by: &Author, pre: Preconditions, body_digest: &str) -> Write {
         Write {
             org: Some(org.to_string()),
+            by: by.idempotency_scope.clone(),
             fingerprint: digest(format!("{}\n{body_digest}", pre.request).as_bytes()),
             pre,
             lock_route: false,
@@ -68,17 +72,31 @@ enum Outcome {
     Replay(StoredResponse),
 }
 
+/// Refuses (403) operations that would give an account more than `author` holds.
+pub fn check_grants(
+    store: &Store,
+    org: &str,
+    author: &Author,
+    ops: &[Operation],
+) -> Result<(), ApiError> {
+    match &author.grants {
+        None => Ok(()),
+        Some(grants) => super::privilege::check(store, org, grants, ops),
+    }
+}
+
 /// Applies operations as one all-or-nothing change. `own` is the address of the object the
 /// request names (a missing one is 404; a missing reference is 422).
 pub fn apply(
     store: &mut Store,
     org: &str,
-    actor: &str,
+    author: &Author,
     ops: &[Operation],
     own: &str,
 ) -> Result<(), ApiError> {
+    check_grants(store, org, author, ops)?;
     store
-        .apply_all(org, actor, ops, clock::now())
+        .apply_all(org, &author.name, ops, clock::now())
         .map_err(|e| ApiError::from_store(e, own))
 }
 
@@ -105,11 +123,14 @@ where
             // Leases and stored responses live in real time, whatever SVCACCT_NOW says.
             let real_now = OffsetDateTime::now_utc();
             let scope = w.org.as_deref().unwrap_or("");
+            // Keyed by caller too (idempotency keys are visible ASCII, so never hold a space):
+            // a replay answers only the caller that made the first request.
+            let record = w.pre.idempotency_key.as_ref().map(|k| format!("{} {k}", w.by));
             if let Some(org) = &w.org {
                 let revision = store
                     .revision(org)?
                     .ok_or_else(|| ApiError::not_found(format!("organization {org} does not exist")))?;
-                if let Some(key) = &w.pre.idempotency_key
+                if let Some(key) = &record
                     && let Some(stored) = store.stored_response(scope, key, real_now)?
                 {
                     return replay(stored, &w.fingerprint);
@@ -132,7 +153,7 @@ where
                         return Err(locked(&lease.owner, lease.expires_at));
                     }
                 }
-            } else if let Some(key) = &w.pre.idempotency_key
+            } else if let Some(key) = &record
                 && let Some(stored) = store.stored_response(scope, key, real_now)?
             {
                 return replay(stored, &w.fingerprint);
@@ -149,7 +170,7 @@ where
                         .to_string(),
                 ),
             };
-            if let Some(key) = &w.pre.idempotency_key {
+            if let Some(key) = &record {
                 store.store_response(
                     scope,
                     key,

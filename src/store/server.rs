@@ -291,6 +291,15 @@ impl Store {
         Ok(Some(account))
     }
 
+    /// The accounts that hold `role` through a membership.
+    pub fn accounts_with_role(&self, org: &str, role: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT account FROM memberships WHERE org = ?1 AND role = ?2",
+        )?;
+        let rows = stmt.query_map(params![org, role], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The live (not revoked) keys of an account, retiring ones included, by name then age.
     pub fn keys(&self, org: &str, account: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

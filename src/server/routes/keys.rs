@@ -20,7 +20,7 @@ use crate::model::ApiKey;
 use crate::operation::{NewKey, Operation, Replaces};
 use crate::secrets::mint;
 use crate::server::AppState;
-use crate::server::auth::Caller;
+use crate::server::auth::{Author, Caller};
 use crate::server::error::ApiError;
 use crate::server::extract::{Body, OptionalBody, P, Preconditions};
 use crate::server::validate;
@@ -186,7 +186,7 @@ fn record_json(record: &KeyRecord, secret: Option<&str>) -> Value {
 /// Where a key is written, and by whom.
 struct KeyAt<'a> {
     org: &'a str,
-    actor: &'a str,
+    actor: &'a Author,
     account: &'a str,
     name: &'a str,
 }
@@ -289,8 +289,8 @@ pub async fn create_key(
     )?;
     let m = material(b.hash, b.display_prefix, b.id)?;
     let name = b.name;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
+    let actor = caller.author();
+    let w = Write::org(&org, &actor, pre, &body.digest);
     write::run(&s, w, move |store| {
         let keys = account_keys(store, &org, &account)?;
         if keys
@@ -333,8 +333,8 @@ pub async fn rotate_key(
     let b = body.value.unwrap_or_default();
     let overlap = validate::duration("overlap", b.overlap.as_deref())?;
     let m = material(b.hash, b.display_prefix, b.id)?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
+    let actor = caller.author();
+    let w = Write::org(&org, &actor, pre, &body.digest);
     write::run(&s, w, move |store| {
         let old = current(account_keys(store, &org, &account)?, &account, &name)?;
         let overlap = overlap.or(old.overlap).unwrap_or(Duration(0));
@@ -384,8 +384,8 @@ pub async fn patch_key(
         .overlap
         .map(|d| validate::duration("overlap", d.as_deref()))
         .transpose()?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
+    let actor = caller.author();
+    let w = Write::org(&org, &actor, pre, &body.digest);
     write::run(&s, w, move |store| {
         let old = current(account_keys(store, &org, &account)?, &account, &name)?;
         let mut settings = old.settings();
@@ -428,8 +428,8 @@ pub async fn revoke_key(
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     validate::key_names(&account, &name)?;
-    let actor = caller.actor();
-    write::run(&s, Write::org(&org, pre, ""), move |store| {
+    let actor = caller.author();
+    write::run(&s, Write::org(&org, &actor, pre, ""), move |store| {
         // Every live secret of the name, rotated-out ones inside their overlap too: revoking
         // is the answer to a leak, and a predecessor left working would defeat it.
         let own = key_address(&account, &name);

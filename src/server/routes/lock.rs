@@ -81,7 +81,7 @@ pub async fn acquire(
         )));
     }
     let ttl = ttl(body.value.ttl_seconds)?;
-    let mut w = Write::org(&org, pre, &body.digest);
+    let mut w = Write::org(&org, &caller.author(), pre, &body.digest);
     w.lock_route = true;
     write::run(&s, w, move |store| {
         match store.acquire_lease(&org, &owner, ttl, OffsetDateTime::now_utc())? {
@@ -102,7 +102,7 @@ pub async fn renew(
     caller.manage(&org)?;
     lease_id_valid(&lease_id)?;
     let ttl = ttl(body.value.ttl_seconds)?;
-    let mut w = Write::org(&org, pre, &body.digest);
+    let mut w = Write::org(&org, &caller.author(), pre, &body.digest);
     w.lock_route = true;
     write::run(&s, w, move |store| {
         store
@@ -121,7 +121,7 @@ pub async fn release(
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     lease_id_valid(&lease_id)?;
-    let mut w = Write::org(&org, pre, "");
+    let mut w = Write::org(&org, &caller.author(), pre, "");
     w.lock_route = true;
     let name = org.clone();
     let response = write::run(&s, w, move |store| {

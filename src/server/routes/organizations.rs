@@ -43,15 +43,16 @@ pub async fn create(
     caller.operator()?;
     let name = body.value.name;
     validate::name("organization", &name)?;
-    let actor = caller.actor();
+    let actor = caller.author();
     let w = Write {
         org: None,
+        by: actor.idempotency_scope.clone(),
         fingerprint: digest(format!("{}\n{}", pre.request, body.digest).as_bytes()),
         pre,
         lock_route: false,
     };
     write::run(&s, w, move |store| {
-        if !store.create_organization(&name, &actor, clock::now())? {
+        if !store.create_organization(&name, &actor.name, clock::now())? {
             return Err(ApiError::conflict(
                 "already_exists",
                 format!("organization {name} already exists"),
@@ -115,10 +116,11 @@ pub async fn batch(
             e
         })?;
     }
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
+    let actor = caller.author();
+    let w = Write::org(&org, &actor, pre, &body.digest);
     write::run(&s, w, move |store| {
-        let results = store.apply(&org, &actor, &ops, clock::now())?;
+        write::check_grants(store, &org, &actor, &ops)?;
+        let results = store.apply(&org, &actor.name, &ops, clock::now())?;
         let results: Vec<Value> = results
             .into_iter()
             .map(|r| match r {

@@ -154,8 +154,8 @@ pub async fn create<K: Kind>(
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     let (name, ops) = body.value.into_ops(None)?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
+    let actor = caller.author();
+    let w = Write::org(&org, &actor, pre, &body.digest);
     write::run(&s, w, move |store| {
         if K::read(store, &org, &name)?.is_some() {
             return Err(ApiError::conflict(
@@ -179,8 +179,8 @@ pub async fn put<K: Kind>(
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     let (name, ops) = body.value.into_ops(Some(&path_name))?;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
+    let actor = caller.author();
+    let w = Write::org(&org, &actor, pre, &body.digest);
     write::run(&s, w, move |store| {
         let status = if K::read(store, &org, &name)?.is_some() {
             StatusCode::OK
@@ -202,8 +202,8 @@ pub async fn delete<K: Kind>(
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     validate::name(K::NOUN, &name)?;
-    let actor = caller.actor();
-    write::run(&s, Write::org(&org, pre, ""), move |store| {
+    let actor = caller.author();
+    write::run(&s, Write::org(&org, &actor, pre, ""), move |store| {
         let own = address::<K>(&name);
         write::apply(store, &org, &actor, &[K::delete(name)], &own)?;
         Ok(Reply::empty(StatusCode::NO_CONTENT))
@@ -412,8 +412,8 @@ pub async fn put_memberships(
     validate::name(AccountBody::NOUN, &name)?;
     validate::memberships(&body.value)?;
     let teams = body.value;
-    let actor = caller.actor();
-    let w = Write::org(&org, pre, &body.digest);
+    let actor = caller.author();
+    let w = Write::org(&org, &actor, pre, &body.digest);
     write::run(&s, w, move |store| {
         let own = address::<AccountBody>(&name);
         let op = Operation::SetMemberships {
@@ -436,8 +436,8 @@ async fn set_disabled(
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     validate::name(AccountBody::NOUN, &name)?;
-    let actor = caller.actor();
-    write::run(&s, Write::org(&org, pre, ""), move |store| {
+    let actor = caller.author();
+    write::run(&s, Write::org(&org, &actor, pre, ""), move |store| {
         let mut account = find::<AccountBody>(store, &org, &name)?;
         account.disabled = disabled;
         account.keys.clear();
