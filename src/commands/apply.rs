@@ -14,8 +14,12 @@ use crate::plan::render_text;
 use crate::secrets;
 
 /// Applies the config.
-pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
-    let config = load_config(&args.config.config, out)?;
+pub fn apply(
+    args: &ApplyArgs,
+    out: Output,
+    credentials: &crate::config::CredentialPolicy,
+) -> Result<u8> {
+    let config = load_config(&args.config.config, out, credentials)?;
     let interactive = std::io::stdin().is_terminal();
     if !args.yes && !interactive {
         bail!(

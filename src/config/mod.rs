@@ -2,6 +2,7 @@
 //! settings out. Everything is checked before any backend is opened, so a broken config never
 //! touches an organization.
 
+mod credentials;
 mod diagnostic;
 mod load;
 pub mod raw;
@@ -11,6 +12,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use credentials::{CredentialPolicy, PinnedUrl, TOKEN_ENV_PREFIXES};
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use raw::UnmanagedPolicy;
 pub use validate::{valid_name, valid_permission};
@@ -44,6 +46,32 @@ pub enum BackendSettings {
     Local { path: PathBuf },
     /// A `svcacct serve` server; the token is read from `token_env` when the backend opens.
     Http { url: String, token_env: String },
+}
+
+/// Where a backend sends a token: the server and the variable the token is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint<'a> {
+    pub url: &'a str,
+    pub token_env: &'a str,
+}
+
+impl BackendSettings {
+    /// The backend's `type` as a config names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendSettings::Local { .. } => "local",
+            BackendSettings::Http { .. } => "http",
+        }
+    }
+
+    /// Where the backend sends a token; `None` for a backend that sends none. Every check on
+    /// where credentials may go reads this, so a new backend with a server gets them all.
+    pub fn endpoint(&self) -> Option<Endpoint<'_>> {
+        match self {
+            BackendSettings::Local { .. } => None,
+            BackendSettings::Http { url, token_env } => Some(Endpoint { url, token_env }),
+        }
+    }
 }
 
 /// Where issued keys are written and to whom they are encrypted.
@@ -104,8 +132,13 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 impl Config {
     /// Loads a file, or every `*.yaml`/`*.yml` file of a directory, and validates it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &CredentialPolicy::default())
+    }
+
+    /// [`Config::load`], holding the backend to what the run pins about credentials.
+    pub fn load_with(path: &Path, credentials: &CredentialPolicy) -> Result<Config, ConfigError> {
         let (base_dir, files) = load::read_sources(path)?;
         let merged = load::parse_and_merge(files)?;
-        validate::validate(base_dir, merged)
+        validate::validate(base_dir, merged, credentials)
     }
 }

@@ -115,7 +115,7 @@ pub struct RawConfig {
 }
 
 /// A backend: where the organization lives.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawBackend {
     /// An embedded SQLite organization file.
@@ -125,11 +125,83 @@ pub enum RawBackend {
     },
     /// A `svcacct serve` server.
     Http {
-        /// The server's base URL, such as `https://svcacct.example.com`.
-        url: String,
-        /// The environment variable that holds the API token. Default: `SVCACCT_TOKEN`.
-        token_env: Option<String>,
+        /// The server's base URL, such as `https://svcacct.example.com`. Default: the URL
+        /// pinned by `--backend-url` or `SVCACCT_BACKEND_URL`.
+        url: Option<Loc<String>>,
+        /// The environment variable that holds the API token: `SVCACCT_*` or `PREFECT_*`
+        /// unless allowed by `--allow-token-env`. Default: `SVCACCT_TOKEN`.
+        token_env: Option<Loc<String>>,
     },
+}
+
+/// By hand rather than derived: serde buffers an internally tagged enum, which loses the
+/// places of `url` and `token_env` that credential errors must point at.
+impl<'de> Deserialize<'de> for RawBackend {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct BackendVisitor;
+        impl<'de> Visitor<'de> for BackendVisitor {
+            type Value = RawBackend;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a backend mapping with a `type`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                use serde::de::Error;
+                const FIELDS: &[&str] = &["type", "path", "url", "token_env"];
+                let (mut kind, mut path, mut url, mut token_env) = (None, None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "type" => kind = Some(map.next_value::<String>()?),
+                        "path" => path = Some(map.next_value::<Option<String>>()?),
+                        "url" => url = Some(map.next_value::<Option<Loc<String>>>()?),
+                        "token_env" => token_env = Some(map.next_value::<Option<Loc<String>>>()?),
+                        other => return Err(A::Error::unknown_field(other, FIELDS)),
+                    }
+                }
+                match kind.as_deref() {
+                    None => Err(A::Error::missing_field("type")),
+                    Some("local") => match (url, token_env) {
+                        (None, None) => Ok(RawBackend::Local {
+                            path: path.flatten(),
+                        }),
+                        (Some(_), _) => Err(A::Error::unknown_field("url", &["type", "path"])),
+                        (_, Some(_)) => {
+                            Err(A::Error::unknown_field("token_env", &["type", "path"]))
+                        }
+                    },
+                    Some("http") if path.is_some() => Err(A::Error::unknown_field(
+                        "path",
+                        &["type", "url", "token_env"],
+                    )),
+                    Some("http") => Ok(RawBackend::Http {
+                        url: url.flatten(),
+                        token_env: token_env.flatten(),
+                    }),
+                    Some(other) => Err(A::Error::unknown_variant(other, &["local", "http"])),
+                }
+            }
+        }
+        d.deserialize_map(BackendVisitor)
+    }
+}
+
+impl RawBackend {
+    /// The place of `url`, where one is written.
+    pub fn url_place(&self) -> Option<(u64, u64)> {
+        match self {
+            RawBackend::Http { url: Some(u), .. } => Some((u.line, u.column)),
+            _ => None,
+        }
+    }
+
+    /// The place of `token_env`, where one is written.
+    pub fn token_env_place(&self) -> Option<(u64, u64)> {
+        match self {
+            RawBackend::Http {
+                token_env: Some(t), ..
+            } => Some((t.line, t.column)),
+            _ => None,
+        }
+    }
 }
 
 /// Where issued keys go.

@@ -2,15 +2,19 @@
 //! rather than stopping at the first, so one run shows everything to fix.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use time::Date;
 use time::macros::format_description;
 
+use super::credentials;
 use super::diagnostic::{Diagnostic, Severity, Source, closest};
 use super::load::Merged;
 use super::raw::{Loc, RawBackend};
-use super::{BackendSettings, Config, ConfigError, MAX_KEYS_PER_ACCOUNT, Policy, SecretsSettings};
+use super::{
+    BackendSettings, Config, ConfigError, CredentialPolicy, MAX_KEYS_PER_ACCOUNT, Policy,
+    SecretsSettings, TOKEN_ENV_PREFIXES,
+};
 use crate::model::{ApiKey, BUILTIN_ROLES, Organization, Role, ServiceAccount, Team};
 use crate::secrets::{parse_recipient, parse_recipients_file};
 
@@ -91,7 +95,11 @@ pub fn valid_permission(p: &str) -> bool {
 const NAME_HELP: &str =
     "names are lowercase letters, digits and inner hyphens, at most 63 characters";
 
-pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError> {
+pub fn validate(
+    base_dir: PathBuf,
+    merged: Merged,
+    credentials: &CredentialPolicy,
+) -> Result<Config, ConfigError> {
     let mut f = Findings {
         sources: &merged.sources,
         all: Vec::new(),
@@ -247,28 +255,7 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         desired.service_accounts.insert(name.clone(), account);
     }
 
-    let backend = match merged.backend.as_ref().map(|b| &b.item.value) {
-        None | Some(RawBackend::Local { path: None }) => BackendSettings::Local {
-            path: base_dir.join(".svcacct").join(format!("{organization}.db")),
-        },
-        Some(RawBackend::Http { url, token_env }) => {
-            let b = merged.backend.as_ref().expect("matched Some");
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                f.error(
-                    b.file,
-                    at(&b.item),
-                    format!("invalid backend url `{url}`: expected http:// or https://"),
-                );
-            }
-            BackendSettings::Http {
-                url: url.trim_end_matches('/').to_string(),
-                token_env: token_env.clone().unwrap_or_else(|| "SVCACCT_TOKEN".into()),
-            }
-        }
-        Some(RawBackend::Local { path: Some(p) }) => BackendSettings::Local {
-            path: base_dir.join(p),
-        },
-    };
+    let backend = backend(&mut f, &merged, &base_dir, &organization, credentials);
 
     let raw_secrets = merged.secrets.as_ref().map(|s| (s.file, &s.item.value));
     let mut parsed = Vec::new();
@@ -361,6 +348,125 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         warnings: f.all,
     })
 }
+
+/// The backend the config names, held to the run's credential policy: under a pinned URL the
+/// backend must be that server (a config without a URL gets it), and a token may only be read
+/// from a variable named for svcacct or a backend, or one the run allows.
+fn backend(
+    f: &mut Findings<'_>,
+    merged: &Merged,
+    base_dir: &Path,
+    organization: &str,
+    credentials: &CredentialPolicy,
+) -> BackendSettings {
+    let pinned = credentials.pinned.as_ref();
+    let raw = merged.backend.as_ref();
+    let place =
+        |p: Option<(u64, u64)>| raw.map_or((0, (1, 1)), |b| (b.file, p.unwrap_or(at(&b.item))));
+    let settings = match raw.map(|b| &b.item.value) {
+        // Under a pin, a config that names no backend uses the pinned one.
+        None if pinned.is_some() => BackendSettings::Http {
+            url: String::new(),
+            token_env: DEFAULT_TOKEN_ENV.into(),
+        },
+        None | Some(RawBackend::Local { path: None }) => BackendSettings::Local {
+            path: base_dir.join(".svcacct").join(format!("{organization}.db")),
+        },
+        Some(RawBackend::Local { path: Some(p) }) => BackendSettings::Local {
+            path: base_dir.join(p),
+        },
+        Some(RawBackend::Http { url, token_env }) => BackendSettings::Http {
+            url: url
+                .as_ref()
+                .map_or(String::new(), |u| u.value.trim_end_matches('/').to_string()),
+            token_env: token_env
+                .as_ref()
+                .map_or(DEFAULT_TOKEN_ENV.into(), |t| t.value.clone()),
+        },
+    };
+    let Some(endpoint) = settings.endpoint() else {
+        if let Some(pin) = pinned {
+            let (file, at) = place(None);
+            f.push(
+                Severity::Error,
+                file,
+                at,
+                format!(
+                    "backend `{}` is refused: this run is pinned to the backend url `{pin}`",
+                    settings.kind()
+                ),
+                Some(PIN_HELP.into()),
+            );
+        }
+        return settings;
+    };
+    let url_place = raw.and_then(|b| b.item.value.url_place());
+    match (endpoint.url, pinned) {
+        ("", None) => {
+            let (file, at) = place(None);
+            f.push(
+                Severity::Error,
+                file,
+                at,
+                format!("the {} backend needs a `url`", settings.kind()),
+                Some("add `url: https://…`, or pin one with --backend-url".into()),
+            );
+        }
+        ("", Some(_)) => {}
+        (url, _) if credentials::check_backend_url(url).is_err() => {
+            let why = credentials::check_backend_url(url).expect_err("checked");
+            let (file, at) = place(url_place);
+            f.error(file, at, format!("invalid backend url `{url}`: it {why}"));
+        }
+        (url, Some(pin)) if !pin.matches(url) => {
+            let (file, at) = place(url_place);
+            f.push(
+                Severity::Error,
+                file,
+                at,
+                format!(
+                    "backend url `{url}` is not the pinned backend url `{pin}`; no request was sent"
+                ),
+                Some(PIN_HELP.into()),
+            );
+        }
+        _ => {}
+    }
+    if !credentials.token_env_allowed(endpoint.token_env) {
+        let (file, at) = place(raw.and_then(|b| b.item.value.token_env_place()));
+        f.push(
+            Severity::Error,
+            file,
+            at,
+            format!(
+                "token_env `{}` is not allowed: a token is read only from a variable named {}",
+                endpoint.token_env,
+                TOKEN_ENV_PREFIXES
+                    .iter()
+                    .map(|p| format!("`{p}*`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            Some(format!(
+                "rename the variable, or allow it for this run with `--allow-token-env {}` or SVCACCT_ALLOW_TOKEN_ENV",
+                endpoint.token_env
+            )),
+        );
+    }
+    match (settings, pinned) {
+        // The pinned URL is the one used: the config's matched it, or named none.
+        (BackendSettings::Http { token_env, .. }, Some(pin)) => BackendSettings::Http {
+            url: pin.as_str().to_string(),
+            token_env,
+        },
+        (settings, _) => settings,
+    }
+}
+
+/// The variable an http backend's token is read from when the config names none.
+const DEFAULT_TOKEN_ENV: &str = "SVCACCT_TOKEN";
+
+const PIN_HELP: &str = "the run pins its backend with --backend-url or SVCACCT_BACKEND_URL; credentials go nowhere else";
 
 fn parse_expiry(f: &mut Findings<'_>, file: usize, e: &Loc<String>) -> Option<Date> {
     if e.value == "never" {

@@ -8,6 +8,7 @@ mod config_errors;
 mod conformance;
 mod crash;
 mod export;
+mod hardening_client;
 mod http;
 mod lifecycle;
 mod rotation;
