@@ -4,6 +4,7 @@
 
 mod credentials;
 mod diagnostic;
+mod files;
 mod load;
 pub mod raw;
 pub mod schema;
@@ -105,7 +106,8 @@ impl Default for Policy {
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {}: {source}", path.display())]
+    // The cause follows from the error chain (`{:#}`), so it is not repeated here.
+    #[error("cannot read config {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

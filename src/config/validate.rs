@@ -9,6 +9,7 @@ use time::macros::format_description;
 
 use super::credentials;
 use super::diagnostic::{Diagnostic, Severity, Source, closest};
+use super::files;
 use super::load::Merged;
 use super::raw::{Loc, RawBackend};
 use super::{
@@ -271,19 +272,24 @@ pub fn validate(
         }
         if let Some(rf) = &s.recipients_file {
             let path = base_dir.join(&rf.value);
-            match std::fs::read_to_string(&path) {
+            match files::read_confined(&base_dir, &rf.value, files::MAX_RECIPIENTS_FILE) {
                 Ok(text) => match parse_recipients_file(&text) {
                     Ok(mut more) => parsed.append(&mut more),
                     Err((line, e)) => f.error(
                         file,
                         at(rf),
-                        format!("{e} (in {} line {line})", path.display()),
+                        format!("line {line} of recipients file {}: {e}", path.display()),
                     ),
                 },
-                Err(e) => f.error(
+                Err(e) => f.push(
+                    Severity::Error,
                     file,
                     at(rf),
-                    format!("cannot read recipients file {}: {e}", path.display()),
+                    format!("invalid recipients file: {e}"),
+                    Some(
+                        "a recipients file is a regular file of at most 64 KiB in the config's directory tree"
+                            .into(),
+                    ),
                 ),
             }
             recipients_file = Some(PathBuf::from(&rf.value));

@@ -273,3 +273,145 @@ fn a_config_matching_the_pin_or_naming_no_url_uses_the_pinned_server() {
     out.expect(1);
     assert!(out.stderr.contains("pinned backend url"), "{}", out.stderr);
 }
+
+/// Runs `cmd`, failing the test if it does not finish within a bound far above its normal
+/// time: a hang on a FIFO or an endless read of a device.
+#[track_caller]
+fn run_bounded(cmd: Cmd) -> Out {
+    let mut child = cmd.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = Out::from(child.wait_with_output().unwrap());
+            panic!("svcacct hung: {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Out::from(child.wait_with_output().unwrap())
+}
+
+fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+#[test]
+fn a_recipients_file_is_a_small_regular_file_in_the_config_tree_and_never_quoted() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret_file = outside.path().join("ci-token");
+    std::fs::write(&secret_file, format!("{FAKE_SECRET}\n")).unwrap();
+    std::fs::write(sb.join("escape.txt"), format!("{FAKE_SECRET}\n")).unwrap();
+    let org = sb.join("org");
+    std::fs::create_dir_all(org.join("dir.txt")).unwrap();
+    std::os::unix::fs::symlink(&secret_file, org.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", org.join("zero.txt")).unwrap();
+    mkfifo(&org.join("fifo.txt"));
+    std::fs::write(
+        org.join("big.txt"),
+        format!("{FAKE_SECRET}\n").repeat(64 * 1024 / FAKE_SECRET.len() + 10),
+    )
+    .unwrap();
+    std::fs::write(
+        org.join("recipients.txt"),
+        format!("# the team's keys\n{FAKE_SECRET}\n"),
+    )
+    .unwrap();
+
+    let secret_path = secret_file.display().to_string();
+    let cases: &[(&str, &str)] = &[
+        (&secret_path, "outside the config's directory tree"),
+        ("/dev/zero", "outside the config's directory tree"),
+        ("/proc/self/environ", "outside the config's directory tree"),
+        ("../escape.txt", "outside the config's directory tree"),
+        ("link.txt", "outside the config's directory tree"),
+        ("zero.txt", "outside the config's directory tree"),
+        ("fifo.txt", "it is a FIFO, not a regular file"),
+        ("dir.txt", "it is a directory, not a regular file"),
+        ("missing.txt", "No such file"),
+        ("big.txt", "larger than 64 KiB"),
+        ("recipients.txt", "line 2 of recipients file"),
+    ];
+    for (file, says) in cases {
+        let text = format!(
+            "organization: acme\nsecrets:\n  recipients_file: {file}\nservice_accounts:\n  a:\n    keys:\n      k: {{}}\n"
+        );
+        std::fs::write(org.join("svcacct.yaml"), text).unwrap();
+        // Run in the config's directory, so that the tree is `org/` and `..` leaves it.
+        for command in ["validate", "plan"] {
+            let out = run_bounded(Cmd::new(&org, &[command, "-c", "svcacct.yaml"]));
+            out.expect(1);
+            for s in [*says, "svcacct.yaml:3:20", file] {
+                assert!(
+                    out.stderr.contains(s),
+                    "{file}: says `{s}`:\n{}",
+                    out.stderr
+                );
+            }
+            assert!(
+                !out.all().contains(&FAKE_SECRET[..12]),
+                "{file}: no byte of the file in the output:\n{}",
+                out.all()
+            );
+        }
+    }
+    assert!(!org.join(".svcacct").exists(), "nothing was created");
+}
+
+#[test]
+fn an_unreadable_yaml_entry_in_a_config_directory_is_an_error_not_skipped() {
+    let sb = Sandbox::new();
+    demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 2, 1, ""));
+    sb.apply("org", T0);
+    let b = sb.join("org/b.yaml");
+    let cases: &[(&str, &dyn Fn(), &str)] = &[
+        (
+            "dangling symlink",
+            &|| std::os::unix::fs::symlink("moved-away.yaml", &b).unwrap(),
+            "symbolic link to a file that does not exist",
+        ),
+        (
+            "symlink loop",
+            &|| {
+                std::os::unix::fs::symlink("c.yml", &b).unwrap();
+                std::os::unix::fs::symlink("b.yaml", sb.join("org/c.yml")).unwrap();
+            },
+            "symbolic links",
+        ),
+        ("FIFO", &|| mkfifo(&b), "it is a FIFO, not a regular file"),
+        (
+            "directory",
+            &|| std::fs::create_dir(&b).unwrap(),
+            "it is a directory, not a regular file",
+        ),
+    ];
+    for (what, make, says) in cases {
+        make();
+        for args in [
+            &["validate", "-c", "org"][..],
+            &["plan", "-c", "org"],
+            &["apply", "--yes", "-c", "org"],
+        ] {
+            let out = run_bounded(sb.cmd(args).now(T0));
+            out.expect(1);
+            for s in ["org/b.yaml", *says] {
+                assert!(
+                    out.stderr.contains(s),
+                    "{what}: says `{s}`:\n{}",
+                    out.stderr
+                );
+            }
+        }
+        let _ = std::fs::remove_file(&b).or_else(|_| std::fs::remove_dir(&b));
+        let _ = std::fs::remove_file(sb.join("org/c.yml"));
+    }
+    // With the entry gone, nothing was deleted meanwhile.
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", "org"])
+        .now(T0)
+        .run()
+        .ok();
+}
