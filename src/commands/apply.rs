@@ -26,6 +26,14 @@ pub fn apply(
             "refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply"
         );
     }
+    // Before the backend is opened (which may create it) and before recovery deletes
+    // anything: no key goes through a symbolic link out of the secrets directory.
+    secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
+        format!(
+            "refusing to apply: unsafe secrets directory {}",
+            config.secrets.dir.display()
+        )
+    })?;
     let mut backend = backend::open(&config, true)?;
     // The plan is computed under the lock, so no other apply can move the organization
     // between what we show and what we do.

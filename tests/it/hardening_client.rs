@@ -415,3 +415,64 @@ fn an_unreadable_yaml_entry_in_a_config_directory_is_an_error_not_skipped() {
         .run()
         .ok();
 }
+
+#[test]
+fn apply_refuses_an_account_directory_that_is_a_symlink_and_writes_nothing_through_it() {
+    let sb = Sandbox::new();
+    demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 2, 1, ""));
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(sb.join("org/secrets")).unwrap();
+    let link = sb.join("org/secrets/acct-000");
+    std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+    let out = sb.cmd(&["apply", "--yes", "-c", "org"]).now(T0).run();
+    out.expect(1);
+    for s in ["org/secrets/acct-000", "symbolic link"] {
+        assert!(out.stderr.contains(s), "says `{s}`:\n{}", out.stderr);
+    }
+    assert!(
+        files_under(outside.path()).is_empty(),
+        "nothing was written through the link"
+    );
+    assert!(
+        !sb.join("org/.svcacct").exists(),
+        "refused before the organization was touched"
+    );
+    // With the link replaced by a directory, the apply goes through.
+    std::fs::remove_file(&link).unwrap();
+    sb.apply("org", T0);
+    assert!(sb.join("org/secrets/acct-000/key-0.age").is_file());
+}
+
+#[test]
+fn a_recovering_apply_deletes_nothing_through_a_symlinked_account_directory() {
+    let sb = Sandbox::new();
+    demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 2, 1, ""));
+    sb.apply("org", T0);
+    // An interrupted apply left its marker; one account directory is now a link elsewhere,
+    // where files look like an apply's leftovers.
+    std::fs::write(sb.join("org/secrets/.issuing"), "").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("acct-001");
+    std::fs::rename(sb.join("org/secrets/acct-001"), &target).unwrap();
+    std::os::unix::fs::symlink(&target, sb.join("org/secrets/acct-001")).unwrap();
+    let pending = target.join("key-0.age.pending-key_00000000deadbeef");
+    let tmp = target.join(".key-0.abc.tmp");
+    std::fs::write(&pending, "precious").unwrap();
+    std::fs::write(&tmp, "precious").unwrap();
+    let before = files_under(outside.path());
+
+    let out = sb
+        .cmd(&["apply", "--yes", "-c", "org"])
+        .now(&at(40, 0))
+        .run();
+    out.expect(1);
+    assert!(
+        out.stderr.contains("org/secrets/acct-001") && out.stderr.contains("symbolic link"),
+        "{}",
+        out.stderr
+    );
+    assert!(pending.exists() && tmp.exists(), "recovery deleted nothing");
+    assert_eq!(files_under(outside.path()), before, "nothing changed there");
+}
