@@ -17,6 +17,19 @@ pub struct Cli {
     /// Print more about what is happening.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Pin the backend: a config naming another backend is refused before any request.
+    #[arg(long, global = true, env = "SVCACCT_BACKEND_URL", value_name = "URL")]
+    pub backend_url: Option<String>,
+    /// Also accept this variable as a config's `token_env` (repeatable; the variable takes a
+    /// comma-separated list).
+    #[arg(
+        long,
+        global = true,
+        env = "SVCACCT_ALLOW_TOKEN_ENV",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
+    pub allow_token_env: Vec<String>,
     #[command(subcommand)]
     pub command: Command,
 }

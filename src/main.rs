@@ -10,17 +10,27 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 use svcacct::cli::{Cli, Command};
 use svcacct::commands::{self, Output, exit};
+use svcacct::config::CredentialPolicy;
 use svcacct::escape;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Output::resolve(cli.color, cli.quiet, cli.verbose);
+    let credentials =
+        match CredentialPolicy::resolve(cli.backend_url.as_deref(), &cli.allow_token_env) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::ERROR);
+            }
+        };
+    let c = &credentials;
     let result = match &cli.command {
-        Command::Validate(a) => commands::validate(a, out),
-        Command::Plan(a) => commands::plan(a, out),
-        Command::Apply(a) => commands::apply(a, out),
-        Command::Export(a) => commands::export(a, out),
-        Command::Verify(a) => commands::verify(a, out),
+        Command::Validate(a) => commands::validate(a, out, c),
+        Command::Plan(a) => commands::plan(a, out, c),
+        Command::Apply(a) => commands::apply(a, out, c),
+        Command::Export(a) => commands::export(a, out, c),
+        Command::Verify(a) => commands::verify(a, out, c),
         Command::Serve(a) => commands::serve(a, out),
         Command::Schema => {
             print!("{}", svcacct::config::schema::config_schema());

@@ -119,6 +119,21 @@ pub trait Section {
     /// Opens the backend. `for_write` is false for plan and export, which must never create
     /// or change anything.
     fn open(&self, organization: &str, for_write: bool) -> Result<Box<dyn Backend>, BackendError>;
+    /// Where the backend sends a token; `None` for a backend that sends none. Every check on
+    /// where credentials may go reads this, so a new backend with a server gets them all.
+    fn endpoint(&self) -> Option<Endpoint<'_>> {
+        None
+    }
+    /// Points a backend that has an endpoint at `url` (the URL the run pins).
+    fn set_url(&mut self, _url: &str) {}
+}
+
+/// Where a backend sends its token: the server, and the variable the token is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint<'a> {
+    /// `None` until the config or the run's pin names one.
+    pub url: Option<&'a str>,
+    pub token_env: &'a str,
 }
 
 /// Declares the backends: the config's tagged `backend:` section and its dispatch. Adding a
@@ -133,6 +148,12 @@ macro_rules! backends {
         }
 
         impl BackendConfig {
+            /// The backend's `type` as a config names it.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(BackendConfig::$variant(_) => stringify!($module),)*
+                }
+            }
             fn section(&self) -> &dyn Section {
                 match self {
                     $(BackendConfig::$variant(s) => s,)*
@@ -164,6 +185,24 @@ impl BackendConfig {
     /// What the configured backend can store and do.
     pub fn capabilities(&self) -> &'static Capabilities {
         self.section().capabilities()
+    }
+
+    /// The backend a run pinned to `url` uses when the config names none.
+    pub fn at_url(url: &str) -> BackendConfig {
+        BackendConfig::Http(http::Settings {
+            url: Some(url.to_string()),
+            token_env: None,
+        })
+    }
+
+    /// See [`Section::endpoint`].
+    pub fn endpoint(&self) -> Option<Endpoint<'_>> {
+        self.section().endpoint()
+    }
+
+    /// See [`Section::set_url`].
+    pub fn set_url(&mut self, url: &str) {
+        self.section_mut().set_url(url)
     }
 
     /// See [`Section::resolve`].

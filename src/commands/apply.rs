@@ -14,14 +14,26 @@ use crate::plan::render_text;
 use crate::secrets;
 
 /// Applies the config.
-pub fn apply(args: &ApplyArgs, out: Output) -> Result<u8> {
-    let config = load_config(&args.config.config, out)?;
+pub fn apply(
+    args: &ApplyArgs,
+    out: Output,
+    credentials: &crate::config::CredentialPolicy,
+) -> Result<u8> {
+    let config = load_config(&args.config.config, out, credentials)?;
     let interactive = std::io::stdin().is_terminal();
     if !args.yes && !interactive {
         bail!(
             "refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply"
         );
     }
+    // Before the backend is opened (which may create it) and before recovery deletes
+    // anything: no key goes through a symbolic link out of the secrets directory.
+    secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
+        format!(
+            "refusing to apply: unsafe secrets directory {}",
+            config.secrets.dir.display()
+        )
+    })?;
     let mut backend = config.backend.open(&config.desired.name, true)?;
     // The plan is computed under the lock, so no other apply can move the organization
     // between what we show and what we do.

@@ -228,8 +228,12 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
 }
 
 /// Writes the live organization as YAML to a file or standard output.
-pub fn export(args: &ExportArgs, out: Output) -> Result<u8> {
-    let config = load_config(&args.config.config, out)?;
+pub fn export(
+    args: &ExportArgs,
+    out: Output,
+    credentials: &crate::config::CredentialPolicy,
+) -> Result<u8> {
+    let config = load_config(&args.config.config, out, credentials)?;
     let mut backend = config.backend.open(&config.desired.name, false)?;
     let live = backend
         .snapshot()

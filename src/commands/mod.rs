@@ -17,7 +17,7 @@ pub use validate::validate;
 pub use verify::verify;
 
 use crate::cli::ColorChoice;
-use crate::config::{Config, ConfigError, Severity};
+use crate::config::{Config, ConfigError, CredentialPolicy, Severity};
 
 /// Settings every command shares, resolved from flags and the environment.
 #[derive(Debug, Clone, Copy)]
@@ -54,9 +54,14 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
 }
 
-/// Loads and validates the config, printing its warnings to stderr.
-pub fn load_config(path: &std::path::Path, out: Output) -> Result<Config, ConfigError> {
-    let config = Config::load(path)?;
+/// Loads and validates the config under the run's credential policy, printing its warnings
+/// to stderr.
+pub fn load_config(
+    path: &std::path::Path,
+    out: Output,
+    credentials: &CredentialPolicy,
+) -> Result<Config, ConfigError> {
+    let config = Config::load_with(path, credentials)?;
     if !out.quiet {
         for w in config
             .warnings

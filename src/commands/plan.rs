@@ -25,8 +25,12 @@ pub fn compute(
 }
 
 /// Prints the plan in the chosen format.
-pub fn plan(args: &PlanArgs, out: Output) -> Result<u8> {
-    let config = load_config(&args.config.config, out)?;
+pub fn plan(
+    args: &PlanArgs,
+    out: Output,
+    credentials: &crate::config::CredentialPolicy,
+) -> Result<u8> {
+    let config = load_config(&args.config.config, out, credentials)?;
     let mut backend = config.backend.open(&config.desired.name, false)?;
     let live = backend
         .snapshot()

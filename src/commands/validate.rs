@@ -6,8 +6,12 @@ use super::{Output, exit, load_config};
 use crate::cli::ConfigArg;
 
 /// Loads and validates the config; no backend is opened.
-pub fn validate(args: &ConfigArg, out: Output) -> Result<u8> {
-    let config = load_config(&args.config, out)?;
+pub fn validate(
+    args: &ConfigArg,
+    out: Output,
+    credentials: &crate::config::CredentialPolicy,
+) -> Result<u8> {
+    let config = load_config(&args.config, out, credentials)?;
     if !out.quiet {
         let d = &config.desired;
         let keys: usize = d.service_accounts.values().map(|a| a.keys.len()).sum();

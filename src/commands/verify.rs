@@ -9,8 +9,12 @@ use zeroize::Zeroizing;
 use super::{Output, exit, load_config};
 
 /// Prints the verification as JSON; exit 0 when the key is valid, 1 when not.
-pub fn verify(args: &crate::cli::ConfigArg, out: Output) -> Result<u8> {
-    let config = load_config(&args.config, out)?;
+pub fn verify(
+    args: &crate::cli::ConfigArg,
+    out: Output,
+    credentials: &crate::config::CredentialPolicy,
+) -> Result<u8> {
+    let config = load_config(&args.config, out, credentials)?;
     let mut input = Zeroizing::new(String::new());
     std::io::stdin().take(4096).read_to_string(&mut input)?;
     let mut backend = config.backend.open(&config.desired.name, false)?;

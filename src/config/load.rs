@@ -36,14 +36,17 @@ pub fn read_sources(path: &Path) -> Result<(PathBuf, Vec<Source>), ConfigError> 
     };
     let meta = std::fs::metadata(path).map_err(|e| read_err(path, e))?;
     let (base, paths) = if meta.is_dir() {
+        // Every `*.yaml`/`*.yml` entry is read, whatever it is: one skipped because it is a
+        // dangling link or a FIFO would have its objects planned for deletion.
         let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| read_err(path, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
+            .map(|e| e.map(|e| e.path()).map_err(|e| read_err(path, e)))
             .filter(|p| {
-                p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                p.as_ref().map_or(true, |p| {
+                    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         paths.sort();
         if paths.is_empty() {
             return Err(ConfigError::EmptyDirectory {
@@ -63,7 +66,14 @@ pub fn read_sources(path: &Path) -> Result<(PathBuf, Vec<Source>), ConfigError> 
     let sources = paths
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|e| read_err(&p, e))?;
+            // A file named on the command line is the caller's choice (`-c <(generate)` is a
+            // pipe); the entries of a directory must be regular files.
+            let text = if meta.is_dir() {
+                super::files::read_regular(&p)
+            } else {
+                std::fs::read_to_string(&p)
+            }
+            .map_err(|e| read_err(&p, e))?;
             Ok(Source { path: p, text })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;

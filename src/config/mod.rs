@@ -2,7 +2,9 @@
 //! settings out. Everything is checked before any backend is opened, so a broken config never
 //! touches an organization.
 
+mod credentials;
 mod diagnostic;
+mod files;
 mod load;
 pub mod raw;
 pub mod schema;
@@ -12,6 +14,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
+pub use credentials::{CredentialPolicy, PinnedUrl, TOKEN_ENV_PREFIXES};
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use raw::UnmanagedPolicy;
 
@@ -66,7 +69,8 @@ impl Default for Policy {
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {}: {source}", path.display())]
+    // The cause follows from the error chain (`{:#}`), so it is not repeated here.
+    #[error("cannot read config {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -93,8 +97,13 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 impl Config {
     /// Loads a file, or every `*.yaml`/`*.yml` file of a directory, and validates it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &CredentialPolicy::default())
+    }
+
+    /// [`Config::load`], holding the backend to what the run pins about credentials.
+    pub fn load_with(path: &Path, credentials: &CredentialPolicy) -> Result<Config, ConfigError> {
         let (base_dir, files) = load::read_sources(path)?;
         let merged = load::parse_and_merge(files)?;
-        validate::validate(base_dir, merged)
+        validate::validate(base_dir, merged, credentials)
     }
 }

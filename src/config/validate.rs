@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use time::Date;
 use time::macros::format_description;
 
+use super::credentials;
 use super::diagnostic::{Diagnostic, Severity, Source, closest};
+use super::files;
 use super::load::Merged;
 use super::raw::Loc;
-use super::{Config, ConfigError, Policy, SecretsSettings};
-use crate::backend::{Capabilities, Vocabulary};
+use super::{Config, ConfigError, CredentialPolicy, Policy, SecretsSettings, TOKEN_ENV_PREFIXES};
+use crate::backend::{BackendConfig, Capabilities, Vocabulary};
 use crate::model::{
     ApiKey, NAME_HELP, Organization, Role, ServiceAccount, Team, valid_name, valid_permission,
 };
@@ -155,12 +157,17 @@ fn check_capabilities(f: &mut Findings<'_>, merged: &Merged) {
     }
 }
 
-pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError> {
-    let mut backend = merged
-        .backend
-        .as_ref()
-        .map(|b| b.item.value.clone())
-        .unwrap_or_default();
+pub fn validate(
+    base_dir: PathBuf,
+    merged: Merged,
+    credentials: &CredentialPolicy,
+) -> Result<Config, ConfigError> {
+    let mut backend = match (merged.backend.as_ref(), &credentials.pinned) {
+        (Some(b), _) => b.item.value.clone(),
+        // Under a pin, a config that names no backend uses the pinned one.
+        (None, Some(pin)) => BackendConfig::at_url(pin.as_str()),
+        (None, None) => BackendConfig::default(),
+    };
     let mut f = Findings {
         sources: &merged.sources,
         all: Vec::new(),
@@ -315,12 +322,10 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         desired.service_accounts.insert(name.clone(), account);
     }
 
+    hold_to_credentials(&mut f, &merged, &mut backend, credentials);
     if let Err(e) = backend.resolve(&base_dir, &organization) {
-        let b = merged
-            .backend
-            .as_ref()
-            .expect("only a written section can be wrong");
-        f.error(b.file, at(&b.item), e);
+        let (file, place) = backend_place(&merged);
+        f.error(file, place, e);
     }
 
     let raw_secrets = merged.secrets.as_ref().map(|s| (s.file, &s.item.value));
@@ -337,19 +342,24 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         }
         if let Some(rf) = &s.recipients_file {
             let path = base_dir.join(&rf.value);
-            match std::fs::read_to_string(&path) {
+            match files::read_confined(&base_dir, &rf.value, files::MAX_RECIPIENTS_FILE) {
                 Ok(text) => match parse_recipients_file(&text) {
                     Ok(mut more) => parsed.append(&mut more),
                     Err((line, e)) => f.error(
                         file,
                         at(rf),
-                        format!("{e} (in {} line {line})", path.display()),
+                        format!("line {line} of recipients file {}: {e}", path.display()),
                     ),
                 },
-                Err(e) => f.error(
+                Err(e) => f.push(
+                    Severity::Error,
                     file,
                     at(rf),
-                    format!("cannot read recipients file {}: {e}", path.display()),
+                    format!("invalid recipients file: {e}"),
+                    Some(
+                        "a recipients file is a regular file of at most 64 KiB in the config's directory tree"
+                            .into(),
+                    ),
                 ),
             }
             recipients_file = Some(PathBuf::from(&rf.value));
@@ -414,6 +424,77 @@ pub fn validate(base_dir: PathBuf, merged: Merged) -> Result<Config, ConfigError
         warnings: f.all,
     })
 }
+
+/// Where the config writes its backend section (the top of the first file if nowhere).
+fn backend_place(merged: &Merged) -> (usize, (u64, u64)) {
+    merged
+        .backend
+        .as_ref()
+        .map_or((0, (1, 1)), |b| (b.file, at(&b.item)))
+}
+
+/// Holds the backend to the run's credential policy: under a pinned URL the backend must be
+/// that server (a config without a URL gets it), and a token may only be read from a variable
+/// named for svcacct or a backend, or one the run allows.
+fn hold_to_credentials(
+    f: &mut Findings<'_>,
+    merged: &Merged,
+    backend: &mut BackendConfig,
+    credentials: &CredentialPolicy,
+) {
+    let pinned = credentials.pinned.as_ref();
+    let (file, place) = backend_place(merged);
+    let Some(url) = backend.endpoint().map(|e| e.url.map(str::to_owned)) else {
+        if let Some(pin) = pinned {
+            let message = format!(
+                "backend `{}` is refused: this run is pinned to the backend url `{pin}`",
+                backend.kind()
+            );
+            f.push(Severity::Error, file, place, message, Some(PIN_HELP.into()));
+        }
+        return;
+    };
+    match (url, pinned) {
+        (Some(url), _) if credentials::check_backend_url(&url).is_err() => {
+            let why = credentials::check_backend_url(&url).expect_err("checked");
+            f.error(
+                file,
+                place,
+                format!("invalid backend url `{url}`: it {why}"),
+            );
+        }
+        (Some(url), Some(pin)) if !pin.matches(&url) => {
+            let message = format!(
+                "backend url `{url}` is not the pinned backend url `{pin}`; no request was sent"
+            );
+            f.push(Severity::Error, file, place, message, Some(PIN_HELP.into()));
+        }
+        // The pinned URL is the one used: the config's matched it, or named none.
+        (_, Some(pin)) => backend.set_url(pin.as_str()),
+        (_, None) => {}
+    }
+    let token_env = backend.endpoint().map(|e| e.token_env.to_owned());
+    if let Some(token_env) = token_env.filter(|t| !credentials.token_env_allowed(t)) {
+        f.push(
+            Severity::Error,
+            file,
+            place,
+            format!(
+                "token_env `{token_env}` is not allowed: a token is read only from a variable named {}",
+                TOKEN_ENV_PREFIXES
+                    .iter()
+                    .map(|p| format!("`{p}*`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            Some(format!(
+                "rename the variable, or allow it for this run with `--allow-token-env {token_env}` or SVCACCT_ALLOW_TOKEN_ENV"
+            )),
+        );
+    }
+}
+
+const PIN_HELP: &str = "the run pins its backend with --backend-url or SVCACCT_BACKEND_URL; credentials go nowhere else";
 
 fn parse_expiry(f: &mut Findings<'_>, file: usize, e: &Loc<String>) -> Option<Date> {
     if e.value == "never" {

@@ -6,9 +6,15 @@
 //! key the backend knows — during a rotation, the old one until the new one is registered —
 //! and whatever moment the process dies at, [`recover`] finishes the job on the next apply:
 //! a pending file whose id is live is promoted, any other is deleted.
+//!
+//! Nothing here follows a symbolic link under the secrets directory: an account directory
+//! that is a link (committed by anyone who can open a pull request) would send keys, and
+//! recovery's deletions, wherever it points. Such a link is refused before anything is
+//! written or deleted, and files and directories are opened with `O_NOFOLLOW`.
 
-use std::fs;
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -47,9 +53,9 @@ pub fn write_key_file(
     recipients: &[Recipient],
     payload: &KeyFile<'_>,
 ) -> std::io::Result<PathBuf> {
+    let parent = account_dir(dir, payload.service_account)?;
     let path = pending_key_file_path(dir, payload.service_account, payload.key, payload.key_id);
-    let parent = path.parent().expect("key files live in a directory");
-    fs::create_dir_all(parent)?;
+    let parent = parent.as_path();
     let plaintext = zeroizing_json(payload);
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_age()))
         .map_err(std::io::Error::other)?;
@@ -66,15 +72,83 @@ pub fn write_key_file(
     }
     tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| e.error)?;
-    fs::File::open(parent)?.sync_all()?;
+    open_dir(parent)?.sync_all()?;
     Ok(path)
 }
 
 /// Moves a registered key's pending file over `<key>.age`, durably.
 pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::io::Result<()> {
+    let parent = real_dir(&dir.join(account))?;
     let to = key_file_path(dir, account, key);
     fs::rename(pending_key_file_path(dir, account, key, id), &to)?;
-    fs::File::open(to.parent().expect("key files live in a directory"))?.sync_all()
+    open_dir(&parent)?.sync_all()
+}
+
+/// Opens a directory to fsync it, refusing a symbolic link.
+fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY)
+        .open(path)
+}
+
+fn symlink_refused(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is a symbolic link; key files are written only to real directories under the secrets directory (replace the link with a directory)",
+            path.display()
+        ),
+    )
+}
+
+/// `path` if it is a directory and not a symbolic link.
+fn real_dir(path: &Path) -> io::Result<PathBuf> {
+    let m = fs::symlink_metadata(path)?;
+    if m.file_type().is_symlink() {
+        Err(symlink_refused(path))
+    } else if !m.is_dir() {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a directory", path.display()),
+        ))
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
+/// `<dir>/<account>`, created if missing, refused if it is a symbolic link.
+fn account_dir(dir: &Path, account: &str) -> io::Result<PathBuf> {
+    let path = dir.join(account);
+    match fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir)?;
+            match fs::create_dir(&path) {
+                // Another thread writing a key of the same account made it first.
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+            real_dir(&path)
+        }
+        Err(e) => Err(e),
+        Ok(_) => real_dir(&path),
+    }
+}
+
+/// Refuses a secrets directory with a symbolic link among its entries (an account directory,
+/// or the marker file), before anything is written to it or deleted from it.
+pub fn check_secrets_dir(dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_symlink() {
+            return Err(symlink_refused(&entry.path()));
+        }
+    }
+    Ok(())
 }
 
 /// Present while an apply issues keys: its absence lets [`recover`] skip the scan of every
@@ -84,8 +158,14 @@ const ISSUING_MARKER: &str = ".issuing";
 /// Notes, durably, that pending key files may appear in `dir`.
 pub fn begin_issuing(dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
-    fs::File::create(dir.join(ISSUING_MARKER))?.sync_all()?;
-    fs::File::open(dir)?.sync_all()
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(ISSUING_MARKER))?
+        .sync_all()?;
+    open_dir(dir)?.sync_all()
 }
 
 /// Notes that every pending key file in `dir` was promoted or discarded.
@@ -115,12 +195,14 @@ pub fn recover(
     if !dir.join(ISSUING_MARKER).exists() {
         return Ok(done);
     }
+    // Every link is refused before the first deletion, not when the scan reaches it.
+    check_secrets_dir(dir)?;
     let Ok(accounts) = fs::read_dir(dir) else {
         return Ok(done);
     };
     for account_dir in accounts
         .filter_map(Result::ok)
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
     {
         let account = account_dir.file_name().to_string_lossy().to_string();
         for entry in fs::read_dir(account_dir.path())?.filter_map(Result::ok) {
@@ -146,4 +228,30 @@ pub fn recover(
 /// The JSON payload, in a buffer that is wiped when dropped.
 fn zeroizing_json(payload: &KeyFile<'_>) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(serde_json::to_vec_pretty(payload).expect("a key file serializes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_refuses_a_symlinked_account_directory_and_deletes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, outside) = (root.path().join("secrets"), root.path().join("outside"));
+        fs::create_dir_all(dir.join("real")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(dir.join("real/k.age.pending-key_1"), "x").unwrap();
+        fs::write(outside.join("k.age.pending-key_2"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("linked")).unwrap();
+        begin_issuing(&dir).unwrap();
+        let e = recover(&dir, |_, _, _| false).expect_err("a link is refused");
+        assert!(e.to_string().contains("linked"), "{e}");
+        assert!(outside.join("k.age.pending-key_2").exists());
+        assert!(
+            dir.join("real/k.age.pending-key_1").exists(),
+            "nothing deleted"
+        );
+        let e = account_dir(&dir, "linked").expect_err("no key is written through a link");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+    }
 }

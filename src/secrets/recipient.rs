@@ -48,12 +48,25 @@ pub fn parse_recipient(s: &str) -> Result<Recipient, String> {
     ))
 }
 
-/// Recipients from a file, one a line; `#` starts a comment. Errors carry the line number.
+/// Recipients from a file, one a line; `#` starts a comment. Errors carry the line number
+/// and never the line: a file named by mistake (or on purpose) may hold a secret.
 pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, (usize, String)> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(|(i, l)| parse_recipient(l).map_err(|e| (i + 1, e)))
+        .map(|(i, l)| {
+            parse_recipient(l).map_err(|_| {
+                let l = l.trim();
+                let what = if l.starts_with("age1") {
+                    "it starts like an age recipient but does not parse as one"
+                } else if l.starts_with("ssh-") {
+                    "it starts like an SSH public key but does not parse as one"
+                } else {
+                    "expected an age public key (age1…) or an SSH public key (ssh-ed25519 …)"
+                };
+                (i + 1, format!("not a recipient: {what}"))
+            })
+        })
         .collect()
 }
 

@@ -98,6 +98,8 @@ impl Cmd {
         cmd.current_dir(cwd)
             .args(args)
             .env_remove("SVCACCT_CONFIG")
+            .env_remove("SVCACCT_BACKEND_URL")
+            .env_remove("SVCACCT_ALLOW_TOKEN_ENV")
             .env_remove("SVCACCT_NOW")
             .env_remove("SVCACCT_TEST_ABORT_AFTER_KEY_FILES")
             .env_remove("SVCACCT_TEST_ABORT_AFTER_REGISTER")

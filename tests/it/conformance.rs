@@ -63,7 +63,7 @@ impl Target {
     fn backend(&self) -> String {
         match &self.server {
             Some(s) => format!(
-                "backend:\n  type: http\n  url: {}\n  token_env: CONFORMANCE_TOKEN\n",
+                "backend:\n  type: http\n  url: {}\n  token_env: SVCACCT_CONFORMANCE_TOKEN\n",
                 s.url
             ),
             None => "backend:\n  type: local\n  path: org.db\n".to_string(),
@@ -84,7 +84,7 @@ impl Target {
         }
         Cmd::new(self.sandbox.root(), args)
             .now(now)
-            .env("CONFORMANCE_TOKEN", OPERATOR)
+            .env("SVCACCT_CONFORMANCE_TOKEN", OPERATOR)
     }
 
     fn run(&mut self, args: &[&str], now: &str) -> Out {

@@ -30,7 +30,10 @@ service_accounts:
 }
 
 fn run(sb: &Sandbox, args: &[&str]) -> Out {
-    sb.cmd(args).now(T0).env("TEST_TOKEN", OPERATOR).run()
+    sb.cmd(args)
+        .now(T0)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
+        .run()
 }
 
 /// No raw control byte but newlines, no DEL, no C1 byte, no bidi control.
@@ -165,7 +168,7 @@ fn hostile_descriptions_set_through_the_api_are_shown_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("server.db"), Some(T0));
     let backend = format!(
-        "backend:\n  type: http\n  url: {}\n  token_env: TEST_TOKEN\n",
+        "backend:\n  type: http\n  url: {}\n  token_env: SVCACCT_TEST_TOKEN\n",
         server.url
     );
     sb.write(CFG, &config(&backend, "", "plain"));

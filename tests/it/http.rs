@@ -8,7 +8,8 @@ const CFG: &str = "org/svcacct.yaml";
 
 /// [`many_accounts_yaml`] on the server at `url`, its team described as `description`.
 fn http_config(url: &str, accounts: usize, keys: usize, description: &str) -> String {
-    let backend = format!("backend:\n  type: http\n  url: {url}\n  token_env: TEST_TOKEN\n");
+    let backend =
+        format!("backend:\n  type: http\n  url: {url}\n  token_env: SVCACCT_TEST_TOKEN\n");
     many_accounts_yaml("acme", accounts, keys, &backend).replacen(
         "description: Everyone",
         &format!("description: {description}"),
@@ -17,7 +18,10 @@ fn http_config(url: &str, accounts: usize, keys: usize, description: &str) -> St
 }
 
 fn run(sb: &Sandbox, args: &[&str], now: &str) -> Out {
-    sb.cmd(args).now(now).env("TEST_TOKEN", OPERATOR).run()
+    sb.cmd(args)
+        .now(now)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
+        .run()
 }
 
 /// Applies until an apply succeeds; returns how many it took.
@@ -81,12 +85,12 @@ fn two_applies_at_once_against_one_server_never_interleave() {
     let first = sb
         .cmd(&["apply", "--yes", "-q", "-c", CFG])
         .now(T0)
-        .env("TEST_TOKEN", OPERATOR)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
         .spawn();
     let second = sb
         .cmd(&["apply", "--yes", "-q", "--lock-timeout", "60", "-c", OTHER])
         .now(T0)
-        .env("TEST_TOKEN", OPERATOR)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
         .spawn();
     let (a, b) = (
         first.wait_with_output().unwrap(),
@@ -145,7 +149,7 @@ fn a_server_stopped_mid_apply_finishes_its_requests_and_loses_no_key() {
     let apply = sb
         .cmd(&["apply", "--yes", "-q", "-c", CFG])
         .now(T0)
-        .env("TEST_TOKEN", OPERATOR)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
         .spawn();
     std::thread::sleep(std::time::Duration::from_millis(rand::random_range(
         150..600,

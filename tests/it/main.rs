@@ -9,6 +9,7 @@ mod conformance;
 mod crash;
 mod escaping;
 mod export;
+mod hardening_client;
 mod hardening_server;
 mod http;
 mod lifecycle;

@@ -38,7 +38,7 @@ service_accounts:
 
 fn http_backend(server: &Server) -> String {
     format!(
-        "backend:\n  type: http\n  url: {}\n  token_env: TEST_TOKEN\n",
+        "backend:\n  type: http\n  url: {}\n  token_env: SVCACCT_TEST_TOKEN\n",
         server.url
     )
 }
@@ -52,7 +52,10 @@ struct Rotated {
 }
 
 fn run(sb: &Sandbox, args: &[&str], now: &str) -> Out {
-    sb.cmd(args).now(now).env("TEST_TOKEN", OPERATOR).run()
+    sb.cmd(args)
+        .now(now)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
+        .run()
 }
 
 fn key_of(file: &std::path::Path, identity: &std::path::Path) -> (String, String) {
@@ -83,7 +86,7 @@ fn verify(sb: &Sandbox, secret: &str, now: &str) -> Value {
     let out = sb
         .cmd(&["verify", "-c", CFG])
         .now(now)
-        .env("TEST_TOKEN", OPERATOR)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
         .stdin(format!("{secret}\n"))
         .run();
     assert!(matches!(out.code, Some(0 | 1)), "{out:?}");
