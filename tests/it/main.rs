@@ -10,6 +10,7 @@ mod crash;
 mod export;
 mod http;
 mod lifecycle;
+mod prefect_sim;
 mod rotation;
 mod schema;
 mod secrets;
