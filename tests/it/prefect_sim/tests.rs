@@ -241,6 +241,19 @@ fn sim_requires_content_length_and_caps_bodies_at_5_mib() {
         .unwrap();
     assert_eq!(answer(resp).0, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(api.sim.bots().is_empty());
+    // reqwest sends no `Content-Length` at all on a POST without a body: a client must send
+    // `{}` (or the header) even where the body is optional, such as rotate_api_key.
+    let resp = api
+        .req(reqwest::Method::POST, "bots/filter")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::LENGTH_REQUIRED);
+    let resp = api
+        .req(reqwest::Method::POST, "bots/filter")
+        .header("content-length", "0")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }
 
 #[test]
@@ -599,4 +612,57 @@ fn sim_workspace_roles_and_bot_access() {
     );
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(api.sim.accesses(ws).is_empty());
+}
+
+#[test]
+fn sim_reads_lag_a_create_for_the_configured_time_on_the_sim_clock() {
+    let api = Api::new(SimOptions {
+        read_lag: ReadLag::Millis(60_000),
+        ..SimOptions::default()
+    });
+    let created = api.create_bot("later");
+    let id = created["id"].as_str().unwrap();
+    for _ in 0..3 {
+        assert!(answer(api.get(&format!("bots/{id}"))).1["actor_id"].is_null());
+    }
+    api.sim.advance_clock(time::Duration::seconds(61));
+    assert_eq!(
+        answer(api.get(&format!("bots/{id}"))).1["actor_id"],
+        created["actor_id"]
+    );
+    let (_, listed) = answer(api.post("bots/filter", json!({})));
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn sim_counts_requests_by_route_and_serves_the_scope_catalogue() {
+    let api = Api::new(SimOptions::default());
+    let (id, _) = api.sim.add_bot("counted", "Admin", None);
+    api.get(&format!("bots/{id}"));
+    api.get(&format!("bots/{id}"));
+    api.post("bots/", json!({ "name": "n" }));
+    let resp = api
+        .http
+        .get(format!("{}/workspace_scopes", api.sim.url()))
+        .bearer_auth(api.sim.token())
+        .send()
+        .unwrap();
+    let (status, catalogue) = answer(resp);
+    assert_eq!(status, StatusCode::OK);
+    let catalogue = catalogue.as_array().unwrap();
+    assert_eq!(catalogue.len(), 61);
+    let manage = catalogue
+        .iter()
+        .find(|s| s["name"] == "manage_flows")
+        .unwrap();
+    assert_eq!(manage["see_scope"], "see_flows");
+    let requests = api.sim.requests();
+    assert_eq!(requests.to("GET bots/{id}"), 2);
+    assert_eq!(requests.to("POST bots/"), 1);
+    assert_eq!(requests.to("GET /api/workspace_scopes"), 1);
+    assert_eq!(requests.total, 4);
+    assert_eq!(
+        api.sim.bot_named("counted").unwrap().account_role_name,
+        "Admin"
+    );
 }

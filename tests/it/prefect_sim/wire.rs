@@ -82,7 +82,8 @@ pub fn parse_body<T: DeserializeOwned>(
     if let Some(ct) = headers.get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         let mime = ct.split(';').next().unwrap_or("").trim();
-        if !(mime == "application/json" || mime.ends_with("+json")) && !bytes.is_empty() {
+        let json = mime == "application/json" || mime.ends_with("+json");
+        if !json && !bytes.is_empty() {
             return Err(ApiError::invalid(
                 "model_attributes_type",
                 vec![json!("body")],
