@@ -165,7 +165,7 @@ async fn edge_limits(req: Request, next: Next) -> Response {
             ApiError::new(StatusCode::LENGTH_REQUIRED, "Length Required").into_response()
         }
         Some(n) if n > MAX_BODY => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large").into_response()
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Content Too Large").into_response()
         }
         _ => next.run(req).await,
     }
