@@ -666,3 +666,76 @@ fn sim_counts_requests_by_route_and_serves_the_scope_catalogue() {
         "Admin"
     );
 }
+
+#[test]
+fn sim_refuses_changes_to_built_in_roles_and_unknown_references() {
+    let api = Api::new(SimOptions::default());
+    let owner = api.sim.workspace_role_id("Owner").unwrap();
+    let resp = api
+        .req(reqwest::Method::PATCH, &format!("workspace_roles/{owner}"))
+        .json(&json!({ "name": "Boss" }))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(api.sim.workspace_role_id("Owner").is_some());
+
+    let resp = api.post(
+        "bots/",
+        json!({ "name": "x", "account_role_id": uuid::Uuid::new_v4() }),
+    );
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let resp = api.post(
+        &format!("workspaces/{}/bot_access/filter", uuid::Uuid::new_v4()),
+        json!({}),
+    );
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // A custom role cannot be the parent of another.
+    let (_, custom) = answer(api.post("workspace_roles/", json!({ "name": "c" })));
+    let resp = api.post(
+        "workspace_roles/",
+        json!({ "name": "d", "inherited_role_id": custom["id"] }),
+    );
+    assert_eq!(issue(resp).1, json!(["body", "inherited_role_id"]));
+    let (_, mine) = answer(api.post(
+        "workspace_roles/filter",
+        json!({ "workspace_roles": { "is_global": false } }),
+    ));
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert!(api.sim.bots().is_empty());
+}
+
+#[test]
+fn sim_out_of_band_changes_show_through_the_api() {
+    let api = Api::new(SimOptions::default());
+    let ws = api.sim.add_workspace("staging");
+    let (id, first) = api.sim.add_bot("oob", "Member", None);
+    let second = api.sim.rotate_out_of_band(id, Some(600));
+    let (_, keys) = answer(api.get(&format!("bots/{id}/read_bot_api_keys")));
+    assert_eq!(
+        keys["active_key"]["masked_key"],
+        format!("pnb_...{}", &second[36..])
+    );
+    assert_eq!(
+        keys["rotating_keys"][0]["masked_key"],
+        format!("pnb_...{}", &first[36..])
+    );
+    assert!(keys["rotating_keys"][0]["expiration"].is_string());
+
+    api.sim.set_access_out_of_band(ws, id, Some("Runner"));
+    let (_, listed) = answer(api.post(&format!("workspaces/{ws}/bot_access/filter"), json!({})));
+    let runner = api.sim.workspace_role_id("Runner").unwrap();
+    assert_eq!(listed[0]["workspace_role_id"], runner.to_string());
+
+    // Deleting the bot takes its keys and its accesses with it.
+    let resp = api
+        .req(reqwest::Method::DELETE, &format!("bots/{id}"))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(!api.sim.key_accepted(&first) && !api.sim.key_accepted(&second));
+    assert!(api.sim.accesses(ws).is_empty());
+    assert_eq!(
+        api.get(&format!("bots/{id}")).status(),
+        StatusCode::NOT_FOUND
+    );
+}
