@@ -338,17 +338,13 @@ fn explicit<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     T::deserialize(d).map(Some)
 }
 
-mod rfc3339_opt {
-    pub use time::serde::rfc3339::option::serialize;
-}
-
 #[derive(Serialize)]
 struct KeyCreated {
     id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     created: OffsetDateTime,
     name: String,
-    #[serde(serialize_with = "rfc3339_opt::serialize")]
+    #[serde(with = "time::serde::rfc3339::option")]
     expiration: Option<OffsetDateTime>,
     key: String,
 }
@@ -359,7 +355,7 @@ struct KeyRead {
     #[serde(with = "time::serde::rfc3339")]
     created: OffsetDateTime,
     name: String,
-    #[serde(serialize_with = "rfc3339_opt::serialize")]
+    #[serde(with = "time::serde::rfc3339::option")]
     expiration: Option<OffsetDateTime>,
     masked_key: String,
 }
