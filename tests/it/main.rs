@@ -14,6 +14,7 @@ mod hardening_server;
 mod http;
 mod lifecycle;
 mod revocation;
+mod prefect_sim;
 mod rotation;
 mod schema;
 mod secrets;
