@@ -125,8 +125,18 @@ mod tests {
         ] {
             assert_eq!(a.to_string().parse::<Address>(), Ok(a.clone()));
         }
-        assert_eq!(Address::key("ci-bot", "prod").to_string(), "key.ci-bot.prod");
-        for bad in ["key.ci-bot", "role.", "roles.x", "team.Bad", "key.a.b.c", "x"] {
+        assert_eq!(
+            Address::key("ci-bot", "prod").to_string(),
+            "key.ci-bot.prod"
+        );
+        for bad in [
+            "key.ci-bot",
+            "role.",
+            "roles.x",
+            "team.Bad",
+            "key.a.b.c",
+            "x",
+        ] {
             assert!(bad.parse::<Address>().is_err(), "{bad}");
         }
     }

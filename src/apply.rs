@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 mod faults;
 
+use crate::address::Address;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::operation::{NewKey, Operation, Replaces};
@@ -43,9 +44,9 @@ pub struct ApplyOptions {
 /// What happened to each change.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub applied: Vec<String>,
-    pub failed: Vec<(String, String)>,
-    pub skipped: Vec<String>,
+    pub applied: Vec<Address>,
+    pub failed: Vec<(Address, String)>,
+    pub skipped: Vec<Address>,
     pub key_files: Vec<PathBuf>,
 }
 

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::address::Address;
 use crate::model::{ApiKey, Role, ServiceAccount, Team};
 
 /// A key registered by hash: the client minted the secret and wrote its file first.
@@ -106,22 +107,16 @@ impl Operation {
     }
 
     /// The address of the object written, as plans print it.
-    pub fn target(&self) -> String {
+    pub fn target(&self) -> Address {
         match self {
-            Operation::PutRole { name, .. } | Operation::DeleteRole { name } => {
-                format!("role.{name}")
-            }
-            Operation::PutTeam { name, .. } | Operation::DeleteTeam { name } => {
-                format!("team.{name}")
-            }
+            Operation::PutRole { name, .. } | Operation::DeleteRole { name } => Address::role(name),
+            Operation::PutTeam { name, .. } | Operation::DeleteTeam { name } => Address::team(name),
             Operation::PutServiceAccount { name, .. }
-            | Operation::DeleteServiceAccount { name } => {
-                format!("service_account.{name}")
-            }
-            Operation::SetMemberships { account, .. } => format!("service_account.{account}"),
+            | Operation::DeleteServiceAccount { name }
+            | Operation::SetMemberships { account: name, .. } => Address::account(name),
             Operation::RegisterKey { account, name, .. }
             | Operation::UpdateKey { account, name, .. }
-            | Operation::RevokeKey { account, name, .. } => format!("key.{account}.{name}"),
+            | Operation::RevokeKey { account, name, .. } => Address::key(account, name),
         }
     }
 }

@@ -469,7 +469,7 @@ impl Backend for HttpBackend {
                     for (op, r) in chunk.iter().zip(batch.results) {
                         results.push(match (r.ok, r.error) {
                             (true, _) => Ok(()),
-                            (false, Some(e)) => Err(to_error(&op.target(), e)),
+                            (false, Some(e)) => Err(to_error(&op.target().to_string(), e)),
                             (false, None) => Err(BackendError::Protocol {
                                 what: format!("batch result for {}", op.target()),
                                 source: None,

@@ -119,14 +119,10 @@ pub fn apply(
             outcome.skipped.len()
         );
         for (address, error) in &outcome.failed {
-            println!(
-                "  failed  {}: {}",
-                escape::terminal(address),
-                escape::terminal(error)
-            );
+            println!("  failed  {}: {}", address, escape::terminal(error));
         }
         for address in &outcome.skipped {
-            println!("  skipped {}", escape::terminal(address));
+            println!("  skipped {}", address);
         }
         if !outcome.key_files.is_empty() {
             println!(

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::json::{account_json, key_json, live_key_json, role_json, team_json};
 use super::{Action, Change, Plan, PlanError, Work};
+use crate::address::Address;
 use crate::config::{Policy, UnmanagedPolicy};
 use crate::duration::Duration;
 use crate::model::{ApiKey, Organization, RetiringKey, ServiceAccount};
@@ -25,13 +26,13 @@ pub struct PlanOptions<'a> {
 
 struct Builder {
     changes: Vec<Change>,
-    index: HashMap<String, usize>,
-    unmanaged: Vec<String>,
+    index: HashMap<Address, usize>,
+    unmanaged: Vec<Address>,
     notes: Vec<String>,
     /// Whether live objects svcacct did not create are deleted too.
     delete_unmanaged: bool,
     /// Protected objects the plan would delete: an error.
-    protected: Vec<String>,
+    protected: Vec<Address>,
     /// Objects the plan deletes, for the mass-delete check.
     deletes: usize,
 }
@@ -43,14 +44,14 @@ impl Builder {
         self.changes.push(change);
         i
     }
-    fn dep(&self, address: &str) -> Option<usize> {
+    fn dep(&self, address: &Address) -> Option<usize> {
         self.index.get(address).copied()
     }
 
     /// Plans a create, or an update when the live object differs from the wanted one.
     fn put<T: PartialEq>(
         &mut self,
-        address: String,
+        address: Address,
         want: &T,
         have: Option<&T>,
         json: fn(&T) -> Value,
@@ -74,7 +75,7 @@ impl Builder {
     /// an object svcacct did not create is only listed, unless the policy says otherwise.
     fn remove(
         &mut self,
-        address: String,
+        address: Address,
         managed: bool,
         protect: bool,
         before: Value,
@@ -99,7 +100,7 @@ impl Builder {
 }
 
 fn change(
-    address: String,
+    address: Address,
     action: Action,
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
@@ -159,7 +160,7 @@ pub fn diff(
     for (name, want) in desired.roles.iter().filter(|(_, r)| !r.builtin) {
         let work = Work::PutRole(name.clone(), want.clone());
         b.put(
-            format!("role.{name}"),
+            Address::role(name),
             want,
             live.roles.get(name),
             role_json,
@@ -169,7 +170,7 @@ pub fn diff(
     for (name, want) in &desired.teams {
         let work = Work::PutTeam(name.clone(), want.clone());
         b.put(
-            format!("team.{name}"),
+            Address::team(name),
             want,
             live.teams.get(name),
             team_json,
@@ -190,7 +191,7 @@ pub fn diff(
     let mut skipped_file_check = false;
 
     for (name, want) in &desired.service_accounts {
-        let address = format!("service_account.{name}");
+        let address = Address::account(name);
         let have = live.service_accounts.get(name);
         let mut work = Vec::new();
         if have.is_none_or(|h| !h.same_settings(want)) {
@@ -218,7 +219,7 @@ pub fn diff(
             c.depends_on = want
                 .teams
                 .iter()
-                .flat_map(|(t, r)| [b.dep(&format!("team.{t}")), b.dep(&format!("role.{r}"))])
+                .flat_map(|(t, r)| [b.dep(&Address::team(t)), b.dep(&Address::role(r))])
                 .flatten()
                 .collect();
             Some(b.push(c))
@@ -227,7 +228,7 @@ pub fn diff(
         let empty = BTreeMap::new();
         let live_keys = have.map_or(&empty, |h| &h.keys);
         for (key, want_key) in &want.keys {
-            let address = format!("key.{name}.{key}");
+            let address = Address::key(name, key);
             let issue = |replaces| Work::IssueKey {
                 account: name.clone(),
                 name: key.clone(),
@@ -304,7 +305,7 @@ pub fn diff(
             .iter()
             .filter(|(k, _)| !want.keys.contains_key(*k))
         {
-            let address = format!("key.{name}.{key}");
+            let address = Address::key(name, key);
             if have_key.managed || delete_unmanaged {
                 let id = have_key
                     .issued
@@ -347,7 +348,7 @@ pub fn diff(
         let Some(want) = desired.service_accounts.get(*account) else {
             continue;
         };
-        let address = format!("key.{account}.{key}");
+        let address = Address::key(account, key);
         if !want.keys.contains_key(*key) {
             match live
                 .service_accounts
@@ -411,7 +412,7 @@ pub fn diff(
         .filter(|(n, _)| !desired.service_accounts.contains_key(*n))
     {
         let work = Work::DeleteServiceAccount(name.clone());
-        let address = format!("service_account.{name}");
+        let address = Address::account(name);
         if let Some(i) = b.remove(
             address,
             have.managed,
@@ -461,7 +462,7 @@ pub fn diff(
     {
         let work = Work::DeleteTeam(name.clone());
         if let Some(i) = b.remove(
-            format!("team.{name}"),
+            Address::team(name),
             have.managed,
             have.protect,
             team_json(have),
@@ -477,7 +478,7 @@ pub fn diff(
     {
         let work = Work::DeleteRole(name.clone());
         if let Some(i) = b.remove(
-            format!("role.{name}"),
+            Address::role(name),
             have.managed,
             have.protect,
             role_json(have),
@@ -493,7 +494,7 @@ pub fn diff(
     deletes += b
         .changes
         .iter()
-        .filter(|c| c.action == Action::Delete && c.address.starts_with("key."))
+        .filter(|c| c.action == Action::Delete && c.address.is_key())
         .count();
     let managed = managed_count(live);
     let limit = opts.policy.max_delete_percent;
@@ -525,7 +526,7 @@ fn users_of(
     live.service_accounts
         .iter()
         .filter(|(_, a)| uses(a))
-        .filter_map(|(n, _)| b.dep(&format!("service_account.{n}")))
+        .filter_map(|(n, _)| b.dep(&Address::account(n)))
         .collect()
 }
 

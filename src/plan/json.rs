@@ -73,16 +73,7 @@ pub fn to_json(plan: &Plan) -> Value {
     let summary: serde_json::Map<String, Value> = plan
         .counts()
         .into_iter()
-        .map(|(a, n)| {
-            (
-                serde_json::to_value(a)
-                    .expect("actions serialize")
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                json!(n),
-            )
-        })
+        .map(|(a, n)| (a.name().to_string(), json!(n)))
         .collect();
     json!({
         "format_version": 1,

@@ -14,11 +14,11 @@ pub use diff::{PlanOptions, diff};
 pub use json::to_json;
 pub use render::{render_markdown, render_text};
 
+use crate::address::Address;
 use crate::model::{ApiKey, Role, ServiceAccount, Team};
 
 /// What happens to an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
     Create,
     Update,
@@ -29,7 +29,25 @@ pub enum Action {
     Delete,
 }
 
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl Action {
+    /// The action's one name: in JSON plans, summaries and the markdown table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Rotate => "rotate",
+            Action::Retire => "retire",
+            Action::Delete => "delete",
+        }
+    }
+
     /// The one-glyph marker plans print.
     pub fn symbol(self) -> &'static str {
         match self {
@@ -102,8 +120,7 @@ impl Work {
 /// One planned change.
 #[derive(Debug, Clone)]
 pub struct Change {
-    /// `role.deployer`, `team.platform`, `service_account.ci-bot`, `key.ci-bot.prod`.
-    pub address: String,
+    pub address: Address,
     pub action: Action,
     /// Why, when the action is not obvious from the config (rotation, retirement, …).
     pub reason: Option<String>,
@@ -138,7 +155,7 @@ pub struct Plan {
     pub revision: u64,
     pub changes: Vec<Change>,
     /// Live objects svcacct did not create, left alone.
-    pub unmanaged: Vec<String>,
+    pub unmanaged: Vec<Address>,
     /// Things worth knowing that change nothing.
     pub notes: Vec<String>,
 }
@@ -165,7 +182,7 @@ impl Plan {
         }
         self.counts()
             .iter()
-            .map(|(a, n)| format!("{n} to {}", format!("{a:?}").to_lowercase()))
+            .map(|(a, n)| format!("{n} to {}", a.name()))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -174,8 +191,8 @@ impl Plan {
 /// Why no plan could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("cannot delete protected {}: {}; set `protect: false` on it in the config and apply before removing it", if .0.len() == 1 { "object" } else { "objects" }, .0.join(", "))]
-    Protected(Vec<String>),
+    #[error("cannot delete protected {}: {}; set `protect: false` on it in the config and apply before removing it", if .0.len() == 1 { "object" } else { "objects" }, .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))]
+    Protected(Vec<Address>),
     #[error(
         "the plan deletes {deletes} of {managed} managed objects ({percent}%), more than the {limit}% allowed; pass --allow-mass-delete if that is intended"
     )]

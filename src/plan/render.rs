@@ -152,17 +152,6 @@ fn is_default(v: &Value) -> bool {
     }
 }
 
-fn verb(a: Action) -> &'static str {
-    match a {
-        Action::Create => "create",
-        Action::Update => "update",
-        Action::Replace => "replace",
-        Action::Rotate => "rotate",
-        Action::Retire => "retire",
-        Action::Delete => "delete",
-    }
-}
-
 /// The plan as text; `color` adds ANSI colours.
 pub fn render_text(plan: &Plan, color: bool) -> String {
     let p = Paint { color };
@@ -182,9 +171,13 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         out.push('\n');
     }
     for c in &plan.changes {
-        let header = format!("{:>3} {}", c.action.symbol(), escape::terminal(&c.address));
+        let header = format!(
+            "{:>3} {}",
+            c.action.symbol(),
+            escape::terminal(&c.address.to_string())
+        );
         let mut line = p.action(c.action, &header);
-        line.push_str(&p.dim(&format!(" ({})", verb(c.action))));
+        line.push_str(&p.dim(&format!(" ({})", c.action.name())));
         if let Some(reason) = &c.reason {
             line.push_str(&p.dim(&format!(": {}", escape::terminal(reason))));
         }
@@ -196,7 +189,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(out, "\nUnmanaged (made outside svcacct, left alone):");
         for u in &plan.unmanaged {
-            let _ = writeln!(out, "    {}", p.dim(&escape::terminal(u)));
+            let _ = writeln!(out, "    {}", p.dim(&escape::terminal(&u.to_string())));
         }
     }
     for n in &plan.notes {
@@ -235,7 +228,7 @@ pub fn render_markdown(plan: &Plan) -> String {
                 "| `{}` | `{}` | {} | {} |",
                 c.action.symbol(),
                 c.address,
-                verb(c.action),
+                c.action.name(),
                 details
             );
         }

@@ -303,9 +303,17 @@ impl Store {
         let mut applied = 0i64;
         for op in ops {
             let sp = tx.savepoint()?;
-            match apply_one(&sp, org, op, now)
-                .and_then(|detail| audit(&sp, org, now, actor, op.action(), &op.target(), &detail))
-            {
+            match apply_one(&sp, org, op, now).and_then(|detail| {
+                audit(
+                    &sp,
+                    org,
+                    now,
+                    actor,
+                    op.action(),
+                    &op.target().to_string(),
+                    &detail,
+                )
+            }) {
                 Ok(()) => {
                     sp.commit()?;
                     applied += 1;
@@ -370,7 +378,7 @@ fn apply_one(
     op: &Operation,
     now: OffsetDateTime,
 ) -> Result<String, StoreError> {
-    let target = op.target();
+    let target = op.target().to_string();
     match op {
         Operation::PutRole { name, role } => {
             if BUILTIN_ROLES.contains(&name.as_str()) {

@@ -154,7 +154,15 @@ impl Store {
         let tx = self.conn.transaction()?;
         for op in ops {
             let detail = apply_one(&tx, org, op, now)?;
-            audit(&tx, org, now, actor, op.action(), &op.target(), &detail)?;
+            audit(
+                &tx,
+                org,
+                now,
+                actor,
+                op.action(),
+                &op.target().to_string(),
+                &detail,
+            )?;
         }
         if !ops.is_empty() {
             tx.execute(
