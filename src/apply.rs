@@ -1,29 +1,21 @@
-//! The executor: runs a plan's work stage by stage in dependency order. Keys are minted here,
-//! written to their encrypted files durably, and only then registered by hash, so a key the
-//! backend knows always has a file. A failed change skips the changes that depend on it and
-//! nothing else; running again converges.
+//! The executor: runs a plan's operations stage by stage in dependency order. Key issue has
+//! a module of its own ([`keys`]), which keeps the promise that a key the backend knows has a
+//! file. A failed change skips the changes that depend on it and nothing else; running again
+//! converges.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod faults;
+mod keys;
+
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use time::OffsetDateTime;
 
-mod faults;
-
 use crate::address::Address;
-use crate::backend::Backend;
-use crate::config::Config;
-use crate::operation::{NewKey, Operation, Replaces};
-use crate::plan::{Plan, Stage, Work};
-use crate::secrets::{
-    KeyFile, begin_issuing, end_issuing, key_file_path, mint, promote_key_file, write_key_file,
-};
-
-/// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
-/// loses at most one chunk of registrations (their files are simply replaced next time).
-const KEY_CHUNK: usize = 1024;
+use crate::backend::{Backend, Minting};
+use crate::operation::{Applied, Operation};
+use crate::plan::{Plan, Stage};
+use crate::secrets::Recipient;
 
 /// How the apply reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +28,19 @@ pub enum Progress {
 }
 
 /// Apply settings.
-pub struct ApplyOptions {
+pub struct ApplyOptions<'a> {
     pub parallelism: usize,
     pub progress: Progress,
+    pub keys: KeyOutput<'a>,
+}
+
+/// Where issued keys are written, to whom they are encrypted, and who mints them.
+pub struct KeyOutput<'a> {
+    /// The organization, as the key files' payload names it.
+    pub organization: &'a str,
+    pub dir: &'a Path,
+    pub recipients: &'a [Recipient],
+    pub minting: Minting,
 }
 
 /// What happened to each change.
@@ -134,8 +136,7 @@ impl Run<'_> {
 pub fn execute(
     plan: &Plan,
     backend: &mut dyn Backend,
-    config: &Config,
-    opts: &ApplyOptions,
+    opts: &ApplyOptions<'_>,
     now: OffsetDateTime,
 ) -> Outcome {
     let bar = (opts.progress == Progress::Bar).then(|| {
@@ -155,55 +156,28 @@ pub fn execute(
         bar,
         progress: opts.progress,
     };
-    let stages = [
-        Stage::RolesAndTeams,
-        Stage::ServiceAccounts,
-        Stage::Memberships,
-        Stage::KeyIssue,
-        Stage::KeyRevocation,
-        Stage::AccountDeletion,
-        Stage::TeamAndRoleDeletion,
-    ];
-    for stage in stages {
+    for stage in Stage::ALL {
         if let Some(bar) = &run.bar {
             bar.set_message(format!("{stage:?}"));
         }
-        let mut batch: Vec<(usize, &Work)> = Vec::new();
+        let mut batch: Vec<(usize, &Operation)> = Vec::new();
         for (i, c) in plan.changes.iter().enumerate() {
-            for w in c.work.iter().filter(|w| w.stage() == stage) {
+            for op in c.work.iter().filter(|op| Stage::of(op) == stage) {
                 if run.runnable(i) {
-                    batch.push((i, w));
+                    batch.push((i, op));
                 }
             }
         }
-        if batch.is_empty() {
-            continue;
+        // Key issues carry key material: the keys module mints, writes and registers them.
+        let (issues, writes): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|(_, op)| matches!(op, Operation::IssueKey { .. }));
+        if !writes.is_empty() {
+            let (changes, ops) = writes.into_iter().map(|(i, op)| (i, op.clone())).unzip();
+            send(&mut run, backend, changes, ops);
         }
-        if stage == Stage::KeyIssue {
-            // Key settings updates carry no key material: they go straight to the backend.
-            let (issues, updates): (Vec<_>, Vec<_>) = batch
-                .into_iter()
-                .partition(|(_, w)| matches!(w, Work::IssueKey { .. }));
-            if !updates.is_empty() {
-                let ops = updates.iter().map(|(_, w)| operation(w)).collect();
-                send(
-                    &mut run,
-                    backend,
-                    updates.iter().map(|(i, _)| *i).collect(),
-                    ops,
-                );
-            }
-            if !issues.is_empty() {
-                issue_all(&mut run, &issues, backend, config, opts.parallelism, now);
-            }
-        } else {
-            let ops = batch.iter().map(|(_, w)| operation(w)).collect();
-            send(
-                &mut run,
-                backend,
-                batch.iter().map(|(i, _)| *i).collect(),
-                ops,
-            );
+        if !issues.is_empty() {
+            keys::issue_all(&mut run, &issues, backend, opts, now);
         }
     }
     if let Some(bar) = run.bar.take() {
@@ -217,194 +191,12 @@ fn send(run: &mut Run<'_>, backend: &mut dyn Backend, changes: Vec<usize>, ops: 
     let results = backend.apply(ops);
     for (change, result) in changes.into_iter().zip(results) {
         match result {
-            Ok(()) => run.succeeded(change),
+            Ok(Applied::Done) => run.succeeded(change),
+            Ok(Applied::Issued(_)) => run.failed(
+                change,
+                "the backend answered a write with a key it issued".into(),
+            ),
             Err(e) => run.failed(change, e.report()),
         }
     }
-}
-
-/// The backend write for work that needs no key material.
-fn operation(w: &Work) -> Operation {
-    match w.clone() {
-        Work::PutRole(name, role) => Operation::PutRole { name, role },
-        Work::PutTeam(name, team) => Operation::PutTeam { name, team },
-        Work::PutServiceAccount(name, account) => Operation::PutServiceAccount { name, account },
-        Work::SetMemberships(account, teams) => Operation::SetMemberships { account, teams },
-        Work::UpdateKey {
-            account,
-            name,
-            settings,
-        } => Operation::UpdateKey {
-            account,
-            name,
-            key: settings,
-        },
-        Work::RevokeKey { account, name, id } => Operation::RevokeKey { account, name, id },
-        Work::DeleteServiceAccount(name) => Operation::DeleteServiceAccount { name },
-        Work::DeleteTeam(name) => Operation::DeleteTeam { name },
-        Work::DeleteRole(name) => Operation::DeleteRole { name },
-        Work::IssueKey { .. } => unreachable!("keys are issued by issue_keys"),
-    }
-}
-
-/// A key file written (or not): its place in the chunk, its change, and its registration.
-type Written = (usize, usize, Result<Operation, String>);
-
-/// Mints keys and writes their files on `parallelism` threads, then registers the hashes of
-/// those whose files are durable in one batch.
-/// Issues every key of the stage in chunks, between markers that tell a later apply whether
-/// pending files may have been left behind.
-fn issue_all(
-    run: &mut Run<'_>,
-    issues: &[(usize, &Work)],
-    backend: &mut dyn Backend,
-    config: &Config,
-    parallelism: usize,
-    now: OffsetDateTime,
-) {
-    let dir = &config.secrets.dir;
-    if let Err(e) = begin_issuing(dir) {
-        for (change, _) in issues {
-            run.failed(*change, format!("cannot write to {}: {e}", dir.display()));
-        }
-        return;
-    }
-    let mut settled = true;
-    for chunk in issues.chunks(KEY_CHUNK) {
-        settled &= issue_keys(run, chunk, backend, config, parallelism, now);
-    }
-    if settled {
-        // Every pending file was promoted or discarded; if removing the marker fails, the
-        // next apply merely scans for nothing.
-        let _ = end_issuing(dir);
-    }
-}
-
-/// Returns whether every pending file was promoted or discarded.
-fn issue_keys(
-    run: &mut Run<'_>,
-    chunk: &[(usize, &Work)],
-    backend: &mut dyn Backend,
-    config: &Config,
-    parallelism: usize,
-    now: OffsetDateTime,
-) -> bool {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
-    std::thread::scope(|s| {
-        for _ in 0..parallelism.clamp(1, chunk.len()) {
-            s.spawn(|| {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(change, work)) = chunk.get(n) else {
-                        break;
-                    };
-                    let result = write_one(work, config, now);
-                    if result.is_ok() {
-                        faults::key_file_written();
-                    }
-                    results
-                        .lock()
-                        .expect("no panics while held")
-                        .push((n, change, result));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().expect("no panics while held");
-    results.sort_by_key(|(n, ..)| *n);
-    let mut changes = Vec::new();
-    let mut ops = Vec::new();
-    let mut settled = true;
-    for (_, change, result) in results {
-        match result {
-            Ok(op) => {
-                changes.push(change);
-                ops.push(op);
-            }
-            Err(e) => {
-                // A write that failed half way may leave a temporary file to clean up.
-                settled = false;
-                run.failed(change, e);
-            }
-        }
-    }
-    let registered = faults::registered(backend.apply(ops.clone()));
-    faults::before_promotion();
-    let dir = &config.secrets.dir;
-    for ((change, op), result) in changes.into_iter().zip(&ops).zip(registered) {
-        let Operation::RegisterKey { account, name, key } = op else {
-            unreachable!("issue_keys registers keys only");
-        };
-        match result {
-            Ok(()) => match promote_key_file(dir, account, name, &key.id) {
-                Ok(()) => {
-                    run.outcome
-                        .key_files
-                        .push(key_file_path(dir, account, name));
-                    run.succeeded(change);
-                }
-                Err(e) => {
-                    settled = false;
-                    run.failed(
-                    change,
-                    format!("the key is registered but its file could not be moved into place ({e}); the next apply finishes it"),
-                    )
-                }
-            },
-            Err(e) => {
-                // An error does not prove the key was not registered: over a network the
-                // backend may have committed it and lost the answer. So the pending file stays,
-                // and the next apply's recovery promotes it if the key is live, or deletes it.
-                settled = false;
-                run.failed(change, e.report());
-            }
-        }
-    }
-    settled
-}
-
-/// Mints one key and writes its file; the returned operation registers its hash.
-fn write_one(work: &Work, config: &Config, now: OffsetDateTime) -> Result<Operation, String> {
-    let Work::IssueKey {
-        account,
-        name,
-        settings,
-        replaces,
-    } = work
-    else {
-        unreachable!("only key issues reach write_one");
-    };
-    let key = mint();
-    let expires_at = settings.expires_in.map(|d| now + d.to_time());
-    write_key_file(
-        &config.secrets.dir,
-        &config.secrets.parsed,
-        &KeyFile {
-            organization: &config.desired.name,
-            service_account: account,
-            key: name,
-            key_id: &key.id,
-            secret: &key.secret,
-            created_at: now,
-            expires_at,
-        },
-    )
-    .map_err(|e| format!("cannot write key file: {e}"))?;
-    Ok(Operation::RegisterKey {
-        account: account.clone(),
-        name: name.clone(),
-        key: NewKey {
-            id: key.id.clone(),
-            hash: key.hash.clone(),
-            display_prefix: key.display_prefix.clone(),
-            created_at: now,
-            expires_at,
-            settings: settings.clone(),
-            replaces: replaces.as_ref().map(|(id, overlap)| Replaces {
-                id: id.clone(),
-                retires_at: now + overlap.to_time(),
-            }),
-        },
-    })
 }

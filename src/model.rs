@@ -61,6 +61,33 @@ pub fn valid_permission(p: &str) -> bool {
 pub const NAME_HELP: &str =
     "names are lowercase letters, digits and inner hyphens, at most 63 characters";
 
+/// Deletion safety rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub unmanaged: UnmanagedPolicy,
+    pub max_delete_percent: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            unmanaged: UnmanagedPolicy::Ignore,
+            max_delete_percent: 25,
+        }
+    }
+}
+
+/// Whether live objects the config does not manage are left alone or deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmanagedPolicy {
+    /// List them in the plan and leave them alone.
+    #[default]
+    Ignore,
+    /// Delete them (protected objects still refuse).
+    Delete,
+}
+
 /// One organization: everything a config describes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

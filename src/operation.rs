@@ -39,6 +39,53 @@ pub struct Replaces {
     pub retires_at: OffsetDateTime,
 }
 
+/// A key the plan wants issued: new, or replacing a live one (a rotation). Who mints the
+/// secret is the backend's capability: svcacct mints it and registers a hash
+/// ([`Operation::RegisterKey`]) where the backend allows, or the backend mints it and hands it
+/// back once ([`Applied::Issued`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyIssue {
+    /// Declared settings (description, scopes, rotation policy).
+    pub settings: ApiKey,
+    /// The live key this one replaces, and how long that one keeps working.
+    pub replaces: Option<Rotation>,
+}
+
+/// The live key a planned rotation replaces, and its overlap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    pub id: String,
+    pub overlap: crate::duration::Duration,
+}
+
+/// What a backend made for an operation.
+#[derive(Debug)]
+pub enum Applied {
+    Done,
+    /// A key the backend minted: its secret, shown this once.
+    Issued(IssuedSecret),
+}
+
+/// A server-minted key as it arrives. The secret is wiped from memory when dropped and has no
+/// `Debug` output.
+pub struct IssuedSecret {
+    pub id: String,
+    pub secret: zeroize::Zeroizing<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for IssuedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedSecret")
+            .field("id", &self.id)
+            .field("secret", &"<hidden>")
+            .finish()
+    }
+}
+
 /// One write. Each is applied whole or not at all, and bumps the organization's revision.
 /// This is also the wire format of the server's batch endpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +108,13 @@ pub enum Operation {
     SetMemberships {
         account: String,
         teams: BTreeMap<String, String>,
+    },
+    /// Issues a key. The plan says this; the apply turns it into a `RegisterKey` for a
+    /// backend where svcacct mints keys, and sends it as it is to one that mints them itself.
+    IssueKey {
+        account: String,
+        name: String,
+        key: KeyIssue,
     },
     RegisterKey {
         account: String,
@@ -97,7 +151,8 @@ impl Operation {
             Operation::PutServiceAccount { .. } => "put_service_account",
             Operation::SetMemberships { .. } => "set_memberships",
             Operation::RegisterKey { key, .. } if key.replaces.is_some() => "rotate_key",
-            Operation::RegisterKey { .. } => "issue_key",
+            Operation::IssueKey { key, .. } if key.replaces.is_some() => "rotate_key",
+            Operation::RegisterKey { .. } | Operation::IssueKey { .. } => "issue_key",
             Operation::UpdateKey { .. } => "update_key",
             Operation::RevokeKey { .. } => "revoke_key",
             Operation::DeleteServiceAccount { .. } => "delete_service_account",
@@ -115,6 +170,7 @@ impl Operation {
             | Operation::DeleteServiceAccount { name }
             | Operation::SetMemberships { account: name, .. } => Address::account(name),
             Operation::RegisterKey { account, name, .. }
+            | Operation::IssueKey { account, name, .. }
             | Operation::UpdateKey { account, name, .. }
             | Operation::RevokeKey { account, name, .. } => Address::key(account, name),
         }

@@ -8,6 +8,7 @@ mod hooks {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use crate::backend::BackendError;
+    use crate::operation::Applied;
 
     static WRITTEN: AtomicUsize = AtomicUsize::new(0);
 
@@ -23,7 +24,9 @@ mod hooks {
 
     /// `SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS`: the backend registered the keys, but the
     /// answers never arrived.
-    pub fn registered(results: Vec<Result<(), BackendError>>) -> Vec<Result<(), BackendError>> {
+    pub fn registered(
+        results: Vec<Result<Applied, BackendError>>,
+    ) -> Vec<Result<Applied, BackendError>> {
         if std::env::var_os("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS").is_none() {
             return results;
         }
@@ -44,10 +47,13 @@ mod hooks {
 #[cfg(not(feature = "test-hooks"))]
 mod hooks {
     use crate::backend::BackendError;
+    use crate::operation::Applied;
 
     pub fn key_file_written() {}
 
-    pub fn registered(results: Vec<Result<(), BackendError>>) -> Vec<Result<(), BackendError>> {
+    pub fn registered(
+        results: Vec<Result<Applied, BackendError>>,
+    ) -> Vec<Result<Applied, BackendError>> {
         results
     }
 

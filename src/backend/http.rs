@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::capabilities::SVCACCT_STORE;
-use super::{Backend, BackendConfig, BackendError, Capabilities, Endpoint, Operation, Section};
+use super::{
+    Applied, Backend, BackendConfig, BackendError, Capabilities, Endpoint, Operation, Section,
+};
 use crate::model::Organization;
 use crate::model::Verification;
 
@@ -437,7 +439,7 @@ impl Backend for HttpBackend {
         Ok(())
     }
 
-    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>> {
+    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<Applied, BackendError>> {
         let mut results = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(BATCH_OPS) {
             let body = json!({ "operations": chunk });
@@ -468,7 +470,7 @@ impl Backend for HttpBackend {
                     self.revision = Some(batch.revision);
                     for (op, r) in chunk.iter().zip(batch.results) {
                         results.push(match (r.ok, r.error) {
-                            (true, _) => Ok(()),
+                            (true, _) => Ok(Applied::Done),
                             (false, Some(e)) => Err(to_error(&op.target().to_string(), e)),
                             (false, None) => Err(BackendError::Protocol {
                                 what: format!("batch result for {}", op.target()),

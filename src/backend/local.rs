@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::capabilities::SVCACCT_STORE;
-use super::{Backend, BackendConfig, BackendError, Capabilities, Operation, Section};
+use super::{Applied, Backend, BackendConfig, BackendError, Capabilities, Operation, Section};
 use crate::clock;
 use crate::model::Organization;
 use crate::model::Verification;
@@ -152,21 +152,22 @@ impl Backend for LocalBackend {
         Ok(())
     }
 
-    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>> {
+    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<Applied, BackendError>> {
         let n = ops.len();
+        let all_failed = |e: BackendError| (0..n).map(|_| Err(e.clone())).collect();
         let Some(store) = self.store.as_mut() else {
-            return vec![Err(StoreError::ReadOnly.into()); n];
+            return all_failed(StoreError::ReadOnly.into());
         };
         // The first write of a new organization creates it (with its built-in roles).
         if let Err(e) = store.ensure_organization(&self.organization, clock::now()) {
-            return vec![Err(e.into()); n];
+            return all_failed(e.into());
         }
         match store.apply(&self.organization, &self.actor, &ops, clock::now()) {
             Ok(results) => results
                 .into_iter()
-                .map(|r| r.map_err(BackendError::from))
+                .map(|r| r.map(|()| Applied::Done).map_err(BackendError::from))
                 .collect(),
-            Err(e) => vec![Err(e.into()); n],
+            Err(e) => all_failed(e.into()),
         }
     }
 

@@ -14,7 +14,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Organization, Verification};
-pub use crate::operation::{NewKey, Operation, Replaces};
+pub use crate::operation::{
+    Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces, Rotation,
+};
 use crate::store::StoreError;
 pub use capabilities::{Capabilities, Fields, Minting, Vocabulary};
 
@@ -91,8 +93,9 @@ pub trait Backend: Send {
     fn lock(&mut self, owner: &str, wait: std::time::Duration) -> Result<(), BackendError>;
 
     /// Applies a batch of independent operations; one result each, in order. A failed one
-    /// does not stop the others.
-    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>>;
+    /// does not stop the others. A backend that mints keys answers an `IssueKey` with the
+    /// secret it made.
+    fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<Applied, BackendError>>;
 
     /// Who a presented key belongs to and what it may do, right now.
     fn verify(&mut self, secret: &str) -> Result<Verification, BackendError>;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use super::{Output, exit, load_config, plan::compute};
-use crate::apply::{ApplyOptions, Progress, execute};
+use crate::apply::{ApplyOptions, KeyOutput, Progress, execute};
 use crate::cli::ApplyArgs;
 use crate::clock;
 use crate::escape;
@@ -99,10 +99,15 @@ pub fn apply(
     let outcome = execute(
         &plan,
         backend.as_mut(),
-        &config,
         &ApplyOptions {
             parallelism: args.parallelism.into(),
             progress,
+            keys: KeyOutput {
+                organization: &config.desired.name,
+                dir: &config.secrets.dir,
+                recipients: &config.secrets.parsed,
+                minting: config.backend.capabilities().minting,
+            },
         },
         now,
     );

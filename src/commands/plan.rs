@@ -7,7 +7,7 @@ use crate::cli::{Format, PlanArgs};
 use crate::clock;
 use crate::config::Config;
 use crate::escape;
-use crate::plan::{Plan, PlanOptions, diff, render_markdown, render_text, to_json};
+use crate::plan::{Plan, PlanOptions, SecretsDir, diff, render_markdown, render_text, to_json};
 
 /// Computes the plan of `config` against the live organization the backend holds.
 pub fn compute(
@@ -18,7 +18,7 @@ pub fn compute(
     let opts = PlanOptions {
         policy: config.policy,
         now: clock::now(),
-        secrets_dir: &config.secrets.dir,
+        key_files: &SecretsDir(&config.secrets.dir),
         allow_mass_delete,
     };
     Ok(diff(&config.desired, live, &opts)?)

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
 pub use credentials::{CredentialPolicy, PinnedUrl, TOKEN_ENV_PREFIXES};
 pub use diagnostic::{Diagnostic, Severity, Source};
-pub use raw::UnmanagedPolicy;
 
 use crate::backend::BackendConfig;
 use crate::model::Organization;
+pub use crate::model::{Policy, UnmanagedPolicy};
 use crate::secrets::Recipient;
 
 /// Names of organizations, roles, teams, accounts and keys: lowercase slugs.
@@ -48,22 +48,6 @@ pub struct SecretsSettings {
     pub recipients_file: Option<PathBuf>,
     /// Every recipient, from the list and the file.
     pub parsed: Vec<Recipient>,
-}
-
-/// Deletion safety rules.
-#[derive(Debug, Clone, Copy)]
-pub struct Policy {
-    pub unmanaged: UnmanagedPolicy,
-    pub max_delete_percent: u32,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            unmanaged: UnmanagedPolicy::Ignore,
-            max_delete_percent: 25,
-        }
-    }
 }
 
 /// Why a config could not be loaded.

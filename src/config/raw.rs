@@ -10,6 +10,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 
 use crate::backend::BackendConfig;
 use crate::duration::Duration;
+use crate::model::UnmanagedPolicy;
 
 /// A value with the line and column it was written at.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,17 +127,6 @@ pub struct RawSecrets {
     pub recipients: Vec<Loc<String>>,
     /// A file of recipients, one a line (`#` starts a comment), relative to the config.
     pub recipients_file: Option<Loc<String>>,
-}
-
-/// Whether live objects the config does not manage are left alone or deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum UnmanagedPolicy {
-    /// List them in the plan and leave them alone.
-    #[default]
-    Ignore,
-    /// Delete them (protected objects still refuse).
-    Delete,
 }
 
 /// Deletion safety.

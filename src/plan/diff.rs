@@ -2,25 +2,23 @@
 //! from the `managed` mark on live objects; protection from their `protect` flag.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::json::{account_json, key_json, live_key_json, role_json, team_json};
-use super::{Action, Change, Plan, PlanError, Work};
+use super::{Action, Change, KeyFiles, Plan, PlanError};
 use crate::address::Address;
-use crate::config::{Policy, UnmanagedPolicy};
 use crate::duration::Duration;
-use crate::model::{ApiKey, Organization, RetiringKey, ServiceAccount};
-use crate::secrets::{key_file_path, pending_key_file_path};
+use crate::model::{ApiKey, Organization, Policy, RetiringKey, ServiceAccount, UnmanagedPolicy};
+use crate::operation::{KeyIssue, Operation, Rotation};
 
 /// What the diff needs besides the two organizations.
 pub struct PlanOptions<'a> {
     pub policy: Policy,
     pub now: OffsetDateTime,
-    /// Where key files live; a live key without one is re-issued.
-    pub secrets_dir: &'a Path,
+    /// The key files; a live key without one is re-issued.
+    pub key_files: &'a dyn KeyFiles,
     pub allow_mass_delete: bool,
 }
 
@@ -55,7 +53,7 @@ impl Builder {
         want: &T,
         have: Option<&T>,
         json: fn(&T) -> Value,
-        work: Work,
+        work: Operation,
     ) {
         let (action, before) = match have {
             None => (Action::Create, None),
@@ -79,7 +77,7 @@ impl Builder {
         managed: bool,
         protect: bool,
         before: Value,
-        work: Work,
+        work: Operation,
     ) -> Option<usize> {
         if !(managed || self.delete_unmanaged) {
             self.unmanaged.push(address);
@@ -104,7 +102,7 @@ fn change(
     action: Action,
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
-    work: Vec<Work>,
+    work: Vec<Operation>,
 ) -> Change {
     Change {
         address,
@@ -130,7 +128,7 @@ fn revoke_all(change: &mut Change, account: &str, key: &str, ids: Vec<String>) {
     ));
     change.work = ids
         .iter()
-        .map(|id| Work::RevokeKey {
+        .map(|id| Operation::RevokeKey {
             account: account.to_string(),
             name: key.to_string(),
             id: id.clone(),
@@ -158,7 +156,10 @@ pub fn diff(
 
     // Roles and teams first: accounts depend on them.
     for (name, want) in desired.roles.iter().filter(|(_, r)| !r.builtin) {
-        let work = Work::PutRole(name.clone(), want.clone());
+        let work = Operation::PutRole {
+            name: name.clone(),
+            role: want.clone(),
+        };
         b.put(
             Address::role(name),
             want,
@@ -168,7 +169,10 @@ pub fn diff(
         );
     }
     for (name, want) in &desired.teams {
-        let work = Work::PutTeam(name.clone(), want.clone());
+        let work = Operation::PutTeam {
+            name: name.clone(),
+            team: want.clone(),
+        };
         b.put(
             Address::team(name),
             want,
@@ -187,7 +191,7 @@ pub fn diff(
             .push(r);
     }
 
-    let secrets_dir_exists = opts.secrets_dir.is_dir();
+    let key_files_available = opts.key_files.available();
     let mut skipped_file_check = false;
 
     for (name, want) in &desired.service_accounts {
@@ -195,11 +199,17 @@ pub fn diff(
         let have = live.service_accounts.get(name);
         let mut work = Vec::new();
         if have.is_none_or(|h| !h.same_settings(want)) {
-            work.push(Work::PutServiceAccount(name.clone(), want.clone()));
+            work.push(Operation::PutServiceAccount {
+                name: name.clone(),
+                account: want.clone(),
+            });
         }
         let live_teams = have.map(|h| &h.teams);
         if live_teams.map_or(!want.teams.is_empty(), |t| *t != want.teams) {
-            work.push(Work::SetMemberships(name.clone(), want.teams.clone()));
+            work.push(Operation::SetMemberships {
+                account: name.clone(),
+                teams: want.teams.clone(),
+            });
         }
         let account_change = if work.is_empty() {
             None
@@ -229,11 +239,13 @@ pub fn diff(
         let live_keys = have.map_or(&empty, |h| &h.keys);
         for (key, want_key) in &want.keys {
             let address = Address::key(name, key);
-            let issue = |replaces| Work::IssueKey {
+            let issue = |replaces| Operation::IssueKey {
                 account: name.clone(),
                 name: key.clone(),
-                settings: want_key.clone(),
-                replaces,
+                key: KeyIssue {
+                    settings: want_key.clone(),
+                    replaces,
+                },
             };
             let mut c = match live_keys.get(key) {
                 None => change(
@@ -246,15 +258,16 @@ pub fn diff(
                 Some(have_key) => {
                     let issued = have_key.issued.as_ref().expect("live keys are issued");
                     let overlap = want_key.overlap.unwrap_or(Duration(0));
-                    let replaces = Some((issued.id.clone(), overlap));
-                    let file_missing = if !secrets_dir_exists {
+                    let replaces = Some(Rotation {
+                        id: issued.id.clone(),
+                        overlap,
+                    });
+                    let file_missing = if !key_files_available {
                         skipped_file_check = true;
                         false
                     } else {
                         // A pending file of the live key is as good: apply promotes it.
-                        !key_file_path(opts.secrets_dir, name, key).exists()
-                            && !pending_key_file_path(opts.secrets_dir, name, key, &issued.id)
-                                .exists()
+                        !opts.key_files.has_file(name, key, &issued.id)
                     };
                     let rotation = rotation_reason(have_key, want_key, opts.now);
                     if file_missing {
@@ -287,10 +300,10 @@ pub fn diff(
                             Action::Update,
                             Some(live_key_json(have_key)),
                             Some(key_json(want_key)),
-                            vec![Work::UpdateKey {
+                            vec![Operation::UpdateKey {
                                 account: name.clone(),
                                 name: key.clone(),
-                                settings: want_key.clone(),
+                                key: want_key.clone(),
                             }],
                         )
                     } else {
@@ -339,7 +352,7 @@ pub fn diff(
     if skipped_file_check {
         b.notes.push(format!(
             "the secrets directory {} does not exist here, so key files were not checked",
-            opts.secrets_dir.display()
+            opts.key_files.describe()
         ));
     }
 
@@ -393,7 +406,7 @@ pub fn diff(
                     serde_json::json!({ "key_id": r.id, "retires_at": r.retires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }),
                 ),
                 None,
-                vec![Work::RevokeKey {
+                vec![Operation::RevokeKey {
                     account: r.service_account.clone(),
                     name: r.key.clone(),
                     id: r.id.clone(),
@@ -411,7 +424,7 @@ pub fn diff(
         .iter()
         .filter(|(n, _)| !desired.service_accounts.contains_key(*n))
     {
-        let work = Work::DeleteServiceAccount(name.clone());
+        let work = Operation::DeleteServiceAccount { name: name.clone() };
         let address = Address::account(name);
         if let Some(i) = b.remove(
             address,
@@ -460,7 +473,7 @@ pub fn diff(
         .iter()
         .filter(|(n, _)| !desired.teams.contains_key(*n))
     {
-        let work = Work::DeleteTeam(name.clone());
+        let work = Operation::DeleteTeam { name: name.clone() };
         if let Some(i) = b.remove(
             Address::team(name),
             have.managed,
@@ -476,7 +489,7 @@ pub fn diff(
         .iter()
         .filter(|(n, r)| !r.builtin && !desired.roles.contains_key(*n))
     {
-        let work = Work::DeleteRole(name.clone());
+        let work = Operation::DeleteRole { name: name.clone() };
         if let Some(i) = b.remove(
             Address::role(name),
             have.managed,
@@ -550,4 +563,185 @@ fn managed_count(live: &Organization) -> usize {
             .values()
             .map(|a| usize::from(a.managed) + a.keys.values().filter(|k| k.managed).count())
             .sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::model::{IssuedKey, RetiringKey};
+
+    const NOW: OffsetDateTime = datetime!(2026-01-10 00:00 UTC);
+
+    /// Key files as a set of (account, key, id) that have one, or none checkable at all.
+    struct Files(Option<BTreeSet<(String, String, String)>>);
+
+    impl KeyFiles for Files {
+        fn available(&self) -> bool {
+            self.0.is_some()
+        }
+        fn has_file(&self, account: &str, key: &str, id: &str) -> bool {
+            self.0
+                .as_ref()
+                .is_some_and(|s| s.contains(&(account.into(), key.into(), id.into())))
+        }
+        fn describe(&self) -> String {
+            "the test's key files".into()
+        }
+    }
+
+    fn files(of: &[(&str, &str, &str)]) -> Files {
+        Files(Some(
+            of.iter()
+                .map(|(a, k, i)| (a.to_string(), k.to_string(), i.to_string()))
+                .collect(),
+        ))
+    }
+
+    /// One account `bot` with one key `main` (overlap 1d), as the config wants it.
+    fn desired() -> Organization {
+        let mut org = Organization::new("acme");
+        let key = ApiKey {
+            overlap: Some(Duration(86_400)),
+            managed: true,
+            ..Default::default()
+        };
+        org.service_accounts.insert(
+            "bot".into(),
+            ServiceAccount {
+                managed: true,
+                keys: BTreeMap::from([("main".into(), key)]),
+                ..Default::default()
+            },
+        );
+        org
+    }
+
+    /// `desired` as it is live: the key issued as `k1` two days ago.
+    fn live() -> Organization {
+        let mut org = desired();
+        org.revision = 7;
+        let key = org
+            .service_accounts
+            .get_mut("bot")
+            .and_then(|a| a.keys.get_mut("main"))
+            .unwrap();
+        key.issued = Some(IssuedKey {
+            id: "k1".into(),
+            created_at: NOW - time::Duration::days(2),
+            expires_at: None,
+        });
+        org
+    }
+
+    fn plan(desired: &Organization, live: &Organization, files: &Files) -> Plan {
+        diff(
+            desired,
+            live,
+            &PlanOptions {
+                policy: Policy::default(),
+                now: NOW,
+                key_files: files,
+                allow_mass_delete: false,
+            },
+        )
+        .expect("a plan")
+    }
+
+    #[test]
+    fn a_converged_organization_plans_nothing() {
+        let p = plan(&desired(), &live(), &files(&[("bot", "main", "k1")]));
+        assert!(!p.has_changes(), "{:?}", p.changes);
+        assert_eq!(p.revision, 7);
+    }
+
+    #[test]
+    fn a_live_key_without_its_file_is_replaced_with_its_overlap() {
+        let p = plan(&desired(), &live(), &files(&[]));
+        assert_eq!(p.changes.len(), 1);
+        let c = &p.changes[0];
+        assert_eq!(
+            (c.address.clone(), c.action),
+            (Address::key("bot", "main"), Action::Replace)
+        );
+        let Operation::IssueKey { key, .. } = &c.work[0] else {
+            panic!("a key issue: {:?}", c.work);
+        };
+        assert_eq!(
+            key.replaces,
+            Some(Rotation {
+                id: "k1".into(),
+                overlap: Duration(86_400)
+            })
+        );
+    }
+
+    #[test]
+    fn key_files_that_cannot_be_checked_are_not_read_as_missing() {
+        let p = plan(&desired(), &live(), &Files(None));
+        assert!(!p.has_changes());
+        assert_eq!(
+            p.notes,
+            [
+                "the secrets directory the test's key files does not exist here, so key files were not checked"
+            ]
+        );
+    }
+
+    #[test]
+    fn removing_a_key_revokes_it_and_its_rotated_out_predecessor() {
+        let mut live = live();
+        live.retiring_keys.push(RetiringKey {
+            id: "k0".into(),
+            service_account: "bot".into(),
+            key: "main".into(),
+            retires_at: NOW + time::Duration::days(1),
+            managed: true,
+        });
+        let mut want = desired();
+        want.service_accounts.get_mut("bot").unwrap().keys.clear();
+        let p = plan(&want, &live, &files(&[("bot", "main", "k1")]));
+        assert_eq!(p.changes.len(), 1);
+        let c = &p.changes[0];
+        assert_eq!(c.action, Action::Delete);
+        assert_eq!(c.revokes, ["k1", "k0"]);
+        let revoked: Vec<&str> = c
+            .work
+            .iter()
+            .map(|op| match op {
+                Operation::RevokeKey { id, .. } => id.as_str(),
+                other => panic!("a revocation: {other:?}"),
+            })
+            .collect();
+        assert_eq!(revoked, ["k1", "k0"]);
+    }
+
+    #[test]
+    fn an_old_key_rotates_and_keeps_working_for_its_overlap() {
+        let mut want = desired();
+        let key = want
+            .service_accounts
+            .get_mut("bot")
+            .and_then(|a| a.keys.get_mut("main"))
+            .unwrap();
+        key.rotate_every = Some(Duration(86_400));
+        let mut live = live();
+        live.service_accounts
+            .get_mut("bot")
+            .unwrap()
+            .keys
+            .get_mut("main")
+            .unwrap()
+            .rotate_every = Some(Duration(86_400));
+        let p = plan(&want, &live, &files(&[("bot", "main", "k1")]));
+        assert_eq!(p.changes.len(), 1);
+        assert_eq!(p.changes[0].action, Action::Rotate);
+        assert_eq!(
+            p.changes[0].reason.as_deref(),
+            Some("it is older than rotate_every 1d; the old key keeps working for 1d")
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 mod diff;
 mod json;
+mod key_files;
 mod render;
 
 use std::collections::BTreeMap;
@@ -12,10 +13,11 @@ use serde_json::Value;
 
 pub use diff::{PlanOptions, diff};
 pub use json::to_json;
+pub use key_files::{KeyFiles, SecretsDir};
 pub use render::{render_markdown, render_text};
 
 use crate::address::Address;
-use crate::model::{ApiKey, Role, ServiceAccount, Team};
+use crate::operation::Operation;
 
 /// What happens to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,46 +75,32 @@ pub enum Stage {
     TeamAndRoleDeletion,
 }
 
-/// One backend write an apply makes for a change.
-#[derive(Debug, Clone)]
-pub enum Work {
-    PutRole(String, Role),
-    PutTeam(String, Team),
-    PutServiceAccount(String, ServiceAccount),
-    SetMemberships(String, BTreeMap<String, String>),
-    /// Mint, write the file, register. `replaces` is the live key id and its overlap.
-    IssueKey {
-        account: String,
-        name: String,
-        settings: ApiKey,
-        replaces: Option<(String, crate::duration::Duration)>,
-    },
-    UpdateKey {
-        account: String,
-        name: String,
-        settings: ApiKey,
-    },
-    RevokeKey {
-        account: String,
-        name: String,
-        id: String,
-    },
-    DeleteServiceAccount(String),
-    DeleteTeam(String),
-    DeleteRole(String),
-}
+impl Stage {
+    /// Every stage, in the order the apply runs them.
+    pub const ALL: [Stage; 7] = [
+        Stage::RolesAndTeams,
+        Stage::ServiceAccounts,
+        Stage::Memberships,
+        Stage::KeyIssue,
+        Stage::KeyRevocation,
+        Stage::AccountDeletion,
+        Stage::TeamAndRoleDeletion,
+    ];
 
-impl Work {
-    /// When in the apply this work runs.
-    pub fn stage(&self) -> Stage {
-        match self {
-            Work::PutRole(..) | Work::PutTeam(..) => Stage::RolesAndTeams,
-            Work::PutServiceAccount(..) => Stage::ServiceAccounts,
-            Work::SetMemberships(..) => Stage::Memberships,
-            Work::IssueKey { .. } | Work::UpdateKey { .. } => Stage::KeyIssue,
-            Work::RevokeKey { .. } => Stage::KeyRevocation,
-            Work::DeleteServiceAccount(..) => Stage::AccountDeletion,
-            Work::DeleteTeam(..) | Work::DeleteRole(..) => Stage::TeamAndRoleDeletion,
+    /// When in the apply an operation runs.
+    pub fn of(op: &Operation) -> Stage {
+        match op {
+            Operation::PutRole { .. } | Operation::PutTeam { .. } => Stage::RolesAndTeams,
+            Operation::PutServiceAccount { .. } => Stage::ServiceAccounts,
+            Operation::SetMemberships { .. } => Stage::Memberships,
+            Operation::IssueKey { .. }
+            | Operation::RegisterKey { .. }
+            | Operation::UpdateKey { .. } => Stage::KeyIssue,
+            Operation::RevokeKey { .. } => Stage::KeyRevocation,
+            Operation::DeleteServiceAccount { .. } => Stage::AccountDeletion,
+            Operation::DeleteTeam { .. } | Operation::DeleteRole { .. } => {
+                Stage::TeamAndRoleDeletion
+            }
         }
     }
 }
@@ -126,7 +114,8 @@ pub struct Change {
     pub reason: Option<String>,
     pub before: Option<Value>,
     pub after: Option<Value>,
-    pub work: Vec<Work>,
+    /// The backend writes the apply makes for it.
+    pub work: Vec<Operation>,
     /// Ids of the key secrets this change revokes, for people to check (never a secret).
     pub revokes: Vec<String>,
     /// Indexes of changes that must succeed before this one may run.

@@ -52,7 +52,9 @@ pub fn check(
                 a.teams = teams.clone();
                 reached.insert(account.clone());
             }
-            Operation::RegisterKey { account, .. } | Operation::UpdateKey { account, .. } => {
+            Operation::RegisterKey { account, .. }
+            | Operation::IssueKey { account, .. }
+            | Operation::UpdateKey { account, .. } => {
                 load(&mut state, account)?;
                 reached.insert(account.clone());
             }

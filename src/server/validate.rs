@@ -147,6 +147,11 @@ pub fn operation(op: &Operation) -> Result<(), ApiError> {
             name("service account", account)?;
             memberships(teams)?;
         }
+        Operation::IssueKey { .. } => {
+            return Err(ApiError::invalid(
+                "this server registers keys by hash: send register_key with a key the client minted",
+            ));
+        }
         Operation::RegisterKey {
             account,
             name: n,

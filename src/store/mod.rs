@@ -380,6 +380,13 @@ fn apply_one(
 ) -> Result<String, StoreError> {
     let target = op.target().to_string();
     match op {
+        // svcacct's store keeps hashes of keys the client minted; it mints none itself.
+        Operation::IssueKey { .. } => {
+            return Err(StoreError::Conflict {
+                target,
+                message: "this store registers keys by hash; the client mints them".into(),
+            });
+        }
         Operation::PutRole { name, role } => {
             if BUILTIN_ROLES.contains(&name.as_str()) {
                 return Err(StoreError::Conflict {

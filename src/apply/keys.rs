@@ -1,0 +1,257 @@
+//! Key issue, and the promise that every live key svcacct issued has its file. Two protocols,
+//! chosen by the backend's capabilities:
+//!
+//! - **Client-minted** (svcacct's own store): mint the secret, write its encrypted file as
+//!   `<key>.age.pending-<id>` durably, register the hash, then rename the file into place. A
+//!   crash at any point leaves either no live key or a pending file that the next apply's
+//!   recovery promotes (the backend knows the key) or deletes (it does not).
+//! - **Server-minted** (a SaaS that makes the secret itself): a durable intent first (the
+//!   `.issuing` marker), then the call, then the file written the moment the secret arrives.
+//!   If that write fails or the process dies first, the key is live without a file; the next
+//!   plan shows it as `replace`, which rotates it with the configured overlap. Nothing is
+//!   lost silently.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use time::OffsetDateTime;
+
+use super::{ApplyOptions, Run, faults};
+use crate::backend::{Backend, Minting};
+use crate::operation::{Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces};
+use crate::secrets::{
+    KeyFile, begin_issuing, end_issuing, key_file_path, mint, promote_key_file, write_key_file,
+};
+
+/// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
+/// loses at most one chunk of registrations (their files are simply replaced next time).
+const KEY_CHUNK: usize = 1024;
+
+/// A key file written (or not): its place in the chunk, its change, and its registration.
+type Written = (usize, usize, Result<Operation, String>);
+
+/// Issues every key of the stage in chunks, between markers that tell a later apply whether
+/// pending files may have been left behind.
+pub(super) fn issue_all(
+    run: &mut Run<'_>,
+    issues: &[(usize, &Operation)],
+    backend: &mut dyn Backend,
+    opts: &ApplyOptions<'_>,
+    now: OffsetDateTime,
+) {
+    let dir = opts.keys.dir;
+    if let Err(e) = begin_issuing(dir) {
+        for (change, _) in issues {
+            run.failed(*change, format!("cannot write to {}: {e}", dir.display()));
+        }
+        return;
+    }
+    let mut settled = true;
+    for chunk in issues.chunks(KEY_CHUNK) {
+        settled &= match opts.keys.minting {
+            Minting::Client => issue_client_minted(run, chunk, backend, opts, now),
+            Minting::Server => issue_server_minted(run, chunk, backend, opts),
+        };
+    }
+    if settled {
+        // Every pending file was promoted or discarded; if removing the marker fails, the
+        // next apply merely scans for nothing.
+        let _ = end_issuing(dir);
+    }
+}
+
+/// Mints keys and writes their files on `parallelism` threads, then registers the hashes of
+/// those whose files are durable in one batch. Returns whether every pending file was
+/// promoted or discarded.
+fn issue_client_minted(
+    run: &mut Run<'_>,
+    chunk: &[(usize, &Operation)],
+    backend: &mut dyn Backend,
+    opts: &ApplyOptions<'_>,
+    now: OffsetDateTime,
+) -> bool {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
+    std::thread::scope(|s| {
+        for _ in 0..opts.parallelism.clamp(1, chunk.len()) {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(change, op)) = chunk.get(n) else {
+                        break;
+                    };
+                    let result = write_one(op, opts, now);
+                    if result.is_ok() {
+                        faults::key_file_written();
+                    }
+                    results
+                        .lock()
+                        .expect("no panics while held")
+                        .push((n, change, result));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("no panics while held");
+    results.sort_by_key(|(n, ..)| *n);
+    let mut changes = Vec::new();
+    let mut ops = Vec::new();
+    let mut settled = true;
+    for (_, change, result) in results {
+        match result {
+            Ok(op) => {
+                changes.push(change);
+                ops.push(op);
+            }
+            Err(e) => {
+                // A write that failed half way may leave a temporary file to clean up.
+                settled = false;
+                run.failed(change, e);
+            }
+        }
+    }
+    let registered = faults::registered(backend.apply(ops.clone()));
+    faults::before_promotion();
+    let dir = opts.keys.dir;
+    for ((change, op), result) in changes.into_iter().zip(&ops).zip(registered) {
+        let Operation::RegisterKey { account, name, key } = op else {
+            unreachable!("write_one makes registrations only");
+        };
+        match result {
+            Ok(_) => match promote_key_file(dir, account, name, &key.id) {
+                Ok(()) => {
+                    run.outcome
+                        .key_files
+                        .push(key_file_path(dir, account, name));
+                    run.succeeded(change);
+                }
+                Err(e) => {
+                    settled = false;
+                    run.failed(
+                        change,
+                        format!("the key is registered but its file could not be moved into place ({e}); the next apply finishes it"),
+                    )
+                }
+            },
+            Err(e) => {
+                // An error does not prove the key was not registered: over a network the
+                // backend may have committed it and lost the answer. So the pending file stays,
+                // and the next apply's recovery promotes it if the key is live, or deletes it.
+                settled = false;
+                run.failed(change, e.report());
+            }
+        }
+    }
+    settled
+}
+
+/// The parts of an `IssueKey` operation.
+fn issue_of(op: &Operation) -> (&str, &str, &KeyIssue) {
+    match op {
+        Operation::IssueKey { account, name, key } => (account, name, key),
+        _ => unreachable!("only key issues reach the keys module"),
+    }
+}
+
+/// Mints one key and writes its file; the returned operation registers its hash.
+fn write_one(
+    op: &Operation,
+    opts: &ApplyOptions<'_>,
+    now: OffsetDateTime,
+) -> Result<Operation, String> {
+    let (account, name, issue) = issue_of(op);
+    let key = mint();
+    let expires_at = issue.settings.expires_in.map(|d| now + d.to_time());
+    write_key_file(
+        opts.keys.dir,
+        opts.keys.recipients,
+        &KeyFile {
+            organization: opts.keys.organization,
+            service_account: account,
+            key: name,
+            key_id: &key.id,
+            secret: &key.secret,
+            created_at: now,
+            expires_at,
+        },
+    )
+    .map_err(|e| format!("cannot write key file: {e}"))?;
+    Ok(Operation::RegisterKey {
+        account: account.to_string(),
+        name: name.to_string(),
+        key: NewKey {
+            id: key.id.clone(),
+            hash: key.hash.clone(),
+            display_prefix: key.display_prefix.clone(),
+            created_at: now,
+            expires_at,
+            settings: issue.settings.clone(),
+            replaces: issue.replaces.as_ref().map(|r| Replaces {
+                id: r.id.clone(),
+                retires_at: now + r.overlap.to_time(),
+            }),
+        },
+    })
+}
+
+/// Asks the backend for each key and writes its file the moment the secret arrives. Returns
+/// whether every issued key has its file.
+fn issue_server_minted(
+    run: &mut Run<'_>,
+    chunk: &[(usize, &Operation)],
+    backend: &mut dyn Backend,
+    opts: &ApplyOptions<'_>,
+) -> bool {
+    let ops = chunk.iter().map(|(_, op)| (*op).clone()).collect();
+    let mut settled = true;
+    for (&(change, op), result) in chunk.iter().zip(backend.apply(ops)) {
+        let (account, name, _) = issue_of(op);
+        match result {
+            Ok(Applied::Issued(issued)) => match write_issued(opts, account, name, &issued) {
+                Ok(()) => {
+                    run.outcome
+                        .key_files
+                        .push(key_file_path(opts.keys.dir, account, name));
+                    run.succeeded(change);
+                }
+                Err(e) => {
+                    settled = false;
+                    run.failed(
+                        change,
+                        format!("the key was issued but its file could not be written ({e}); the next plan replaces it"),
+                    );
+                }
+            },
+            Ok(Applied::Done) => run.failed(
+                change,
+                "the backend issued no secret for the key; the next plan replaces it".into(),
+            ),
+            Err(e) => run.failed(change, e.report()),
+        }
+    }
+    settled
+}
+
+/// Writes a server-minted key's file durably: pending first, then into place (the key is
+/// already live, so there is nothing to wait for).
+fn write_issued(
+    opts: &ApplyOptions<'_>,
+    account: &str,
+    name: &str,
+    issued: &IssuedSecret,
+) -> std::io::Result<()> {
+    write_key_file(
+        opts.keys.dir,
+        opts.keys.recipients,
+        &KeyFile {
+            organization: opts.keys.organization,
+            service_account: account,
+            key: name,
+            key_id: &issued.id,
+            secret: &issued.secret,
+            created_at: issued.created_at,
+            expires_at: issued.expires_at,
+        },
+    )?;
+    promote_key_file(opts.keys.dir, account, name, &issued.id)
+}
