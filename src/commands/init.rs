@@ -207,16 +207,24 @@ fn default_identity_dir() -> Result<PathBuf> {
 fn resolved(path: &Path) -> PathBuf {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut existing = abs.as_path();
-    let mut rest = Vec::new();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
     loop {
-        if let Ok(c) = existing.canonicalize() {
-            let mut p = c;
-            p.extend(rest.iter().rev());
+        if let Ok(mut p) = existing.canonicalize() {
+            // What does not exist yet is no symbolic link, so its `..` can be taken lexically.
+            for part in rest.iter().rev() {
+                match part.to_str() {
+                    Some("..") => {
+                        p.pop();
+                    }
+                    Some(".") => {}
+                    _ => p.push(part),
+                }
+            }
             return p;
         }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last.as_os_str().to_owned());
                 existing = parent;
             }
             _ => return abs,
@@ -469,7 +477,7 @@ fn unknown_placeholder(name: &str, text: &str, rest: &str, start: usize) -> Stri
     let snippet: String = text[at..].chars().take_while(|c| *c != '\n').take(40).collect();
     format!(
         "template file {name}, line {line}: `{snippet}` is not a placeholder init knows; the only \
-         one is {{{{{PLACEHOLDER}}}}}"
+         one is {{{{{PLACEHOLDER}}}}}; nothing was written"
     )
 }
 
