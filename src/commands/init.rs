@@ -137,7 +137,13 @@ pub fn init(args: &InitArgs, out: Output, credentials: &CredentialPolicy) -> Res
     if !out.quiet {
         print!(
             "{}",
-            escape::terminal_lines(&summary(args, &files, &config, template.is_some(), config_arg))
+            escape::terminal_lines(&summary(
+                args,
+                &files,
+                &config,
+                template.is_some(),
+                config_arg
+            ))
         );
     }
     Ok(exit::OK)
@@ -345,10 +351,10 @@ fn manager_yaml(manager: &[String]) -> (String, String, String) {
         format!(
             "  {MANAGER_ACCOUNT}:\n    description: CI plans and applies this repository with its key\n    \
              teams:\n      {MANAGER_TEAM}: {MANAGER_ROLE}\n    \
-             protect: true                   # without it CI could not apply at all\n    \
+             protect: true                   # CI cannot apply without it\n    \
              keys:\n      ci:\n        description: the CI job's SVCACCT_TOKEN\n        \
              expires_in: 90d\n        rotate_every: 30d\n        \
-             overlap: 7d                     # time to commit the new key file and use it\n"
+             overlap: 7d                 # time to commit the new key file and use it\n"
         ),
     )
 }
@@ -444,7 +450,10 @@ fn read_template(dir: &Path) -> Result<Vec<(String, String)>> {
         files.push((name, text));
     }
     if files.is_empty() {
-        bail!("no *.yaml or *.yml files in the template directory {}", dir.display());
+        bail!(
+            "no *.yaml or *.yml files in the template directory {}",
+            dir.display()
+        );
     }
     files.sort();
     Ok(files)
@@ -474,7 +483,11 @@ fn stamp(name: &str, text: &str, org: &str) -> Result<String> {
 fn unknown_placeholder(name: &str, text: &str, rest: &str, start: usize) -> String {
     let at = text.len() - rest.len() + start;
     let line = text[..at].matches('\n').count() + 1;
-    let snippet: String = text[at..].chars().take_while(|c| *c != '\n').take(40).collect();
+    let snippet: String = text[at..]
+        .chars()
+        .take_while(|c| *c != '\n')
+        .take(40)
+        .collect();
     format!(
         "template file {name}, line {line}: `{snippet}` is not a placeholder init knows; the only \
          one is {{{{{PLACEHOLDER}}}}}; nothing was written"
@@ -489,7 +502,10 @@ fn check_target(dir: &Path, files: &[(String, String)], config: &str) -> Result<
         Ok(m) => m,
     };
     if !meta.is_dir() {
-        bail!("{} exists and is not a directory; nothing was written", dir.display());
+        bail!(
+            "{} exists and is not a directory; nothing was written",
+            dir.display()
+        );
     }
     let mut present: Vec<String> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
@@ -576,7 +592,7 @@ fn validate_staged(staging: &Path, dir: &Path, credentials: &CredentialPolicy) -
 fn retarget(text: &str, staging: &Path, dir: &Path) -> String {
     text.replace(
         &staging.display().to_string(),
-        &dir.display().to_string().trim_end_matches('/').to_string(),
+        dir.display().to_string().trim_end_matches('/'),
     )
 }
 
@@ -584,7 +600,11 @@ fn print_warnings(config: &Config, staging: &Path, dir: &Path, out: Output) {
     if out.quiet {
         return;
     }
-    for w in config.warnings.iter().filter(|d| d.severity == Severity::Warning) {
+    for w in config
+        .warnings
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+    {
         eprint!(
             "{}",
             escape::terminal_lines(&retarget(&w.to_string(), staging, dir))

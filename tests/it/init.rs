@@ -228,7 +228,11 @@ fn the_identity_is_outside_dir_owner_only_and_never_printed() {
         sb.read("acme/svcacct.yaml")
             .contains("recipients_file: recipients.txt")
     );
-    assert!(files_under(&sb.join("acme")).values().all(|bytes| !contains_bytes(bytes, secret.as_bytes())));
+    assert!(
+        files_under(&sb.join("acme"))
+            .values()
+            .all(|bytes| !contains_bytes(bytes, secret.as_bytes()))
+    );
     // The apply's key file decrypts with it.
     sb.cmd(&["apply", "--yes", "-c", "acme/svcacct.yaml"])
         .now(T0)
@@ -263,14 +267,28 @@ fn the_identity_is_outside_dir_owner_only_and_never_printed() {
     let demo = std::fs::read_to_string(repo().join("examples/demo-recipients.txt")).unwrap();
     let demo = demo.lines().find(|l| l.starts_with("age1")).unwrap();
     let out = sb
-        .cmd(&["init", "gamma", "--organization", "gamma", "--recipient", demo])
+        .cmd(&[
+            "init",
+            "gamma",
+            "--organization",
+            "gamma",
+            "--recipient",
+            demo,
+        ])
         .env("XDG_CONFIG_HOME", xdg.to_str().unwrap())
         .run();
     out.ok();
     assert!(!xdg.join("svcacct/identities/gamma.txt").exists());
     assert!(sb.read("gamma/recipients.txt").contains(demo));
     assert!(!out.stderr.contains("identity"), "{}", out.stderr);
-    let out = sb.run(&["init", "delta", "--organization", "delta", "--recipient", "age1nope"]);
+    let out = sb.run(&[
+        "init",
+        "delta",
+        "--organization",
+        "delta",
+        "--recipient",
+        "age1nope",
+    ]);
     out.expect(1);
     assert!(!sb.join("delta").exists());
 }
@@ -339,7 +357,14 @@ fn http_init_applies_against_a_real_server_and_ci_takes_over_with_its_own_key() 
 
     // A run that pins the server gets a config naming none, which that run validates.
     let out = sb
-        .cmd(&["init", "pinned", "--organization", "pinned", "--backend", "http"])
+        .cmd(&[
+            "init",
+            "pinned",
+            "--organization",
+            "pinned",
+            "--backend",
+            "http",
+        ])
         .env("SVCACCT_BACKEND_URL", &server.url)
         .env("XDG_CONFIG_HOME", sb.join("xdg").to_str().unwrap())
         .run();
@@ -349,6 +374,31 @@ fn http_init_applies_against_a_real_server_and_ci_takes_over_with_its_own_key() 
         .env("SVCACCT_BACKEND_URL", &server.url)
         .run()
         .ok();
+    // From a template, CI's account joins the template's roles and teams in organization.yaml.
+    let tpl = template(&sb);
+    sb.run(&[
+        "init",
+        "stamped",
+        "--organization",
+        "stamped",
+        "--from",
+        &tpl,
+        "--backend",
+        "http",
+        "--url",
+        &server.url,
+        "--identity-out",
+        "ids/stamped.txt",
+    ])
+    .ok();
+    Cmd::new(&sb.join("stamped"), &["validate", "-c", "."])
+        .run()
+        .ok();
+    let settings = sb.read("stamped/organization.yaml");
+    assert!(
+        settings.contains("permissions: [deployments:execute, flows:read, svcacct:manage]"),
+        "{settings}"
+    );
     // Without a URL or a pin there is nothing to point at.
     let out = sb.run(&[
         "init",
