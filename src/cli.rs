@@ -57,6 +57,8 @@ pub enum Command {
     Schema,
     /// Run the reference HTTP server over an organization file.
     Serve(ServeArgs),
+    /// Write a new organization's repository: config, recipients.txt, .gitignore.
+    Init(InitArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +115,39 @@ pub struct ExportArgs {
     /// Write to this file instead of standard output.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitBackend {
+    Local,
+    Http,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory to write into; it must be new or empty.
+    pub dir: PathBuf,
+    /// The organization's name (a lowercase slug).
+    #[arg(long)]
+    pub organization: String,
+    /// A template directory whose *.yaml/*.yml files are copied with every
+    /// `{{organization}}` replaced by the name (default: a small built-in starter).
+    #[arg(long, value_name = "TEMPLATE_DIR")]
+    pub from: Option<PathBuf>,
+    /// Where the organization lives.
+    #[arg(long, value_enum, default_value_t = InitBackend::Local)]
+    pub backend: InitBackend,
+    /// The server's URL, for `--backend http` (not needed when the run pins one).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// An age (age1...) or SSH public key to encrypt key files to (repeatable); without one, a
+    /// new age identity is made.
+    #[arg(long = "recipient", value_name = "AGE_OR_SSH_PUBKEY")]
+    pub recipients: Vec<String>,
+    /// Where the new identity is written (default
+    /// ~/.config/svcacct/identities/<organization>.txt); never inside DIR.
+    #[arg(long, value_name = "PATH", conflicts_with = "recipients")]
+    pub identity_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Export(a) => commands::export(a, out, c),
         Command::Verify(a) => commands::verify(a, out, c),
         Command::Serve(a) => commands::serve(a, out),
+        Command::Init(a) => commands::init(a, out, c),
         Command::Schema => {
             print!("{}", svcacct::config::schema::config_schema());
             Ok(exit::OK)

@@ -2,6 +2,7 @@
 
 mod apply;
 mod export;
+mod init;
 mod plan;
 mod serve;
 mod validate;
@@ -11,6 +12,7 @@ use std::io::IsTerminal;
 
 pub use apply::apply;
 pub use export::export;
+pub use init::init;
 pub use plan::plan;
 pub use serve::serve;
 pub use validate::validate;

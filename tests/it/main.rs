@@ -12,6 +12,7 @@ mod export;
 mod hardening_client;
 mod hardening_server;
 mod http;
+mod init;
 mod lifecycle;
 mod prefect_sim;
 mod revocation;
