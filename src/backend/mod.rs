@@ -2,8 +2,6 @@
 //! reads a snapshot through it and the apply sends it batches of operations.
 
 pub mod capabilities;
-mod http;
-mod local;
 
 pub use http::HttpBackend;
 pub use local::LocalBackend;
@@ -139,32 +137,50 @@ pub struct Endpoint<'a> {
     pub token_env: &'a str,
 }
 
-/// Declares the backends: the config's tagged `backend:` section and its dispatch. Adding a
-/// backend is one line here and one module.
+/// Declares the backends: their modules, the config's tagged `backend:` section and its
+/// dispatch. Adding a backend is one line here and one module. A line may carry a `cfg` (a
+/// backend only some builds have) and a `path` (a module kept elsewhere, such as the tests').
 macro_rules! backends {
-    ($($(#[$doc:meta])* $variant:ident($module:ident),)*) => {
+    ($(
+        $(#[doc = $doc:literal])*
+        $(#[cfg($cfg:meta)])?
+        $(#[schemars($schemars:meta)])?
+        $(#[path = $path:literal])?
+        $variant:ident($module:ident),
+    )*) => {
+        $(
+            $(#[cfg($cfg)])?
+            $(#[path = $path])?
+            mod $module;
+        )*
+
         /// Where the organization lives: `type` names the backend, the rest is its settings.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
         #[serde(tag = "type", rename_all = "lowercase")]
         pub enum BackendConfig {
-            $($(#[$doc])* $variant($module::Settings),)*
+            $(
+                $(#[doc = $doc])*
+                $(#[cfg($cfg)])?
+                $(#[schemars($schemars)])?
+                $variant($module::Settings),
+            )*
         }
 
         impl BackendConfig {
             /// The backend's `type` as a config names it.
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $(BackendConfig::$variant(_) => stringify!($module),)*
+                    $($(#[cfg($cfg)])? BackendConfig::$variant(_) => stringify!($module),)*
                 }
             }
             fn section(&self) -> &dyn Section {
                 match self {
-                    $(BackendConfig::$variant(s) => s,)*
+                    $($(#[cfg($cfg)])? BackendConfig::$variant(s) => s,)*
                 }
             }
             fn section_mut(&mut self) -> &mut dyn Section {
                 match self {
-                    $(BackendConfig::$variant(s) => s,)*
+                    $($(#[cfg($cfg)])? BackendConfig::$variant(s) => s,)*
                 }
             }
         }
@@ -176,6 +192,11 @@ backends! {
     Local(local),
     /// A `svcacct serve` server.
     Http(http),
+    /// A test backend kept with the tests: server-minted keys, one per account, no revision.
+    #[cfg(feature = "test-hooks")]
+    #[schemars(skip)]
+    #[path = "../../tests/backends/memory.rs"]
+    Memory(memory),
 }
 
 impl Default for BackendConfig {
