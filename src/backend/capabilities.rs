@@ -4,6 +4,7 @@
 //! that no apply can make go away. A new backend states its capabilities; it adds no branch.
 
 use crate::duration::Duration;
+use crate::model::Organization;
 
 /// Who makes a key's secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,45 @@ pub struct Capabilities {
     /// Whether the backend has an apply lock.
     pub lock: bool,
     pub audit_log: bool,
+}
+
+impl Capabilities {
+    /// Clears what the backend does not keep from a desired organization, so the plan compares
+    /// only what the backend persists and never shows a change no apply can make go away.
+    /// Returns the names of the fields it cleared somewhere, for a warning.
+    pub fn project(&self, org: &mut Organization) -> Vec<&'static str> {
+        let mut cleared = Vec::new();
+        let mut clear = |keep: bool, name: &'static str, text: &mut String| {
+            if !keep && !text.is_empty() {
+                text.clear();
+                if !cleared.contains(&name) {
+                    cleared.push(name);
+                }
+            }
+        };
+        let keep = self.persists;
+        for r in org.roles.values_mut().filter(|r| !r.builtin) {
+            clear(keep.descriptions, "role descriptions", &mut r.description);
+        }
+        for t in org.teams.values_mut() {
+            clear(keep.descriptions, "team descriptions", &mut t.description);
+        }
+        for a in org.service_accounts.values_mut() {
+            clear(
+                keep.descriptions,
+                "service account descriptions",
+                &mut a.description,
+            );
+            for k in a.keys.values_mut() {
+                clear(
+                    keep.key_descriptions,
+                    "key descriptions",
+                    &mut k.description,
+                );
+            }
+        }
+        cleared
+    }
 }
 
 /// Every field kept: svcacct's own store.

@@ -321,6 +321,21 @@ pub fn validate(
         }
         desired.service_accounts.insert(name.clone(), account);
     }
+    let cleared = f.caps.project(&mut desired);
+    if !cleared.is_empty() {
+        let (file, place) = backend_place(&merged);
+        f.push(
+            Severity::Warning,
+            file,
+            place,
+            format!(
+                "the {} backend does not keep {}; they stay in the config only and are not planned",
+                f.caps.name,
+                cleared.join(", ")
+            ),
+            None,
+        );
+    }
 
     hold_to_credentials(&mut f, &merged, &mut backend, credentials);
     if let Err(e) = backend.resolve(&base_dir, &organization) {
@@ -614,6 +629,48 @@ service_accounts:
         ];
         let got: Vec<(u64, u64, &str)> = got.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn what_a_backend_does_not_keep_is_not_planned() {
+        const NO_DESCRIPTIONS: Capabilities = Capabilities {
+            persists: Fields {
+                descriptions: false,
+                ..ALL_FIELDS
+            },
+            ..crate::backend::capabilities::SVCACCT_STORE
+        };
+        let mut org = Organization::new("acme");
+        org.teams.insert(
+            "t".into(),
+            Team {
+                description: "kept in the config only".into(),
+                ..Default::default()
+            },
+        );
+        org.service_accounts.insert(
+            "a".into(),
+            ServiceAccount {
+                description: "also".into(),
+                ..Default::default()
+            },
+        );
+        let mut same = org.clone();
+        assert_eq!(
+            NO_DESCRIPTIONS.project(&mut org),
+            ["team descriptions", "service account descriptions"]
+        );
+        assert_eq!(org.teams["t"].description, "");
+        assert_eq!(
+            org.roles["viewer"].description, "Read only",
+            "built-ins untouched"
+        );
+        assert!(
+            crate::backend::capabilities::SVCACCT_STORE
+                .project(&mut same)
+                .is_empty()
+        );
+        assert_eq!(same.teams["t"].description, "kept in the config only");
     }
 
     #[test]
