@@ -189,18 +189,32 @@ fn apply_killed_after(sb: &Sandbox, now: &str, delay: Duration, log: &mut Vec<St
     ));
 }
 
+/// The random kill moments come from this seed: a failure prints it, and
+/// `SVCACCT_CRASH_SEED=N` replays the same moments.
+fn crash_rng() -> (u64, rand::rngs::StdRng) {
+    use rand::SeedableRng;
+    let seed = std::env::var("SVCACCT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("crash seed: {seed} (replay with SVCACCT_CRASH_SEED={seed})");
+    (seed, rand::rngs::StdRng::seed_from_u64(seed))
+}
+
 #[test]
 fn sigkill_at_random_moments_never_loses_a_key() {
+    use rand::Rng;
     let sb = Sandbox::new();
     let identity = demo_files(&sb);
     sb.write(CFG, &many_accounts_yaml("acme", 200, 2, ""));
     let secrets = sb.join("org/secrets");
     let db = sb.join(DB);
-    let mut log = Vec::new();
+    let (seed, mut rng) = crash_rng();
+    let mut log = vec![format!("replay with SVCACCT_CRASH_SEED={seed}")];
 
     // Issuing 400 keys, killed at random moments.
     for _ in 0..4 {
-        let delay = Duration::from_millis(rand::random_range(0..300));
+        let delay = Duration::from_millis(rng.random_range(0..300));
         apply_killed_after(&sb, T0, delay, &mut log);
         if db.exists() {
             integrity_ok(&sb);
@@ -227,7 +241,7 @@ fn sigkill_at_random_moments_never_loses_a_key() {
     let later = at(31, 0);
     let span = (full.as_millis() as u64 * 5 / 4).max(300);
     for _ in 0..4 {
-        let delay = Duration::from_millis(rand::random_range(0..span));
+        let delay = Duration::from_millis(rng.random_range(0..span));
         apply_killed_after(&sb, &later, delay, &mut log);
         integrity_ok(&sb);
         // Staged files make the invariant hold after every kill during rotation too.

@@ -418,18 +418,7 @@ fn plan_formats_markdown_text_and_colour() {
         .now(T0)
         .run();
     md.ok();
-    assert!(
-        md.stdout.contains("| | Address | Action | Details |") && md.stdout.contains("|---|"),
-        "markdown has a table: {}",
-        md.stdout
-    );
-    assert!(
-        md.stdout
-            .lines()
-            .any(|l| l.starts_with('|') && l.contains("`team.platform`") && l.contains("update")),
-        "{}",
-        md.stdout
-    );
+    insta::assert_snapshot!("plan_markdown_one_team_edit", md.stdout);
     assert!(!has_ansi(&md.stdout));
 
     let plain = sb
@@ -438,14 +427,7 @@ fn plan_formats_markdown_text_and_colour() {
         .env("NO_COLOR", "1")
         .run();
     plain.ok();
-    assert!(plain.stdout.contains("team.platform"));
-    assert!(
-        plain
-            .stdout
-            .contains("\"Platform engineering\" → \"Platform team\""),
-        "text shows old → new: {}",
-        plain.stdout
-    );
+    insta::assert_snapshot!("plan_text_one_team_edit", plain.stdout);
     assert!(!has_ansi(&plain.all()), "{:?}", plain.stdout);
 
     let colour = sb
