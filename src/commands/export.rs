@@ -1,102 +1,17 @@
 //! `svcacct export`: the live organization as a config that plans to no changes where it is
 //! written. Keys are listed by name and settings; no secret is ever exported.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use super::{Output, exit, load_config};
-use crate::backend::BackendConfig;
 use crate::cli::ExportArgs;
-use crate::config::{Config, Policy, UnmanagedPolicy};
-use crate::duration::Duration;
-use crate::model::Organization;
-
-#[derive(Serialize)]
-struct Doc {
-    organization: String,
-    backend: BackendConfig,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secrets: Option<ExportSecrets>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    policy: Option<ExportPolicy>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    roles: BTreeMap<String, ExportRole>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    teams: BTreeMap<String, ExportTeam>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    service_accounts: BTreeMap<String, ExportAccount>,
-}
-
-#[derive(Serialize)]
-struct ExportSecrets {
-    dir: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    recipients: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    recipients_file: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ExportPolicy {
-    unmanaged: UnmanagedPolicy,
-    max_delete_percent: u32,
-}
-
-fn is_false(b: &bool) -> bool {
-    !b
-}
-
-#[derive(Serialize)]
-struct ExportRole {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    description: String,
-    permissions: Vec<String>,
-    #[serde(skip_serializing_if = "is_false")]
-    protect: bool,
-}
-
-#[derive(Serialize)]
-struct ExportTeam {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    description: String,
-    #[serde(skip_serializing_if = "is_false")]
-    protect: bool,
-}
-
-#[derive(Serialize)]
-struct ExportAccount {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    description: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    teams: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "is_false")]
-    admin: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires: Option<String>,
-    #[serde(skip_serializing_if = "is_false")]
-    disabled: bool,
-    #[serde(skip_serializing_if = "is_false")]
-    protect: bool,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    keys: BTreeMap<String, ExportKey>,
-}
-
-#[derive(Serialize)]
-struct ExportKey {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    description: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expires_in: Option<Duration>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    scopes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rotate_every: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    overlap: Option<Duration>,
-}
+use crate::config::raw::{
+    Loc, RawConfig, RawKey, RawPolicy, RawRole, RawSecrets, RawServiceAccount, RawTeam,
+};
+use crate::config::{Config, Policy};
+use crate::model::{Organization, ServiceAccount};
 
 /// `target` relative to `from_dir`, with forward slashes, as a config would say it.
 /// (Without a working directory to resolve against, the paths are compared as given.)
@@ -127,94 +42,62 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// The YAML document for a live organization, with paths relative to `out_dir`.
+/// The YAML document for a live organization, with paths relative to `out_dir`. It is a
+/// config, so it is written with the config's own types: an export cannot say what a config
+/// cannot.
 pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<String> {
     let secrets = &config.secrets;
     let has_secrets = !secrets.recipients.is_empty() || secrets.recipients_file.is_some();
-    let doc = Doc {
-        organization: live.name.clone(),
-        backend: config.backend.exported(&|p| relative(p, out_dir)),
-        secrets: if has_secrets {
-            Some(ExportSecrets {
-                dir: relative(&secrets.dir, out_dir),
-                recipients: secrets.recipients.clone(),
+    let (p, d) = (config.policy, Policy::default());
+    let doc = RawConfig {
+        organization: Some(Loc::new(live.name.clone())),
+        backend: Some(Loc::new(config.backend.exported(&|p| relative(p, out_dir)))),
+        secrets: has_secrets.then(|| {
+            Loc::new(RawSecrets {
+                dir: Some(relative(&secrets.dir, out_dir)),
+                recipients: secrets.recipients.iter().cloned().map(Loc::new).collect(),
                 recipients_file: secrets
                     .recipients_file
                     .as_ref()
-                    .map(|f| relative(&config.base_dir.join(f), out_dir)),
+                    .map(|f| Loc::new(relative(&config.base_dir.join(f), out_dir))),
             })
-        } else {
-            None
-        },
-        policy: {
-            let (p, d) = (config.policy, Policy::default());
-            (p.unmanaged != d.unmanaged || p.max_delete_percent != d.max_delete_percent).then_some(
-                ExportPolicy {
-                    unmanaged: p.unmanaged,
-                    max_delete_percent: p.max_delete_percent,
-                },
-            )
-        },
+        }),
+        policy: (p.unmanaged != d.unmanaged || p.max_delete_percent != d.max_delete_percent).then(
+            || {
+                Loc::new(RawPolicy {
+                    unmanaged: Some(p.unmanaged),
+                    max_delete_percent: Some(Loc::new(p.max_delete_percent)),
+                })
+            },
+        ),
         roles: live
             .roles
             .iter()
             .filter(|(_, r)| !r.builtin)
             .map(|(n, r)| {
-                (
-                    n.clone(),
-                    ExportRole {
-                        description: r.description.clone(),
-                        permissions: r.permissions.iter().cloned().collect(),
-                        protect: r.protect,
-                    },
-                )
+                let role = RawRole {
+                    description: r.description.clone(),
+                    permissions: r.permissions.iter().cloned().map(Loc::new).collect(),
+                    protect: r.protect,
+                };
+                (n.clone(), role)
             })
             .collect(),
         teams: live
             .teams
             .iter()
             .map(|(n, t)| {
-                (
-                    n.clone(),
-                    ExportTeam {
-                        description: t.description.clone(),
-                        protect: t.protect,
-                    },
-                )
+                let team = RawTeam {
+                    description: t.description.clone(),
+                    protect: t.protect,
+                };
+                (n.clone(), team)
             })
             .collect(),
         service_accounts: live
             .service_accounts
             .iter()
-            .map(|(n, a)| {
-                (
-                    n.clone(),
-                    ExportAccount {
-                        description: a.description.clone(),
-                        teams: a.teams.clone(),
-                        admin: a.admin,
-                        expires: a.expires.map(|d| d.to_string()),
-                        disabled: a.disabled,
-                        protect: a.protect,
-                        keys: a
-                            .keys
-                            .iter()
-                            .map(|(k, key)| {
-                                (
-                                    k.clone(),
-                                    ExportKey {
-                                        description: key.description.clone(),
-                                        expires_in: key.expires_in,
-                                        scopes: key.scopes.iter().cloned().collect(),
-                                        rotate_every: key.rotate_every,
-                                        overlap: key.overlap,
-                                    },
-                                )
-                            })
-                            .collect(),
-                    },
-                )
-            })
+            .map(|(n, a)| (n.clone(), account(a)))
             .collect(),
     };
     let mut body = serde_saphyr::to_string(&doc).context("cannot write YAML")?;
@@ -225,6 +108,36 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
         "# Exported by svcacct from revision {} of organization {}.\n{body}",
         live.revision, live.name
     ))
+}
+
+/// A live account as a config declares it: settings, memberships and keys, never secrets.
+fn account(a: &ServiceAccount) -> RawServiceAccount {
+    RawServiceAccount {
+        description: a.description.clone(),
+        teams: a
+            .teams
+            .iter()
+            .map(|(t, r)| (t.clone(), Loc::new(r.clone())))
+            .collect(),
+        admin: a.admin,
+        expires: a.expires.map(|d| Loc::new(d.to_string())),
+        disabled: a.disabled,
+        protect: a.protect,
+        keys: a
+            .keys
+            .iter()
+            .map(|(k, key)| {
+                let key = RawKey {
+                    description: key.description.clone(),
+                    expires_in: key.expires_in,
+                    scopes: key.scopes.iter().cloned().map(Loc::new).collect(),
+                    rotate_every: key.rotate_every,
+                    overlap: key.overlap,
+                };
+                (k.clone(), key)
+            })
+            .collect(),
+    }
 }
 
 /// Writes the live organization as YAML to a file or standard output.

@@ -5,8 +5,8 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::backend::BackendConfig;
 use crate::duration::Duration;
@@ -18,6 +18,23 @@ pub struct Loc<T> {
     pub value: T,
     pub line: u64,
     pub column: u64,
+}
+
+impl<T> Loc<T> {
+    /// A value written by svcacct itself (an export), at no place in any file.
+    pub fn new(value: T) -> Loc<T> {
+        Loc {
+            value,
+            line: 0,
+            column: 0,
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Loc<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(s)
+    }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loc<T> {
@@ -49,6 +66,24 @@ impl<T: JsonSchema> JsonSchema for Loc<T> {
 /// A YAML mapping keyed by name, in file order, each name with its location.
 #[derive(Debug, Clone)]
 pub struct NamedMap<V>(pub Vec<(Loc<String>, V)>);
+
+impl<V> NamedMap<V> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<V> FromIterator<(String, V)> for NamedMap<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        NamedMap(iter.into_iter().map(|(k, v)| (Loc::new(k), v)).collect())
+    }
+}
+
+impl<V: Serialize> Serialize for NamedMap<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (&k.value, v)))
+    }
+}
 
 impl<V> Default for NamedMap<V> {
     fn default() -> Self {
@@ -93,116 +128,131 @@ impl<V: JsonSchema> JsonSchema for NamedMap<V> {
 }
 
 /// The whole file (or one file of a directory).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "svcacct configuration")]
 pub struct RawConfig {
     /// The organization this config describes: a lowercase slug.
     pub organization: Option<Loc<String>>,
     /// Where the organization lives. Default: a local SQLite file.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backend: Option<Loc<BackendConfig>>,
     /// Where newly issued keys are written, encrypted to whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Loc<RawSecrets>>,
     /// Safety rules for deletions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Loc<RawPolicy>>,
     /// Custom roles. The built-in roles admin, member and viewer exist already.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
     pub roles: NamedMap<RawRole>,
     /// Teams that service accounts join with a role.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
     pub teams: NamedMap<RawTeam>,
     /// Service accounts and their keys.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
     pub service_accounts: NamedMap<RawServiceAccount>,
 }
 
 /// Where issued keys go.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSecrets {
     /// Directory for `<account>/<key>.age` files, relative to the config. Default: `secrets`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<String>,
     /// age X25519 (`age1…`) and `ssh-ed25519` public keys; every key file is encrypted to all.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recipients: Vec<Loc<String>>,
     /// A file of recipients, one a line (`#` starts a comment), relative to the config.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub recipients_file: Option<Loc<String>>,
 }
 
 /// Deletion safety.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
     /// What to do with live objects that svcacct did not create. Default: ignore.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unmanaged: Option<UnmanagedPolicy>,
     /// The largest share (in percent) of managed objects one plan may delete without
     /// `--allow-mass-delete`, once the organization has at least 10. Default: 25.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_delete_percent: Option<Loc<u32>>,
 }
 
 /// A custom role.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRole {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Permissions such as `flows:read`; `*` matches any resource or action.
     #[serde(default)]
     pub permissions: Vec<Loc<String>>,
     /// Refuse to delete this role, even when it is removed from the config.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
 }
 
 /// A team.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTeam {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Refuse to delete this team, even when it is removed from the config.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
 }
 
 /// A service account.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServiceAccount {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Memberships: team → role.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
     pub teams: NamedMap<Loc<String>>,
     /// Global admin: every permission.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub admin: bool,
     /// `never` (the default) or the last day the account works, as YYYY-MM-DD.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<Loc<String>>,
     /// Every key of a disabled account stops working; nothing is deleted.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub disabled: bool,
     /// Refuse to delete this account, even when it is removed from the config.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub protect: bool,
     /// API keys, at most 50.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
     pub keys: NamedMap<RawKey>,
 }
 
 /// An API key.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawKey {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// How long an issued key works. Default: until revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<Duration>,
     /// Permissions the key is narrowed to, within the account's own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<Loc<String>>,
     /// Plan a rotation once the key is this old.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rotate_every: Option<Duration>,
     /// How long a rotated-out key keeps working. Default: 0 (revoked at once).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub overlap: Option<Duration>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
