@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::capabilities::SVCACCT_STORE;
 use super::{Backend, BackendConfig, BackendError, Capabilities, Endpoint, Operation, Section};
+use crate::api::ErrorCode;
 use crate::model::Organization;
 use crate::model::Verification;
 
@@ -119,7 +120,7 @@ struct ErrorBody {
 
 #[derive(Deserialize)]
 struct ErrorDetail {
-    code: String,
+    code: ErrorCode,
     message: String,
 }
 
@@ -150,20 +151,22 @@ fn protocol(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Ba
 
 /// A server error as a backend error the plan and apply understand.
 fn to_error(target: &str, e: ErrorDetail) -> BackendError {
-    match e.code.as_str() {
-        "protected" => BackendError::Protected {
+    match e.code {
+        ErrorCode::Protected => BackendError::Protected {
             target: target.to_string(),
         },
-        "not_found" => BackendError::NotFound {
+        ErrorCode::NotFound => BackendError::NotFound {
             target: target.to_string(),
         },
-        "conflict" | "locked" | "precondition_failed" => BackendError::Conflict {
+        ErrorCode::Conflict | ErrorCode::Locked | ErrorCode::PreconditionFailed => {
+            BackendError::Conflict {
+                target: target.to_string(),
+                message: e.message,
+            }
+        }
+        code => BackendError::Server {
             target: target.to_string(),
-            message: e.message,
-        },
-        _ => BackendError::Server {
-            target: target.to_string(),
-            code: e.code,
+            code: code.to_string(),
             message: e.message,
         },
     }
@@ -228,7 +231,7 @@ impl HttpBackend {
             Ok(b) => to_error(target, b.error),
             Err(_) => BackendError::Server {
                 target: target.to_string(),
-                code: "unknown".into(),
+                code: ErrorCode::Unknown.to_string(),
                 message: format!("server answered {status} without an error body"),
             },
         }
@@ -514,5 +517,25 @@ impl Backend for HttpBackend {
 impl Drop for HttpBackend {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(json: &str) -> ErrorDetail {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn server_codes_map_to_backend_errors() {
+        let locked = to_error("batch", detail(r#"{"code":"locked","message":"by ci"}"#));
+        assert!(matches!(locked, BackendError::Conflict { message, .. } if message == "by ci"));
+        let gone = to_error("role.x", detail(r#"{"code":"not_found","message":"m"}"#));
+        assert!(matches!(gone, BackendError::NotFound { target } if target == "role.x"));
+        // A newer server's code is a server error, not a decoding failure.
+        let new = to_error("t", detail(r#"{"code":"quota_exceeded","message":"m"}"#));
+        assert!(matches!(new, BackendError::Server { code, .. } if code == "unknown"));
     }
 }

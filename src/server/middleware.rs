@@ -12,6 +12,7 @@ use rand::Rng;
 
 use super::auth::PrincipalSlot;
 use super::error::ApiError;
+use crate::api::ErrorCode;
 
 /// Longest request target (path and query) served; every route's fits in far less.
 pub const MAX_URI: usize = 8 * 1024;
@@ -24,7 +25,7 @@ pub async fn refuse_oversized(req: Request, next: Next) -> Response {
     if target > MAX_URI {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             format!("the request target is longer than {MAX_URI} bytes"),
         )
         .into_response();
@@ -37,7 +38,7 @@ pub async fn refuse_oversized(req: Request, next: Next) -> Response {
     if declared.is_some_and(|n| n > super::extract::MAX_BODY as u64) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!(
                 "the request body is larger than {} bytes",
                 super::extract::MAX_BODY
@@ -69,14 +70,23 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     }
     let (code, message) = match status {
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed here"),
         ),
-        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is too large".into()),
-        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request target is too long".into()),
-        s if s.is_server_error() => ("internal", "the request failed inside the server".into()),
-        _ => ("bad_request", "the request is not valid".into()),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such endpoint".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCode::BodyTooLarge,
+            "the request body is too large".into(),
+        ),
+        StatusCode::URI_TOO_LONG => (
+            ErrorCode::UriTooLong,
+            "the request target is too long".into(),
+        ),
+        s if s.is_server_error() => (
+            ErrorCode::Internal,
+            "the request failed inside the server".into(),
+        ),
+        _ => (ErrorCode::BadRequest, "the request is not valid".into()),
     };
     let (mut parts, _) = response.into_parts();
     let fresh = ApiError::new(status, code, message).into_response();
@@ -108,7 +118,7 @@ pub async fn inject_faults(State(rate): State<f64>, req: Request, next: Next) ->
         1 => {
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "injected fault: slow down",
             );
             e.retry_after = Some(0);

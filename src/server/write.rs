@@ -14,6 +14,7 @@ use super::AppState;
 use super::auth::Author;
 use super::error::ApiError;
 use super::extract::{IfMatch, Preconditions, digest};
+use crate::api::ErrorCode;
 use crate::clock;
 use crate::operation::Operation;
 use crate::store::{Store, StoredResponse};
@@ -107,7 +108,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 /// The message of a 409 `locked`.
 pub fn locked(owner: &str, until: OffsetDateTime) -> ApiError {
     ApiError::conflict(
-        "locked",
+        ErrorCode::Locked,
         format!("locked by {owner} until {}", rfc3339(until)),
     )
 }
@@ -141,7 +142,7 @@ where
                     {
                         return Err(ApiError::new(
                             StatusCode::PRECONDITION_FAILED,
-                            "precondition_failed",
+                            ErrorCode::PreconditionFailed,
                             format!(
                                 "organization {org} is at revision {revision}, not {wanted}; read it again"
                             ),
@@ -237,7 +238,7 @@ fn replay(stored: StoredResponse, fingerprint: &str) -> Result<Outcome, ApiError
     } else {
         // A state conflict (this key is taken), not a bad value: 409.
         Err(ApiError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different request",
         ))
     }
