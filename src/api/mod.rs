@@ -5,5 +5,6 @@
 //! (`schemas/openapi.yaml`).
 
 mod error_code;
+pub mod wire;
 
 pub use error_code::ErrorCode;

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::capabilities::SVCACCT_STORE;
 use super::{Backend, BackendConfig, BackendError, Capabilities, Endpoint, Operation, Section};
-use crate::api::ErrorCode;
+use crate::api::{ErrorCode, wire};
 use crate::model::Organization;
 use crate::model::Verification;
 
@@ -368,7 +368,10 @@ impl Backend for HttpBackend {
         if !resp.status().is_success() {
             return Err(Self::error_of(resp, "snapshot"));
         }
-        let org: Organization = resp.json().map_err(|e| protocol("snapshot", e))?;
+        let org: Organization = resp
+            .json::<wire::Organization>()
+            .map_err(|e| protocol("snapshot", e))?
+            .into();
         self.revision = Some(org.revision);
         Ok(org)
     }
@@ -443,7 +446,10 @@ impl Backend for HttpBackend {
     fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<(), BackendError>> {
         let mut results = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(BATCH_OPS) {
-            let body = json!({ "operations": chunk });
+            let batch = wire::Batch {
+                operations: chunk.iter().cloned().map(Into::into).collect(),
+            };
+            let body = json!(batch);
             let mut headers = vec![("Idempotency-Key", idempotency_key())];
             if let Some(lease) = &self.lease {
                 headers.push(("Svcacct-Lease", lease.id.clone()));

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{ensure_org, etagged, with_etag};
-use crate::api::ErrorCode;
+use crate::api::{ErrorCode, wire};
 use crate::clock;
 use crate::operation::Operation;
 use crate::server::AppState;
@@ -96,21 +96,15 @@ pub async fn snapshot(
     Ok(with_etag(StatusCode::OK, revision, body))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Batch {
-    operations: Vec<Operation>,
-}
-
 pub async fn batch(
     State(s): Shared,
     caller: Caller,
     pre: Preconditions,
     P(org): P<String>,
-    body: Body<Batch>,
+    body: Body<wire::Batch>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    let ops = body.value.operations;
+    let ops: Vec<Operation> = body.value.operations.into_iter().map(Into::into).collect();
     for (i, op) in ops.iter().enumerate() {
         validate::operation(op).map_err(|mut e| {
             e.message = format!("operations[{i}]: {}", e.message);
