@@ -1,14 +1,13 @@
 //! Layers around every route: request logs (who, what, how it went, how long — never a key,
 //! a hash or an Authorization header), JSON bodies for the errors axum produces itself (404,
-//! 405), and the test-only fault injection that proves clients converge.
+//! 405).
 
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
 
 use super::auth::PrincipalSlot;
 use super::error::ApiError;
@@ -95,44 +94,6 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         parts.headers.insert(name, value.clone());
     }
     Response::from_parts(parts, fresh.into_body())
-}
-
-/// With `--inject-faults RATE`, that share of organization requests fails at random: a 500,
-/// a 429 with `Retry-After: 0`, or (for a POST) the request runs and its answer is lost.
-pub async fn inject_faults(State(rate): State<f64>, req: Request, next: Next) -> Response {
-    if rate <= 0.0 || !req.uri().path().starts_with("/v1/organizations/") {
-        return next.run(req).await;
-    }
-    let (hit, kind) = {
-        let mut rng = rand::rng();
-        (
-            rng.random_bool(rate.min(1.0)),
-            rng.random_range(0..if req.method() == Method::POST { 3 } else { 2 }),
-        )
-    };
-    if !hit {
-        return next.run(req).await;
-    }
-    match kind {
-        0 => ApiError::internal("injected fault: the server failed").into_response(),
-        1 => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::RateLimited,
-                "injected fault: slow down",
-            );
-            e.retry_after = Some(0);
-            e.into_response()
-        }
-        _ => {
-            let done = next.run(req).await;
-            tracing::info!(
-                status = done.status().as_u16(),
-                "injected fault: dropping the answer"
-            );
-            ApiError::internal("injected fault: the answer was lost").into_response()
-        }
-    }
 }
 
 /// A path fit for a log line: a segment shaped like a key is blanked out.

@@ -9,6 +9,8 @@ pub mod auth;
 mod db;
 pub mod error;
 mod extract;
+#[cfg(feature = "test-hooks")]
+mod faults;
 mod hyper_errors;
 mod middleware;
 mod privilege;
@@ -44,6 +46,7 @@ pub struct Settings {
     /// The operator token; only its hash is kept once the server runs.
     pub admin_token: Zeroizing<String>,
     /// The share (0.0–1.0) of organization requests answered with an injected fault.
+    #[cfg(feature = "test-hooks")]
     pub fault_rate: f64,
     /// Failed authentications one address may make in 10 seconds before getting 429s.
     pub max_auth_failures: usize,
@@ -82,6 +85,8 @@ pub struct AppState {
     limiter: FailureLimiter,
     trusted_proxies: Vec<IpNet>,
     snapshots: snapshots::Snapshots,
+    #[cfg(feature = "test-hooks")]
+    fault_rate: f64,
 }
 
 /// One route the server serves: method and path as the OpenAPI document writes them, and the
@@ -255,19 +260,22 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-/// The application: every route, the JSON error fallbacks, body limit, faults and logs.
-pub fn router(state: Arc<AppState>, fault_rate: f64) -> Router {
+/// The application: every route, the JSON error fallbacks, body limit, faults (in test builds)
+/// and logs.
+pub fn router(state: Arc<AppState>) -> Router {
     let mut app: Router<Arc<AppState>> = Router::new();
     for r in routes() {
         app = app.route(r.path, r.handler);
     }
-    app.fallback(middleware::not_found)
-        .layer(axum::middleware::from_fn(middleware::json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            fault_rate,
-            middleware::inject_faults,
-        ))
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+    let app = app
+        .fallback(middleware::not_found)
+        .layer(axum::middleware::from_fn(middleware::json_errors));
+    #[cfg(feature = "test-hooks")]
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        state.fault_rate,
+        faults::inject_faults,
+    ));
+    app.layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn(middleware::refuse_oversized))
         .layer(axum::middleware::from_fn(middleware::log_requests))
         .with_state(state)
@@ -284,6 +292,8 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
         limiter: FailureLimiter::new(settings.max_auth_failures),
         trusted_proxies: settings.trusted_proxies.clone(),
         snapshots: snapshots::Snapshots::default(),
+        #[cfg(feature = "test-hooks")]
+        fault_rate: settings.fault_rate,
     }))
 }
 
@@ -292,7 +302,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let state = state(&settings)?;
-    let app = router(state, settings.fault_rate);
+    let app = router(state);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -409,11 +419,12 @@ mod tests {
             db: dir.path().join("o.db"),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_token: Zeroizing::new("t".repeat(32)),
+            #[cfg(feature = "test-hooks")]
             fault_rate: 0.0,
             max_auth_failures: 20,
             trusted_proxies: Vec::new(),
             limits: ConnectionLimits::default(),
         };
-        let _ = router(state(&settings).unwrap(), 0.0);
+        let _ = router(state(&settings).unwrap());
     }
 }
