@@ -281,7 +281,7 @@ impl HttpBackend {
 /// A fresh random `Idempotency-Key`.
 fn idempotency_key() -> String {
     let bytes: [u8; 16] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// The delay before retry `attempt` (1-based): full jitter over an exponential ceiling, or

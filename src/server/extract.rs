@@ -43,10 +43,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The digest of a request body, hex.
 pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Parses a JSON body, mapping serde's errors to 400 (shape) or 422 (value).

@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
 use super::auth::Author;
@@ -101,15 +100,11 @@ pub fn apply(
         .map_err(|e| ApiError::from_store(e, own))
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
-}
-
 /// The message of a 409 `locked`.
 pub fn locked(owner: &str, until: OffsetDateTime) -> ApiError {
     ApiError::conflict(
         ErrorCode::Locked,
-        format!("locked by {owner} until {}", rfc3339(until)),
+        format!("locked by {owner} until {}", clock::rfc3339(until)),
     )
 }
 
