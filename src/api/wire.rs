@@ -320,17 +320,30 @@ impl From<BatchOperation> for Operation {
     }
 }
 
-/// `From` both ways between a model struct and a wire struct with the same fields.
+/// `From` both ways between a model struct and a wire struct with the same fields: `plain`
+/// ones moved as they are, `each` a map whose values convert, `list` a `Vec` whose items
+/// convert, `option` an `Option` whose value converts, `into` one that converts. A field either side lacks is a compile error.
 macro_rules! same_fields {
-    ($model:ty, $wire:ty { $($field:ident),* $(,)? } $(, converted { $($conv:ident),* })?) => {
-        impl From<$model> for $wire {
-            fn from(m: $model) -> Self {
-                Self { $($field: m.$field,)* $($($conv: m.$conv.into_iter().map(|(k, v)| (k, v.into())).collect(),)*)? }
-            }
-        }
-        impl From<$wire> for $model {
-            fn from(w: $wire) -> Self {
-                Self { $($field: w.$field,)* $($($conv: w.$conv.into_iter().map(|(k, v)| (k, v.into())).collect(),)*)? }
+    (
+        $model:ty, $wire:ty { $($plain:ident),* $(,)? }
+        $(, each { $($each:ident),* })?
+        $(, list { $($list:ident),* })?
+        $(, option { $($opt:ident),* })?
+        $(, into { $($into:ident),* })?
+    ) => {
+        same_fields!(@one $model => $wire { $($plain),* } [$($($each),*)?] [$($($list),*)?] [$($($opt),*)?] [$($($into),*)?]);
+        same_fields!(@one $wire => $model { $($plain),* } [$($($each),*)?] [$($($list),*)?] [$($($opt),*)?] [$($($into),*)?]);
+    };
+    (@one $from:ty => $to:ty { $($plain:ident),* } [$($each:ident),*] [$($list:ident),*] [$($opt:ident),*] [$($into:ident),*]) => {
+        impl From<$from> for $to {
+            fn from(x: $from) -> Self {
+                Self {
+                    $($plain: x.$plain,)*
+                    $($each: x.$each.into_iter().map(|(k, v)| (k, v.into())).collect(),)*
+                    $($list: x.$list.into_iter().map(Into::into).collect(),)*
+                    $($opt: x.$opt.map(Into::into),)*
+                    $($into: x.$into.into(),)*
+                }
             }
         }
     };
@@ -383,7 +396,7 @@ same_fields!(
         protect,
         managed
     },
-    converted { keys }
+    each { keys }
 );
 same_fields!(
     model::ServiceAccount,
@@ -396,7 +409,31 @@ same_fields!(
         protect,
         managed
     },
-    converted { keys }
+    each { keys }
+);
+same_fields!(
+    model::ApiKey,
+    KeySettings {
+        description,
+        scopes,
+        expires_in,
+        rotate_every,
+        overlap,
+        managed
+    },
+    option { issued }
+);
+same_fields!(
+    model::ApiKey,
+    ApiKey {
+        description,
+        scopes,
+        expires_in,
+        rotate_every,
+        overlap,
+        managed
+    },
+    option { issued }
 );
 same_fields!(
     model::IssuedKey,
@@ -408,6 +445,18 @@ same_fields!(
 );
 same_fields!(operation::Replaces, Replaces { id, retires_at });
 same_fields!(
+    operation::NewKey,
+    NewKey {
+        id,
+        hash,
+        display_prefix,
+        created_at,
+        expires_at
+    },
+    option { replaces },
+    into { settings }
+);
+same_fields!(
     model::RetiringKey,
     RetiringKey {
         id,
@@ -417,125 +466,16 @@ same_fields!(
         managed
     }
 );
-
-impl From<model::ApiKey> for KeySettings {
-    fn from(k: model::ApiKey) -> Self {
-        KeySettings {
-            description: k.description,
-            scopes: k.scopes,
-            expires_in: k.expires_in,
-            rotate_every: k.rotate_every,
-            overlap: k.overlap,
-            managed: k.managed,
-            issued: k.issued.map(Into::into),
-        }
-    }
-}
-
-impl From<KeySettings> for model::ApiKey {
-    fn from(k: KeySettings) -> Self {
-        model::ApiKey {
-            description: k.description,
-            scopes: k.scopes,
-            expires_in: k.expires_in,
-            rotate_every: k.rotate_every,
-            overlap: k.overlap,
-            managed: k.managed,
-            issued: k.issued.map(Into::into),
-        }
-    }
-}
-
-impl From<model::ApiKey> for ApiKey {
-    fn from(k: model::ApiKey) -> Self {
-        ApiKey {
-            description: k.description,
-            scopes: k.scopes,
-            expires_in: k.expires_in,
-            rotate_every: k.rotate_every,
-            overlap: k.overlap,
-            managed: k.managed,
-            issued: k.issued.map(Into::into),
-        }
-    }
-}
-
-impl From<ApiKey> for model::ApiKey {
-    fn from(k: ApiKey) -> Self {
-        model::ApiKey {
-            description: k.description,
-            scopes: k.scopes,
-            expires_in: k.expires_in,
-            rotate_every: k.rotate_every,
-            overlap: k.overlap,
-            managed: k.managed,
-            issued: k.issued.map(Into::into),
-        }
-    }
-}
-
-impl From<operation::NewKey> for NewKey {
-    fn from(k: operation::NewKey) -> Self {
-        NewKey {
-            id: k.id,
-            hash: k.hash,
-            display_prefix: k.display_prefix,
-            created_at: k.created_at,
-            expires_at: k.expires_at,
-            settings: k.settings.into(),
-            replaces: k.replaces.map(Into::into),
-        }
-    }
-}
-
-impl From<NewKey> for operation::NewKey {
-    fn from(k: NewKey) -> Self {
-        operation::NewKey {
-            id: k.id,
-            hash: k.hash,
-            display_prefix: k.display_prefix,
-            created_at: k.created_at,
-            expires_at: k.expires_at,
-            settings: k.settings.into(),
-            replaces: k.replaces.map(Into::into),
-        }
-    }
-}
-
-impl From<model::Organization> for Organization {
-    fn from(o: model::Organization) -> Self {
-        Organization {
-            name: o.name,
-            revision: o.revision,
-            roles: o.roles.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            teams: o.teams.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            service_accounts: o
-                .service_accounts
-                .into_iter()
-                .map(|(k, v)| (k, v.into()))
-                .collect(),
-            retiring_keys: o.retiring_keys.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
-impl From<Organization> for model::Organization {
-    fn from(o: Organization) -> Self {
-        model::Organization {
-            name: o.name,
-            revision: o.revision,
-            roles: o.roles.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            teams: o.teams.into_iter().map(|(k, v)| (k, v.into())).collect(),
-            service_accounts: o
-                .service_accounts
-                .into_iter()
-                .map(|(k, v)| (k, v.into()))
-                .collect(),
-            retiring_keys: o.retiring_keys.into_iter().map(Into::into).collect(),
-        }
-    }
-}
-
+same_fields!(
+    model::Organization,
+    Organization { name, revision },
+    each {
+        roles,
+        teams,
+        service_accounts
+    },
+    list { retiring_keys }
+);
 #[cfg(test)]
 mod tests {
     use super::*;
