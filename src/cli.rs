@@ -165,6 +165,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub log_json: bool,
     /// Testing only: the share (0.0-1.0) of organization requests that fail at random.
+    #[cfg(feature = "test-hooks")]
     #[arg(long, hide = true, default_value_t = 0.0, value_parser = fault_rate)]
     pub inject_faults: f64,
     /// Failed authentications one address may make in 10 seconds before getting 429s.
@@ -191,6 +192,7 @@ fn ip_or_net(s: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("`{s}` is not an IP address or a CIDR block such as 10.0.0.0/8"))
 }
 
+#[cfg(feature = "test-hooks")]
 fn fault_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),

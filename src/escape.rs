@@ -14,6 +14,14 @@ fn is_unsafe(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `s` cut to `max` characters (and an ellipsis): echoed input in a message stays short.
+pub fn shorten(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        None => Cow::Borrowed(s),
+        Some((end, _)) => Cow::Owned(format!("{}…", &s[..end])),
+    }
+}
+
 /// Text for a terminal, as one line: each unsafe character (newlines too) written visibly,
 /// as `\u{1b}`, the way Rust's `{:?}` writes it.
 pub fn terminal(s: &str) -> Cow<'_, str> {
@@ -98,6 +106,14 @@ pub fn json(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shorten_cuts_at_a_character_not_a_byte() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "abc…");
+        assert_eq!(shorten("ééééé", 2), "éé…");
+        assert!(matches!(shorten("short", 80), Cow::Borrowed(_)));
+    }
 
     const NASTY: &str = "a\u{1b}[8mb\u{1b}]52;c;aGk=\u{7}\rc\u{202e}d\u{7f}\u{9b}e\u{2066}";
 

@@ -3,7 +3,9 @@
 //! The data flow: config → desired state; backend → live state; diff → plan; plan → apply →
 //! backend + secret files. Each arrow is one module boundary.
 
+pub mod actor;
 pub mod address;
+pub mod api;
 pub mod apply;
 pub mod backend;
 pub mod cli;

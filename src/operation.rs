@@ -87,7 +87,7 @@ impl std::fmt::Debug for IssuedSecret {
 }
 
 /// One write. Each is applied whole or not at all, and bumps the organization's revision.
-/// This is also the wire format of the server's batch endpoint.
+/// The server's batch endpoint speaks its own wire types (`api::wire`), converted from these.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Operation {

@@ -22,6 +22,7 @@ use super::capabilities::SVCACCT_STORE;
 use super::{
     Applied, Backend, BackendConfig, BackendError, Capabilities, Endpoint, Operation, Section,
 };
+use crate::api::{ErrorCode, wire};
 use crate::model::Organization;
 use crate::model::Verification;
 
@@ -121,7 +122,7 @@ struct ErrorBody {
 
 #[derive(Deserialize)]
 struct ErrorDetail {
-    code: String,
+    code: ErrorCode,
     message: String,
 }
 
@@ -152,20 +153,22 @@ fn protocol(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Ba
 
 /// A server error as a backend error the plan and apply understand.
 fn to_error(target: &str, e: ErrorDetail) -> BackendError {
-    match e.code.as_str() {
-        "protected" => BackendError::Protected {
+    match e.code {
+        ErrorCode::Protected => BackendError::Protected {
             target: target.to_string(),
         },
-        "not_found" => BackendError::NotFound {
+        ErrorCode::NotFound => BackendError::NotFound {
             target: target.to_string(),
         },
-        "conflict" | "locked" | "precondition_failed" => BackendError::Conflict {
+        ErrorCode::Conflict | ErrorCode::Locked | ErrorCode::PreconditionFailed => {
+            BackendError::Conflict {
+                target: target.to_string(),
+                message: e.message,
+            }
+        }
+        code => BackendError::Server {
             target: target.to_string(),
-            message: e.message,
-        },
-        _ => BackendError::Server {
-            target: target.to_string(),
-            code: e.code,
+            code: code.to_string(),
             message: e.message,
         },
     }
@@ -230,7 +233,7 @@ impl HttpBackend {
             Ok(b) => to_error(target, b.error),
             Err(_) => BackendError::Server {
                 target: target.to_string(),
-                code: "unknown".into(),
+                code: ErrorCode::Unknown.to_string(),
                 message: format!("server answered {status} without an error body"),
             },
         }
@@ -280,7 +283,7 @@ impl HttpBackend {
 /// A fresh random `Idempotency-Key`.
 fn idempotency_key() -> String {
     let bytes: [u8; 16] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// The delay before retry `attempt` (1-based): full jitter over an exponential ceiling, or
@@ -367,7 +370,10 @@ impl Backend for HttpBackend {
         if !resp.status().is_success() {
             return Err(Self::error_of(resp, "snapshot"));
         }
-        let org: Organization = resp.json().map_err(|e| protocol("snapshot", e))?;
+        let org: Organization = resp
+            .json::<wire::Organization>()
+            .map_err(|e| protocol("snapshot", e))?
+            .into();
         self.revision = Some(org.revision);
         Ok(org)
     }
@@ -442,7 +448,22 @@ impl Backend for HttpBackend {
     fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<Applied, BackendError>> {
         let mut results = Vec::with_capacity(ops.len());
         for chunk in ops.chunks(BATCH_OPS) {
-            let body = json!({ "operations": chunk });
+            let operations: Result<Vec<wire::BatchOperation>, Operation> =
+                chunk.iter().cloned().map(TryInto::try_into).collect();
+            let Ok(operations) = operations else {
+                // The apply mints keys for this backend (its capabilities say so); a key
+                // issue reaching it is a bug, refused before anything is sent.
+                results.extend(chunk.iter().map(|op| {
+                    Err(BackendError::Conflict {
+                        target: op.target().to_string(),
+                        message: "the server registers keys by hash; the client mints them"
+                            .into(),
+                    })
+                }));
+                continue;
+            };
+            let batch = wire::Batch { operations };
+            let body = json!(batch);
             let mut headers = vec![("Idempotency-Key", idempotency_key())];
             if let Some(lease) = &self.lease {
                 headers.push(("Svcacct-Lease", lease.id.clone()));
@@ -516,5 +537,25 @@ impl Backend for HttpBackend {
 impl Drop for HttpBackend {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(json: &str) -> ErrorDetail {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn server_codes_map_to_backend_errors() {
+        let locked = to_error("batch", detail(r#"{"code":"locked","message":"by ci"}"#));
+        assert!(matches!(locked, BackendError::Conflict { message, .. } if message == "by ci"));
+        let gone = to_error("role.x", detail(r#"{"code":"not_found","message":"m"}"#));
+        assert!(matches!(gone, BackendError::NotFound { target } if target == "role.x"));
+        // A newer server's code is a server error, not a decoding failure.
+        let new = to_error("t", detail(r#"{"code":"quota_exceeded","message":"m"}"#));
+        assert!(matches!(new, BackendError::Server { code, .. } if code == "unknown"));
     }
 }

@@ -72,7 +72,7 @@ impl LocalBackend {
         } else {
             Store::open_read_only(path)?
         };
-        let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+        let user = crate::actor::local_user();
         Ok(LocalBackend {
             path: path.to_path_buf(),
             organization: organization.to_string(),

@@ -37,10 +37,7 @@ pub fn apply(
     let mut backend = config.backend.open(&config.desired.name, true)?;
     // The plan is computed under the lock, so no other apply can move the organization
     // between what we show and what we do.
-    let owner = format!(
-        "svcacct apply by {}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    );
+    let owner = format!("svcacct apply by {}", crate::actor::local_user());
     backend.lock(&owner, Duration::from_secs(args.lock_timeout))?;
     let live = backend
         .snapshot()

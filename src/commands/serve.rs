@@ -76,6 +76,7 @@ pub fn serve(args: &ServeArgs, out: Output) -> Result<u8> {
         db: args.db.clone(),
         listen: args.listen,
         admin_token,
+        #[cfg(feature = "test-hooks")]
         fault_rate: args.inject_faults,
         max_auth_failures: args.max_auth_failures,
         trusted_proxies: args.trusted_proxies.clone(),

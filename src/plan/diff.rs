@@ -403,7 +403,7 @@ pub fn diff(
                 address.clone(),
                 Action::Retire,
                 Some(
-                    serde_json::json!({ "key_id": r.id, "retires_at": r.retires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }),
+                    serde_json::json!({ "key_id": r.id, "retires_at": crate::clock::rfc3339(r.retires_at) }),
                 ),
                 None,
                 vec![Operation::RevokeKey {

@@ -12,15 +12,10 @@
 //! display prefix is in any of it.
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Plan;
+use crate::clock::rfc3339;
 use crate::model::{ApiKey, Role, ServiceAccount, Team};
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
 
 /// A role as plans show it.
 pub fn role_json(r: &Role) -> Value {

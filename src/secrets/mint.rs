@@ -42,7 +42,7 @@ pub fn mint() -> MintedKey {
     let random = Zeroizing::new(random);
     let secret = Zeroizing::new(format!("{SECRET_PREFIX}{}{}", *random, checksum(&random)));
     let id_bytes: [u8; 8] = rng.random();
-    let id = format!("key_{}", hex(&id_bytes));
+    let id = format!("key_{}", hex::encode(id_bytes));
     MintedKey {
         id,
         hash: hash_secret(&secret),
@@ -53,7 +53,7 @@ pub fn mint() -> MintedKey {
 
 /// Hex SHA-256 of a secret.
 pub fn hash_secret(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Whether a string has a key's shape and a valid checksum (no lookup needed).
@@ -76,10 +76,6 @@ fn checksum(random: &str) -> String {
         n /= 62;
     }
     String::from_utf8(out.to_vec()).expect("base62 is ascii")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

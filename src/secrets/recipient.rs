@@ -70,10 +70,6 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, (usize, Strin
         .collect()
 }
 
-fn shorten(s: &str) -> String {
-    if s.chars().count() > 40 {
-        format!("{}…", s.chars().take(40).collect::<String>())
-    } else {
-        s.to_string()
-    }
+fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::escape::shorten(s, 40)
 }

@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::api::ErrorCode;
 use crate::clock;
 use crate::model::Verification;
 use crate::model::pattern_covers;
@@ -293,7 +294,7 @@ fn failed(state: &AppState, ip: IpAddr, message: &str) -> ApiError {
         Err(wait) => {
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!(
                     "too many failed authentications from this address; try again in {wait} seconds"
                 ),
@@ -318,7 +319,7 @@ async fn authenticate(
     // Proxies and servers disagree on which of two credentials counts; refuse to guess.
     if values.next().is_some() {
         return Err(ApiError::bad_request(
-            "invalid_header",
+            ErrorCode::InvalidHeader,
             "send one Authorization header, not several",
         ));
     }

@@ -5,20 +5,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::api::ErrorCode;
 use crate::store::StoreError;
 
 /// An error answer.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Seconds for a `Retry-After` header (429).
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -28,38 +29,46 @@ impl ApiError {
     }
 
     /// 400: the body or a parameter is not what the endpoint takes.
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
     /// 401: no credentials, or credentials that are not valid.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
     /// 403: valid credentials that do not allow this.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
     }
 
     /// 404.
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// 409 with a specific code.
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)
     }
 
     /// 422: well-formed, but a value is not acceptable.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidValue,
+            message,
+        )
     }
 
     /// 500: our fault; the message never carries request data.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            message,
+        )
     }
 
     /// The error a failed store write maps to. `own` is the address of the object the
@@ -70,23 +79,24 @@ impl ApiError {
             StoreError::NotFound { target } if target == own => {
                 Self::not_found(format!("{target} does not exist"))
             }
-            StoreError::NotFound { target } => {
-                Self::conflict("unknown_reference", format!("{target} does not exist"))
-            }
+            StoreError::NotFound { target } => Self::conflict(
+                ErrorCode::UnknownReference,
+                format!("{target} does not exist"),
+            ),
             other => Self::from(other),
         }
     }
 
     /// The `code` a store error has in a batch result and an error body.
-    pub fn store_code(e: &StoreError) -> &'static str {
+    pub fn store_code(e: &StoreError) -> ErrorCode {
         match e {
-            StoreError::Protected { .. } => "protected",
-            StoreError::NotFound { .. } => "not_found",
-            StoreError::Conflict { .. } | StoreError::Duplicate(_) => "conflict",
+            StoreError::Protected { .. } => ErrorCode::Protected,
+            StoreError::NotFound { .. } => ErrorCode::NotFound,
+            StoreError::Conflict { .. } | StoreError::Duplicate(_) => ErrorCode::Conflict,
             StoreError::Sqlite(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
-            | StoreError::ReadOnly => "storage",
+            | StoreError::ReadOnly => ErrorCode::Storage,
         }
     }
 }

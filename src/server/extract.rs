@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
+use crate::api::ErrorCode;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -42,10 +43,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// The digest of a request body, hex.
 pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Parses a JSON body, mapping serde's errors to 400 (shape) or 422 (value).
@@ -56,7 +54,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     {
         return Err(ApiError::bad_request(
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "the body must be a JSON object",
         ));
     }
@@ -64,12 +62,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         use serde_json::error::Category;
         let message = e.to_string();
         match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::bad_request("malformed_json", format!("malformed JSON: {message}"))
-            }
+            Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+                ErrorCode::MalformedJson,
+                format!("malformed JSON: {message}"),
+            ),
             // Our own value parsers (durations) say "invalid duration"; the rest is shape.
             Category::Data if message.contains("duration") => ApiError::invalid(message),
-            Category::Data => ApiError::bad_request("invalid_body", message),
+            Category::Data => ApiError::bad_request(ErrorCode::InvalidBody, message),
         }
     })
 }
@@ -85,7 +84,7 @@ where
         if !is_json(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with `Content-Type: application/json`",
             ));
         }
@@ -127,7 +126,7 @@ where
         if !json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 if has_type {
                     "send the body as JSON with `Content-Type: application/json`"
                 } else {
@@ -146,11 +145,14 @@ fn body_rejection(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!("the request body is larger than {MAX_BODY} bytes"),
         )
     } else {
-        ApiError::bad_request("unreadable_body", "the request body could not be read")
+        ApiError::bad_request(
+            ErrorCode::UnreadableBody,
+            "the request body could not be read",
+        )
     }
 }
 
@@ -168,7 +170,7 @@ where
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(t)| P(t))
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidPath, e.body_text()))
     }
 }
 
@@ -186,7 +188,7 @@ where
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(t)| Q(t))
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.body_text()))
     }
 }
 
@@ -211,10 +213,9 @@ pub struct Preconditions {
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.trim()))
-            .map_err(|_| ApiError::bad_request("invalid_header", format!("{name} is not text"))),
+        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
+            ApiError::bad_request(ErrorCode::InvalidHeader, format!("{name} is not text"))
+        }),
     }
 }
 
@@ -244,7 +245,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
             None => None,
             Some(v) => Some(parse_if_match(v).ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_header",
+                    ErrorCode::InvalidHeader,
                     "If-Match must be an organization revision such as \"42\", or *",
                 )
             })?),
@@ -260,7 +261,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
             }
             Some(_) => {
                 return Err(ApiError::bad_request(
-                    "invalid_header",
+                    ErrorCode::InvalidHeader,
                     format!(
                         "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
                     ),
@@ -276,7 +277,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
             }
             Some(_) => {
                 return Err(ApiError::bad_request(
-                    "invalid_header",
+                    ErrorCode::InvalidHeader,
                     "Svcacct-Lease must be a lease id",
                 ));
             }

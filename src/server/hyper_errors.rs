@@ -14,6 +14,8 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::api::ErrorCode;
+
 /// A connection whose hyper-made error answers carry our JSON error body.
 pub struct JsonParseErrors<T> {
     inner: T,
@@ -44,17 +46,17 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     let (reason, code, message) = match status {
         "400" => (
             "Bad Request",
-            "bad_request",
+            ErrorCode::BadRequest,
             "the request is not well-formed HTTP",
         ),
         "414" => (
             "URI Too Long",
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             "the request target is too long",
         ),
         "431" => (
             "Request Header Fields Too Large",
-            "headers_too_large",
+            ErrorCode::HeadersTooLarge,
             "the request headers are too large",
         ),
         _ => return None,

@@ -1,17 +1,17 @@
 //! Layers around every route: request logs (who, what, how it went, how long — never a key,
 //! a hash or an Authorization header), JSON bodies for the errors axum produces itself (404,
-//! 405), and the test-only fault injection that proves clients converge.
+//! 405).
 
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rand::Rng;
 
 use super::auth::PrincipalSlot;
 use super::error::ApiError;
+use crate::api::ErrorCode;
 
 /// Longest request target (path and query) served; every route's fits in far less.
 pub const MAX_URI: usize = 8 * 1024;
@@ -24,7 +24,7 @@ pub async fn refuse_oversized(req: Request, next: Next) -> Response {
     if target > MAX_URI {
         return ApiError::new(
             StatusCode::URI_TOO_LONG,
-            "uri_too_long",
+            ErrorCode::UriTooLong,
             format!("the request target is longer than {MAX_URI} bytes"),
         )
         .into_response();
@@ -37,7 +37,7 @@ pub async fn refuse_oversized(req: Request, next: Next) -> Response {
     if declared.is_some_and(|n| n > super::extract::MAX_BODY as u64) {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!(
                 "the request body is larger than {} bytes",
                 super::extract::MAX_BODY
@@ -69,14 +69,23 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     }
     let (code, message) = match status {
         StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed here"),
         ),
-        StatusCode::NOT_FOUND => ("not_found", "no such endpoint".to_string()),
-        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is too large".into()),
-        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request target is too long".into()),
-        s if s.is_server_error() => ("internal", "the request failed inside the server".into()),
-        _ => ("bad_request", "the request is not valid".into()),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "no such endpoint".to_string()),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCode::BodyTooLarge,
+            "the request body is too large".into(),
+        ),
+        StatusCode::URI_TOO_LONG => (
+            ErrorCode::UriTooLong,
+            "the request target is too long".into(),
+        ),
+        s if s.is_server_error() => (
+            ErrorCode::Internal,
+            "the request failed inside the server".into(),
+        ),
+        _ => (ErrorCode::BadRequest, "the request is not valid".into()),
     };
     let (mut parts, _) = response.into_parts();
     let fresh = ApiError::new(status, code, message).into_response();
@@ -85,44 +94,6 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         parts.headers.insert(name, value.clone());
     }
     Response::from_parts(parts, fresh.into_body())
-}
-
-/// With `--inject-faults RATE`, that share of organization requests fails at random: a 500,
-/// a 429 with `Retry-After: 0`, or (for a POST) the request runs and its answer is lost.
-pub async fn inject_faults(State(rate): State<f64>, req: Request, next: Next) -> Response {
-    if rate <= 0.0 || !req.uri().path().starts_with("/v1/organizations/") {
-        return next.run(req).await;
-    }
-    let (hit, kind) = {
-        let mut rng = rand::rng();
-        (
-            rng.random_bool(rate.min(1.0)),
-            rng.random_range(0..if req.method() == Method::POST { 3 } else { 2 }),
-        )
-    };
-    if !hit {
-        return next.run(req).await;
-    }
-    match kind {
-        0 => ApiError::internal("injected fault: the server failed").into_response(),
-        1 => {
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "injected fault: slow down",
-            );
-            e.retry_after = Some(0);
-            e.into_response()
-        }
-        _ => {
-            let done = next.run(req).await;
-            tracing::info!(
-                status = done.status().as_u16(),
-                "injected fault: dropping the answer"
-            );
-            ApiError::internal("injected fault: the answer was lost").into_response()
-        }
-    }
 }
 
 /// A path fit for a log line: a segment shaped like a key is blanked out.

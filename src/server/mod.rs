@@ -2,13 +2,15 @@
 //! same SQLite store as the `local` backend, so that keys svcacct issues authenticate
 //! something real, and organizations can be planned and applied over HTTP.
 //!
-//! [`ROUTES`] is the one list of what the server serves: the router is built from it and a
-//! test holds `schemas/openapi.yaml` to it.
+//! [`routes`] is the one list of what the server serves: the router registers it and a test
+//! holds `schemas/openapi.yaml` to it.
 
 pub mod auth;
 mod db;
 pub mod error;
 mod extract;
+#[cfg(feature = "test-hooks")]
+mod faults;
 mod hyper_errors;
 mod middleware;
 mod privilege;
@@ -24,7 +26,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 use zeroize::Zeroizing;
@@ -42,6 +46,7 @@ pub struct Settings {
     /// The operator token; only its hash is kept once the server runs.
     pub admin_token: Zeroizing<String>,
     /// The share (0.0–1.0) of organization requests answered with an injected fault.
+    #[cfg(feature = "test-hooks")]
     pub fault_rate: f64,
     /// Failed authentications one address may make in 10 seconds before getting 429s.
     pub max_auth_failures: usize,
@@ -80,144 +85,197 @@ pub struct AppState {
     limiter: FailureLimiter,
     trusted_proxies: Vec<IpNet>,
     snapshots: snapshots::Snapshots,
+    #[cfg(feature = "test-hooks")]
+    fault_rate: f64,
 }
 
-/// Every route the server serves: method and path, as the OpenAPI document writes them.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/health"),
-    ("GET", "/v1/whoami"),
-    ("POST", "/v1/keys/verify"),
-    ("POST", "/v1/organizations"),
-    ("GET", "/v1/organizations/{org}"),
-    ("GET", "/v1/organizations/{org}/snapshot"),
-    ("POST", "/v1/organizations/{org}/batch"),
-    ("GET", "/v1/organizations/{org}/audit"),
-    ("POST", "/v1/organizations/{org}/lock"),
-    ("PUT", "/v1/organizations/{org}/lock/{lease_id}"),
-    ("DELETE", "/v1/organizations/{org}/lock/{lease_id}"),
-    ("GET", "/v1/organizations/{org}/roles"),
-    ("POST", "/v1/organizations/{org}/roles"),
-    ("GET", "/v1/organizations/{org}/roles/{role}"),
-    ("PUT", "/v1/organizations/{org}/roles/{role}"),
-    ("DELETE", "/v1/organizations/{org}/roles/{role}"),
-    ("GET", "/v1/organizations/{org}/teams"),
-    ("POST", "/v1/organizations/{org}/teams"),
-    ("GET", "/v1/organizations/{org}/teams/{team}"),
-    ("PUT", "/v1/organizations/{org}/teams/{team}"),
-    ("DELETE", "/v1/organizations/{org}/teams/{team}"),
-    ("GET", "/v1/organizations/{org}/service_accounts"),
-    ("POST", "/v1/organizations/{org}/service_accounts"),
-    ("GET", "/v1/organizations/{org}/service_accounts/{account}"),
-    ("PUT", "/v1/organizations/{org}/service_accounts/{account}"),
-    (
-        "DELETE",
-        "/v1/organizations/{org}/service_accounts/{account}",
-    ),
-    (
-        "PUT",
-        "/v1/organizations/{org}/service_accounts/{account}/memberships",
-    ),
-    (
-        "POST",
-        "/v1/organizations/{org}/service_accounts/{account}/disable",
-    ),
-    (
-        "POST",
-        "/v1/organizations/{org}/service_accounts/{account}/enable",
-    ),
-    (
-        "GET",
-        "/v1/organizations/{org}/service_accounts/{account}/keys",
-    ),
-    (
-        "POST",
-        "/v1/organizations/{org}/service_accounts/{account}/keys",
-    ),
-    (
-        "GET",
-        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
-    ),
-    (
-        "PATCH",
-        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
-    ),
-    (
-        "DELETE",
-        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
-    ),
-    (
-        "POST",
-        "/v1/organizations/{org}/service_accounts/{account}/keys/{key}/rotate",
-    ),
-];
+/// One route the server serves: method and path as the OpenAPI document writes them, and the
+/// handler registered for them.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<Arc<AppState>>,
+}
 
-/// The handler of one entry of [`ROUTES`].
-fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
-    const ACCOUNT: &str = "/v1/organizations/{org}/service_accounts/{account}";
-    const KEY: &str = "/v1/organizations/{org}/service_accounts/{account}/keys/{key}";
-    let account_route = path.strip_prefix(ACCOUNT);
-    match (method, path) {
-        ("GET", "/v1/health") => get(identity::health),
-        ("GET", "/v1/whoami") => get(identity::whoami),
-        ("POST", "/v1/keys/verify") => post(identity::verify),
-        ("POST", "/v1/organizations") => post(orgs::create),
-        ("GET", "/v1/organizations/{org}") => get(orgs::get),
-        ("GET", "/v1/organizations/{org}/snapshot") => get(orgs::snapshot),
-        ("POST", "/v1/organizations/{org}/batch") => post(orgs::batch),
-        ("GET", "/v1/organizations/{org}/audit") => get(orgs::audit),
-        ("POST", "/v1/organizations/{org}/lock") => post(lock::acquire),
-        ("PUT", "/v1/organizations/{org}/lock/{lease_id}") => put(lock::renew),
-        ("DELETE", "/v1/organizations/{org}/lock/{lease_id}") => delete(lock::release),
-        ("GET", "/v1/organizations/{org}/roles") => get(res::list::<RoleBody>),
-        ("POST", "/v1/organizations/{org}/roles") => post(res::create::<RoleBody>),
-        ("GET", "/v1/organizations/{org}/roles/{role}") => get(res::get::<RoleBody>),
-        ("PUT", "/v1/organizations/{org}/roles/{role}") => put(res::put::<RoleBody>),
-        ("DELETE", "/v1/organizations/{org}/roles/{role}") => delete(res::delete::<RoleBody>),
-        ("GET", "/v1/organizations/{org}/teams") => get(res::list::<TeamBody>),
-        ("POST", "/v1/organizations/{org}/teams") => post(res::create::<TeamBody>),
-        ("GET", "/v1/organizations/{org}/teams/{team}") => get(res::get::<TeamBody>),
-        ("PUT", "/v1/organizations/{org}/teams/{team}") => put(res::put::<TeamBody>),
-        ("DELETE", "/v1/organizations/{org}/teams/{team}") => delete(res::delete::<TeamBody>),
-        ("GET", "/v1/organizations/{org}/service_accounts") => get(res::list::<AccountBody>),
-        ("POST", "/v1/organizations/{org}/service_accounts") => post(res::create::<AccountBody>),
-        (m, p) if p == KEY => match m {
-            "GET" => get(keys::get_key),
-            "PATCH" => patch(keys::patch_key),
-            "DELETE" => delete(keys::revoke_key),
-            _ => unknown(method, path),
-        },
-        ("POST", p) if p == format!("{KEY}/rotate") => post(keys::rotate_key),
-        (m, _) => match (m, account_route) {
-            ("GET", Some("")) => get(res::get::<AccountBody>),
-            ("PUT", Some("")) => put(res::put::<AccountBody>),
-            ("DELETE", Some("")) => delete(res::delete::<AccountBody>),
-            ("PUT", Some("/memberships")) => put(res::put_memberships),
-            ("POST", Some("/disable")) => post(res::disable_account),
-            ("POST", Some("/enable")) => post(res::enable_account),
-            ("GET", Some("/keys")) => get(keys::list_keys),
-            ("POST", Some("/keys")) => post(keys::create_key),
-            _ => unknown(method, path),
-        },
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, Arc<AppState>>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
+    Route {
+        method,
+        path,
+        handler: on(filter, handler),
     }
 }
 
-fn unknown(method: &str, path: &str) -> ! {
-    panic!("ROUTES lists {method} {path} but no handler serves it")
+/// Every route the server serves: the router registers exactly these, and a test holds
+/// `schemas/openapi.yaml` to them.
+pub fn routes() -> Vec<Route> {
+    vec![
+        route(Method::GET, "/v1/health", identity::health),
+        route(Method::GET, "/v1/whoami", identity::whoami),
+        route(Method::POST, "/v1/keys/verify", identity::verify),
+        route(Method::POST, "/v1/organizations", orgs::create),
+        route(Method::GET, "/v1/organizations/{org}", orgs::get),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/snapshot",
+            orgs::snapshot,
+        ),
+        route(Method::POST, "/v1/organizations/{org}/batch", orgs::batch),
+        route(Method::GET, "/v1/organizations/{org}/audit", orgs::audit),
+        route(Method::POST, "/v1/organizations/{org}/lock", lock::acquire),
+        route(
+            Method::PUT,
+            "/v1/organizations/{org}/lock/{lease_id}",
+            lock::renew,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/organizations/{org}/lock/{lease_id}",
+            lock::release,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/roles",
+            res::list::<RoleBody>,
+        ),
+        route(
+            Method::POST,
+            "/v1/organizations/{org}/roles",
+            res::create::<RoleBody>,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/roles/{role}",
+            res::get::<RoleBody>,
+        ),
+        route(
+            Method::PUT,
+            "/v1/organizations/{org}/roles/{role}",
+            res::put::<RoleBody>,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/organizations/{org}/roles/{role}",
+            res::delete::<RoleBody>,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/teams",
+            res::list::<TeamBody>,
+        ),
+        route(
+            Method::POST,
+            "/v1/organizations/{org}/teams",
+            res::create::<TeamBody>,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/teams/{team}",
+            res::get::<TeamBody>,
+        ),
+        route(
+            Method::PUT,
+            "/v1/organizations/{org}/teams/{team}",
+            res::put::<TeamBody>,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/organizations/{org}/teams/{team}",
+            res::delete::<TeamBody>,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/service_accounts",
+            res::list::<AccountBody>,
+        ),
+        route(
+            Method::POST,
+            "/v1/organizations/{org}/service_accounts",
+            res::create::<AccountBody>,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/service_accounts/{account}",
+            res::get::<AccountBody>,
+        ),
+        route(
+            Method::PUT,
+            "/v1/organizations/{org}/service_accounts/{account}",
+            res::put::<AccountBody>,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/organizations/{org}/service_accounts/{account}",
+            res::delete::<AccountBody>,
+        ),
+        route(
+            Method::PUT,
+            "/v1/organizations/{org}/service_accounts/{account}/memberships",
+            res::put_memberships,
+        ),
+        route(
+            Method::POST,
+            "/v1/organizations/{org}/service_accounts/{account}/disable",
+            res::disable_account,
+        ),
+        route(
+            Method::POST,
+            "/v1/organizations/{org}/service_accounts/{account}/enable",
+            res::enable_account,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/service_accounts/{account}/keys",
+            keys::list_keys,
+        ),
+        route(
+            Method::POST,
+            "/v1/organizations/{org}/service_accounts/{account}/keys",
+            keys::create_key,
+        ),
+        route(
+            Method::GET,
+            "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
+            keys::get_key,
+        ),
+        route(
+            Method::PATCH,
+            "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
+            keys::patch_key,
+        ),
+        route(
+            Method::DELETE,
+            "/v1/organizations/{org}/service_accounts/{account}/keys/{key}",
+            keys::revoke_key,
+        ),
+        route(
+            Method::POST,
+            "/v1/organizations/{org}/service_accounts/{account}/keys/{key}/rotate",
+            keys::rotate_key,
+        ),
+    ]
 }
 
-/// The application: every route, the JSON error fallbacks, body limit, faults and logs.
-pub fn router(state: Arc<AppState>, fault_rate: f64) -> Router {
+/// The application: every route, the JSON error fallbacks, body limit, faults (in test builds)
+/// and logs.
+pub fn router(state: Arc<AppState>) -> Router {
     let mut app: Router<Arc<AppState>> = Router::new();
-    for (method, path) in ROUTES {
-        app = app.route(path, handler(method, path));
+    for r in routes() {
+        app = app.route(r.path, r.handler);
     }
-    app.fallback(middleware::not_found)
-        .layer(axum::middleware::from_fn(middleware::json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            fault_rate,
-            middleware::inject_faults,
-        ))
-        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+    let app = app
+        .fallback(middleware::not_found)
+        .layer(axum::middleware::from_fn(middleware::json_errors));
+    #[cfg(feature = "test-hooks")]
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        state.fault_rate,
+        faults::inject_faults,
+    ));
+    app.layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn(middleware::refuse_oversized))
         .layer(axum::middleware::from_fn(middleware::log_requests))
         .with_state(state)
@@ -234,6 +292,8 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
         limiter: FailureLimiter::new(settings.max_auth_failures),
         trusted_proxies: settings.trusted_proxies.clone(),
         snapshots: snapshots::Snapshots::default(),
+        #[cfg(feature = "test-hooks")]
+        fault_rate: settings.fault_rate,
     }))
 }
 
@@ -242,7 +302,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let state = state(&settings)?;
-    let app = router(state, settings.fault_rate);
+    let app = router(state);
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -339,13 +399,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_listed_route_has_a_handler() {
-        for (method, path) in ROUTES {
-            let _ = handler(method, path);
-        }
+    fn no_route_is_listed_twice() {
         let mut seen = std::collections::BTreeSet::new();
-        for r in ROUTES {
-            assert!(seen.insert(r), "{r:?} is listed twice");
+        for r in routes() {
+            assert!(
+                seen.insert((r.method.clone(), r.path)),
+                "{} {} is listed twice",
+                r.method,
+                r.path
+            );
         }
+    }
+
+    #[test]
+    fn every_route_is_registered() {
+        // axum panics on a route registered twice or a path it cannot parse.
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            db: dir.path().join("o.db"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_token: Zeroizing::new("t".repeat(32)),
+            #[cfg(feature = "test-hooks")]
+            fault_rate: 0.0,
+            max_auth_failures: 20,
+            trusted_proxies: Vec::new(),
+            limits: ConnectionLimits::default(),
+        };
+        let _ = router(state(&settings).unwrap());
     }
 }

@@ -11,6 +11,7 @@ use axum::body::Bytes;
 
 use super::db::Db;
 use super::error::ApiError;
+use crate::api::wire;
 
 /// The latest snapshot JSON of each organization, with its revision.
 #[derive(Default)]
@@ -49,10 +50,11 @@ impl Snapshots {
                 let o = store.snapshot(&name)?.ok_or_else(|| {
                     ApiError::not_found(format!("organization {name} does not exist"))
                 })?;
-                let body = serde_json::to_vec(&o).map_err(|e| {
+                let revision = o.revision;
+                let body = serde_json::to_vec(&wire::Organization::from(o)).map_err(|e| {
                     ApiError::internal(format!("cannot serialize the snapshot: {e}"))
                 })?;
-                Ok((o.revision, Bytes::from(body)))
+                Ok((revision, Bytes::from(body)))
             })
             .await?;
         let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());

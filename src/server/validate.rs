@@ -189,10 +189,6 @@ pub fn operation(op: &Operation) -> Result<(), ApiError> {
 }
 
 /// Keeps echoed input short in messages.
-fn shorten(s: &str) -> String {
-    if s.chars().count() <= 80 {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(80).collect::<String>())
-    }
+fn shorten(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::escape::shorten(s, 80)
 }

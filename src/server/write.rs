@@ -8,12 +8,12 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
 use super::auth::Author;
 use super::error::ApiError;
 use super::extract::{IfMatch, Preconditions, digest};
+use crate::api::ErrorCode;
 use crate::clock;
 use crate::operation::Operation;
 use crate::store::{Store, StoredResponse};
@@ -100,15 +100,11 @@ pub fn apply(
         .map_err(|e| ApiError::from_store(e, own))
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
-}
-
 /// The message of a 409 `locked`.
 pub fn locked(owner: &str, until: OffsetDateTime) -> ApiError {
     ApiError::conflict(
-        "locked",
-        format!("locked by {owner} until {}", rfc3339(until)),
+        ErrorCode::Locked,
+        format!("locked by {owner} until {}", clock::rfc3339(until)),
     )
 }
 
@@ -125,38 +121,13 @@ where
             let scope = w.org.as_deref().unwrap_or("");
             // Keyed by caller too (idempotency keys are visible ASCII, so never hold a space):
             // a replay answers only the caller that made the first request.
-            let record = w.pre.idempotency_key.as_ref().map(|k| format!("{} {k}", w.by));
-            if let Some(org) = &w.org {
-                let revision = store
-                    .revision(org)?
-                    .ok_or_else(|| ApiError::not_found(format!("organization {org} does not exist")))?;
-                if let Some(key) = &record
-                    && let Some(stored) = store.stored_response(scope, key, real_now)?
-                {
-                    return replay(stored, &w.fingerprint);
-                }
-                if !w.lock_route {
-                    if let Some(IfMatch::Revision(wanted)) = w.pre.if_match
-                        && wanted != revision
-                    {
-                        return Err(ApiError::new(
-                            StatusCode::PRECONDITION_FAILED,
-                            "precondition_failed",
-                            format!(
-                                "organization {org} is at revision {revision}, not {wanted}; read it again"
-                            ),
-                        ));
-                    }
-                    if let Some(lease) = store.active_lease(org, real_now)?
-                        && w.pre.lease.as_deref() != Some(lease.lease_id.as_str())
-                    {
-                        return Err(locked(&lease.owner, lease.expires_at));
-                    }
-                }
-            } else if let Some(key) = &record
-                && let Some(stored) = store.stored_response(scope, key, real_now)?
-            {
-                return replay(stored, &w.fingerprint);
+            let record = w
+                .pre
+                .idempotency_key
+                .as_ref()
+                .map(|k| format!("{} {k}", w.by));
+            if let Some(replayed) = check(store, &w, record.as_deref(), real_now)? {
+                return Ok(replayed);
             }
             let (status, body) = match f(store) {
                 Ok(reply) => (
@@ -193,7 +164,58 @@ where
             })
         })
         .await?;
-    Ok(match outcome {
+    Ok(answer(outcome))
+}
+
+/// The checks before the change, in order: the organization exists, a stored response to
+/// replay, `If-Match`, the lease. `Some` is the replay that answers instead of the change.
+fn check(
+    store: &Store,
+    w: &Write,
+    record: Option<&str>,
+    real_now: OffsetDateTime,
+) -> Result<Option<Outcome>, ApiError> {
+    let scope = w.org.as_deref().unwrap_or("");
+    let Some(org) = &w.org else {
+        if let Some(key) = record
+            && let Some(stored) = store.stored_response(scope, key, real_now)?
+        {
+            return replay(stored, &w.fingerprint).map(Some);
+        }
+        return Ok(None);
+    };
+    let revision = store
+        .revision(org)?
+        .ok_or_else(|| ApiError::not_found(format!("organization {org} does not exist")))?;
+    if let Some(key) = record
+        && let Some(stored) = store.stored_response(scope, key, real_now)?
+    {
+        return replay(stored, &w.fingerprint).map(Some);
+    }
+    if w.lock_route {
+        return Ok(None);
+    }
+    if let Some(IfMatch::Revision(wanted)) = w.pre.if_match
+        && wanted != revision
+    {
+        return Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            ErrorCode::PreconditionFailed,
+            format!("organization {org} is at revision {revision}, not {wanted}; read it again"),
+        ));
+    }
+    if let Some(lease) = store.active_lease(org, real_now)?
+        && w.pre.lease.as_deref() != Some(lease.lease_id.as_str())
+    {
+        return Err(locked(&lease.owner, lease.expires_at));
+    }
+    Ok(None)
+}
+
+/// The HTTP answer: a change's with its organization's revision as the `ETag`, or a
+/// replay's, marked as one.
+fn answer(outcome: Outcome) -> Response {
+    match outcome {
         Outcome::Done {
             status,
             body,
@@ -216,7 +238,7 @@ where
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             response
         }
-    })
+    }
 }
 
 /// A secret is shown exactly once: a stored response never keeps it, so a replay of a
@@ -237,7 +259,7 @@ fn replay(stored: StoredResponse, fingerprint: &str) -> Result<Outcome, ApiError
     } else {
         // A state conflict (this key is taken), not a bad value: 409.
         Err(ApiError::conflict(
-            "idempotency_key_reused",
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different request",
         ))
     }

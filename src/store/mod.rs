@@ -5,7 +5,7 @@ mod error;
 mod server;
 mod verify;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -16,7 +16,8 @@ pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredRes
 
 use crate::duration::Duration;
 use crate::model::{
-    ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, ServiceAccount, builtin_role,
+    ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team,
+    builtin_role,
 };
 use crate::operation::{NewKey, Operation, Replaces};
 
@@ -214,78 +215,9 @@ impl Store {
         // Inside the read transaction above, so the whole snapshot is one revision.
         o.roles = self.roles(org)?;
         o.teams = self.teams(org)?;
-        let mut stmt = tx.prepare("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1")?;
-        let rows = stmt.query_map([org], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                ServiceAccount {
-                    description: r.get(1)?,
-                    admin: r.get(2)?,
-                    expires: col_date(r, 3)?,
-                    disabled: r.get(4)?,
-                    protect: r.get(5)?,
-                    managed: r.get(6)?,
-                    ..Default::default()
-                },
-            ))
-        })?;
-        for row in rows {
-            let (name, account) = row?;
-            o.service_accounts.insert(name, account);
-        }
-        let mut stmt = tx.prepare("SELECT account, team, role FROM memberships WHERE org = ?1")?;
-        let rows = stmt.query_map([org], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (account, team, role) = row?;
-            if let Some(a) = o.service_accounts.get_mut(&account) {
-                a.teams.insert(team, role);
-            }
-        }
-        let mut stmt = tx.prepare(
-            "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed
-             FROM api_keys WHERE org = ?1 AND revoked_at IS NULL",
-        )?;
-        let mut rows = stmt.query([org])?;
-        while let Some(r) = rows.next()? {
-            let id: String = r.get(0)?;
-            let account: String = r.get(1)?;
-            let name: String = r.get(2)?;
-            if let Some(retires_at) = col_ts_opt(r, 7)? {
-                o.retiring_keys.push(RetiringKey {
-                    id,
-                    service_account: account,
-                    key: name,
-                    retires_at,
-                    managed: r.get(11)?,
-                });
-                continue;
-            }
-            let key = ApiKey {
-                description: r.get(3)?,
-                scopes: col_set(r, 4)?,
-                expires_in: col_dur(r, 8)?,
-                rotate_every: col_dur(r, 9)?,
-                overlap: col_dur(r, 10)?,
-                managed: r.get(11)?,
-                issued: Some(IssuedKey {
-                    id,
-                    created_at: col_ts(r, 5)?,
-                    expires_at: col_ts_opt(r, 6)?,
-                }),
-            };
-            if let Some(a) = o.service_accounts.get_mut(&account) {
-                a.keys.insert(name, key);
-            }
-        }
-        o.retiring_keys.sort_by(|a, b| {
-            (&a.service_account, &a.key, &a.id).cmp(&(&b.service_account, &b.key, &b.id))
-        });
+        o.service_accounts = read_accounts(&tx, org)?;
+        read_memberships(&tx, org, &mut o.service_accounts)?;
+        read_keys(&tx, org, &mut o)?;
         Ok(Some(o))
     }
 
@@ -336,6 +268,97 @@ impl Store {
     }
 }
 
+/// Every account's own settings, without memberships and keys.
+fn read_accounts(
+    conn: &Connection,
+    org: &str,
+) -> Result<BTreeMap<String, ServiceAccount>, StoreError> {
+    let mut stmt = conn.prepare("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1")?;
+    let rows = stmt.query_map([org], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            ServiceAccount {
+                description: r.get(1)?,
+                admin: r.get(2)?,
+                expires: col_date(r, 3)?,
+                disabled: r.get(4)?,
+                protect: r.get(5)?,
+                managed: r.get(6)?,
+                ..Default::default()
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Adds every membership to its account.
+fn read_memberships(
+    conn: &Connection,
+    org: &str,
+    accounts: &mut BTreeMap<String, ServiceAccount>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare("SELECT account, team, role FROM memberships WHERE org = ?1")?;
+    let rows = stmt.query_map([org], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (account, team, role) = row?;
+        if let Some(a) = accounts.get_mut(&account) {
+            a.teams.insert(team, role);
+        }
+    }
+    Ok(())
+}
+
+/// Adds every live key: a current one to its account, one a rotation replaced to the
+/// retiring keys.
+fn read_keys(conn: &Connection, org: &str, o: &mut Organization) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed
+         FROM api_keys WHERE org = ?1 AND revoked_at IS NULL",
+    )?;
+    let mut rows = stmt.query([org])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let account: String = r.get(1)?;
+        let name: String = r.get(2)?;
+        if let Some(retires_at) = col_ts_opt(r, 7)? {
+            o.retiring_keys.push(RetiringKey {
+                id,
+                service_account: account,
+                key: name,
+                retires_at,
+                managed: r.get(11)?,
+            });
+            continue;
+        }
+        let key = ApiKey {
+            description: r.get(3)?,
+            scopes: col_set(r, 4)?,
+            expires_in: col_dur(r, 8)?,
+            rotate_every: col_dur(r, 9)?,
+            overlap: col_dur(r, 10)?,
+            managed: r.get(11)?,
+            issued: Some(IssuedKey {
+                id,
+                created_at: col_ts(r, 5)?,
+                expires_at: col_ts_opt(r, 6)?,
+            }),
+        };
+        if let Some(a) = o.service_accounts.get_mut(&account) {
+            a.keys.insert(name, key);
+        }
+    }
+    o.retiring_keys.sort_by(|a, b| {
+        (&a.service_account, &a.key, &a.id).cmp(&(&b.service_account, &b.key, &b.id))
+    });
+    Ok(())
+}
+
 fn audit(
     tx: &Connection,
     org: &str,
@@ -381,63 +404,17 @@ fn apply_one(
     let target = op.target().to_string();
     match op {
         // svcacct's store keeps hashes of keys the client minted; it mints none itself.
-        Operation::IssueKey { .. } => {
-            return Err(StoreError::Conflict {
-                target,
-                message: "this store registers keys by hash; the client mints them".into(),
-            });
-        }
-        Operation::PutRole { name, role } => {
-            if BUILTIN_ROLES.contains(&name.as_str()) {
-                return Err(StoreError::Conflict {
-                    target,
-                    message: "built-in roles cannot be changed".into(),
-                });
-            }
-            tx.prepare_cached(
-                "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
-                 ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, permissions = excluded.permissions,
-                 managed = excluded.managed, protect = excluded.protect",
-            )?
-            .execute(params![org, name, role.description, json_set(&role.permissions), role.managed, role.protect])?;
-        }
-        Operation::PutTeam { name, team } => {
-            tx.prepare_cached(
-                "INSERT INTO teams (org, name, description, managed, protect) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, managed = excluded.managed, protect = excluded.protect",
-            )?
-            .execute(params![org, name, team.description, team.managed, team.protect])?;
-        }
-        Operation::PutServiceAccount { name, account: a } => {
-            tx.prepare_cached(
-                "INSERT INTO service_accounts (org, name, description, admin, expires, disabled, protect, managed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, admin = excluded.admin, expires = excluded.expires,
-                 disabled = excluded.disabled, protect = excluded.protect, managed = excluded.managed",
-            )?
-            .execute(params![org, name, a.description, a.admin, a.expires.map(date_text), a.disabled, a.protect, a.managed])?;
-            return Ok(if a.disabled {
-                "disabled".into()
-            } else {
-                String::new()
-            });
+        Operation::IssueKey { .. } => Err(StoreError::Conflict {
+            target,
+            message: "this store registers keys by hash; the client mints them".into(),
+        }),
+        Operation::PutRole { name, role } => put_role(tx, org, name, role, target),
+        Operation::PutTeam { name, team } => put_team(tx, org, name, team),
+        Operation::PutServiceAccount { name, account } => {
+            put_service_account(tx, org, name, account)
         }
         Operation::SetMemberships { account, teams } => {
-            exists(tx, "service_accounts", org, account, &target)?;
-            tx.prepare_cached("DELETE FROM memberships WHERE org = ?1 AND account = ?2")?
-                .execute(params![org, account])?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO memberships (org, account, team, role) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (team, role) in teams {
-                exists(tx, "teams", org, team, &format!("team.{team}"))?;
-                exists(tx, "roles", org, role, &format!("role.{role}"))?;
-                insert.execute(params![org, account, team, role])?;
-            }
-            return Ok(teams
-                .iter()
-                .map(|(t, r)| format!("{t}={r}"))
-                .collect::<Vec<_>>()
-                .join(","));
+            set_memberships(tx, org, account, teams, &target)
         }
         Operation::RegisterKey { account, name, key } => {
             exists(
@@ -448,62 +425,168 @@ fn apply_one(
                 &format!("service_account.{account}"),
             )?;
             register_key(tx, org, account, name, key, now)?;
-            return Ok(format!("id={}", key.id));
+            Ok(format!("id={}", key.id))
         }
         Operation::UpdateKey { account, name, key } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE api_keys SET description = ?4, scopes = ?5, expires_in = ?6, rotate_every = ?7, overlap = ?8, managed = ?9
-                     WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL",
-                )?
-                .execute(params![org, account, name, key.description, json_set(&key.scopes), dur(key.expires_in), dur(key.rotate_every), dur(key.overlap), key.managed])?;
-            if n == 0 {
-                return Err(StoreError::NotFound { target });
-            }
+            update_key(tx, org, account, name, key, target)
         }
-        Operation::RevokeKey { account, id, .. } => {
-            let n = tx
-                .prepare_cached("UPDATE api_keys SET revoked_at = ?4 WHERE org = ?1 AND account = ?2 AND id = ?3 AND revoked_at IS NULL")?
-                .execute(params![org, account, id, ts(now)])?;
-            if n == 0 {
-                return Err(StoreError::NotFound { target });
-            }
-            return Ok(format!("id={id}"));
-        }
-        Operation::DeleteServiceAccount { name } => {
-            protected(tx, "service_accounts", org, name, target)?;
-            let revoked = tx
-                .prepare_cached("UPDATE api_keys SET revoked_at = ?3 WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL")?
-                .execute(params![org, name, ts(now)])?;
-            tx.prepare_cached("DELETE FROM service_accounts WHERE org = ?1 AND name = ?2")?
-                .execute(params![org, name])?;
-            return Ok(format!("revoked {revoked} keys"));
-        }
-        Operation::DeleteTeam { name } => {
-            protected(tx, "teams", org, name, target.clone())?;
-            in_use(
-                tx,
-                "SELECT account FROM memberships WHERE org = ?1 AND team = ?2",
-                org,
-                name,
-                &target,
-            )?;
-            tx.prepare_cached("DELETE FROM teams WHERE org = ?1 AND name = ?2")?
-                .execute(params![org, name])?;
-        }
-        Operation::DeleteRole { name } => {
-            protected(tx, "roles", org, name, target.clone())?;
-            in_use(
-                tx,
-                "SELECT account FROM memberships WHERE org = ?1 AND role = ?2",
-                org,
-                name,
-                &target,
-            )?;
-            tx.prepare_cached("DELETE FROM roles WHERE org = ?1 AND name = ?2")?
-                .execute(params![org, name])?;
-        }
+        Operation::RevokeKey { account, id, .. } => revoke_key(tx, org, account, id, now, target),
+        Operation::DeleteServiceAccount { name } => delete_account(tx, org, name, now, target),
+        Operation::DeleteTeam { name } => delete_unused(tx, "teams", "team", org, name, target),
+        Operation::DeleteRole { name } => delete_unused(tx, "roles", "role", org, name, target),
     }
+}
+
+fn put_role(
+    tx: &Connection,
+    org: &str,
+    name: &str,
+    role: &Role,
+    target: String,
+) -> Result<String, StoreError> {
+    if BUILTIN_ROLES.contains(&name) {
+        return Err(StoreError::Conflict {
+            target,
+            message: "built-in roles cannot be changed".into(),
+        });
+    }
+    tx.prepare_cached(
+        "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
+         ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, permissions = excluded.permissions,
+         managed = excluded.managed, protect = excluded.protect",
+    )?
+    .execute(params![org, name, role.description, json_set(&role.permissions), role.managed, role.protect])?;
+    Ok(String::new())
+}
+
+fn put_team(tx: &Connection, org: &str, name: &str, team: &Team) -> Result<String, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO teams (org, name, description, managed, protect) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, managed = excluded.managed, protect = excluded.protect",
+    )?
+    .execute(params![org, name, team.description, team.managed, team.protect])?;
+    Ok(String::new())
+}
+
+/// An account's own settings; its memberships and keys are written by their own operations.
+fn put_service_account(
+    tx: &Connection,
+    org: &str,
+    name: &str,
+    a: &ServiceAccount,
+) -> Result<String, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO service_accounts (org, name, description, admin, expires, disabled, protect, managed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, admin = excluded.admin, expires = excluded.expires,
+         disabled = excluded.disabled, protect = excluded.protect, managed = excluded.managed",
+    )?
+    .execute(params![org, name, a.description, a.admin, a.expires.map(date_text), a.disabled, a.protect, a.managed])?;
+    Ok(if a.disabled {
+        "disabled".into()
+    } else {
+        String::new()
+    })
+}
+
+fn set_memberships(
+    tx: &Connection,
+    org: &str,
+    account: &str,
+    teams: &BTreeMap<String, String>,
+    target: &str,
+) -> Result<String, StoreError> {
+    exists(tx, "service_accounts", org, account, target)?;
+    tx.prepare_cached("DELETE FROM memberships WHERE org = ?1 AND account = ?2")?
+        .execute(params![org, account])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO memberships (org, account, team, role) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (team, role) in teams {
+        exists(tx, "teams", org, team, &format!("team.{team}"))?;
+        exists(tx, "roles", org, role, &format!("role.{role}"))?;
+        insert.execute(params![org, account, team, role])?;
+    }
+    Ok(teams
+        .iter()
+        .map(|(t, r)| format!("{t}={r}"))
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+/// A current key's declared settings (a retiring or revoked one is not updated).
+fn update_key(
+    tx: &Connection,
+    org: &str,
+    account: &str,
+    name: &str,
+    key: &ApiKey,
+    target: String,
+) -> Result<String, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "UPDATE api_keys SET description = ?4, scopes = ?5, expires_in = ?6, rotate_every = ?7, overlap = ?8, managed = ?9
+             WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL",
+        )?
+        .execute(params![org, account, name, key.description, json_set(&key.scopes), dur(key.expires_in), dur(key.rotate_every), dur(key.overlap), key.managed])?;
+    if n == 0 {
+        return Err(StoreError::NotFound { target });
+    }
+    Ok(String::new())
+}
+
+fn revoke_key(
+    tx: &Connection,
+    org: &str,
+    account: &str,
+    id: &str,
+    now: OffsetDateTime,
+    target: String,
+) -> Result<String, StoreError> {
+    let n = tx
+        .prepare_cached("UPDATE api_keys SET revoked_at = ?4 WHERE org = ?1 AND account = ?2 AND id = ?3 AND revoked_at IS NULL")?
+        .execute(params![org, account, id, ts(now)])?;
+    if n == 0 {
+        return Err(StoreError::NotFound { target });
+    }
+    Ok(format!("id={id}"))
+}
+
+/// Deletes an account, revoking every key it holds.
+fn delete_account(
+    tx: &Connection,
+    org: &str,
+    name: &str,
+    now: OffsetDateTime,
+    target: String,
+) -> Result<String, StoreError> {
+    protected(tx, "service_accounts", org, name, target)?;
+    let revoked = tx
+        .prepare_cached("UPDATE api_keys SET revoked_at = ?3 WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL")?
+        .execute(params![org, name, ts(now)])?;
+    tx.prepare_cached("DELETE FROM service_accounts WHERE org = ?1 AND name = ?2")?
+        .execute(params![org, name])?;
+    Ok(format!("revoked {revoked} keys"))
+}
+
+/// Deletes a team or a role (`column` in the memberships table) that no membership names.
+fn delete_unused(
+    tx: &Connection,
+    table: &str,
+    column: &str,
+    org: &str,
+    name: &str,
+    target: String,
+) -> Result<String, StoreError> {
+    protected(tx, table, org, name, target.clone())?;
+    in_use(
+        tx,
+        &format!("SELECT account FROM memberships WHERE org = ?1 AND {column} = ?2"),
+        org,
+        name,
+        &target,
+    )?;
+    tx.prepare_cached(&format!("DELETE FROM {table} WHERE org = ?1 AND name = ?2"))?
+        .execute(params![org, name])?;
     Ok(String::new())
 }
 

@@ -540,5 +540,5 @@ impl Store {
 
 fn random_hex() -> String {
     let bytes: [u8; 8] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }

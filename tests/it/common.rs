@@ -514,6 +514,17 @@ pub fn has_ansi(s: &str) -> bool {
     s.contains('\u{1b}')
 }
 
+/// Stops a test that injects server faults (`svcacct serve --inject-faults`), which exist
+/// only in builds with the `test-hooks` feature, with a message saying how to run it.
+#[track_caller]
+pub fn needs_fault_hooks() {
+    if !cfg!(feature = "test-hooks") {
+        panic!(
+            "this test injects server faults: run the tests with `--features test-hooks` (bash scripts/test does)"
+        );
+    }
+}
+
 /// The operator token every test server is started with.
 pub const OPERATOR: &str = "operator-token-for-tests-0123456789";
 
@@ -531,7 +542,11 @@ impl Server {
     }
 
     /// [`Server::start`] on `listen`, with extra arguments such as `--inject-faults 0.3`.
+    #[track_caller]
     pub fn start_with(db: &Path, now: Option<&str>, listen: &str, extra: &[&str]) -> Server {
+        if extra.contains(&"--inject-faults") {
+            needs_fault_hooks();
+        }
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--db"])

@@ -280,10 +280,12 @@ fn alias_bomb_is_refused_quickly() {
         },
         &[&["apply", "--yes", "-c", "org"]],
     );
+    // A liveness bound, not a speed target: an expanded bomb would take hours, and a loaded
+    // 2-core CI machine runs this in 20-50 s.
     let took = started.elapsed();
     assert!(
-        took < Duration::from_secs(40),
-        "an alias bomb is refused quickly, not expanded (took {took:?})"
+        took < Duration::from_secs(180),
+        "an alias bomb is refused, not expanded (took {took:?})"
     );
 }
 

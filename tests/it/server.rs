@@ -249,9 +249,9 @@ fn openapi_document_lists_exactly_the_routes_the_server_serves() {
             }
         }
     }
-    let served: BTreeSet<(String, String)> = svcacct::server::ROUTES
+    let served: BTreeSet<(String, String)> = svcacct::server::routes()
         .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
@@ -949,8 +949,27 @@ fn failed_authentications_are_rate_limited() {
     assert_eq!(server.stop(), Some(0));
 }
 
+/// A release build has no way to make its server fail on request.
+#[cfg(not(feature = "test-hooks"))]
+#[test]
+fn a_build_without_test_hooks_has_no_fault_injection() {
+    let sb = Sandbox::new();
+    let out = Command::new(BIN)
+        .args(["serve", "--db"])
+        .arg(sb.db())
+        .args(["--listen", "127.0.0.1:0", "--inject-faults", "1.0"])
+        .env("SVCACCT_ADMIN_TOKEN", OPERATOR)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--inject-faults"), "{stderr}");
+    assert!(!sb.db().exists(), "nothing was created");
+}
+
 #[test]
 fn injected_faults_answer_500_or_429_and_sometimes_run_the_request() {
+    crate::common::needs_fault_hooks();
     let sb = Sandbox::new();
     let mut cmd = Command::new(BIN);
     cmd.args(["serve", "--db"])

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::{ensure_org, etagged};
+use crate::api::ErrorCode;
 use crate::clock;
 use crate::duration::Duration;
 use crate::model::ApiKey;
@@ -207,7 +208,7 @@ fn register(
     } = at;
     if store.key_exists(&m.id, &m.hash)? {
         return Err(ApiError::conflict(
-            "conflict",
+            ErrorCode::Conflict,
             "a key with this id or hash already exists",
         ));
     }
@@ -298,7 +299,7 @@ pub async fn create_key(
             .any(|k| k.name == name && k.retires_at.is_none())
         {
             return Err(ApiError::conflict(
-                "already_exists",
+                ErrorCode::AlreadyExists,
                 format!(
                     "{} already exists; rotate it or revoke it first",
                     key_address(&account, &name)

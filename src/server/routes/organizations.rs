@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{ensure_org, etagged, with_etag};
+use crate::api::{ErrorCode, wire};
 use crate::clock;
 use crate::operation::Operation;
 use crate::server::AppState;
@@ -54,7 +55,7 @@ pub async fn create(
     write::run(&s, w, move |store| {
         if !store.create_organization(&name, &actor.name, clock::now())? {
             return Err(ApiError::conflict(
-                "already_exists",
+                ErrorCode::AlreadyExists,
                 format!("organization {name} already exists"),
             ));
         }
@@ -95,21 +96,15 @@ pub async fn snapshot(
     Ok(with_etag(StatusCode::OK, revision, body))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Batch {
-    operations: Vec<Operation>,
-}
-
 pub async fn batch(
     State(s): Shared,
     caller: Caller,
     pre: Preconditions,
     P(org): P<String>,
-    body: Body<Batch>,
+    body: Body<wire::Batch>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
-    let ops = body.value.operations;
+    let ops: Vec<Operation> = body.value.operations.into_iter().map(Into::into).collect();
     for (i, op) in ops.iter().enumerate() {
         validate::operation(op).map_err(|mut e| {
             e.message = format!("operations[{i}]: {}", e.message);
@@ -162,7 +157,7 @@ fn time_param(name: &str, v: Option<&str>) -> Result<Option<OffsetDateTime>, Api
     v.map(|s| {
         OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
             ApiError::bad_request(
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("{name} must be an RFC 3339 time such as 2026-01-01T00:00:00Z"),
             )
         })
@@ -177,7 +172,7 @@ fn int_param(name: &str, v: Option<&str>, min: i64, max: i64) -> Result<Option<i
             .filter(|n| (min..=max).contains(n))
             .ok_or_else(|| {
                 ApiError::bad_request(
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     format!("{name} must be a whole number from {min} to {max}"),
                 )
             })

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ensure_org, etagged};
+use crate::api::ErrorCode;
 use crate::model::{Role, ServiceAccount, Team};
 use crate::operation::Operation;
 use crate::server::AppState;
@@ -51,13 +52,13 @@ fn body_name(
         (Some(b), None) => b,
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "unknown field `name`: an update names the object in its path",
             ));
         }
         (None, None) => {
             return Err(ApiError::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 "missing field `name`",
             ));
         }
@@ -159,7 +160,7 @@ pub async fn create<K: Kind>(
     write::run(&s, w, move |store| {
         if K::read(store, &org, &name)?.is_some() {
             return Err(ApiError::conflict(
-                "already_exists",
+                ErrorCode::AlreadyExists,
                 format!("{} already exists", address::<K>(&name)),
             ));
         }

@@ -237,9 +237,13 @@ fn sim_requires_content_length_and_caps_bodies_at_5_mib() {
         .req(reqwest::Method::POST, "bots/")
         .header("content-type", "application/json")
         .body(big)
-        .send()
-        .unwrap();
-    assert_eq!(answer(resp).0, StatusCode::PAYLOAD_TOO_LARGE);
+        .send();
+    // The 413 comes before the body is read; the client may still be writing it when the
+    // server closes, and then it sees the closed connection instead of the answer.
+    match resp {
+        Ok(resp) => assert_eq!(answer(resp).0, StatusCode::PAYLOAD_TOO_LARGE),
+        Err(e) => assert!(e.is_request(), "refused mid-body, not another failure: {e}"),
+    }
     assert!(api.sim.bots().is_empty());
     // reqwest sends no `Content-Length` at all on a POST without a body: a client must send
     // `{}` (or the header) even where the body is optional, such as rotate_api_key.
