@@ -280,6 +280,20 @@ impl HttpBackend {
     }
 }
 
+/// Every key of a live organization carries its issue facts. A snapshot whose key lacks them
+/// is not what the API documents, and is refused here rather than planned from.
+fn live_keys_are_issued(org: &Organization) -> Result<(), BackendError> {
+    for (account, a) in &org.service_accounts {
+        if let Some(name) = a.keys.iter().find(|(_, k)| k.issued.is_none()).map(|(n, _)| n) {
+            return Err(BackendError::Protocol {
+                what: format!("snapshot (key.{account}.{name} has no issue facts)"),
+                source: None,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A fresh random `Idempotency-Key`.
 fn idempotency_key() -> String {
     let bytes: [u8; 16] = rand::rng().random();
@@ -374,6 +388,7 @@ impl Backend for HttpBackend {
             .json::<wire::Organization>()
             .map_err(|e| protocol("snapshot", e))?
             .into();
+        live_keys_are_issued(&org)?;
         self.revision = Some(org.revision);
         Ok(org)
     }
@@ -543,6 +558,19 @@ impl Drop for HttpBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_key_without_issue_facts_is_refused() {
+        let mut org = Organization::new("acme");
+        let mut account = crate::model::ServiceAccount::default();
+        account.keys.insert("prod".into(), crate::model::ApiKey::default());
+        org.service_accounts.insert("ci-bot".into(), account);
+        let e = live_keys_are_issued(&org).expect_err("refused");
+        assert_eq!(
+            e.to_string(),
+            "snapshot (key.ci-bot.prod has no issue facts): the server's answer is not valid"
+        );
+    }
 
     fn detail(json: &str) -> ErrorDetail {
         serde_json::from_str(json).unwrap()
