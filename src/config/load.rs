@@ -80,6 +80,96 @@ pub fn read_sources(path: &Path) -> Result<(PathBuf, Vec<Source>), ConfigError> 
     Ok((base, sources))
 }
 
+/// Where in the merged list each name sits, per kind, to report a second definition.
+#[derive(Default)]
+struct Index {
+    roles: HashMap<String, usize>,
+    teams: HashMap<String, usize>,
+    service_accounts: HashMap<String, usize>,
+}
+
+impl Merged {
+    /// Merges one parsed file in, noting every name or section defined twice.
+    fn add(
+        &mut self,
+        file: usize,
+        raw: RawConfig,
+        index: &mut Index,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        if let Some(org) = raw.organization {
+            match &self.organization {
+                // Several files may name the organization, as long as they agree.
+                Some(first) if first.item.value != org.value => errors.push(twice(
+                    &self.sources,
+                    "organization",
+                    &format!(
+                        "organization `{}` differs from `{}`",
+                        org.value, first.item.value
+                    ),
+                    first.file,
+                    (first.item.line, first.item.column),
+                    file,
+                    (org.line, org.column),
+                )),
+                Some(_) => {}
+                None => self.organization = Some(Defined { file, item: org }),
+            }
+        }
+        set_once(
+            &mut self.backend,
+            raw.backend,
+            file,
+            "backend",
+            &self.sources,
+            errors,
+        );
+        set_once(
+            &mut self.secrets,
+            raw.secrets,
+            file,
+            "secrets",
+            &self.sources,
+            errors,
+        );
+        set_once(
+            &mut self.policy,
+            raw.policy,
+            file,
+            "policy",
+            &self.sources,
+            errors,
+        );
+        extend(
+            &mut self.roles,
+            &mut index.roles,
+            raw.roles.0,
+            file,
+            "role",
+            &self.sources,
+            errors,
+        );
+        extend(
+            &mut self.teams,
+            &mut index.teams,
+            raw.teams.0,
+            file,
+            "team",
+            &self.sources,
+            errors,
+        );
+        extend(
+            &mut self.service_accounts,
+            &mut index.service_accounts,
+            raw.service_accounts.0,
+            file,
+            "service account",
+            &self.sources,
+            errors,
+        );
+    }
+}
+
 /// Parses every source and merges them; all syntax errors are reported together.
 pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
     let mut errors = Vec::new();
@@ -103,78 +193,9 @@ pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
         teams: Vec::new(),
         service_accounts: Vec::new(),
     };
-    let mut index = (HashMap::new(), HashMap::new(), HashMap::new());
+    let mut index = Index::default();
     for (file, raw) in parsed {
-        if let Some(org) = raw.organization {
-            match &merged.organization {
-                // Several files may name the organization, as long as they agree.
-                Some(first) if first.item.value != org.value => errors.push(twice(
-                    &merged.sources,
-                    "organization",
-                    &format!(
-                        "organization `{}` differs from `{}`",
-                        org.value, first.item.value
-                    ),
-                    first.file,
-                    (first.item.line, first.item.column),
-                    file,
-                    (org.line, org.column),
-                )),
-                Some(_) => {}
-                None => merged.organization = Some(Defined { file, item: org }),
-            }
-        }
-        set_once(
-            &mut merged.backend,
-            raw.backend,
-            file,
-            "backend",
-            &merged.sources,
-            &mut errors,
-        );
-        set_once(
-            &mut merged.secrets,
-            raw.secrets,
-            file,
-            "secrets",
-            &merged.sources,
-            &mut errors,
-        );
-        set_once(
-            &mut merged.policy,
-            raw.policy,
-            file,
-            "policy",
-            &merged.sources,
-            &mut errors,
-        );
-        extend(
-            &mut merged.roles,
-            &mut index.0,
-            raw.roles.0,
-            file,
-            "role",
-            &merged.sources,
-            &mut errors,
-        );
-        extend(
-            &mut merged.teams,
-            &mut index.1,
-            raw.teams.0,
-            file,
-            "team",
-            &merged.sources,
-            &mut errors,
-        );
-        extend(
-            &mut merged.service_accounts,
-            &mut index.2,
-            raw.service_accounts.0,
-            file,
-            "service account",
-            &merged.sources,
-            &mut errors,
-        );
+        merged.add(file, raw, &mut index, &mut errors);
     }
     if errors.is_empty() {
         Ok(merged)
