@@ -21,6 +21,18 @@ fn applied_with_scoped_key(sb: &Sandbox) -> String {
     )
 }
 
+/// `svcacct verify` of `secret`, which must fail (exit 1) without printing the secret.
+fn verify_fails(sb: &Sandbox, secret: &str) -> Out {
+    let out = sb
+        .cmd(&["verify", "-c", SMALL])
+        .now(T0)
+        .stdin(format!("{secret}\n"))
+        .run();
+    out.expect(1);
+    assert!(!out.all().contains(secret));
+    out
+}
+
 #[test]
 fn a_garbled_scope_list_refuses_the_key_instead_of_granting_everything() {
     let sb = Sandbox::new();
@@ -34,19 +46,13 @@ fn a_garbled_scope_list_refuses_the_key_instead_of_granting_everything() {
     open_db_rw(&sb.join(DB))
         .execute("UPDATE api_keys SET scopes = 'not json'", [])
         .unwrap();
-    let out = sb
-        .cmd(&["verify", "-c", SMALL])
-        .now(T0)
-        .stdin(format!("{secret}\n"))
-        .run();
-    out.expect(1);
+    let out = verify_fails(&sb, &secret);
     assert!(!out.stdout.contains("\"valid\": true"), "{}", out.stdout);
     assert!(
         out.stderr.contains("unreadable permission list"),
         "{}",
         out.stderr
     );
-    assert!(!out.all().contains(&secret));
 
     let plan = sb.cmd(&["plan", "-c", SMALL]).now(T0).run();
     plan.expect(1);
@@ -64,12 +70,7 @@ fn a_garbled_account_expiry_is_an_error_not_never() {
     open_db_rw(&sb.join(DB))
         .execute("UPDATE service_accounts SET expires = '30 feb'", [])
         .unwrap();
-    let out = sb
-        .cmd(&["verify", "-c", SMALL])
-        .now(T0)
-        .stdin(format!("{secret}\n"))
-        .run();
-    out.expect(1);
+    let out = verify_fails(&sb, &secret);
     assert!(
         out.stderr.contains("unreadable date `30 feb`"),
         "{}",
