@@ -3,6 +3,8 @@
 
 mod error;
 mod server;
+#[cfg(test)]
+mod tests;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
