@@ -4,6 +4,7 @@
 pub mod capabilities;
 mod http;
 mod local;
+mod prefect;
 
 pub use http::HttpBackend;
 pub use local::LocalBackend;
@@ -107,6 +108,10 @@ pub trait Backend: Send {
 
     /// How the backend calls itself in messages.
     fn describe(&self) -> String;
+
+    /// Caps the requests a minute from now on, for a backend whose server rate-limits the
+    /// account as a whole. Others ignore it.
+    fn set_request_budget(&mut self, _per_minute: u32) {}
 }
 
 /// One backend's own section of the config (everything under `backend:` but `type`).
@@ -176,6 +181,8 @@ backends! {
     Local(local),
     /// A `svcacct serve` server.
     Http(http),
+    /// A Prefect Cloud account: bots, workspace roles and workspace access.
+    Prefect(prefect),
 }
 
 impl Default for BackendConfig {

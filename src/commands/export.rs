@@ -196,9 +196,12 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
                         expires: a.expires.map(|d| d.to_string()),
                         disabled: a.disabled,
                         protect: a.protect,
+                        // A key svcacct did not issue has no file to plan against: it stays
+                        // out of the config, listed as unmanaged, until one is declared.
                         keys: a
                             .keys
                             .iter()
+                            .filter(|(_, key)| key.managed)
                             .map(|(k, key)| {
                                 (
                                     k.clone(),
