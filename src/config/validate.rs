@@ -453,7 +453,11 @@ fn reserved_role(caps: &Capabilities, name: &str) -> String {
 
 /// The backend's own built-in roles, the closest first.
 fn builtin_help(caps: &Capabilities, name: &str) -> String {
-    let lower: Vec<String> = caps.builtin_roles.iter().map(|r| r.to_lowercase()).collect();
+    let lower: Vec<String> = caps
+        .builtin_roles
+        .iter()
+        .map(|r| r.to_lowercase())
+        .collect();
     let all = caps.builtin_roles.join(", ");
     match closest(&name.to_lowercase(), lower.iter().map(String::as_str))
         .and_then(|c| lower.iter().position(|l| l == c))

@@ -120,7 +120,11 @@ fn detail_of(body: &[u8]) -> String {
                     .flatten()
                     .map(|l| l.to_string().trim_matches('"').to_string())
                     .collect();
-                format!("{}: {}", loc.join("."), i["msg"].as_str().unwrap_or("invalid"))
+                format!(
+                    "{}: {}",
+                    loc.join("."),
+                    i["msg"].as_str().unwrap_or("invalid")
+                )
             })
             .collect::<Vec<_>>()
             .join("; "),
@@ -239,8 +243,7 @@ impl Client {
             // 429 is refused before anything runs; 503 with Retry-After is the same promise.
             let not_run = status == 429 || (status == 503 && wait.is_some());
             let server_error = status >= 500;
-            if (not_run || (server_error && retry == Retry::Idempotent)) && attempt < MAX_ATTEMPTS
-            {
+            if (not_run || (server_error && retry == Retry::Idempotent)) && attempt < MAX_ATTEMPTS {
                 std::thread::sleep(backoff(attempt, wait));
                 continue;
             }
@@ -289,7 +292,14 @@ impl Client {
             body["limit"] = json!(PAGE);
             body["offset"] = json!(all.len());
             let page: Vec<T> = self
-                .call(Method::POST, url, Some(&body), &[200], Retry::Idempotent, target)
+                .call(
+                    Method::POST,
+                    url,
+                    Some(&body),
+                    &[200],
+                    Retry::Idempotent,
+                    target,
+                )
                 .map_err(CallError::into_backend)?
                 .json(target)?;
             let n = page.len();
@@ -303,9 +313,16 @@ impl Client {
     /// `GET {url}/workspace_scopes`: the scope catalogue with what each implies.
     pub fn workspace_scopes(&mut self) -> Result<Vec<Scope>, BackendError> {
         let url = format!("{}/workspace_scopes", self.root);
-        self.call(Method::GET, &url, None, &[200], Retry::Idempotent, "workspace scopes")
-            .map_err(CallError::into_backend)?
-            .json("workspace scopes")
+        self.call(
+            Method::GET,
+            &url,
+            None,
+            &[200],
+            Retry::Idempotent,
+            "workspace scopes",
+        )
+        .map_err(CallError::into_backend)?
+        .json("workspace scopes")
     }
 }
 

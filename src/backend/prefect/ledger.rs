@@ -138,11 +138,9 @@ impl Ledger {
             match serde_json::from_value::<Bucket>(value) {
                 Ok(b) if b.v == VERSION => {
                     // A record filed under the wrong bucket was not written by svcacct.
-                    ledger.bots.extend(
-                        b.bots
-                            .into_iter()
-                            .filter(|(id, _)| bucket_of(id) == bucket),
-                    );
+                    ledger
+                        .bots
+                        .extend(b.bots.into_iter().filter(|(id, _)| bucket_of(id) == bucket));
                     ledger.roles.extend(
                         b.roles
                             .into_iter()
@@ -157,7 +155,10 @@ impl Ledger {
 
     pub fn set_bot(&mut self, id: &str, record: Option<BotRecord>) {
         let old = match record {
-            Some(r) => self.bots.insert(id.to_string(), r.clone()).filter(|o| *o == r),
+            Some(r) => self
+                .bots
+                .insert(id.to_string(), r.clone())
+                .filter(|o| *o == r),
             None if self.bots.remove(id).is_none() => return,
             None => None,
         };
@@ -168,7 +169,10 @@ impl Ledger {
 
     pub fn set_role(&mut self, id: &str, record: Option<RoleRecord>) {
         let old = match record {
-            Some(r) => self.roles.insert(id.to_string(), r.clone()).filter(|o| *o == r),
+            Some(r) => self
+                .roles
+                .insert(id.to_string(), r.clone())
+                .filter(|o| *o == r),
             None if self.roles.remove(id).is_none() => return,
             None => None,
         };
@@ -227,7 +231,10 @@ mod tests {
         let id = "ab000000-0000-4000-8000-000000000000";
         let bucket = bucket_of(id);
         let record = serde_json::json!({"v": 1, "bots": {id: {"created": "2026-01-01T00:00:00Z"}}});
-        let read = Ledger::read("acme", vec![(variable_name("acme", bucket), record.clone())]);
+        let read = Ledger::read(
+            "acme",
+            vec![(variable_name("acme", bucket), record.clone())],
+        );
         assert!(read.bots.contains_key(id));
         let elsewhere = Ledger::read(
             "acme",

@@ -287,9 +287,9 @@ fn closure(scopes: &BTreeSet<String>, implies: &HashMap<String, Vec<String>>) ->
 fn reduced(live: &BTreeSet<String>, implies: &HashMap<String, Vec<String>>) -> BTreeSet<String> {
     live.iter()
         .filter(|s| {
-            !live.iter().any(|t| {
-                t != *s && closure(&BTreeSet::from([t.clone()]), implies).contains(*s)
-            })
+            !live
+                .iter()
+                .any(|t| t != *s && closure(&BTreeSet::from([t.clone()]), implies).contains(*s))
         })
         .cloned()
         .collect()
@@ -373,8 +373,10 @@ impl PrefectBackend {
             ledger_workspace_id: ledger_ws.id.clone(),
             ..Default::default()
         };
-        let role_names: HashMap<String, String> =
-            roles.iter().map(|r| (r.id.clone(), r.name.clone())).collect();
+        let role_names: HashMap<String, String> = roles
+            .iter()
+            .map(|r| (r.id.clone(), r.name.clone()))
+            .collect();
         for r in &roles {
             live.roles
                 .insert(r.name.clone(), (r.id.clone(), r.account_id.is_some()));
@@ -697,11 +699,7 @@ impl PrefectBackend {
             .ok_or_else(|| BackendError::NotFound {
                 target: format!("account role {role}"),
             })?;
-        let existing = self
-            .live()?
-            .bots
-            .get(name)
-            .map(|b| (b.id.clone(), b.admin));
+        let existing = self.live()?.bots.get(name).map(|b| (b.id.clone(), b.admin));
         let id = match existing {
             Some((id, admin)) => {
                 if admin != account.admin {
@@ -1073,8 +1071,15 @@ impl PrefectBackend {
             let target = "svcacct's record";
             match (&value, exists) {
                 (None, _) => {
-                    c.call(Method::DELETE, &by_name, None, &[200, 204, 404], Retry::Idempotent, target)
-                        .map_err(failed)?;
+                    c.call(
+                        Method::DELETE,
+                        &by_name,
+                        None,
+                        &[200, 204, 404],
+                        Retry::Idempotent,
+                        target,
+                    )
+                    .map_err(failed)?;
                 }
                 (Some(v), true) => {
                     c.call(
@@ -1174,7 +1179,9 @@ impl Backend for PrefectBackend {
                         Ok(Applied::Done)
                     } else {
                         Err(BackendError::NotFound {
-                            target: format!("team.{name} (a Prefect workspace; svcacct never creates one)"),
+                            target: format!(
+                                "team.{name} (a Prefect workspace; svcacct never creates one)"
+                            ),
                         })
                     }
                 }
