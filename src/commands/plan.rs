@@ -37,11 +37,7 @@ fn as_the_backend_keeps_it(
     let desired = &config.desired;
     let mut live = live.clone();
     if caps.fixed_teams {
-        for team in desired
-            .teams
-            .keys()
-            .filter(|t| !live.teams.contains_key(*t))
-        {
+        if let Some(team) = desired.teams.keys().find(|t| !live.teams.contains_key(*t)) {
             let help = crate::config::closest(team, live.teams.keys().map(String::as_str))
                 .map(|c| format!("; did you mean `{c}`?"))
                 .unwrap_or_default();
