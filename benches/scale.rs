@@ -71,7 +71,7 @@ struct Cost {
 }
 
 #[path = "../tests/it/prefect_sim/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod prefect_sim;
 
 /// Runs the binary; returns its wall time, peak RSS and request count.
@@ -259,7 +259,11 @@ fn prefect() {
         "no-change plan",
         plan,
         *n,
-        format!(" ({:.3}–{:.3} s)", plans[0].0.secs, plans[REPEAT - 1].0.secs),
+        format!(
+            " ({:.3}–{:.3} s)",
+            plans[0].0.secs,
+            plans[REPEAT - 1].0.secs
+        ),
     );
     let mut applies = Vec::new();
     for round in 0..REPEAT {
