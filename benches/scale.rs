@@ -9,6 +9,10 @@
 //! command made (from `-v`).
 //!
 //! `SCALE_SIZES=1000` limits the sizes.
+//!
+//! `cargo bench --bench scale -- prefect` runs only the `prefect` rows: 1,000 bots in 20
+//! workspaces on the Prefect Cloud simulator of the tests (included below), with the
+//! simulator's own count of the requests each command made.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -66,8 +70,17 @@ struct Cost {
     requests: Option<u64>,
 }
 
+#[path = "../tests/it/prefect_sim/mod.rs"]
+#[allow(unused_imports)]
+mod prefect_sim;
+
 /// Runs the binary; returns its wall time, peak RSS and request count.
 fn run(dir: &Path, args: &[&str]) -> Cost {
+    run_env(dir, args, &[])
+}
+
+/// [`run`] with more environment.
+fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Cost {
     let stderr_path = dir.join("stderr.log");
     let stderr = std::fs::File::create(&stderr_path).unwrap();
     let start = Instant::now();
@@ -78,6 +91,7 @@ fn run(dir: &Path, args: &[&str]) -> Cost {
         .current_dir(dir)
         .stdout(Stdio::null())
         .env("SVCACCT_TOKEN", TOKEN)
+        .envs(env.iter().copied())
         .stderr(stderr)
         .spawn()
         .expect("svcacct runs");
@@ -172,7 +186,105 @@ fn repeat(mut prepare: impl FnMut(usize), mut step: impl FnMut() -> Cost) -> Sum
     }
 }
 
+/// The `prefect` rows: 1,000 bots, 20 workspaces, through the simulator on loopback.
+fn prefect() {
+    use prefect_sim::{PrefectSim, SimOptions};
+    const BOTS: usize = 1000;
+    const WORKSPACES: usize = 20;
+    let sim = PrefectSim::start(SimOptions::default());
+    sim.add_workspace("ops");
+    for w in 0..WORKSPACES {
+        sim.add_workspace(&format!("ws-{w}"));
+    }
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let identity = age::x25519::Identity::generate();
+    std::fs::write(dir.join("recipients.txt"), identity.to_public().to_string()).unwrap();
+    let write = |admin: usize| {
+        let mut y = format!(
+            "organization: scale\nbackend:\n  type: prefect\n  account_id: {}\n  url: {}\n  ledger_workspace: ops\nsecrets:\n  dir: secrets\n  recipients_file: recipients.txt\nroles:\n  flow-runner:\n    description: Runs deployments\n    permissions: [see_flows, see_deployments, run_deployments]\nteams:\n",
+            sim.account_id(),
+            sim.url()
+        );
+        for w in 0..WORKSPACES {
+            let _ = writeln!(y, "  ws-{w}: {{}}");
+        }
+        y.push_str("service_accounts:\n");
+        for b in 0..BOTS {
+            let _ = writeln!(
+                y,
+                "  bot-{b:04}:\n    admin: {}\n    teams: {{ws-{}: flow-runner}}\n    keys:\n      main:\n        expires_in: 90d",
+                b == admin,
+                b % WORKSPACES
+            );
+        }
+        std::fs::write(dir.join("svcacct.yaml"), y).unwrap();
+    };
+    let token = sim.token();
+    let env = [("PREFECT_API_KEY", token.as_str())];
+    let writes = |before: &prefect_sim::Requests, after: &prefect_sim::Requests| -> u64 {
+        after
+            .by_route
+            .iter()
+            .filter(|(r, _)| !r.ends_with("filter") && !r.contains("workspace_scopes"))
+            .map(|(r, n)| n - before.to(r))
+            .sum()
+    };
+    let row = |step: &str, c: &Cost, requests: u64, extra: String| {
+        println!(
+            "| {BOTS} | {BOTS} | prefect | {step} | {:.3} s | | {:.0} MiB | {requests}{extra} |",
+            c.secs, c.rss_mib
+        );
+    };
+    write(BOTS);
+    let before = sim.requests();
+    let first = run_env(dir, &["apply", "--yes", "-q", "-v"], &env);
+    let after = sim.requests();
+    let n = after.total - before.total;
+    row(
+        "first apply (default budget)",
+        &first,
+        n,
+        format!(" ({:.0} a minute)", n as f64 / first.secs * 60.0),
+    );
+    let mut plans = Vec::new();
+    for _ in 0..REPEAT {
+        let before = sim.requests();
+        let c = run_env(dir, &["plan", "-q", "--detailed-exitcode"], &env);
+        plans.push((c, sim.requests().total - before.total));
+    }
+    plans.sort_by(|a, b| a.0.secs.total_cmp(&b.0.secs));
+    let (plan, n) = &plans[REPEAT / 2];
+    row(
+        "no-change plan",
+        plan,
+        *n,
+        format!(
+            " ({:.3}–{:.3} s)",
+            plans[0].0.secs,
+            plans[REPEAT - 1].0.secs
+        ),
+    );
+    let mut applies = Vec::new();
+    for round in 0..REPEAT {
+        write(round);
+        let before = sim.requests();
+        let c = run_env(dir, &["apply", "--yes", "-q"], &env);
+        let after = sim.requests();
+        applies.push((c, after.total - before.total, writes(&before, &after)));
+    }
+    applies.sort_by(|a, b| a.0.secs.total_cmp(&b.0.secs));
+    let (apply, n, w) = &applies[REPEAT / 2];
+    row("one-change apply", apply, *n, format!(" ({w} writes)"));
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "prefect") {
+        println!("| bots | keys | backend | step | wall time | range | peak RSS | requests |");
+        println!("|---:|---:|---|---|---:|---:|---:|---:|");
+        prefect();
+        return;
+    }
     let sizes: Vec<usize> = std::env::var("SCALE_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())

@@ -106,6 +106,10 @@ pub struct ApplyArgs {
     /// How long to wait for another apply to release the organization, in seconds.
     #[arg(long, default_value_t = 60)]
     pub lock_timeout: u64,
+    /// The most requests a minute the apply sends to a SaaS backend, so that it never uses up
+    /// an account's rate limit for everyone else (Prefect's lowest plan allows 625).
+    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests_per_minute: u32,
 }
 
 #[derive(Debug, Args)]

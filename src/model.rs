@@ -105,13 +105,23 @@ pub struct Organization {
 impl Organization {
     /// An organization that holds only the built-in roles, as a new one does.
     pub fn new(name: &str) -> Self {
+        Organization::with_builtin_roles(name, &BUILTIN_ROLES)
+    }
+
+    /// An organization that holds only the named built-in roles: svcacct's own (with their
+    /// permissions), or another backend's (which svcacct only names).
+    pub fn with_builtin_roles(name: &str, builtins: &[&str]) -> Self {
         let mut org = Organization {
             name: name.to_string(),
             ..Default::default()
         };
-        for r in BUILTIN_ROLES {
-            org.roles
-                .insert(r.to_string(), builtin_role(r).expect("built-in"));
+        for r in builtins {
+            let role = builtin_role(r).unwrap_or(Role {
+                builtin: true,
+                protect: true,
+                ..Default::default()
+            });
+            org.roles.insert(r.to_string(), role);
         }
         org
     }

@@ -59,6 +59,16 @@ pub struct Capabilities {
     /// Whether the backend has an apply lock.
     pub lock: bool,
     pub audit_log: bool,
+    /// Teams exist outside svcacct (Prefect's workspaces): a config names live ones, and the
+    /// plan never creates or deletes one, nor sets a description or `protect` on it.
+    pub fixed_teams: bool,
+    /// Role names a config may neither define nor use under this backend: another backend's
+    /// built-ins, which would read as a promise this one does not keep.
+    pub reserved_roles: &'static [&'static str],
+    /// Whether ownership lives in a record beside the objects rather than on them. A declared
+    /// object is then the config's to change whatever made it, so the plan compares it as
+    /// managed; the record only decides whether an undeclared one may be deleted.
+    pub ownership_record: bool,
 }
 
 impl Capabilities {
@@ -122,4 +132,7 @@ pub const SVCACCT_STORE: Capabilities = Capabilities {
     revision: true,
     lock: true,
     audit_log: true,
+    fixed_teams: false,
+    reserved_roles: &[],
+    ownership_record: false,
 };

@@ -105,6 +105,10 @@ pub trait Backend: Send {
 
     /// How the backend calls itself in messages.
     fn describe(&self) -> String;
+
+    /// Caps the requests a minute from now on, for a backend whose server rate-limits the
+    /// account as a whole. Others ignore it.
+    fn set_request_budget(&mut self, _per_minute: u32) {}
 }
 
 /// One backend's own section of the config (everything under `backend:` but `type`).
@@ -192,6 +196,8 @@ backends! {
     Local(local),
     /// A `svcacct serve` server.
     Http(http),
+    /// A Prefect Cloud account: bots, workspace roles and workspace access.
+    Prefect(prefect),
     /// A test backend kept with the tests: server-minted keys, one per account, no revision.
     #[cfg(feature = "test-hooks")]
     #[schemars(skip)]

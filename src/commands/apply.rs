@@ -35,6 +35,7 @@ pub fn apply(
         )
     })?;
     let mut backend = config.backend.open(&config.desired.name, true)?;
+    backend.set_request_budget(args.max_requests_per_minute);
     // The plan is computed under the lock, so no other apply can move the organization
     // between what we show and what we do.
     let owner = format!("svcacct apply by {}", crate::actor::local_user());

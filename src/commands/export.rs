@@ -123,9 +123,12 @@ fn account(a: &ServiceAccount) -> RawServiceAccount {
         expires: a.expires.map(|d| Loc::new(d.to_string())),
         disabled: a.disabled,
         protect: a.protect,
+        // A key svcacct did not issue has no file to plan against: it stays out of the config,
+        // listed as unmanaged, until one is declared.
         keys: a
             .keys
             .iter()
+            .filter(|(_, key)| key.managed)
             .map(|(k, key)| {
                 let key = RawKey {
                     description: key.description.clone(),

@@ -1,6 +1,6 @@
 //! `svcacct plan`: what apply would change, as text, JSON or Markdown. Never writes.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::{Output, exit, load_config};
 use crate::cli::{Format, PlanArgs};
@@ -21,7 +21,48 @@ pub fn compute(
         key_files: &SecretsDir(&config.secrets.dir),
         allow_mass_delete,
     };
-    Ok(diff(&config.desired, live, &opts)?)
+    let live = as_the_backend_keeps_it(config, live)?;
+    Ok(diff(&config.desired, &live, &opts)?)
+}
+
+/// The live organization as the diff must see it under the backend's capabilities: teams
+/// made outside svcacct are only named (a missing one is an error, an undeclared one is not
+/// svcacct's business), and where ownership lives in a record beside the objects, a declared
+/// object is the config's whatever made it.
+fn as_the_backend_keeps_it(
+    config: &Config,
+    live: &crate::model::Organization,
+) -> Result<crate::model::Organization> {
+    let caps = config.backend.capabilities();
+    let desired = &config.desired;
+    let mut live = live.clone();
+    if caps.fixed_teams {
+        if let Some(team) = desired.teams.keys().find(|t| !live.teams.contains_key(*t)) {
+            let help = crate::config::closest(team, live.teams.keys().map(String::as_str))
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            bail!(
+                "team `{}` does not exist in {}: the {} backend names existing teams and never creates one{}",
+                escape::terminal(team),
+                escape::terminal(&config.desired.name),
+                caps.name,
+                escape::terminal(&help)
+            );
+        }
+        live.teams.retain(|t, _| desired.teams.contains_key(t));
+    }
+    if caps.ownership_record {
+        for (name, role) in live.roles.iter_mut() {
+            role.managed |= desired.roles.contains_key(name) && !role.builtin;
+        }
+        for (name, team) in live.teams.iter_mut() {
+            team.managed |= desired.teams.contains_key(name);
+        }
+        for (name, account) in live.service_accounts.iter_mut() {
+            account.managed |= desired.service_accounts.contains_key(name);
+        }
+    }
+    Ok(live)
 }
 
 /// Prints the plan in the chosen format.

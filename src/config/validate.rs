@@ -96,8 +96,16 @@ fn check_capabilities(f: &mut Findings<'_>, merged: &Merged) {
         }
     }
     for d in &merged.teams {
-        if d.item.value.1.protect && !caps.persists.protect {
+        let (name, raw) = &d.item.value;
+        if raw.protect && (!caps.persists.protect || caps.fixed_teams) {
             f.error(d.file, at(&d.item), cannot("`protect` on a team"));
+        }
+        if !raw.description.is_empty() && caps.fixed_teams {
+            f.error(
+                d.file,
+                at(&d.item),
+                format!("the {backend} backend cannot store a description on team `{name}`: its teams are made outside svcacct, which only names them"),
+            );
         }
     }
     for d in &merged.service_accounts {
@@ -192,10 +200,16 @@ pub fn validate(
         }
     };
 
-    let mut desired = Organization::new(&organization);
+    let mut desired = Organization::with_builtin_roles(&organization, f.caps.builtin_roles);
 
     for d in &merged.roles {
         let (name, raw) = &d.item.value;
+        if f.caps.reserved_roles.contains(&name.as_str()) {
+            let message = reserved_role(f.caps, name);
+            let help = builtin_help(f.caps, name);
+            f.push(Severity::Error, d.file, at(&d.item), message, Some(help));
+            continue;
+        }
         if f.caps.builtin_roles.contains(&name.as_str()) {
             f.push(
                 Severity::Error,
@@ -261,7 +275,11 @@ pub fn validate(
                     help.or(Some("define it under `teams:`".into())),
                 );
             }
-            if !desired.roles.contains_key(&role.value) {
+            if f.caps.reserved_roles.contains(&role.value.as_str()) {
+                let message = reserved_role(f.caps, &role.value);
+                let help = builtin_help(f.caps, &role.value);
+                f.push(Severity::Error, d.file, at(role), message, Some(help));
+            } else if !desired.roles.contains_key(&role.value) {
                 let help = closest(&role.value, role_names.iter().copied())
                     .map(|c| format!("did you mean `{c}`?"));
                 f.push(
@@ -440,6 +458,33 @@ pub fn validate(
     })
 }
 
+/// Why a role name another backend keeps built in is refused here.
+fn reserved_role(caps: &Capabilities, name: &str) -> String {
+    format!(
+        "`{name}` is a built-in role of svcacct's own store, not of the {} backend",
+        caps.name
+    )
+}
+
+/// The backend's own built-in roles, the closest first.
+fn builtin_help(caps: &Capabilities, name: &str) -> String {
+    let lower: Vec<String> = caps
+        .builtin_roles
+        .iter()
+        .map(|r| r.to_lowercase())
+        .collect();
+    let all = caps.builtin_roles.join(", ");
+    match closest(&name.to_lowercase(), lower.iter().map(String::as_str))
+        .and_then(|c| lower.iter().position(|l| l == c))
+    {
+        Some(i) => format!(
+            "did you mean `{}`? The {} backend's built-in roles are {all}",
+            caps.builtin_roles[i], caps.name
+        ),
+        None => format!("the {} backend's built-in roles are {all}", caps.name),
+    }
+}
+
 /// Where the config writes its backend section (the top of the first file if nowhere).
 fn backend_place(merged: &Merged) -> (usize, (u64, u64)) {
     merged
@@ -554,6 +599,9 @@ mod tests {
         revision: false,
         lock: false,
         audit_log: false,
+        fixed_teams: false,
+        reserved_roles: &[],
+        ownership_record: false,
     };
 
     /// The error messages and places `validate` finds in `yaml` checked against `caps`.

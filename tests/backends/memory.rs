@@ -14,13 +14,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::capabilities::{ALL_FIELDS, Fields, Minting, Vocabulary};
+use super::capabilities::{ALL_FIELDS, Fields, Minting, SVCACCT_STORE};
 use super::{
     Applied, Backend, BackendConfig, BackendError, Capabilities, IssuedSecret, Operation, Section,
 };
 use crate::clock;
 use crate::model::{
-    ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, Verification,
+    ApiKey, IssuedKey, Organization, RetiringKey, Verification,
 };
 use crate::secrets::{hash_secret, looks_like_key, mint};
 
@@ -33,11 +33,10 @@ const CAPABILITIES: Capabilities = Capabilities {
         scopes: false,
         ..ALL_FIELDS
     },
-    builtin_roles: &BUILTIN_ROLES,
-    vocabulary: Vocabulary::Patterns,
     revision: false,
     lock: false,
     audit_log: false,
+    ..SVCACCT_STORE
 };
 
 /// The `memory` section of the config.

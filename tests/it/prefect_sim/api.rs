@@ -35,7 +35,7 @@ const PAGE_MAX: i64 = 200;
 
 /// Every route, statics before parameters so the first match is the one the router picks.
 /// Shared by the router, the per-route request counts and the trailing-slash redirect.
-pub const ROUTES: [&str; 15] = [
+pub const ROUTES: [&str; 18] = [
     "/api/workspace_scopes",
     "/api/accounts/{account_id}/account_roles/filter",
     "/api/accounts/{account_id}/bots/",
@@ -51,6 +51,9 @@ pub const ROUTES: [&str; 15] = [
     "/api/accounts/{account_id}/workspaces/{workspace_id}/bot_access/",
     "/api/accounts/{account_id}/workspaces/{workspace_id}/bot_access/filter",
     "/api/accounts/{account_id}/workspaces/{workspace_id}/bot_access/{id}",
+    "/api/accounts/{account_id}/workspaces/{workspace_id}/variables/",
+    "/api/accounts/{account_id}/workspaces/{workspace_id}/variables/filter",
+    "/api/accounts/{account_id}/workspaces/{workspace_id}/variables/name/{name}",
 ];
 
 /// The route template `path` falls under, if any.
@@ -128,6 +131,19 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route(
             &format!("{W}/bot_access/{{id}}"),
             get(read_bot_access).delete(delete_bot_access),
+        )
+        .route(
+            &format!("{W}/variables/"),
+            post(super::variables::create_variable),
+        )
+        .route(
+            &format!("{W}/variables/filter"),
+            post(super::variables::read_variables),
+        )
+        .route(
+            &format!("{W}/variables/name/{{name}}"),
+            axum::routing::patch(super::variables::update_variable_by_name)
+                .delete(super::variables::delete_variable_by_name),
         )
         .route_layer(middleware::from_fn_with_state(shared.clone(), authenticate))
         .fallback(redirect_slash_or_404)
@@ -259,7 +275,7 @@ async fn method_not_allowed() -> Response {
 
 // ---- shared request/response types ---------------------------------------------------------
 
-type Params = Path<HashMap<String, String>>;
+pub(super) type Params = Path<HashMap<String, String>>;
 
 /// Checks `{account_id}`: a UUID (422) naming this account (404).
 fn account(st: &State, p: &HashMap<String, String>) -> ApiResult<()> {
@@ -271,7 +287,7 @@ fn account(st: &State, p: &HashMap<String, String>) -> ApiResult<()> {
 }
 
 /// Checks `{workspace_id}` as well.
-fn workspace(st: &State, p: &HashMap<String, String>) -> ApiResult<Uuid> {
+pub(super) fn workspace(st: &State, p: &HashMap<String, String>) -> ApiResult<Uuid> {
     account(st, p)?;
     let id = path_uuid("workspace_id", &p["workspace_id"])?;
     st.workspace(id)
@@ -283,23 +299,23 @@ fn id(p: &HashMap<String, String>, name: &str) -> ApiResult<Uuid> {
     path_uuid(name, &p[name])
 }
 
-fn default_limit() -> i64 {
+pub(super) fn default_limit() -> i64 {
     PAGE_MAX
 }
 
 /// `limit` and `offset` as every filter body has them.
-struct Page {
-    limit: i64,
-    offset: i64,
+pub(super) struct Page {
+    pub limit: i64,
+    pub offset: i64,
 }
 
 impl Page {
-    fn check(&self) -> ApiResult<()> {
+    pub fn check(&self) -> ApiResult<()> {
         check_range("limit", self.limit, 0, Some(PAGE_MAX))?;
         check_range("offset", self.offset, 0, None)
     }
 
-    fn apply<T>(&self, items: impl IntoIterator<Item = T>) -> Vec<T> {
+    pub fn apply<T>(&self, items: impl IntoIterator<Item = T>) -> Vec<T> {
         items
             .into_iter()
             .skip(self.offset as usize)
@@ -320,12 +336,12 @@ impl Default for Page {
 /// `{any_: [...] | null}`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct AnyOf<T> {
+pub(super) struct AnyOf<T> {
     any_: Option<Vec<T>>,
 }
 
 impl<T: PartialEq> AnyOf<T> {
-    fn admits(filter: &Option<AnyOf<T>>, value: &T) -> bool {
+    pub fn admits(filter: &Option<AnyOf<T>>, value: &T) -> bool {
         match filter.as_ref().and_then(|f| f.any_.as_ref()) {
             Some(any) => any.contains(value),
             None => true,

@@ -13,6 +13,7 @@ mod api;
 mod model;
 mod scopes;
 mod tests;
+mod variables;
 mod wire;
 
 use std::collections::BTreeMap;
@@ -387,6 +388,34 @@ impl PrefectSim {
     /// The id of a workspace role (built-in or custom) by name.
     pub fn workspace_role_id(&self, name: &str) -> Option<Uuid> {
         self.state().workspace_role_named(name).map(|r| r.id)
+    }
+
+    /// The variables of a workspace: (name, value).
+    pub fn variables(&self, workspace_id: Uuid) -> Vec<(String, serde_json::Value)> {
+        self.state()
+            .variables
+            .iter()
+            .filter(|v| v.workspace_id == workspace_id)
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect()
+    }
+
+    /// Replaces every variable of a workspace (to lose or hand-edit svcacct's record).
+    pub fn set_variables(&self, workspace_id: Uuid, values: Vec<(String, serde_json::Value)>) {
+        let mut st = self.state();
+        let now = st.now();
+        st.variables.retain(|v| v.workspace_id != workspace_id);
+        for (name, value) in values {
+            st.variables.push(variables::Variable {
+                id: Uuid::new_v4(),
+                workspace_id,
+                name,
+                value,
+                tags: Vec::new(),
+                created: now,
+                updated: now,
+            });
+        }
     }
 
     /// The id of an account role (Owner, Admin, Member).

@@ -126,6 +126,7 @@ pub struct State {
     pub workspace_roles: Vec<WorkspaceRole>,
     pub workspaces: Vec<Workspace>,
     pub accesses: Vec<Access>,
+    pub variables: Vec<super::variables::Variable>,
 }
 
 /// A fresh secret with `prefix` (`pnb_` for bots, `pnu_` for the simulator's user key).
@@ -172,6 +173,7 @@ impl State {
             workspace_roles,
             workspaces: Vec::new(),
             accesses: Vec::new(),
+            variables: Vec::new(),
         }
     }
 
