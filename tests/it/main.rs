@@ -15,6 +15,7 @@ mod http;
 mod init;
 mod lifecycle;
 mod prefect_sim;
+mod review;
 mod revocation;
 mod rotation;
 mod schema;
