@@ -3,6 +3,7 @@
 
 mod common;
 
+mod ci_scripts;
 mod concurrency;
 mod config_errors;
 mod conformance;
