@@ -252,3 +252,61 @@ fn addresses(org: &Organization) -> Vec<Address> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Role, ServiceAccount, Team};
+
+    fn slice(targets: &[&str], excludes: &[&str]) -> Slice {
+        Slice {
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            excludes: excludes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Live: nothing but the built-ins. Desired: bot in team t with role r, and other.
+    fn orgs() -> (Organization, Organization) {
+        let live = Organization::new("acme");
+        let mut desired = live.clone();
+        desired.roles.insert("r".into(), Role::default());
+        desired.teams.insert("t".into(), Team::default());
+        for name in ["bot", "other"] {
+            desired.service_accounts.insert(
+                name.into(),
+                ServiceAccount {
+                    teams: [("t".to_string(), "r".to_string())].into(),
+                    ..Default::default()
+                },
+            );
+        }
+        (desired, live)
+    }
+
+    #[test]
+    fn a_targeted_account_pulls_in_what_it_joins_and_nothing_else() {
+        let (desired, live) = orgs();
+        let (out, pulled) = slice(&["service_account.bot"], &[])
+            .narrow(&desired, &live)
+            .unwrap();
+        assert!(out.service_accounts.contains_key("bot"));
+        assert!(!out.service_accounts.contains_key("other"));
+        assert_eq!(
+            pulled,
+            BTreeSet::from([Address::role("r"), Address::team("t")])
+        );
+    }
+
+    #[test]
+    fn bad_prefixes_and_excluded_needs_are_refused() {
+        let (desired, live) = orgs();
+        let err = |s: Slice| s.narrow(&desired, &live).unwrap_err().to_string();
+        assert!(err(slice(&["bot"], &[])).contains("not an address prefix"));
+        assert!(err(slice(&["team."], &[])).contains("not an address prefix"));
+        assert!(err(slice(&[], &["team.nope"])).contains("matches nothing"));
+        assert_eq!(
+            err(slice(&["service_account.bot"], &["team.t"])),
+            "service_account.bot needs team.t, which does not exist yet and which --exclude leaves out; target it too or drop the --exclude"
+        );
+    }
+}
