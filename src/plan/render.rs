@@ -297,7 +297,17 @@ const NOTE_ROOM: usize = 1_500;
 
 /// The hidden line a bot finds its own comment by, to update it in place.
 pub fn comment_marker(organization: &str) -> String {
-    format!("<!-- svcacct-plan: {} -->", escape::markdown(organization))
+    format!("<!-- svcacct-plan: {} -->", slug_or_escaped(organization))
+}
+
+/// A name as it is when it is a slug (backslash escapes would show literally in a code span
+/// or an HTML comment), escaped otherwise.
+fn slug_or_escaped(name: &str) -> String {
+    if crate::model::valid_name(name) {
+        name.to_string()
+    } else {
+        escape::markdown(name)
+    }
 }
 
 /// A permission list as code spans.
@@ -371,7 +381,7 @@ pub fn render_markdown(plan: &Plan) -> String {
 
 /// [`render_markdown`] within `limit` characters.
 pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
-    let org = escape::markdown(&plan.organization);
+    let org = slug_or_escaped(&plan.organization);
     let mut head = String::new();
     let _ = writeln!(head, "{}", comment_marker(&plan.organization));
 
