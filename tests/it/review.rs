@@ -439,3 +439,52 @@ fn drift_is_attributed_from_the_audit_log_on_http() {
     // The server names callers by token (the operator here) and runs on its own clock.
     drift_is_attributed(&Env::http(), "operator", T0);
 }
+
+#[test]
+fn many_drifted_objects_are_attributed_in_one_pass_over_the_servers_audit_log() {
+    let sb = Sandbox::new();
+    demo_files(&sb);
+    let server = Server::start(&sb.join("server.db"), Some(T0));
+    let backend = format!(
+        "backend:\n  type: http\n  url: {}\n  token_env: SVCACCT_TEST_TOKEN\n",
+        server.url
+    );
+    let config = many_accounts_yaml("acme", 30, 0, &backend).replace("    keys:\n", "");
+    let run = |args: &[&str], user: &str| {
+        sb.cmd(args)
+            .now(T0)
+            .env("SVCACCT_TEST_TOKEN", OPERATOR)
+            .env("USER", user)
+            .run()
+    };
+    sb.write(CFG, &config);
+    run(&["apply", "--yes", "-c", CFG], "svcacct-test").ok();
+    sb.write(
+        CFG,
+        &config.replace("description: account", "description: edited"),
+    );
+    run(&["apply", "--yes", "-c", CFG], "svcacct-test").ok();
+    sb.write(CFG, &config);
+
+    let out = run(
+        &["plan", "-v", "--format", "json", "-c", CFG],
+        "svcacct-test",
+    );
+    out.ok();
+    let plan = out.json();
+    let changes = plan["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 30);
+    for c in changes {
+        assert_eq!(c["last_changed"]["action"], "put_service_account", "{c}");
+        assert_eq!(c["last_changed"]["actor"], "operator", "{c}");
+    }
+    // The snapshot and one page of the audit log, not a request per object.
+    let requests: u64 = out
+        .stderr
+        .split("made ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a request count in {}", out.stderr));
+    assert!(requests <= 3, "{requests} requests");
+}
