@@ -497,8 +497,8 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
             groups.push((g, Vec::new()));
         }
     }
-    let mut blocks = Vec::new();
-    for (g, cs) in &groups {
+    // Built only while they fit: a plan of ten thousand accounts renders the few hundred shown.
+    let block = |g: &Address, cs: &[&Change]| {
         let mut summary: Vec<String> = cs
             .iter()
             .map(|c| {
@@ -559,8 +559,8 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
             b.push('\n');
         }
         b.push_str("</details>\n");
-        blocks.push(b);
-    }
+        b
+    };
 
     let mut tail = String::new();
     if !plan.unmanaged.is_empty() {
@@ -593,11 +593,16 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
         }
         out.push('\n');
     }
-    if !blocks.is_empty() {
+    if !groups.is_empty() {
         out.push_str("#### Changes by object\n\n");
-        for b in &blocks {
-            if left_blocks == 0 && out.len() + b.len() <= budget {
-                out.push_str(b);
+        for (g, cs) in &groups {
+            if left_blocks > 0 {
+                left_blocks += 1;
+                continue;
+            }
+            let b = block(g, cs);
+            if out.len() + b.len() <= budget {
+                out.push_str(&b);
             } else {
                 left_blocks += 1;
             }
