@@ -88,6 +88,20 @@ pub struct PlanArgs {
     /// Allow a plan that deletes more than the policy's share of managed objects.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    #[command(flatten)]
+    pub slice: SliceArgs,
+}
+
+/// Limits a plan or an apply to part of the organization.
+#[derive(Debug, Args, Default)]
+pub struct SliceArgs {
+    /// Only objects whose address starts with this (repeatable), as `service_account.ci-bot`
+    /// (its keys included); what they need and is not there yet comes along.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+    /// Leave out objects whose address starts with this (repeatable).
+    #[arg(long = "exclude", value_name = "ADDRESS")]
+    pub excludes: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +124,8 @@ pub struct ApplyArgs {
     /// an account's rate limit for everyone else (Prefect's lowest plan allows 625).
     #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests_per_minute: u32,
+    #[command(flatten)]
+    pub slice: SliceArgs,
 }
 
 #[derive(Debug, Args)]

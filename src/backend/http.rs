@@ -5,6 +5,7 @@
 //! `Idempotency-Key`, so a retried write is answered from the server's record instead of
 //! running twice. Keys are registered by hash: the secret never crosses the wire.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
@@ -29,6 +30,8 @@ use crate::model::Verification;
 /// How many operations go in one batch request (the server takes bodies up to 1 MiB).
 const BATCH_OPS: usize = 400;
 const MAX_ATTEMPTS: u32 = 6;
+/// Up to this many drifted objects, the audit log is read per object; past it, whole.
+const AUDIT_PER_TARGET: usize = 20;
 const LEASE_TTL_SECS: u64 = 30;
 
 /// The `http` section of the config.
@@ -542,6 +545,71 @@ impl Backend for HttpBackend {
 
     fn requests(&self) -> Option<u64> {
         Some(self.requests.load(Ordering::Relaxed))
+    }
+
+    fn last_changes(
+        &mut self,
+        objects: &[crate::address::Address],
+    ) -> Result<Option<BTreeMap<crate::address::Address, super::LastChange>>, BackendError> {
+        #[derive(Deserialize)]
+        struct Page {
+            entries: Vec<Entry>,
+            next: Option<i64>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            time: String,
+            actor: String,
+            action: String,
+            target: String,
+        }
+        let wanted: BTreeSet<String> = objects.iter().map(ToString::to_string).collect();
+        // A few objects: their own entries; many: one pass over the whole log, fewer requests.
+        let filters: Vec<Option<&String>> = if wanted.len() <= AUDIT_PER_TARGET {
+            wanted.iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        let mut found = BTreeMap::new();
+        for target in filters {
+            let mut after = 0i64;
+            loop {
+                let mut path = self.org_path(&format!("/audit?limit=1000&after={after}"));
+                if let Some(t) = target {
+                    path.push_str(&format!("&target={t}"));
+                }
+                let resp = self.send(Method::GET, &path, None, &[])?;
+                match resp.status() {
+                    // A token that may plan but not read the audit log: no attribution.
+                    StatusCode::FORBIDDEN => return Ok(None),
+                    StatusCode::NOT_FOUND => return Ok(Some(BTreeMap::new())),
+                    s if !s.is_success() => return Err(Self::error_of(resp, "audit log")),
+                    _ => {}
+                }
+                let page: Page = resp.json().map_err(|e| protocol("audit log", e))?;
+                for e in page.entries {
+                    if !wanted.contains(&e.target) {
+                        continue;
+                    }
+                    if let Ok(address) = e.target.parse() {
+                        // Oldest first: the last one seen is the newest.
+                        found.insert(
+                            address,
+                            super::LastChange {
+                                time: e.time,
+                                actor: e.actor,
+                                action: e.action,
+                            },
+                        );
+                    }
+                }
+                match page.next {
+                    Some(n) if n > after => after = n,
+                    _ => break,
+                }
+            }
+        }
+        Ok(Some(found))
     }
 
     fn describe(&self) -> String {

@@ -181,6 +181,35 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn last_changes(
+        &mut self,
+        objects: &[crate::address::Address],
+    ) -> Result<Option<std::collections::BTreeMap<crate::address::Address, super::LastChange>>, BackendError>
+    {
+        let Some(store) = &self.store else {
+            return Ok(Some(Default::default()));
+        };
+        let wanted: std::collections::BTreeSet<String> =
+            objects.iter().map(ToString::to_string).collect();
+        Ok(Some(
+            store
+                .last_changes(&self.organization)?
+                .into_iter()
+                .filter(|r| wanted.contains(&r.target))
+                .filter_map(|r| {
+                    Some((
+                        r.target.parse().ok()?,
+                        super::LastChange {
+                            time: clock::rfc3339(r.time),
+                            actor: r.actor,
+                            action: r.action,
+                        },
+                    ))
+                })
+                .collect(),
+        ))
+    }
+
     fn describe(&self) -> String {
         format!(
             "local organization {} in {}",

@@ -15,6 +15,7 @@ use crate::model::{Organization, Verification};
 pub use crate::operation::{
     Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces, Rotation,
 };
+pub use crate::plan::LastChange;
 use crate::store::StoreError;
 pub use capabilities::{Capabilities, Fields, Minting, Vocabulary};
 
@@ -101,6 +102,17 @@ pub trait Backend: Send {
     /// How many network requests the backend has made, where it makes any.
     fn requests(&self) -> Option<u64> {
         None
+    }
+
+    /// The last live change to each of `objects` that has one, from the backend's audit log;
+    /// `None` for a backend that keeps no audit log (the default: such a backend needs
+    /// nothing more).
+    fn last_changes(
+        &mut self,
+        _objects: &[crate::address::Address],
+    ) -> Result<Option<std::collections::BTreeMap<crate::address::Address, LastChange>>, BackendError>
+    {
+        Ok(None)
     }
 
     /// How the backend calls itself in messages.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Output, exit, load_config, plan::compute};
+use super::{Output, exit, load_config, plan::compute, plan::warn_partial};
 use crate::apply::{ApplyOptions, KeyOutput, Progress, execute};
 use crate::cli::ApplyArgs;
 use crate::clock;
@@ -63,7 +63,14 @@ pub fn apply(
             recovered.promoted
         );
     }
-    let plan = compute(&config, &live, args.allow_mass_delete)?;
+    warn_partial(&args.slice, out);
+    let plan = compute(
+        &config,
+        &live,
+        args.allow_mass_delete,
+        &args.slice,
+        backend.as_mut(),
+    )?;
     if !plan.has_changes() {
         if !out.quiet {
             print!("{}", render_text(&plan, out.color));

@@ -3,17 +3,24 @@
 use anyhow::{Context, Result, bail};
 
 use super::{Output, exit, load_config};
-use crate::cli::{Format, PlanArgs};
+use crate::backend::Backend;
+use crate::cli::{Format, PlanArgs, SliceArgs};
 use crate::clock;
 use crate::config::Config;
 use crate::escape;
-use crate::plan::{Plan, PlanOptions, SecretsDir, diff, render_markdown, render_text, to_json};
+use crate::plan::{
+    Plan, PlanOptions, SecretsDir, Slice, diff, drifted, render_markdown, render_text, to_json,
+};
 
 /// Computes the plan of `config` against the live organization the backend holds.
+/// A slice (`--target`, `--exclude`) limits it; the plan carries the access it changes and,
+/// where the backend keeps an audit log, who last changed each drifted object.
 pub fn compute(
     config: &Config,
     live: &crate::model::Organization,
     allow_mass_delete: bool,
+    slice: &SliceArgs,
+    backend: &mut dyn Backend,
 ) -> Result<Plan> {
     let opts = PlanOptions {
         policy: config.policy,
@@ -21,8 +28,31 @@ pub fn compute(
         key_files: &SecretsDir(&config.secrets.dir),
         allow_mass_delete,
     };
-    let live = as_the_backend_keeps_it(config, live)?;
-    Ok(diff(&config.desired, &live, &opts)?)
+    let live = &as_the_backend_keeps_it(config, live)?;
+    let slice = Slice {
+        targets: slice.targets.clone(),
+        excludes: slice.excludes.clone(),
+    };
+    let mut plan = if slice.is_whole() {
+        let mut plan = diff(&config.desired, live, &opts)?;
+        plan.review(&config.desired, live);
+        plan
+    } else {
+        let (desired, pulled) = slice.narrow(&config.desired, live)?;
+        let mut plan = diff(&desired, live, &opts)?;
+        slice.limit(&mut plan, &pulled);
+        plan.review(&desired, live);
+        plan
+    };
+    let drifted = drifted(&plan);
+    if !drifted.is_empty()
+        && let Some(found) = backend
+            .last_changes(&drifted)
+            .with_context(|| format!("cannot read the audit log of {}", backend.describe()))?
+    {
+        plan.last_changed = found;
+    }
+    Ok(plan)
 }
 
 /// The live organization as the diff must see it under the backend's capabilities: teams
@@ -65,6 +95,16 @@ fn as_the_backend_keeps_it(
     Ok(live)
 }
 
+/// Warns on stderr that a sliced plan is partial.
+pub fn warn_partial(slice: &SliceArgs, out: Output) {
+    let partial = !slice.targets.is_empty() || !slice.excludes.is_empty();
+    if partial && !out.quiet {
+        eprintln!(
+            "warning: the plan is limited by --target/--exclude: it is partial, and the organization may still differ from the config elsewhere"
+        );
+    }
+}
+
 /// Prints the plan in the chosen format.
 pub fn plan(
     args: &PlanArgs,
@@ -76,7 +116,14 @@ pub fn plan(
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
-    let plan = compute(&config, &live, args.allow_mass_delete)?;
+    warn_partial(&args.slice, out);
+    let plan = compute(
+        &config,
+        &live,
+        args.allow_mass_delete,
+        &args.slice,
+        backend.as_mut(),
+    )?;
     if out.verbose > 0
         && let Some(n) = backend.requests()
     {

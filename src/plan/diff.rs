@@ -527,6 +527,8 @@ pub fn diff(
         changes: b.changes,
         unmanaged: b.unmanaged,
         notes: b.notes,
+        effects: Default::default(),
+        last_changed: Default::default(),
     })
 }
 

@@ -5,15 +5,24 @@
 //!   "summary": { "create": 2, "update": 1 },
 //!   "changes": [ { "address": "key.ci-bot.prod", "action": "rotate", "reason": "…",
 //!                  "changed": ["description"], "before": {…}, "after": {…},
-//!                  "revokes": ["key ids this change revokes"] } ],
+//!                  "revokes": ["key ids this change revokes"],
+//!                  "reaches": ["accounts a changed role reaches"],
+//!                  "last_changed": { "time": "…", "actor": "…", "action": "put_team" } } ],
+//!   "effects": { "accounts": [ { "account": "ci-bot", "gained": ["warehouse:*"],
+//!                                "lost": [], "widening": true,
+//!                                "keys": [ { "key": "prod", "gained": [], "lost": [] } ] } ],
+//!                "roles": [ { "role": "deployer", "accounts": ["ci-bot"] } ] },
 //!   "unmanaged": ["team.hand-made"], "notes": [] }
 //! ```
+//! `reaches` is on role changes only, `last_changed` (where the backend keeps an audit log)
+//! on changes of objects that drifted from the config.
 //! Fields are only ever added to this shape, never renamed or removed. No secret, hash or
 //! display prefix is in any of it.
 
 use serde_json::{Value, json};
 
 use super::Plan;
+use crate::address::Address;
 use crate::clock::rfc3339;
 use crate::model::{ApiKey, Role, ServiceAccount, Team};
 
@@ -76,15 +85,37 @@ pub fn to_json(plan: &Plan) -> Value {
         "revision": plan.revision,
         "has_changes": plan.has_changes(),
         "summary": summary,
-        "changes": plan.changes.iter().map(|c| json!({
-            "address": c.address,
-            "action": c.action,
-            "reason": c.reason,
-            "changed": c.changed_fields(),
-            "before": c.before,
-            "after": c.after,
-            "revokes": c.revokes,
-        })).collect::<Vec<_>>(),
+        "changes": plan.changes.iter().map(|c| {
+            let mut v = json!({
+                "address": c.address,
+                "action": c.action,
+                "reason": c.reason,
+                "changed": c.changed_fields(),
+                "before": c.before,
+                "after": c.after,
+                "revokes": c.revokes,
+            });
+            let m = v.as_object_mut().expect("an object");
+            if let Address::Role(r) = &c.address
+                && let Some(reach) = plan.effects.reach_of(r)
+            {
+                m.insert("reaches".into(), json!(reach));
+            }
+            if let Some(l) = plan.last_changed.get(&c.address) {
+                m.insert("last_changed".into(), json!(l));
+            }
+            v
+        }).collect::<Vec<_>>(),
+        "effects": {
+            "accounts": plan.effects.accounts.iter().map(|a| json!({
+                "account": a.account,
+                "gained": a.gained,
+                "lost": a.lost,
+                "widening": a.widening(),
+                "keys": a.keys,
+            })).collect::<Vec<_>>(),
+            "roles": plan.effects.roles,
+        },
         "unmanaged": plan.unmanaged,
         "notes": plan.notes,
     })

@@ -2,9 +2,12 @@
 //! address, action, fields before and after, and the work the apply does for it.
 
 mod diff;
+mod drift;
+mod effects;
 mod json;
 mod key_files;
 mod render;
+mod slice;
 
 use std::collections::BTreeMap;
 
@@ -12,9 +15,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use diff::{PlanOptions, diff};
+pub use drift::{LastChange, drifted};
+pub use effects::{AccountEffect, Effects, KeyEffect, RoleReach};
 pub use json::to_json;
 pub use key_files::{KeyFiles, SecretsDir};
 pub use render::{render_markdown, render_text};
+pub use slice::Slice;
 
 use crate::address::Address;
 use crate::operation::Operation;
@@ -147,9 +153,23 @@ pub struct Plan {
     pub unmanaged: Vec<Address>,
     /// Things worth knowing that change nothing.
     pub notes: Vec<String>,
+    /// Who gains and loses what ([`Plan::review`] fills it in).
+    pub effects: Effects,
+    /// For objects that drifted from the config, their last live change, where the backend
+    /// keeps an audit log.
+    pub last_changed: BTreeMap<Address, LastChange>,
 }
 
 impl Plan {
+    /// Adds what a reviewer needs besides the changes: the access they change.
+    pub fn review(
+        &mut self,
+        desired: &crate::model::Organization,
+        live: &crate::model::Organization,
+    ) {
+        self.effects = effects::compute(desired, live, &self.changes);
+    }
+
     /// Whether applying would change anything.
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()

@@ -492,6 +492,27 @@ impl Store {
         Ok(())
     }
 
+    /// The newest audit entry of each target of an organization, in one pass over its log.
+    pub fn last_changes(&self, org: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.id, a.time, a.actor, a.action, a.target, a.detail FROM audit_log a
+             JOIN (SELECT max(id) AS id FROM audit_log WHERE org = ?1 GROUP BY target) l
+               ON a.id = l.id
+             ORDER BY a.id",
+        )?;
+        let rows = stmt.query_map(params![org], |r| {
+            Ok(AuditRecord {
+                id: r.get(0)?,
+                time: col_ts(r, 1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                detail: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// A page of an organization's audit log, oldest first, and the id to continue after
     /// when there is more.
     pub fn audit_page(

@@ -137,20 +137,20 @@ fn hostile_descriptions_from_the_config_are_shown_escaped() {
         + \u{1b}[8mhidden\u{1b}]52;c;aGk=\u{7}\u{d}
         + back\u{1b}[2A\u{1b}[K\u{202e}evil
         + [click](http://evil) ![x](http://evil/i.png)
+      last changed live 2026-01-01T00:00:00Z by svcacct:svcacct-test (put_service_account)
+
+Permission changes (who gains and loses what):
+    service_account.bot: + *:* (widening)
 
 Plan: 1 to update.
 "
     );
-    assert_eq!(
-        md,
-        r"### svcacct plan for `acme` (revision 3)
-
-**1 to update.**
-
-| | Address | Action | Details |
-|---|---|---|---|
-| `~` | `service_account.bot` | update | admin: false → true<br>description:<br>first line<br>\- second line<br>\+ \\u\{1b\}\[8mhidden\\u\{1b\}\]52;c;aGk=\\u\{7\}\\u\{d\}<br>\+ back\\u\{1b\}\[2A\\u\{1b\}\[K\\u\{202e\}evil<br>\+ \[click\]\(http://evil\) \!\[x\]\(http://evil/i\.png\) |
-"
+    // The row of the change, every hostile character escaped (the review's own lines follow).
+    let row = r"| `~` | `service_account.bot` | update | admin: false → true<br>description:<br>first line<br>\- second line<br>\+ \\u\{1b\}\[8mhidden\\u\{1b\}\]52;c;aGk=\\u\{7\}\\u\{d\}<br>\+ back\\u\{1b\}\[2A\\u\{1b\}\[K\\u\{202e\}evil<br>\+ \[click\]\(http://evil\) \!\[x\]\(http://evil/i\.png\)<br>";
+    assert!(md.contains(row), "{md}");
+    assert!(
+        md.contains("- **widens** `service_account.bot` gains `*:*`"),
+        "{md}"
     );
 
     // Applying prints the same escaped plan and an escaped summary.

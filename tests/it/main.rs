@@ -3,6 +3,7 @@
 
 mod common;
 
+mod ci_scripts;
 mod concurrency;
 mod config_errors;
 mod conformance;
@@ -16,6 +17,7 @@ mod init;
 mod lifecycle;
 mod prefect;
 mod prefect_sim;
+mod review;
 mod revocation;
 mod rotation;
 mod schema;

@@ -1,0 +1,295 @@
+//! Who gains what: the effective permissions of each account before and after a plan. A
+//! reviewer of an access change cares less that `teams.platform` got a new role than that an
+//! account can now write the warehouse, and a role edit reaches every account holding the
+//! role. Computed from the desired and live organizations as wholes, after the diff, so the
+//! diff stays about objects and this stays about access.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Change};
+use crate::address::Address;
+use crate::model::{Organization, ServiceAccount, pattern_covers, pattern_intersection};
+
+/// The access a plan changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Effects {
+    /// Accounts whose effective permissions change, by name.
+    pub accounts: Vec<AccountEffect>,
+    /// Each changed role with the accounts it reaches.
+    pub roles: Vec<RoleReach>,
+}
+
+/// One account's gained and lost permissions (patterns such as `flows:*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AccountEffect {
+    pub account: String,
+    pub gained: Vec<String>,
+    pub lost: Vec<String>,
+    /// Keys whose scopes change what they may do.
+    pub keys: Vec<KeyEffect>,
+}
+
+/// A key's gained and lost permissions through a change of its scopes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyEffect {
+    pub key: String,
+    pub gained: Vec<String>,
+    pub lost: Vec<String>,
+}
+
+/// A role the plan creates, edits or deletes, and the accounts holding it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoleReach {
+    pub role: String,
+    pub accounts: Vec<String>,
+}
+
+impl AccountEffect {
+    /// Whether the account or one of its keys may do more than before.
+    pub fn widening(&self) -> bool {
+        !self.gained.is_empty() || self.keys.iter().any(|k| !k.gained.is_empty())
+    }
+}
+
+impl Effects {
+    /// The accounts a role reaches, if the plan changes the role.
+    pub fn reach_of(&self, role: &str) -> Option<&[String]> {
+        self.roles
+            .iter()
+            .find(|r| r.role == role)
+            .map(|r| r.accounts.as_slice())
+    }
+
+    /// The effect on an account, if any.
+    pub fn of_account(&self, account: &str) -> Option<&AccountEffect> {
+        self.accounts.iter().find(|a| a.account == account)
+    }
+}
+
+/// What an account may do: nothing while disabled, else what its memberships grant.
+fn effective(org: &Organization, account: &ServiceAccount) -> BTreeSet<String> {
+    if account.disabled {
+        return BTreeSet::new();
+    }
+    org.permissions_of(account)
+}
+
+/// What a key may do: its account's permissions, narrowed by its scopes when it has any.
+fn key_effective(account: &BTreeSet<String>, scopes: &BTreeSet<String>) -> BTreeSet<String> {
+    if scopes.is_empty() {
+        return account.clone();
+    }
+    account
+        .iter()
+        .flat_map(|p| scopes.iter().filter_map(|s| pattern_intersection(p, s)))
+        .collect()
+}
+
+/// Patterns of `new` that no pattern of `old` already covers, and the reverse.
+fn gained_lost(old: &BTreeSet<String>, new: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let uncovered = |from: &BTreeSet<String>, by: &BTreeSet<String>| {
+        from.iter()
+            .filter(|p| !by.iter().any(|q| pattern_covers(q, p)))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    (uncovered(new, old), uncovered(old, new))
+}
+
+/// The access `changes` (the plan of `desired` against `live`) changes.
+pub fn compute(desired: &Organization, live: &Organization, changes: &[Change]) -> Effects {
+    let deleted_set: BTreeSet<&Address> = changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| &c.address)
+        .collect();
+    let deleted = |a: &Address| deleted_set.contains(a);
+    let names: BTreeSet<&String> = desired
+        .service_accounts
+        .keys()
+        .chain(live.service_accounts.keys())
+        .collect();
+    let mut accounts = Vec::new();
+    for name in names {
+        let want = desired.service_accounts.get(name);
+        let have = live.service_accounts.get(name);
+        // A live account the config does not have is only affected when the plan deletes it.
+        if want.is_none() && !deleted(&Address::account(name)) {
+            continue;
+        }
+        let new = want.map_or_else(BTreeSet::new, |a| effective(desired, a));
+        let old = have.map_or_else(BTreeSet::new, |a| effective(live, a));
+        let (gained, lost) = gained_lost(&old, &new);
+        let mut keys = Vec::new();
+        if let (Some(want), Some(have)) = (want, have) {
+            for (key, wk) in &want.keys {
+                let Some(hk) = have.keys.get(key) else {
+                    continue;
+                };
+                if wk.scopes == hk.scopes {
+                    continue;
+                }
+                let (kg, kl) = gained_lost(
+                    &key_effective(&old, &hk.scopes),
+                    &key_effective(&new, &wk.scopes),
+                );
+                if !kg.is_empty() || !kl.is_empty() {
+                    keys.push(KeyEffect {
+                        key: key.clone(),
+                        gained: kg,
+                        lost: kl,
+                    });
+                }
+            }
+        }
+        if !gained.is_empty() || !lost.is_empty() || !keys.is_empty() {
+            accounts.push(AccountEffect {
+                account: name.clone(),
+                gained,
+                lost,
+                keys,
+            });
+        }
+    }
+    let roles = changes
+        .iter()
+        .filter_map(|c| match &c.address {
+            Address::Role(role) => Some((role, c.action)),
+            _ => None,
+        })
+        .map(|(role, action)| {
+            // A deleted role reaches whoever holds it now; any other, whoever will.
+            let org = if action == Action::Delete {
+                live
+            } else {
+                desired
+            };
+            RoleReach {
+                role: role.clone(),
+                accounts: org
+                    .service_accounts
+                    .iter()
+                    .filter(|(_, a)| a.teams.values().any(|r| r == role))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            }
+        })
+        .collect();
+    Effects { accounts, roles }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{ApiKey, Role};
+
+    fn org(roles: &[(&str, &[&str])], accounts: &[(&str, &[(&str, &str)])]) -> Organization {
+        let mut o = Organization::new("acme");
+        for (name, perms) in roles {
+            o.roles.insert(
+                name.to_string(),
+                Role {
+                    permissions: perms.iter().map(|p| p.to_string()).collect(),
+                    managed: true,
+                    ..Default::default()
+                },
+            );
+        }
+        for (name, teams) in accounts {
+            o.service_accounts.insert(
+                name.to_string(),
+                ServiceAccount {
+                    managed: true,
+                    teams: teams
+                        .iter()
+                        .map(|(t, r)| (t.to_string(), r.to_string()))
+                        .collect(),
+                    ..Default::default()
+                },
+            );
+        }
+        o
+    }
+
+    fn role_change(name: &str, action: Action) -> Change {
+        Change {
+            address: Address::role(name),
+            action,
+            reason: None,
+            before: None,
+            after: None,
+            work: Vec::new(),
+            revokes: Vec::new(),
+            depends_on: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_role_edit_reaches_every_account_holding_it() {
+        let live = org(
+            &[("wh", &["warehouse:read"])],
+            &[("a", &[("t", "wh")]), ("b", &[("u", "wh")]), ("c", &[])],
+        );
+        let desired = org(
+            &[("wh", &["warehouse:*"])],
+            &[("a", &[("t", "wh")]), ("b", &[("u", "wh")]), ("c", &[])],
+        );
+        let e = compute(&desired, &live, &[role_change("wh", Action::Update)]);
+        assert_eq!(e.reach_of("wh"), Some(&["a".to_string(), "b".into()][..]));
+        let a = e.of_account("a").unwrap();
+        assert_eq!(a.gained, ["warehouse:*"]);
+        // `warehouse:read` is still covered by `warehouse:*`: nothing is lost.
+        assert!(a.lost.is_empty());
+        assert!(a.widening());
+        assert!(e.of_account("c").is_none());
+    }
+
+    #[test]
+    fn admin_disable_and_scopes_change_access() {
+        let live = org(&[], &[("a", &[("t", "viewer")]), ("b", &[("t", "member")])]);
+        let mut desired = live.clone();
+        desired.service_accounts.get_mut("a").unwrap().admin = true;
+        desired.service_accounts.get_mut("b").unwrap().disabled = true;
+        let e = compute(&desired, &live, &[]);
+        assert_eq!(e.of_account("a").unwrap().gained, ["*:*"]);
+        assert!(e.of_account("a").unwrap().lost.is_empty());
+        let b = e.of_account("b").unwrap();
+        assert!(b.gained.is_empty() && !b.widening());
+        assert_eq!(b.lost, ["*:execute", "*:read", "*:write"]);
+
+        let mut live = org(&[], &[("k", &[("t", "member")])]);
+        let scoped = ApiKey {
+            scopes: BTreeSet::from(["flows:read".to_string()]),
+            ..Default::default()
+        };
+        live.service_accounts.get_mut("k").unwrap().keys =
+            BTreeMap::from([("ci".to_string(), scoped)]);
+        let mut desired = live.clone();
+        desired
+            .service_accounts
+            .get_mut("k")
+            .unwrap()
+            .keys
+            .get_mut("ci")
+            .unwrap()
+            .scopes = BTreeSet::from(["flows:*".to_string()]);
+        let e = compute(&desired, &live, &[]);
+        let k = &e.of_account("k").unwrap().keys[0];
+        assert_eq!(
+            (k.key.as_str(), k.gained.clone()),
+            (
+                "ci",
+                vec!["flows:execute".to_string(), "flows:write".into()]
+            )
+        );
+        assert!(e.of_account("k").unwrap().widening());
+    }
+}
