@@ -2,7 +2,7 @@
 //! rather than stopping at the first, so one run shows everything to fix.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use time::Date;
 use time::macros::format_description;
@@ -182,8 +182,35 @@ pub fn validate(
         caps: backend.capabilities(),
     };
     check_capabilities(&mut f, &merged);
+    let organization = organization_name(&mut f, &merged);
+    let mut desired = Organization::with_builtin_roles(&organization, f.caps.builtin_roles);
+    roles(&mut f, &merged, &mut desired);
+    teams(&mut f, &merged, &mut desired);
+    let first_key = service_accounts(&mut f, &merged, &mut desired);
+    project(&mut f, &merged, &mut desired);
+    hold_to_credentials(&mut f, &merged, &mut backend, credentials);
+    if let Err(e) = backend.resolve(&base_dir, &organization) {
+        let (file, place) = backend_place(&merged);
+        f.error(file, place, e);
+    }
+    let secrets = secrets(&mut f, &merged, &base_dir, first_key);
+    let policy = policy(&mut f, &merged);
+    if f.all.iter().any(|d| d.severity == Severity::Error) {
+        return Err(ConfigError::Invalid(f.all));
+    }
+    Ok(Config {
+        base_dir,
+        backend,
+        secrets,
+        policy,
+        desired,
+        warnings: f.all,
+    })
+}
 
-    let organization = match &merged.organization {
+/// The organization's name, which every config must give.
+fn organization_name(f: &mut Findings<'_>, merged: &Merged) -> String {
+    match &merged.organization {
         Some(o) => {
             f.check_name(o.file, at(&o.item), "organization", &o.item.value);
             o.item.value.clone()
@@ -198,10 +225,11 @@ pub fn validate(
             );
             String::new()
         }
-    };
+    }
+}
 
-    let mut desired = Organization::with_builtin_roles(&organization, f.caps.builtin_roles);
-
+/// Custom roles: not a built-in's name, a slug, permissions of the backend's vocabulary.
+fn roles(f: &mut Findings<'_>, merged: &Merged, desired: &mut Organization) {
     for d in &merged.roles {
         let (name, raw) = &d.item.value;
         if f.caps.reserved_roles.contains(&name.as_str()) {
@@ -238,7 +266,10 @@ pub fn validate(
             },
         );
     }
+}
 
+/// Teams: slugs.
+fn teams(f: &mut Findings<'_>, merged: &Merged, desired: &mut Organization) {
     for d in &merged.teams {
         let (name, raw) = &d.item.value;
         f.check_name(d.file, at(&d.item), "team", name);
@@ -251,7 +282,15 @@ pub fn validate(
             },
         );
     }
+}
 
+/// Service accounts and their keys; memberships must name defined teams and roles. Returns
+/// where the first key is declared (keys need recipients).
+fn service_accounts(
+    f: &mut Findings<'_>,
+    merged: &Merged,
+    desired: &mut Organization,
+) -> Option<(usize, (u64, u64))> {
     let team_names: Vec<&str> = desired.teams.keys().map(String::as_str).collect();
     let role_names: Vec<&str> = desired.roles.keys().map(String::as_str).collect();
     let mut first_key: Option<(usize, (u64, u64))> = None;
@@ -304,7 +343,7 @@ pub fn validate(
         let expires = raw
             .expires
             .as_ref()
-            .and_then(|e| parse_expiry(&mut f, d.file, e));
+            .and_then(|e| parse_expiry(f, d.file, e));
         let mut account = ServiceAccount {
             description: raw.description.clone(),
             teams,
@@ -339,9 +378,14 @@ pub fn validate(
         }
         desired.service_accounts.insert(name.clone(), account);
     }
-    let cleared = f.caps.project(&mut desired);
+    first_key
+}
+
+/// Clears what the backend does not keep, with a warning (see `Capabilities::project`).
+fn project(f: &mut Findings<'_>, merged: &Merged, desired: &mut Organization) {
+    let cleared = f.caps.project(desired);
     if !cleared.is_empty() {
-        let (file, place) = backend_place(&merged);
+        let (file, place) = backend_place(merged);
         f.push(
             Severity::Warning,
             file,
@@ -354,17 +398,21 @@ pub fn validate(
             None,
         );
     }
+}
 
-    hold_to_credentials(&mut f, &merged, &mut backend, credentials);
-    if let Err(e) = backend.resolve(&base_dir, &organization) {
-        let (file, place) = backend_place(&merged);
-        f.error(file, place, e);
-    }
-
+/// Where key files go and to whom they are encrypted. Keys need at least one recipient.
+fn secrets(
+    f: &mut Findings<'_>,
+    merged: &Merged,
+    base_dir: &Path,
+    first_key: Option<(usize, (u64, u64))>,
+) -> SecretsSettings {
     let raw_secrets = merged.secrets.as_ref().map(|s| (s.file, &s.item.value));
     let mut parsed = Vec::new();
     let mut recipients = Vec::new();
     let mut recipients_file = None;
+    // Whether a recipient was refused: then "no recipients" would only repeat that error.
+    let errors_before = f.all.len();
     if let Some((file, s)) = raw_secrets {
         for r in &s.recipients {
             match parse_recipient(&r.value) {
@@ -375,7 +423,7 @@ pub fn validate(
         }
         if let Some(rf) = &s.recipients_file {
             let path = base_dir.join(&rf.value);
-            match files::read_confined(&base_dir, &rf.value, files::MAX_RECIPIENTS_FILE) {
+            match files::read_confined(base_dir, &rf.value, files::MAX_RECIPIENTS_FILE) {
                 Ok(text) => match parse_recipients_file(&text) {
                     Ok(mut more) => parsed.append(&mut more),
                     Err((line, e)) => f.error(
@@ -400,10 +448,7 @@ pub fn validate(
     }
     if parsed.is_empty()
         && let Some((file, place)) = first_key
-        && !f
-            .all
-            .iter()
-            .any(|d| d.severity == Severity::Error && d.message.contains("recipient"))
+        && f.all.len() == errors_before
     {
         f.push(
             Severity::Error,
@@ -414,7 +459,7 @@ pub fn validate(
             Some("add age public keys under `secrets: { recipients: [age1…] }`".into()),
         );
     }
-    let secrets = SecretsSettings {
+    SecretsSettings {
         dir: base_dir.join(
             raw_secrets
                 .and_then(|(_, s)| s.dir.as_deref())
@@ -423,8 +468,11 @@ pub fn validate(
         recipients,
         recipients_file,
         parsed,
-    };
+    }
+}
 
+/// Deletion safety rules.
+fn policy(f: &mut Findings<'_>, merged: &Merged) -> Policy {
     let mut policy = Policy::default();
     if let Some(p) = &merged.policy {
         if let Some(u) = p.item.value.unmanaged {
@@ -444,18 +492,7 @@ pub fn validate(
             policy.max_delete_percent = m.value;
         }
     }
-
-    if f.all.iter().any(|d| d.severity == Severity::Error) {
-        return Err(ConfigError::Invalid(f.all));
-    }
-    Ok(Config {
-        base_dir,
-        backend,
-        secrets,
-        policy,
-        desired,
-        warnings: f.all,
-    })
+    policy
 }
 
 /// Why a role name another backend keeps built in is refused here.
