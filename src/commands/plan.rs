@@ -18,7 +18,7 @@ pub fn compute(
     let opts = PlanOptions {
         policy: config.policy,
         now: clock::now(),
-        key_files: &SecretsDir(&config.secrets.dir),
+        key_files: &SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed),
         allow_mass_delete,
     };
     Ok(diff(&config.desired, live, &opts)?)

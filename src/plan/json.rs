@@ -6,7 +6,8 @@
 //!   "changes": [ { "address": "key.ci-bot.prod", "action": "rotate", "reason": "…",
 //!                  "changed": ["description"], "before": {…}, "after": {…},
 //!                  "revokes": ["key ids this change revokes"] } ],
-//!   "unmanaged": ["team.hand-made"], "notes": [] }
+//!   "unmanaged": ["team.hand-made"], "secrets_not_held": ["key.hand-made.main"],
+//!   "notes": [] }
 //! ```
 //! Fields are only ever added to this shape, never renamed or removed. No secret, hash or
 //! display prefix is in any of it.
@@ -91,6 +92,7 @@ pub fn to_json(plan: &Plan) -> Value {
             "revokes": c.revokes,
         })).collect::<Vec<_>>(),
         "unmanaged": plan.unmanaged,
+        "secrets_not_held": plan.secrets_not_held,
         "notes": plan.notes,
     })
 }

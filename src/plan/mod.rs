@@ -13,7 +13,7 @@ use serde_json::Value;
 
 pub use diff::{PlanOptions, diff};
 pub use json::to_json;
-pub use key_files::{KeyFiles, SecretsDir};
+pub use key_files::{Held, KeyFiles, SecretsDir};
 pub use render::{render_markdown, render_text};
 
 use crate::address::Address;
@@ -145,6 +145,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Live objects svcacct did not create, left alone.
     pub unmanaged: Vec<Address>,
+    /// Live keys whose secret svcacct never held (made outside it and adopted): left working;
+    /// `svcacct rotate` brings one under svcacct.
+    pub secrets_not_held: Vec<Address>,
     /// Things worth knowing that change nothing.
     pub notes: Vec<String>,
 }
