@@ -49,6 +49,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the changes, writing new keys to age-encrypted files.
     Apply(ApplyArgs),
+    /// Rotate one key now, honouring its overlap (brings a key made outside svcacct under it).
+    Rotate(RotateArgs),
+    /// Work with key files: re-encrypt them, or show one secret.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Write the live organization as YAML.
     Export(ExportArgs),
     /// Check an API key read from standard input: whose it is and what it may do.
@@ -106,6 +111,48 @@ pub struct ApplyArgs {
     /// How long to wait for another apply to release the organization, in seconds.
     #[arg(long, default_value_t = 60)]
     pub lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The key, as plans name it: key.ACCOUNT.KEY.
+    pub address: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Rotate without asking for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long to wait for another apply to release the organization, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every key file encrypted to other recipients than the config's, all or none.
+    Reencrypt(ReencryptArgs),
+    /// Print one key's secret to standard output, for a person (the only command that does).
+    Show(ShowSecretArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// An age identity file or an unencrypted SSH private key that decrypts the files.
+    #[arg(short, long, value_name = "IDENTITY")]
+    pub identity: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowSecretArgs {
+    /// The key, as plans name it: key.ACCOUNT.KEY.
+    pub address: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// An age identity file or an unencrypted SSH private key that decrypts the file.
+    #[arg(short, long, value_name = "IDENTITY")]
+    pub identity: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         Command::Plan(a) => commands::plan(a, out, c),
         Command::Apply(a) => commands::apply(a, out, c),
         Command::Export(a) => commands::export(a, out, c),
+        Command::Rotate(a) => commands::rotate(a, out, c),
+        Command::Secrets(a) => commands::secrets(a, out, c),
         Command::Verify(a) => commands::verify(a, out, c),
         Command::Serve(a) => commands::serve(a, out),
         Command::Init(a) => commands::init(a, out, c),

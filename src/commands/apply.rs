@@ -7,9 +7,13 @@ use anyhow::{Context, Result, bail};
 
 use super::{Output, exit, load_config, plan::compute};
 use crate::apply::{ApplyOptions, KeyOutput, Progress, execute};
+use crate::backend::Backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
+use crate::config::Config;
 use crate::escape;
+use crate::model::Organization;
+use crate::plan::Plan;
 use crate::plan::render_text;
 use crate::secrets;
 
@@ -20,12 +24,37 @@ pub fn apply(
     credentials: &crate::config::CredentialPolicy,
 ) -> Result<u8> {
     let config = load_config(&args.config.config, out, credentials)?;
-    let interactive = std::io::stdin().is_terminal();
-    if !args.yes && !interactive {
+    refuse_unconfirmed(args.yes)?;
+    let (mut backend, live) = open_locked(&config, args.lock_timeout, out)?;
+    let plan = compute(&config, &live, args.allow_mass_delete)?;
+    confirm_and_execute(
+        &plan,
+        &config,
+        backend.as_mut(),
+        args.yes,
+        args.parallelism,
+        out,
+    )
+}
+
+/// Refuses to go on without `--yes` when nobody can be asked.
+pub(super) fn refuse_unconfirmed(yes: bool) -> Result<()> {
+    if !yes && !std::io::stdin().is_terminal() {
         bail!(
             "refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply"
         );
     }
+    Ok(())
+}
+
+/// Opens the organization for writing, takes its lock, reads it, and finishes what an
+/// interrupted apply left in the secrets directory. Whatever is planned against the returned
+/// organization is applied under the same lock.
+pub(super) fn open_locked(
+    config: &Config,
+    lock_timeout: u64,
+    out: Output,
+) -> Result<(Box<dyn Backend>, Organization)> {
     // Before the backend is opened (which may create it) and before recovery deletes
     // anything: no key goes through a symbolic link out of the secrets directory.
     secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
@@ -41,7 +70,7 @@ pub fn apply(
         "svcacct apply by {}",
         std::env::var("USER").unwrap_or_else(|_| "unknown".into())
     );
-    backend.lock(&owner, Duration::from_secs(args.lock_timeout))?;
+    backend.lock(&owner, Duration::from_secs(lock_timeout))?;
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
@@ -65,15 +94,26 @@ pub fn apply(
             recovered.promoted
         );
     }
-    let plan = compute(&config, &live, args.allow_mass_delete)?;
+    Ok((backend, live))
+}
+
+/// Shows the plan, asks unless `yes`, executes it and prints the summary.
+pub(super) fn confirm_and_execute(
+    plan: &Plan,
+    config: &Config,
+    backend: &mut dyn Backend,
+    yes: bool,
+    parallelism: u16,
+    out: Output,
+) -> Result<u8> {
     if !plan.has_changes() {
         if !out.quiet {
-            print!("{}", render_text(&plan, out.color));
+            print!("{}", render_text(plan, out.color));
         }
         return Ok(exit::OK);
     }
-    if !args.yes {
-        print!("{}", render_text(&plan, out.color));
+    if !yes {
+        print!("{}", render_text(plan, out.color));
         print!(
             "\nApply these changes to organization {}? Type `yes` to apply: ",
             escape::terminal(&plan.organization)
@@ -86,7 +126,7 @@ pub fn apply(
             return Ok(exit::ERROR);
         }
     } else if out.verbose > 0 {
-        print!("{}", render_text(&plan, out.color));
+        print!("{}", render_text(plan, out.color));
     }
     let progress = if out.quiet {
         Progress::Quiet
@@ -97,10 +137,10 @@ pub fn apply(
     };
     let now = clock::now();
     let outcome = execute(
-        &plan,
-        backend.as_mut(),
+        plan,
+        backend,
         &ApplyOptions {
-            parallelism: args.parallelism.into(),
+            parallelism: parallelism.into(),
             progress,
             keys: KeyOutput {
                 organization: &config.desired.name,

@@ -584,6 +584,59 @@ pub fn diff(
     })
 }
 
+/// The plan of rotating one key now, on request (`svcacct rotate`): a new secret that svcacct
+/// holds, with the configured overlap for the old one. It is how a key whose secret svcacct
+/// never held comes under it. The error is a sentence for the user.
+pub fn rotate_now(
+    desired: &Organization,
+    live: &Organization,
+    account: &str,
+    key: &str,
+) -> Result<Plan, String> {
+    let address = Address::key(account, key);
+    let want = desired
+        .service_accounts
+        .get(account)
+        .and_then(|a| a.keys.get(key))
+        .ok_or_else(|| {
+            format!("{address} is not in the config; only a key the config declares can be rotated")
+        })?;
+    let have = live
+        .service_accounts
+        .get(account)
+        .and_then(|a| a.keys.get(key))
+        .filter(|k| k.issued.is_some())
+        .ok_or_else(|| format!("{address} is not live yet; `svcacct apply` issues it"))?;
+    let issued = have.issued.as_ref().expect("filtered on");
+    let overlap = want.overlap.unwrap_or(Duration(0));
+    let mut c = change(
+        address,
+        Action::Rotate,
+        Some(live_key_json(have)),
+        Some(key_json(want)),
+        vec![Operation::IssueKey {
+            account: account.to_string(),
+            name: key.to_string(),
+            key: KeyIssue {
+                settings: want.clone(),
+                replaces: Some(Rotation {
+                    id: issued.id.clone(),
+                    overlap,
+                }),
+            },
+        }],
+    );
+    c.reason = Some(format!("rotated on request; {}", old_key_works(overlap)));
+    Ok(Plan {
+        organization: desired.name.clone(),
+        revision: live.revision,
+        changes: vec![c],
+        unmanaged: Vec::new(),
+        secrets_not_held: Vec::new(),
+        notes: Vec::new(),
+    })
+}
+
 /// Changes of accounts that currently use a team or role: they must run before its deletion.
 fn users_of(
     live: &Organization,

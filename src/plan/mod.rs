@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use diff::{PlanOptions, diff};
+pub use diff::{PlanOptions, diff, rotate_now};
 pub use json::to_json;
 pub use key_files::{Held, KeyFiles, SecretsDir};
 pub use render::{render_markdown, render_text};

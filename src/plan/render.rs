@@ -258,7 +258,11 @@ pub fn render_markdown(plan: &Plan) -> String {
             out,
             "\n<details><summary>{} key{} whose secret is not held by svcacct (left working; <code>svcacct rotate ADDRESS</code> brings one under svcacct)</summary>\n",
             plan.secrets_not_held.len(),
-            if plan.secrets_not_held.len() == 1 { "" } else { "s" }
+            if plan.secrets_not_held.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
         );
         for a in &plan.secrets_not_held {
             let _ = writeln!(out, "- `{a}`");

@@ -66,7 +66,8 @@ pub fn meta_file_path(dir: &Path, account: &str, key: &str) -> PathBuf {
 
 /// Where a key's metadata waits with its pending key file.
 pub fn pending_meta_file_path(dir: &Path, account: &str, key: &str, id: &str) -> PathBuf {
-    dir.join(account).join(format!("{key}.meta.json.pending-{id}"))
+    dir.join(account)
+        .join(format!("{key}.meta.json.pending-{id}"))
 }
 
 /// Where a key's file lives.

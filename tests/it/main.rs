@@ -3,6 +3,8 @@
 
 mod common;
 
+mod adoption;
+
 mod concurrency;
 mod config_errors;
 mod conformance;
