@@ -107,7 +107,11 @@ pub fn reencrypt(
                 fs::remove_file(account.path().join(name)).map_err(|e| io(&account.path(), e))?;
             }
         }
-        for key in names.iter().filter_map(|n| n.strip_suffix(".age")) {
+        for key in names
+            .iter()
+            .filter(|n| !n.starts_with('.'))
+            .filter_map(|n| n.strip_suffix(".age"))
+        {
             let meta = meta_file_path(dir, &account_name, key);
             let current =
                 read_meta(&meta).is_some_and(|m| m.key_id.is_some() && m.recipients == fingerprint);

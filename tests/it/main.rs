@@ -15,6 +15,7 @@ mod hardening_client;
 mod hardening_server;
 mod http;
 mod init;
+mod key_files;
 mod lifecycle;
 mod prefect_sim;
 mod revocation;
