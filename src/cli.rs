@@ -49,6 +49,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the changes, writing new keys to age-encrypted files.
     Apply(ApplyArgs),
+    /// Render a plan saved by `plan --out` again.
+    Show(ShowArgs),
     /// Rotate one key now, honouring its overlap (brings a key made outside svcacct under it).
     Rotate(RotateArgs),
     /// Work with key files: re-encrypt them, or show one secret.
@@ -93,10 +95,17 @@ pub struct PlanArgs {
     /// Allow a plan that deletes more than the policy's share of managed objects.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Also save the plan to this file, for `svcacct apply FILE` (holds no secret).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// A plan saved by `plan --out`: apply exactly it, with no prompt, or refuse if the
+    /// organization, the config or the file changed since.
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub config: ConfigArg,
     /// Apply without asking for confirmation.
@@ -111,6 +120,15 @@ pub struct ApplyArgs {
     /// How long to wait for another apply to release the organization, in seconds.
     #[arg(long, default_value_t = 60)]
     pub lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The saved plan.
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => commands::apply(a, out, c),
         Command::Export(a) => commands::export(a, out, c),
         Command::Rotate(a) => commands::rotate(a, out, c),
+        Command::Show(a) => commands::show(a, out),
         Command::Secrets(a) => commands::secrets(a, out, c),
         Command::Verify(a) => commands::verify(a, out, c),
         Command::Serve(a) => commands::serve(a, out),

@@ -1,16 +1,19 @@
-//! `svcacct apply`: plan under the organization's lock, confirm, execute, summarise.
+//! `svcacct apply`: plan under the organization's lock, confirm, execute, summarise; or
+//! apply a saved plan exactly, under the same lock, once it is checked to be still true.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Output, exit, load_config, plan::compute};
+use super::plan::{compute, read_saved};
+use super::{Output, exit, load_config};
 use crate::apply::{ApplyOptions, KeyOutput, Progress, execute};
 use crate::backend::Backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
 use crate::config::Config;
+use crate::config::config_digest;
 use crate::escape;
 use crate::model::Organization;
 use crate::plan::Plan;
@@ -24,6 +27,9 @@ pub fn apply(
     credentials: &crate::config::CredentialPolicy,
 ) -> Result<u8> {
     let config = load_config(&args.config.config, out, credentials)?;
+    if let Some(path) = &args.plan {
+        return apply_saved(path, args, &config, out);
+    }
     refuse_unconfirmed(args.yes)?;
     let (mut backend, live) = open_locked(&config, args.lock_timeout, out)?;
     let plan = compute(&config, &live, args.allow_mass_delete)?;
@@ -32,6 +38,47 @@ pub fn apply(
         &config,
         backend.as_mut(),
         args.yes,
+        args.parallelism,
+        out,
+    )
+}
+
+/// Applies a saved plan exactly, with no prompt (it was reviewed), or refuses it, changing
+/// nothing, when it no longer describes what it would do: edited, made by another version,
+/// for another backend, organization or config, or the organization moved since.
+fn apply_saved(
+    path: &std::path::Path,
+    args: &ApplyArgs,
+    config: &Config,
+    out: Output,
+) -> Result<u8> {
+    let saved = read_saved(path)?;
+    saved.check_config(
+        &config.backend.identity(),
+        &config.desired.name,
+        &config_digest(&args.config.config)?,
+    )?;
+    let (mut backend, live) = open_locked(config, args.lock_timeout, out)?;
+    // Under the lock: nothing can move the organization between this check and the apply.
+    let fresh = if saved.backend_has_revision {
+        None
+    } else {
+        Some(compute(config, &live, true)?)
+    };
+    // A plan made before the organization existed stays true while it is still empty:
+    // opening it for writing (creating it) may have moved its revision.
+    let still_new = saved.revision == 0 && {
+        let mut l = live.clone();
+        l.revision = 0;
+        l == Organization::new(&config.desired.name)
+    };
+    let revision = if still_new { 0 } else { live.revision };
+    saved.check_live(revision, fresh.as_ref().unwrap_or(&saved.plan))?;
+    confirm_and_execute(
+        &saved.plan,
+        config,
+        backend.as_mut(),
+        true,
         args.parallelism,
         out,
     )

@@ -15,7 +15,7 @@ use std::io::IsTerminal;
 pub use apply::apply;
 pub use export::export;
 pub use init::init;
-pub use plan::plan;
+pub use plan::{plan, show};
 pub use rotate::rotate;
 pub use secrets::secrets;
 pub use serve::serve;

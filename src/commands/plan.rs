@@ -1,13 +1,17 @@
-//! `svcacct plan`: what apply would change, as text, JSON or Markdown. Never writes.
+//! `svcacct plan`: what apply would change, as text, JSON or Markdown; never writes to the
+//! organization or the key files. `--out` saves it for `svcacct apply PLAN`, and
+//! `svcacct show PLAN` renders a saved one again.
 
 use anyhow::{Context, Result};
 
 use super::{Output, exit, load_config};
-use crate::cli::{Format, PlanArgs};
+use crate::cli::{Format, PlanArgs, ShowArgs};
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, config_digest};
 use crate::escape;
-use crate::plan::{Plan, PlanOptions, SecretsDir, diff, render_markdown, render_text, to_json};
+use crate::plan::{
+    Plan, PlanOptions, SavedPlan, SecretsDir, diff, render_markdown, render_text, to_json,
+};
 
 /// Computes the plan of `config` against the live organization the backend holds.
 pub fn compute(
@@ -41,17 +45,46 @@ pub fn plan(
     {
         eprintln!("{} made {n} requests", backend.describe());
     }
-    match args.format {
-        Format::Text => print!("{}", render_text(&plan, out.color)),
-        Format::Markdown => print!("{}", render_markdown(&plan)),
-        Format::Json => println!(
-            "{}",
-            escape::json(&serde_json::to_string_pretty(&to_json(&plan))?)
-        ),
+    if let Some(path) = &args.out {
+        let saved = SavedPlan::new(
+            plan.clone(),
+            config.backend.identity(),
+            config.backend.capabilities().revision,
+            config_digest(&args.config.config)?,
+        );
+        std::fs::write(path, saved.to_text())
+            .with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
+    print_plan(&plan, args.format, out)?;
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES
     } else {
         exit::OK
     })
+}
+
+fn print_plan(plan: &Plan, format: Format, out: Output) -> Result<()> {
+    match format {
+        Format::Text => print!("{}", render_text(plan, out.color)),
+        Format::Markdown => print!("{}", render_markdown(plan)),
+        Format::Json => println!(
+            "{}",
+            escape::json(&serde_json::to_string_pretty(&to_json(plan))?)
+        ),
+    }
+    Ok(())
+}
+
+/// Reads a saved plan (refusing one that was edited or that another version made).
+pub fn read_saved(path: &std::path::Path) -> Result<SavedPlan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    Ok(SavedPlan::parse(&text, &path.display().to_string())?)
+}
+
+/// `svcacct show PLAN`: renders a saved plan again.
+pub fn show(args: &ShowArgs, out: Output) -> Result<u8> {
+    let saved = read_saved(&args.plan)?;
+    print_plan(&saved.plan, args.format, out)?;
+    Ok(exit::OK)
 }

@@ -5,16 +5,18 @@ mod diff;
 mod json;
 mod key_files;
 mod render;
+mod saved;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use diff::{PlanOptions, diff, rotate_now};
 pub use json::to_json;
 pub use key_files::{Held, KeyFiles, SecretsDir};
 pub use render::{render_markdown, render_text};
+pub use saved::{SavedPlan, SavedPlanError};
 
 use crate::address::Address;
 use crate::operation::Operation;
@@ -34,6 +36,23 @@ pub enum Action {
 impl Serialize for Action {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        [
+            Action::Create,
+            Action::Update,
+            Action::Replace,
+            Action::Rotate,
+            Action::Retire,
+            Action::Delete,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown action `{name}`")))
     }
 }
 
@@ -106,7 +125,8 @@ impl Stage {
 }
 
 /// One planned change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Change {
     pub address: Address,
     pub action: Action,
@@ -137,7 +157,8 @@ impl Change {
 }
 
 /// A computed plan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     pub organization: String,
     /// The live revision the plan was computed at.

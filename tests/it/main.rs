@@ -20,6 +20,7 @@ mod lifecycle;
 mod prefect_sim;
 mod revocation;
 mod rotation;
+mod saved_plans;
 mod schema;
 mod secrets;
 mod server;
