@@ -170,3 +170,60 @@ impl SavedPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+    use crate::plan::{Action, Change};
+
+    fn plan(revision: u64, reason: &str) -> Plan {
+        Plan {
+            organization: "acme".into(),
+            revision,
+            changes: vec![Change {
+                address: Address::team("platform"),
+                action: Action::Create,
+                reason: Some(reason.into()),
+                before: None,
+                after: Some(serde_json::json!({"description": "x"})),
+                work: Vec::new(),
+                revokes: Vec::new(),
+                depends_on: Vec::new(),
+            }],
+            unmanaged: Vec::new(),
+            secrets_not_held: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_saved_plan_reads_back_and_an_edit_is_refused() {
+        let saved = SavedPlan::new(plan(3, "r"), "local /x.db".into(), true, "d".into());
+        let text = saved.to_text();
+        let back = SavedPlan::parse(&text, "p.json").expect("reads back");
+        assert_eq!(back.revision, 3);
+        assert_eq!(back.plan.changes[0].action, Action::Create);
+        let edited = text.replace("\"r\"", "\"s\"");
+        assert!(matches!(
+            SavedPlan::parse(&edited, "p.json"),
+            Err(SavedPlanError::Edited(_))
+        ));
+    }
+
+    #[test]
+    fn without_a_revision_staleness_is_a_fresh_plan_that_differs() {
+        let saved = SavedPlan::new(plan(0, "r"), "prefect x".into(), false, "d".into());
+        // The revision means nothing here; the same plan made again is not stale.
+        assert!(saved.check_live(9, &plan(9, "r")).is_ok());
+        assert!(matches!(
+            saved.check_live(0, &plan(0, "other")),
+            Err(SavedPlanError::Differs)
+        ));
+        let with = SavedPlan::new(plan(4, "r"), "local /x.db".into(), true, "d".into());
+        assert_eq!(
+            with.check_live(5, &plan(5, "r")).unwrap_err().to_string(),
+            "plan is stale: organization at revision 5, plan made at 4; run plan again"
+        );
+    }
+}
