@@ -152,9 +152,23 @@ pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
     open_dir(&parent)?.sync_all()
 }
 
-/// Reads a key's metadata file; `None` when there is none or it does not parse.
+/// Reads a key's metadata file; `None` when there is none or it does not parse. A plan reads
+/// one per key, so this is open, one read, close: no `stat` for a size hint, no second read
+/// for the end of a file that fits the buffer.
 pub fn read_meta(path: &Path) -> Option<KeyMeta> {
-    let bytes = fs::read(path).ok()?;
+    use std::io::Read;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let mut buf = [0u8; 2048];
+    let n = f.read(&mut buf).ok()?;
+    if n < buf.len() {
+        return serde_json::from_slice(&buf[..n]).ok();
+    }
+    let mut bytes = buf.to_vec();
+    f.read_to_end(&mut bytes).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
