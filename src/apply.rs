@@ -3,7 +3,7 @@
 //! file. A failed change skips the changes that depend on it and nothing else; running again
 //! converges.
 
-mod faults;
+pub(crate) mod faults;
 mod keys;
 
 use std::path::{Path, PathBuf};

@@ -49,6 +49,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the changes, writing new keys to age-encrypted files.
     Apply(ApplyArgs),
+    /// Render a plan saved by `plan --out` again.
+    Show(ShowArgs),
+    /// Rotate one key now, honouring its overlap (brings a key made outside svcacct under it).
+    Rotate(RotateArgs),
+    /// Work with key files: re-encrypt them, or show one secret.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Write the live organization as YAML.
     Export(ExportArgs),
     /// Check an API key read from standard input: whose it is and what it may do.
@@ -88,6 +95,9 @@ pub struct PlanArgs {
     /// Allow a plan that deletes more than the policy's share of managed objects.
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Also save the plan to this file, for `svcacct apply FILE` (holds no secret).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub slice: SliceArgs,
 }
@@ -104,8 +114,15 @@ pub struct SliceArgs {
     pub excludes: Vec<String>,
 }
 
+/// The request budget of an apply (and of `rotate`), well under Prefect's lowest plan (625).
+pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 400;
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
+    /// A plan saved by `plan --out`: apply exactly it, with no prompt, or refuse if the
+    /// organization, the config or the file changed since.
+    #[arg(value_name = "PLAN")]
+    pub plan: Option<PathBuf>,
     #[command(flatten)]
     pub config: ConfigArg,
     /// Apply without asking for confirmation.
@@ -122,10 +139,61 @@ pub struct ApplyArgs {
     pub lock_timeout: u64,
     /// The most requests a minute the apply sends to a SaaS backend, so that it never uses up
     /// an account's rate limit for everyone else (Prefect's lowest plan allows 625).
-    #[arg(long, default_value_t = 400, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_REQUESTS_PER_MINUTE, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_requests_per_minute: u32,
     #[command(flatten)]
     pub slice: SliceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The saved plan.
+    pub plan: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The key, as plans name it: key.ACCOUNT.KEY.
+    pub address: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Rotate without asking for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long to wait for another apply to release the organization, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-encrypt every key file encrypted to other recipients than the config's, all or none.
+    Reencrypt(ReencryptArgs),
+    /// Print one key's secret to standard output, for a person (the only command that does).
+    Show(ShowSecretArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// An age identity file or an unencrypted SSH private key that decrypts the files.
+    #[arg(short, long, value_name = "IDENTITY")]
+    pub identity: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowSecretArgs {
+    /// The key, as plans name it: key.ACCOUNT.KEY.
+    pub address: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// An age identity file or an unencrypted SSH private key that decrypts the file.
+    #[arg(short, long, value_name = "IDENTITY")]
+    pub identity: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -7,9 +7,10 @@
 //!   recovery promotes (the backend knows the key) or deletes (it does not).
 //! - **Server-minted** (a SaaS that makes the secret itself): a durable intent first (the
 //!   `.issuing` marker), then the call, then the file written the moment the secret arrives.
-//!   If that write fails or the process dies first, the key is live without a file; the next
-//!   plan shows it as `replace`, which rotates it with the configured overlap. Nothing is
-//!   lost silently.
+//!   Before the call, metadata saying svcacct means to hold the key is written (unless the
+//!   key's metadata is already there). If the file write fails or the process dies first, the
+//!   key is live without a file but with that metadata; the next plan shows it as `replace`,
+//!   which rotates it with the configured overlap. Nothing is lost silently.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +21,8 @@ use super::{ApplyOptions, Run, faults};
 use crate::backend::{Backend, Minting};
 use crate::operation::{Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces};
 use crate::secrets::{
-    KeyFile, begin_issuing, end_issuing, key_file_path, mint, promote_key_file, write_key_file,
+    KeyFile, begin_issuing, end_issuing, expect_key, key_file_path, mint, promote_key_file,
+    write_key_file,
 };
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
@@ -202,9 +204,22 @@ fn issue_server_minted(
     backend: &mut dyn Backend,
     opts: &ApplyOptions<'_>,
 ) -> bool {
-    let ops = chunk.iter().map(|(_, op)| (*op).clone()).collect();
+    // Before the call: if the secret never arrives, the key's metadata says svcacct meant to
+    // hold it, so the next plan replaces the key instead of taking it for one made elsewhere.
+    let mut calls = Vec::new();
+    let mut ops = Vec::new();
+    for &(change, op) in chunk {
+        let (account, name, _) = issue_of(op);
+        match expect_key(opts.keys.dir, account, name) {
+            Ok(()) => {
+                calls.push((change, op));
+                ops.push(op.clone());
+            }
+            Err(e) => run.failed(change, format!("cannot write key metadata: {e}")),
+        }
+    }
     let mut settled = true;
-    for (&(change, op), result) in chunk.iter().zip(backend.apply(ops)) {
+    for (&(change, op), result) in calls.iter().zip(backend.apply(ops)) {
         let (account, name, _) = issue_of(op);
         match result {
             Ok(Applied::Issued(issued)) => match write_issued(opts, account, name, &issued) {

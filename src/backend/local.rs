@@ -46,6 +46,16 @@ impl Section for Settings {
         })
     }
 
+    fn location(&self) -> String {
+        // Absolute, so a plan saved in one directory is not applied to another file.
+        self.path
+            .as_deref()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+            .unwrap_or_default()
+            .display()
+            .to_string()
+    }
+
     fn open(&self, organization: &str, for_write: bool) -> Result<Box<dyn Backend>, BackendError> {
         let path = self.path.as_deref().ok_or_else(|| {
             BackendError::Setup("the local backend's path is not resolved".into())

@@ -143,6 +143,15 @@ pub trait Section {
     }
     /// Points a backend that has an endpoint at `url` (the URL the run pins).
     fn set_url(&mut self, _url: &str) {}
+    /// Where the organization lives, as a saved plan records it to refuse being applied
+    /// elsewhere: the endpoint's URL by default, a backend without one says (a file path).
+    /// Never a token.
+    fn location(&self) -> String {
+        self.endpoint()
+            .and_then(|e| e.url)
+            .unwrap_or_default()
+            .to_string()
+    }
 }
 
 /// Where a backend sends its token: the server, and the variable the token is read from.
@@ -240,6 +249,11 @@ impl BackendConfig {
     /// See [`Section::endpoint`].
     pub fn endpoint(&self) -> Option<Endpoint<'_>> {
         self.section().endpoint()
+    }
+
+    /// The backend's identity for saved plans: its kind and [`Section::location`].
+    pub fn identity(&self) -> String {
+        format!("{} {}", self.kind(), self.section().location())
     }
 
     /// See [`Section::set_url`].

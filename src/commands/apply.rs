@@ -1,15 +1,22 @@
-//! `svcacct apply`: plan under the organization's lock, confirm, execute, summarise.
+//! `svcacct apply`: plan under the organization's lock, confirm, execute, summarise; or
+//! apply a saved plan exactly, under the same lock, once it is checked to be still true.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::{Output, exit, load_config, plan::compute, plan::warn_partial};
+use super::plan::{compute, read_saved, warn_partial};
+use super::{Output, exit, load_config};
 use crate::apply::{ApplyOptions, KeyOutput, Progress, execute};
+use crate::backend::Backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
+use crate::config::Config;
+use crate::config::config_digest;
 use crate::escape;
+use crate::model::Organization;
+use crate::plan::Plan;
 use crate::plan::render_text;
 use crate::secrets;
 
@@ -20,12 +27,101 @@ pub fn apply(
     credentials: &crate::config::CredentialPolicy,
 ) -> Result<u8> {
     let config = load_config(&args.config.config, out, credentials)?;
-    let interactive = std::io::stdin().is_terminal();
-    if !args.yes && !interactive {
+    if let Some(path) = &args.plan {
+        return apply_saved(path, args, &config, out);
+    }
+    refuse_unconfirmed(args.yes)?;
+    let (mut backend, live) = open_locked(
+        &config,
+        args.lock_timeout,
+        args.max_requests_per_minute,
+        out,
+    )?;
+    warn_partial(&args.slice, out);
+    let plan = compute(
+        &config,
+        &live,
+        args.allow_mass_delete,
+        &args.slice,
+        backend.as_mut(),
+    )?;
+    confirm_and_execute(
+        &plan,
+        &config,
+        backend.as_mut(),
+        args.yes,
+        args.parallelism,
+        out,
+    )
+}
+
+/// Applies a saved plan exactly, with no prompt (it was reviewed), or refuses it, changing
+/// nothing, when it no longer describes what it would do: edited, made by another version,
+/// for another backend, organization or config, or the organization moved since.
+fn apply_saved(
+    path: &std::path::Path,
+    args: &ApplyArgs,
+    config: &Config,
+    out: Output,
+) -> Result<u8> {
+    let saved = read_saved(path)?;
+    saved.check_config(
+        &config.backend.identity(),
+        &config.desired.name,
+        &config_digest(&args.config.config)?,
+    )?;
+    let (mut backend, live) =
+        open_locked(config, args.lock_timeout, args.max_requests_per_minute, out)?;
+    // Under the lock: nothing can move the organization between this check and the apply.
+    let fresh = if saved.backend_has_revision {
+        None
+    } else {
+        Some(compute(
+            config,
+            &live,
+            true,
+            &crate::cli::SliceArgs::default(),
+            backend.as_mut(),
+        )?)
+    };
+    // A plan made before the organization existed stays true while it is still empty:
+    // opening it for writing (creating it) may have moved its revision.
+    let still_new = saved.revision == 0 && {
+        let mut l = live.clone();
+        l.revision = 0;
+        l == Organization::new(&config.desired.name)
+    };
+    let revision = if still_new { 0 } else { live.revision };
+    saved.check_live(revision, fresh.as_ref().unwrap_or(&saved.plan))?;
+    confirm_and_execute(
+        &saved.plan,
+        config,
+        backend.as_mut(),
+        true,
+        args.parallelism,
+        out,
+    )
+}
+
+/// Refuses to go on without `--yes` when nobody can be asked.
+pub(super) fn refuse_unconfirmed(yes: bool) -> Result<()> {
+    if !yes && !std::io::stdin().is_terminal() {
         bail!(
             "refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply"
         );
     }
+    Ok(())
+}
+
+/// Opens the organization for writing, takes its lock, reads it, and finishes what an
+/// interrupted apply left in the secrets directory. Whatever is planned against the returned
+/// organization is applied under the same lock.
+pub(super) fn open_locked(
+    config: &Config,
+    lock_timeout: u64,
+    requests_per_minute: u32,
+    out: Output,
+) -> Result<(Box<dyn Backend>, Organization)> {
     // Before the backend is opened (which may create it) and before recovery deletes
     // anything: no key goes through a symbolic link out of the secrets directory.
     secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
@@ -35,11 +131,11 @@ pub fn apply(
         )
     })?;
     let mut backend = config.backend.open(&config.desired.name, true)?;
-    backend.set_request_budget(args.max_requests_per_minute);
+    backend.set_request_budget(requests_per_minute);
     // The plan is computed under the lock, so no other apply can move the organization
     // between what we show and what we do.
     let owner = format!("svcacct apply by {}", crate::actor::local_user());
-    backend.lock(&owner, Duration::from_secs(args.lock_timeout))?;
+    backend.lock(&owner, Duration::from_secs(lock_timeout))?;
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
@@ -63,22 +159,26 @@ pub fn apply(
             recovered.promoted
         );
     }
-    warn_partial(&args.slice, out);
-    let plan = compute(
-        &config,
-        &live,
-        args.allow_mass_delete,
-        &args.slice,
-        backend.as_mut(),
-    )?;
+    Ok((backend, live))
+}
+
+/// Shows the plan, asks unless `yes`, executes it and prints the summary.
+pub(super) fn confirm_and_execute(
+    plan: &Plan,
+    config: &Config,
+    backend: &mut dyn Backend,
+    yes: bool,
+    parallelism: u16,
+    out: Output,
+) -> Result<u8> {
     if !plan.has_changes() {
         if !out.quiet {
-            print!("{}", render_text(&plan, out.color));
+            print!("{}", render_text(plan, out.color));
         }
         return Ok(exit::OK);
     }
-    if !args.yes {
-        print!("{}", render_text(&plan, out.color));
+    if !yes {
+        print!("{}", render_text(plan, out.color));
         print!(
             "\nApply these changes to organization {}? Type `yes` to apply: ",
             escape::terminal(&plan.organization)
@@ -91,7 +191,7 @@ pub fn apply(
             return Ok(exit::ERROR);
         }
     } else if out.verbose > 0 {
-        print!("{}", render_text(&plan, out.color));
+        print!("{}", render_text(plan, out.color));
     }
     let progress = if out.quiet {
         Progress::Quiet
@@ -102,10 +202,10 @@ pub fn apply(
     };
     let now = clock::now();
     let outcome = execute(
-        &plan,
-        backend.as_mut(),
+        plan,
+        backend,
         &ApplyOptions {
-            parallelism: args.parallelism.into(),
+            parallelism: parallelism.into(),
             progress,
             keys: KeyOutput {
                 organization: &config.desired.name,

@@ -123,12 +123,11 @@ fn account(a: &ServiceAccount) -> RawServiceAccount {
         expires: a.expires.map(|d| Loc::new(d.to_string())),
         disabled: a.disabled,
         protect: a.protect,
-        // A key svcacct did not issue has no file to plan against: it stays out of the config,
-        // listed as unmanaged, until one is declared.
+        // A key svcacct did not issue is declared too: the plan lists it as "secret not held
+        // by svcacct" and leaves it working until `svcacct rotate` brings it under svcacct.
         keys: a
             .keys
             .iter()
-            .filter(|(_, key)| key.managed)
             .map(|(k, key)| {
                 let key = RawKey {
                     description: key.description.clone(),

@@ -1,15 +1,18 @@
-//! `svcacct plan`: what apply would change, as text, JSON or Markdown. Never writes.
+//! `svcacct plan`: what apply would change, as text, JSON or Markdown; never writes to the
+//! organization or the key files. `--out` saves it for `svcacct apply PLAN`, and
+//! `svcacct show PLAN` renders a saved one again.
 
 use anyhow::{Context, Result, bail};
 
 use super::{Output, exit, load_config};
 use crate::backend::Backend;
-use crate::cli::{Format, PlanArgs, SliceArgs};
+use crate::cli::{Format, PlanArgs, ShowArgs, SliceArgs};
 use crate::clock;
-use crate::config::Config;
+use crate::config::{Config, config_digest};
 use crate::escape;
 use crate::plan::{
-    Plan, PlanOptions, SecretsDir, Slice, diff, drifted, render_markdown, render_text, to_json,
+    Plan, PlanOptions, SavedPlan, SecretsDir, Slice, diff, drifted, render_markdown, render_text,
+    to_json,
 };
 
 /// Computes the plan of `config` against the live organization the backend holds.
@@ -25,7 +28,7 @@ pub fn compute(
     let opts = PlanOptions {
         policy: config.policy,
         now: clock::now(),
-        key_files: &SecretsDir(&config.secrets.dir),
+        key_files: &SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed),
         allow_mass_delete,
     };
     let live = &as_the_backend_keeps_it(config, live)?;
@@ -89,7 +92,13 @@ fn as_the_backend_keeps_it(
             team.managed |= desired.teams.contains_key(name);
         }
         for (name, account) in live.service_accounts.iter_mut() {
-            account.managed |= desired.service_accounts.contains_key(name);
+            let Some(want) = desired.service_accounts.get(name) else {
+                continue;
+            };
+            account.managed = true;
+            for (key, live_key) in account.keys.iter_mut() {
+                live_key.managed |= want.keys.contains_key(key);
+            }
         }
     }
     Ok(live)
@@ -129,17 +138,46 @@ pub fn plan(
     {
         eprintln!("{} made {n} requests", backend.describe());
     }
-    match args.format {
-        Format::Text => print!("{}", render_text(&plan, out.color)),
-        Format::Markdown => print!("{}", render_markdown(&plan)),
-        Format::Json => println!(
-            "{}",
-            escape::json(&serde_json::to_string_pretty(&to_json(&plan))?)
-        ),
+    if let Some(path) = &args.out {
+        let saved = SavedPlan::new(
+            plan.clone(),
+            config.backend.identity(),
+            config.backend.capabilities().revision,
+            config_digest(&args.config.config)?,
+        );
+        std::fs::write(path, saved.to_text())
+            .with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
+    print_plan(&plan, args.format, out)?;
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES
     } else {
         exit::OK
     })
+}
+
+fn print_plan(plan: &Plan, format: Format, out: Output) -> Result<()> {
+    match format {
+        Format::Text => print!("{}", render_text(plan, out.color)),
+        Format::Markdown => print!("{}", render_markdown(plan)),
+        Format::Json => println!(
+            "{}",
+            escape::json(&serde_json::to_string_pretty(&to_json(plan))?)
+        ),
+    }
+    Ok(())
+}
+
+/// Reads a saved plan (refusing one that was edited or that another version made).
+pub fn read_saved(path: &std::path::Path) -> Result<SavedPlan> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the plan {}", path.display()))?;
+    Ok(SavedPlan::parse(&text, &path.display().to_string())?)
+}
+
+/// `svcacct show PLAN`: renders a saved plan again.
+pub fn show(args: &ShowArgs, out: Output) -> Result<u8> {
+    let saved = read_saved(&args.plan)?;
+    print_plan(&saved.plan, args.format, out)?;
+    Ok(exit::OK)
 }

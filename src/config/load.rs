@@ -27,6 +27,22 @@ pub struct Merged {
     pub service_accounts: Vec<Defined<(String, RawServiceAccount)>>,
 }
 
+/// A digest of the config at `path` as [`read_sources`] reads it: each file's name and text,
+/// in name order. A saved plan records it, so applying it after the config changed is refused.
+/// Names without their directory, so a checkout elsewhere (CI) gives the same digest.
+pub fn config_digest(path: &Path) -> Result<String, ConfigError> {
+    use sha2::{Digest, Sha256};
+    let (_, sources) = read_sources(path)?;
+    let mut h = Sha256::new();
+    for s in &sources {
+        let name = s.path.file_name().unwrap_or_default().to_string_lossy();
+        h.update(format!("{}\0{}\0", name, s.text.len()).as_bytes());
+        h.update(s.text.as_bytes());
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sha256:{hex}"))
+}
+
 /// The base directory and the files to read: the file itself, or a directory's YAML files in
 /// name order.
 pub fn read_sources(path: &Path) -> Result<(PathBuf, Vec<Source>), ConfigError> {

@@ -7,7 +7,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::json::{account_json, key_json, live_key_json, role_json, team_json};
-use super::{Action, Change, KeyFiles, Plan, PlanError};
+use super::{Action, Change, Held, KeyFiles, Plan, PlanError};
 use crate::address::Address;
 use crate::duration::Duration;
 use crate::model::{ApiKey, Organization, Policy, RetiringKey, ServiceAccount, UnmanagedPolicy};
@@ -17,7 +17,8 @@ use crate::operation::{KeyIssue, Operation, Rotation};
 pub struct PlanOptions<'a> {
     pub policy: Policy,
     pub now: OffsetDateTime,
-    /// The key files; a live key without one is re-issued.
+    /// The key files: a live key whose file svcacct held and lost is re-issued; one whose
+    /// secret svcacct never held is listed and left working.
     pub key_files: &'a dyn KeyFiles,
     pub allow_mass_delete: bool,
 }
@@ -26,6 +27,7 @@ struct Builder {
     changes: Vec<Change>,
     index: HashMap<Address, usize>,
     unmanaged: Vec<Address>,
+    not_held: Vec<Address>,
     notes: Vec<String>,
     /// Whether live objects svcacct did not create are deleted too.
     delete_unmanaged: bool,
@@ -148,6 +150,7 @@ pub fn diff(
         changes: Vec::new(),
         index: HashMap::new(),
         unmanaged: Vec::new(),
+        not_held: Vec::new(),
         notes: Vec::new(),
         delete_unmanaged,
         protected: Vec::new(),
@@ -193,6 +196,8 @@ pub fn diff(
 
     let key_files_available = opts.key_files.available();
     let mut skipped_file_check = false;
+    // Live keys whose file is encrypted to an older recipient set.
+    let mut stale: Vec<Address> = Vec::new();
 
     for (name, want) in &desired.service_accounts {
         let address = Address::account(name);
@@ -262,15 +267,33 @@ pub fn diff(
                         id: issued.id.clone(),
                         overlap,
                     });
-                    let file_missing = if !key_files_available {
-                        skipped_file_check = true;
-                        false
+                    let held = if key_files_available {
+                        opts.key_files.held(name, key, &issued.id)
                     } else {
-                        // A pending file of the live key is as good: apply promotes it.
-                        !opts.key_files.has_file(name, key, &issued.id)
+                        skipped_file_check = true;
+                        Held::Unrecorded
+                    };
+                    // Why the secret svcacct held for this key is not the live one, if so.
+                    let lost = match &held {
+                        Held::Missing => Some("its secret file is missing".to_string()),
+                        Held::Holds { key_id, .. } if *key_id != issued.id => Some(format!(
+                            "its file holds key {key_id}, not the live key {} (rotated outside svcacct?)",
+                            issued.id
+                        )),
+                        Held::Holds {
+                            stale_recipients: true,
+                            ..
+                        } => {
+                            stale.push(address.clone());
+                            None
+                        }
+                        _ => None,
                     };
                     let rotation = rotation_reason(have_key, want_key, opts.now);
-                    if file_missing {
+                    if rotation.is_none() && held == Held::NotHeld {
+                        b.not_held.push(address.clone());
+                    }
+                    if let Some(reason) = lost {
                         let mut c = change(
                             address,
                             Action::Replace,
@@ -278,7 +301,7 @@ pub fn diff(
                             Some(key_json(want_key)),
                             vec![issue(replaces)],
                         );
-                        c.reason = Some("its secret file is missing".into());
+                        c.reason = Some(format!("{reason}; {}", old_key_works(overlap)));
                         c
                     } else if let Some(reason) = rotation {
                         let mut c = change(
@@ -347,6 +370,36 @@ pub fn diff(
             } else {
                 b.unmanaged.push(address);
             }
+        }
+    }
+    if !stale.is_empty() {
+        b.notes.push(format!(
+            "{} key file{} encrypted to recipients the config no longer lists ({}); run `svcacct secrets reencrypt -i IDENTITY` to re-encrypt {} to the current ones, and rotate the keys if a removed recipient should no longer read them",
+            stale.len(),
+            if stale.len() == 1 { " is" } else { "s are" },
+            list(&stale),
+            if stale.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    if key_files_available {
+        let orphans: Vec<String> = opts
+            .key_files
+            .files()
+            .into_iter()
+            .filter(|(a, k)| {
+                live.service_accounts
+                    .get(a)
+                    .is_none_or(|acct| !acct.keys.contains_key(k))
+            })
+            .map(|(a, k)| opts.key_files.describe_file(&a, &k))
+            .collect();
+        if !orphans.is_empty() {
+            b.notes.push(format!(
+                "{} key file{} of keys that no longer exist: {}",
+                orphans.len(),
+                if orphans.len() == 1 { "" } else { "s" },
+                list(&orphans),
+            ));
         }
     }
     if skipped_file_check {
@@ -526,7 +579,63 @@ pub fn diff(
         revision: live.revision,
         changes: b.changes,
         unmanaged: b.unmanaged,
+        secrets_not_held: b.not_held,
         notes: b.notes,
+        effects: Default::default(),
+        last_changed: Default::default(),
+    })
+}
+
+/// The plan of rotating one key now, on request (`svcacct rotate`): a new secret that svcacct
+/// holds, with the configured overlap for the old one. It is how a key whose secret svcacct
+/// never held comes under it. The error is a sentence for the user.
+pub fn rotate_now(
+    desired: &Organization,
+    live: &Organization,
+    account: &str,
+    key: &str,
+) -> Result<Plan, String> {
+    let address = Address::key(account, key);
+    let want = desired
+        .service_accounts
+        .get(account)
+        .and_then(|a| a.keys.get(key))
+        .ok_or_else(|| {
+            format!("{address} is not in the config; only a key the config declares can be rotated")
+        })?;
+    let have = live
+        .service_accounts
+        .get(account)
+        .and_then(|a| a.keys.get(key))
+        .filter(|k| k.issued.is_some())
+        .ok_or_else(|| format!("{address} is not live yet; `svcacct apply` issues it"))?;
+    let issued = have.issued.as_ref().expect("filtered on");
+    let overlap = want.overlap.unwrap_or(Duration(0));
+    let mut c = change(
+        address,
+        Action::Rotate,
+        Some(live_key_json(have)),
+        Some(key_json(want)),
+        vec![Operation::IssueKey {
+            account: account.to_string(),
+            name: key.to_string(),
+            key: KeyIssue {
+                settings: want.clone(),
+                replaces: Some(Rotation {
+                    id: issued.id.clone(),
+                    overlap,
+                }),
+            },
+        }],
+    );
+    c.reason = Some(format!("rotated on request; {}", old_key_works(overlap)));
+    Ok(Plan {
+        organization: desired.name.clone(),
+        revision: live.revision,
+        changes: vec![c],
+        unmanaged: Vec::new(),
+        secrets_not_held: Vec::new(),
+        notes: Vec::new(),
         effects: Default::default(),
         last_changed: Default::default(),
     })
@@ -543,6 +652,24 @@ fn users_of(
         .filter(|(_, a)| uses(a))
         .filter_map(|(n, _)| b.dep(&Address::account(n)))
         .collect()
+}
+
+/// How long the key a rotation replaces keeps working, as plans say it.
+fn old_key_works(overlap: Duration) -> String {
+    if overlap.seconds() > 0 {
+        format!("the old key keeps working for {overlap}")
+    } else {
+        "the old key stops working at once".into()
+    }
+}
+
+/// Up to ten items of a list, and how many more.
+fn list(items: &[impl std::fmt::Display]) -> String {
+    let mut out: Vec<String> = items.iter().take(10).map(ToString::to_string).collect();
+    if items.len() > 10 {
+        out.push(format!("and {} more", items.len() - 10));
+    }
+    out.join(", ")
 }
 
 /// Why a live key is due for rotation, if it is.
@@ -585,13 +712,33 @@ mod tests {
         fn available(&self) -> bool {
             self.0.is_some()
         }
-        fn has_file(&self, account: &str, key: &str, id: &str) -> bool {
-            self.0
+        /// A key in the set holds its live key; any other lost its file.
+        fn held(&self, account: &str, key: &str, id: &str) -> Held {
+            if self
+                .0
                 .as_ref()
                 .is_some_and(|s| s.contains(&(account.into(), key.into(), id.into())))
+            {
+                Held::Holds {
+                    key_id: id.into(),
+                    stale_recipients: false,
+                }
+            } else {
+                Held::Missing
+            }
+        }
+        fn files(&self) -> Vec<(String, String)> {
+            self.0
+                .iter()
+                .flatten()
+                .map(|(a, k, _)| (a.clone(), k.clone()))
+                .collect()
         }
         fn describe(&self) -> String {
             "the test's key files".into()
+        }
+        fn describe_file(&self, account: &str, key: &str) -> String {
+            format!("{account}/{key}")
         }
     }
 

@@ -12,7 +12,8 @@
 //!                                "lost": [], "widening": true,
 //!                                "keys": [ { "key": "prod", "gained": [], "lost": [] } ] } ],
 //!                "roles": [ { "role": "deployer", "accounts": ["ci-bot"] } ] },
-//!   "unmanaged": ["team.hand-made"], "notes": [] }
+//!   "unmanaged": ["team.hand-made"], "secrets_not_held": ["key.hand-made.main"],
+//!   "notes": [] }
 //! ```
 //! `reaches` is on role changes only, `last_changed` (where the backend keeps an audit log)
 //! on changes of objects that drifted from the config.
@@ -117,6 +118,7 @@ pub fn to_json(plan: &Plan) -> Value {
             "roles": plan.effects.roles,
         },
         "unmanaged": plan.unmanaged,
+        "secrets_not_held": plan.secrets_not_held,
         "notes": plan.notes,
     })
 }

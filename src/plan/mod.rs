@@ -7,19 +7,21 @@ mod effects;
 mod json;
 mod key_files;
 mod render;
+mod saved;
 mod slice;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use diff::{PlanOptions, diff};
+pub use diff::{PlanOptions, diff, rotate_now};
 pub use drift::{LastChange, drifted};
 pub use effects::{AccountEffect, Effects, KeyEffect, RoleReach};
 pub use json::to_json;
-pub use key_files::{KeyFiles, SecretsDir};
+pub use key_files::{Held, KeyFiles, SecretsDir};
 pub use render::{render_markdown, render_text};
+pub use saved::{SavedPlan, SavedPlanError};
 pub use slice::Slice;
 
 use crate::address::Address;
@@ -40,6 +42,23 @@ pub enum Action {
 impl Serialize for Action {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        [
+            Action::Create,
+            Action::Update,
+            Action::Replace,
+            Action::Rotate,
+            Action::Retire,
+            Action::Delete,
+        ]
+        .into_iter()
+        .find(|a| a.name() == name)
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown action `{name}`")))
     }
 }
 
@@ -112,7 +131,8 @@ impl Stage {
 }
 
 /// One planned change.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Change {
     pub address: Address,
     pub action: Action,
@@ -143,7 +163,8 @@ impl Change {
 }
 
 /// A computed plan.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     pub organization: String,
     /// The live revision the plan was computed at.
@@ -151,6 +172,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Live objects svcacct did not create, left alone.
     pub unmanaged: Vec<Address>,
+    /// Live keys whose secret svcacct never held (made outside it and adopted): left working;
+    /// `svcacct rotate` brings one under svcacct.
+    pub secrets_not_held: Vec<Address>,
     /// Things worth knowing that change nothing.
     pub notes: Vec<String>,
     /// Who gains and loses what ([`Plan::review`] fills it in).

@@ -280,6 +280,15 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "    {}", p.dim(&escape::terminal(&u.to_string())));
         }
     }
+    if !plan.secrets_not_held.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nSecret not held by svcacct (made outside it, left working; `svcacct rotate ADDRESS` brings one under svcacct):"
+        );
+        for a in &plan.secrets_not_held {
+            let _ = writeln!(out, "    {}", p.dim(&escape::terminal(&a.to_string())));
+        }
+    }
     for n in &plan.notes {
         let _ = writeln!(out, "\nnote: {}", escape::terminal(n));
     }
@@ -571,6 +580,22 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
         );
         for u in &plan.unmanaged {
             let _ = writeln!(tail, "- `{u}`");
+        }
+        let _ = writeln!(tail, "\n</details>");
+    }
+    if !plan.secrets_not_held.is_empty() {
+        let _ = writeln!(
+            tail,
+            "\n<details><summary>{} key{} whose secret is not held by svcacct (left working; <code>svcacct rotate ADDRESS</code> brings one under svcacct)</summary>\n",
+            plan.secrets_not_held.len(),
+            if plan.secrets_not_held.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        );
+        for a in &plan.secrets_not_held {
+            let _ = writeln!(tail, "- `{a}`");
         }
         let _ = writeln!(tail, "\n</details>");
     }

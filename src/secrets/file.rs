@@ -7,6 +7,13 @@
 //! and whatever moment the process dies at, [`recover`] finishes the job on the next apply:
 //! a pending file whose id is live is promoted, any other is deleted.
 //!
+//! Next to each key file, `<key>.meta.json` holds non-secret facts about the key it holds
+//! ([`KeyMeta`]: key id, created, expires, a fingerprint of the recipients), so a plan can
+//! tell, with no identity, which key a file holds and to whom it is encrypted. It travels
+//! with its key file: written pending beside it, promoted right after it (a crash between the
+//! two renames leaves a pending metadata file of a live key, which [`recover`] promotes; until
+//! then the plan reads the pending one).
+//!
 //! Nothing here follows a symbolic link under the secrets directory: an account directory
 //! that is a link (committed by anyone who can open a pull request) would send keys, and
 //! recovery's deletions, wherever it points. Such a link is refused before anything is
@@ -17,7 +24,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -35,6 +42,32 @@ pub struct KeyFile<'a> {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Non-secret facts about the key a key file holds, kept beside it as `<key>.meta.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyMeta {
+    /// The key the file holds. `None` only for a key a backend was asked to mint whose secret
+    /// never arrived: svcacct meant to hold it, so a missing file is a lost secret.
+    pub key_id: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// [`super::recipients_fingerprint`] of the recipients the file is encrypted to.
+    #[serde(default)]
+    pub recipients: String,
+}
+
+/// Where a key's metadata lives.
+pub fn meta_file_path(dir: &Path, account: &str, key: &str) -> PathBuf {
+    dir.join(account).join(format!("{key}.meta.json"))
+}
+
+/// Where a key's metadata waits with its pending key file.
+pub fn pending_meta_file_path(dir: &Path, account: &str, key: &str, id: &str) -> PathBuf {
+    dir.join(account)
+        .join(format!("{key}.meta.json.pending-{id}"))
 }
 
 /// Where a key's file lives.
@@ -72,16 +105,101 @@ pub fn write_key_file(
     }
     tmp.as_file().sync_all()?;
     tmp.persist(&path).map_err(|e| e.error)?;
+    let meta = KeyMeta {
+        key_id: Some(payload.key_id.to_string()),
+        created_at: Some(payload.created_at),
+        expires_at: payload.expires_at,
+        recipients: super::recipients_fingerprint(recipients),
+    };
+    write_meta(
+        parent,
+        &pending_meta_file_path(dir, payload.service_account, payload.key, payload.key_id),
+        &meta,
+    )?;
     open_dir(parent)?.sync_all()?;
     Ok(path)
 }
 
-/// Moves a registered key's pending file over `<key>.age`, durably.
+/// Writes metadata to `path` in `parent` durably but for the directory's fsync, which the
+/// caller does once for everything it wrote there.
+fn write_meta(parent: &Path, path: &Path, meta: &KeyMeta) -> io::Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix(".meta.")
+        .suffix(".tmp")
+        .tempfile_in(parent)?;
+    serde_json::to_writer_pretty(tmp.as_file(), meta).map_err(io::Error::other)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Records, before a backend is asked to mint `account`/`key`, that svcacct means to hold its
+/// secret: if the secret never arrives, the plan reads a lost file, not a key made elsewhere.
+/// Metadata already there (a rotation) says the same and is kept.
+pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
+    let parent = account_dir(dir, account)?;
+    let path = meta_file_path(dir, account, key);
+    if fs::symlink_metadata(&path).is_ok() {
+        return Ok(());
+    }
+    let meta = KeyMeta {
+        key_id: None,
+        created_at: None,
+        expires_at: None,
+        recipients: String::new(),
+    };
+    write_meta(&parent, &path, &meta)?;
+    open_dir(&parent)?.sync_all()
+}
+
+/// Reads a key's metadata file; `None` when there is none or it does not parse. A plan reads
+/// one per key, so this is open, one read, close: no `stat` for a size hint, no second read
+/// for the end of a file that fits the buffer.
+pub fn read_meta(path: &Path) -> Option<KeyMeta> {
+    use std::io::Read;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let mut buf = [0u8; 2048];
+    let n = f.read(&mut buf).ok()?;
+    if n < buf.len() {
+        return serde_json::from_slice(&buf[..n]).ok();
+    }
+    let mut bytes = buf.to_vec();
+    f.read_to_end(&mut bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Moves a registered key's pending file over `<key>.age`, then its metadata over
+/// `<key>.meta.json`, durably.
 pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::io::Result<()> {
     let parent = real_dir(&dir.join(account))?;
     let to = key_file_path(dir, account, key);
     fs::rename(pending_key_file_path(dir, account, key, id), &to)?;
+    crate::apply::faults::between_renames();
+    promote_meta(dir, account, key, id)?;
     open_dir(&parent)?.sync_all()
+}
+
+/// Moves pending metadata into place; none (a file from before metadata) is not an error.
+fn promote_meta(dir: &Path, account: &str, key: &str, id: &str) -> io::Result<()> {
+    match fs::rename(
+        pending_meta_file_path(dir, account, key, id),
+        meta_file_path(dir, account, key),
+    ) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes a file that may already be gone.
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Opens a directory to fsync it, refusing a symbolic link.
@@ -205,18 +323,38 @@ pub fn recover(
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
     {
         let account = account_dir.file_name().to_string_lossy().to_string();
-        for entry in fs::read_dir(account_dir.path())?.filter_map(Result::ok) {
-            let name = entry.file_name().to_string_lossy().to_string();
+        let mut names: Vec<String> = fs::read_dir(account_dir.path())?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        // Key files before metadata: promoting a key file moves its metadata too.
+        names.sort_by_key(|n| !n.contains(".age.pending-"));
+        for name in names {
+            let path = account_dir.path().join(&name);
             if let Some((key, id)) = name.split_once(".age.pending-") {
                 if is_live(&account, key, id) {
                     promote_key_file(dir, &account, key, id)?;
                     done.promoted += 1;
                 } else {
-                    fs::remove_file(entry.path())?;
+                    fs::remove_file(&path)?;
+                    remove_if_there(&pending_meta_file_path(dir, &account, key, id))?;
+                    done.discarded += 1;
+                }
+            } else if let Some((key, id)) = name.split_once(".meta.json.pending-") {
+                // Its key file was promoted before the process died (or discarded above).
+                if !path.exists() {
+                    continue;
+                }
+                if is_live(&account, key, id) {
+                    promote_meta(dir, &account, key, id)?;
+                    open_dir(&account_dir.path())?.sync_all()?;
+                    done.promoted += 1;
+                } else {
+                    fs::remove_file(&path)?;
                     done.discarded += 1;
                 }
             } else if name.starts_with('.') && name.ends_with(".tmp") {
-                fs::remove_file(entry.path())?;
+                remove_if_there(&path)?;
                 done.discarded += 1;
             }
         }

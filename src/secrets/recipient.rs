@@ -29,6 +29,19 @@ impl Recipient {
     }
 }
 
+/// A fingerprint of a recipient set, order and duplicates aside: `sha256:` and the hex SHA-256
+/// of the sorted recipients, one a line. Key files' metadata records it, so a plan can tell a
+/// file encrypted to an older set without decrypting it.
+pub fn recipients_fingerprint(recipients: &[Recipient]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut lines: Vec<String> = recipients.iter().map(|r| format!("{r:?}")).collect();
+    lines.sort();
+    lines.dedup();
+    let digest = Sha256::digest(lines.join("\n").as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 /// Parses one recipient, with a message that says what was expected.
 pub fn parse_recipient(s: &str) -> Result<Recipient, String> {
     let s = s.trim();

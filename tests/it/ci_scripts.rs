@@ -309,7 +309,6 @@ fn fetch_plan_finds_the_reviewed_plan_or_says_to_re_plan() {
 /// The pull-request job end to end, then the merge: needs `svcacct plan --out`, `svcacct
 /// show` and `svcacct apply PLAN` (issue 7, part 2, built on another branch).
 #[test]
-#[ignore = "needs plan --out, show and apply PLAN (issue 7 part 2); run with --ignored once merged"]
 fn a_pull_request_plan_is_applied_on_merge_and_a_stale_one_is_refused() {
     for env in [Env::local(), Env::http()] {
         let tools = Tools::new(&env.sb);

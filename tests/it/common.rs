@@ -428,8 +428,8 @@ pub fn current_keys(db: &Path) -> Vec<KeyRow> {
 }
 
 /// The invariant of the whole tool: every current key in the organization has its file,
-/// and that file decrypts to a secret whose SHA-256 is the stored hash. Returns how many
-/// keys were checked.
+/// that file decrypts to a secret whose SHA-256 is the stored hash, and its metadata names
+/// the key. Returns how many keys were checked.
 #[track_caller]
 pub fn assert_every_key_has_its_file(db: &Path, secrets_dir: &Path, identity: &Path) -> usize {
     let identity = read_identity(identity);
@@ -465,7 +465,22 @@ pub fn assert_every_key_has_its_file(db: &Path, secrets_dir: &Path, identity: &P
                     ok
                 }
             });
-        if !good {
+        // Its metadata names it: in place, or pending beside a pending file or after an
+        // interrupted promotion (the next apply moves it into place).
+        let metas = [
+            dir.join(format!("{}.meta.json", k.name)),
+            dir.join(format!("{}.meta.json.pending-{}", k.name, k.id)),
+        ];
+        let meta_ok = metas.iter().any(|m| {
+            std::fs::read(m)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .is_some_and(|v| v["key_id"] == k.id.as_str())
+        });
+        if good && !meta_ok {
+            why.push(format!("no metadata names key id {}", k.id));
+        }
+        if !good || !meta_ok {
             problems.push(format!("key.{}.{}: {}", k.account, k.name, why.join("; ")));
         }
     }

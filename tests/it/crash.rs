@@ -67,6 +67,7 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
     let leftovers: Vec<_> = files_under(&sb.join("org/secrets"))
         .into_keys()
         .filter(|p| !p.to_string_lossy().contains(".age.pending-"))
+        .filter(|p| !p.to_string_lossy().contains(".meta.json.pending-"))
         .filter(|p| p.as_os_str() != ".issuing")
         .collect();
     assert!(leftovers.is_empty(), "no temporary files: {leftovers:?}");

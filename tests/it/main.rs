@@ -3,6 +3,8 @@
 
 mod common;
 
+mod adoption;
+
 mod ci_scripts;
 mod concurrency;
 mod config_errors;
@@ -14,12 +16,14 @@ mod hardening_client;
 mod hardening_server;
 mod http;
 mod init;
+mod key_files;
 mod lifecycle;
 mod prefect;
 mod prefect_sim;
 mod review;
 mod revocation;
 mod rotation;
+mod saved_plans;
 mod schema;
 mod secrets;
 mod server;
