@@ -155,6 +155,10 @@ pub struct ServeArgs {
     /// The organization file (SQLite; created if missing). The `local` backend uses the same.
     #[arg(long)]
     pub db: PathBuf,
+    /// Bring the database's schema up to this version's, say what was done, and exit
+    /// (`serve` also does it at start; this is for upgrading before starting replicas).
+    #[arg(long)]
+    pub migrate: bool,
     /// The address to listen on; port 0 picks a free port (printed on stderr).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,

@@ -63,8 +63,32 @@ fn init_logging(args: &ServeArgs, out: Output) {
     };
 }
 
+/// `serve --migrate`: migrates the database and exits; needs no operator token.
+fn migrate(args: &ServeArgs, out: Output) -> Result<u8> {
+    use crate::store::{Store, migrations::LATEST};
+    let (_, was) = Store::open_migrating(&args.db)
+        .with_context(|| format!("cannot migrate organization file {}", args.db.display()))?;
+    if !out.quiet {
+        if was == LATEST {
+            eprintln!(
+                "{} is at schema version {LATEST} already; nothing to do",
+                args.db.display()
+            );
+        } else {
+            eprintln!(
+                "migrated {} from schema version {was} to {LATEST}",
+                args.db.display()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
 /// Runs the server; returns when it has shut down.
 pub fn serve(args: &ServeArgs, out: Output) -> Result<u8> {
+    if args.migrate {
+        return migrate(args, out);
+    }
     let admin_token = admin_token(args)?;
     if admin_token.len() < SHORT_TOKEN && !out.quiet {
         eprintln!(

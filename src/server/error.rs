@@ -96,7 +96,9 @@ impl ApiError {
             StoreError::Sqlite(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
-            | StoreError::ReadOnly => ErrorCode::Storage,
+            | StoreError::ReadOnly
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::SchemaOutdated { .. } => ErrorCode::Storage,
         }
     }
 }
@@ -112,7 +114,9 @@ impl From<StoreError> for ApiError {
             StoreError::Sqlite(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
-            | StoreError::ReadOnly => {
+            | StoreError::ReadOnly
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::SchemaOutdated { .. } => {
                 // The cause goes to the operator's log, never to the caller.
                 tracing::error!(error = %anyhow::Error::from(e), "storage failure");
                 Self::internal("the server could not read or write its database")

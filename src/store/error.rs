@@ -33,6 +33,16 @@ pub enum StoreError {
     Corrupt { what: &'static str, value: String },
     #[error("the store was opened read-only")]
     ReadOnly,
+    #[error(
+        "the organization database is at schema version {found}, newer than this svcacct \
+         knows (up to {latest}); upgrade svcacct to use it"
+    )]
+    SchemaTooNew { found: u32, latest: u32 },
+    #[error(
+        "the organization database is at schema version {found}; this svcacct needs {latest}. \
+         Upgrade it with `svcacct serve --migrate --db FILE` (or any `svcacct apply`), then retry"
+    )]
+    SchemaOutdated { found: u32, latest: u32 },
 }
 
 impl From<rusqlite::Error> for StoreError {

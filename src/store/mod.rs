@@ -2,6 +2,7 @@
 //! hashes and audit log. The `local` backend and the server share it as it is.
 
 mod error;
+pub mod migrations;
 mod server;
 mod verify;
 
@@ -20,8 +21,6 @@ use crate::model::{
     builtin_role,
 };
 use crate::operation::{NewKey, Operation, Replaces};
-
-const SCHEMA: &str = include_str!("schema.sql");
 
 /// An open store file.
 pub struct Store {
@@ -104,6 +103,11 @@ fn parse_date(s: &str) -> Option<Date> {
 impl Store {
     /// Opens (creating if need be) a store file for reading and writing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_migrating(path).map(|(store, _)| store)
+    }
+
+    /// [`Store::open`], also returning the schema version the file was at before.
+    pub fn open_migrating(path: &Path) -> Result<(Store, u32), StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
                 action: "create",
@@ -111,8 +115,9 @@ impl Store {
                 source: e.into(),
             })?;
         }
-        let conn = Connection::open(path)?;
-        Self::init(conn, true)
+        let mut conn = Connection::open(path)?;
+        let was = Self::init(&mut conn, true)?;
+        Ok((Store { conn }, was))
     }
 
     /// Opens an existing store file without ever writing to it; `None` when there is none.
@@ -124,19 +129,25 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        Self::init(conn, false).map(Some)
+        let mut conn = conn;
+        Self::init(&mut conn, false)?;
+        Ok(Some(Store { conn }))
     }
 
-    fn init(conn: Connection, writable: bool) -> Result<Store, StoreError> {
+    /// Sets the connection up; a writable one is migrated to the latest schema, a read-only
+    /// one refused unless it is there. Returns the version the file was at.
+    fn init(conn: &mut Connection, writable: bool) -> Result<u32, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if writable {
             // WAL lets readers (plans, the server's verifications) run while an apply writes.
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.execute_batch(SCHEMA)?;
+            migrations::migrate(conn)
+        } else {
+            migrations::check_readable(conn)?;
+            migrations::version(conn)
         }
-        Ok(Store { conn })
     }
 
     /// Creates an organization with its built-in roles if it does not exist yet.

@@ -14,26 +14,6 @@ use super::{Store, apply_one, audit, col_date, col_dur, col_set, col_ts, col_ts_
 use crate::model::{ApiKey, IssuedKey, Role, ServiceAccount, Team};
 use crate::operation::Operation;
 
-/// Tables only the server uses; created by the writer when it opens the file.
-const SERVER_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS leases (
-    org         TEXT PRIMARY KEY,
-    lease_id    TEXT NOT NULL UNIQUE,
-    owner       TEXT NOT NULL,
-    expires_at  INTEGER NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS idempotency (
-    org          TEXT NOT NULL,
-    key          TEXT NOT NULL,
-    fingerprint  TEXT NOT NULL,
-    status       INTEGER NOT NULL,
-    body         TEXT NOT NULL,
-    created_at   INTEGER NOT NULL,
-    PRIMARY KEY (org, key)
-) STRICT;
-CREATE INDEX IF NOT EXISTS audit_log_org_id ON audit_log(org, id);
-";
-
 /// How long a stored response can be replayed.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 
@@ -124,11 +104,9 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Opens a store file for the server's writer: the shared schema plus the server's tables.
+    /// Opens a store file for the server's writer (its tables are part of the one schema).
     pub fn open_for_server(path: &std::path::Path) -> Result<Store, StoreError> {
-        let store = Store::open(path)?;
-        store.conn.execute_batch(SERVER_SCHEMA)?;
-        Ok(store)
+        Store::open(path)
     }
 
     /// Creates an organization with its built-in roles; `false` when it already exists.
