@@ -93,6 +93,7 @@ impl ApiError {
             StoreError::Protected { .. } => ErrorCode::Protected,
             StoreError::NotFound { .. } => ErrorCode::NotFound,
             StoreError::Conflict { .. } | StoreError::Duplicate(_) => ErrorCode::Conflict,
+            StoreError::Locked { .. } => ErrorCode::Locked,
             StoreError::Sqlite(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
@@ -110,7 +111,8 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::not_found(e.to_string()),
             StoreError::Protected { .. }
             | StoreError::Conflict { .. }
-            | StoreError::Duplicate(_) => Self::conflict(code, e.to_string()),
+            | StoreError::Duplicate(_)
+            | StoreError::Locked { .. } => Self::conflict(code, e.to_string()),
             StoreError::Sqlite(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }

@@ -31,6 +31,12 @@ pub enum StoreError {
     /// would widen what a key may do.
     #[error("the store holds an unreadable {what}: `{value}`")]
     Corrupt { what: &'static str, value: String },
+    /// Another writer's lease holds the organization.
+    #[error("locked by {owner} until {}", crate::clock::rfc3339(*until))]
+    Locked {
+        owner: String,
+        until: time::OffsetDateTime,
+    },
     #[error("the store was opened read-only")]
     ReadOnly,
     #[error(

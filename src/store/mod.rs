@@ -241,7 +241,39 @@ impl Store {
         ops: &[Operation],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut tx = self.conn.transaction()?;
+        self.apply_checked(org, actor, ops, now, None)
+    }
+
+    /// [`Store::apply`] for a writer that holds (or should hold) the organization's lease
+    /// `lease_id`: refused with [`StoreError::Locked`] when another writer's lease is live,
+    /// checked in the same transaction as the change so no lease can slip in between.
+    pub fn apply_leased(
+        &mut self,
+        org: &str,
+        actor: &str,
+        ops: &[Operation],
+        now: OffsetDateTime,
+        lease_id: Option<&str>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.apply_checked(org, actor, ops, now, Some(lease_id))
+    }
+
+    fn apply_checked(
+        &mut self,
+        org: &str,
+        actor: &str,
+        ops: &[Operation],
+        now: OffsetDateTime,
+        lease: Option<Option<&str>>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        // IMMEDIATE: the write lock is taken first, so a check read here still holds when the
+        // change is written, whoever else writes the file.
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(mine) = lease {
+            server::check_lease(&tx, org, mine, OffsetDateTime::now_utc())?;
+        }
         let mut results = Vec::with_capacity(ops.len());
         let mut applied = 0i64;
         for op in ops {

@@ -14,6 +14,10 @@ use super::{Store, apply_one, audit, col_date, col_dur, col_set, col_ts, col_ts_
 use crate::model::{ApiKey, IssuedKey, Role, ServiceAccount, Team};
 use crate::operation::Operation;
 
+/// Lease ids begin with who took them: a server (for an HTTP apply) or a `local` apply.
+const SERVED_LEASE: &str = "lease_";
+const LOCAL_LEASE: &str = "local_";
+
 /// How long a stored response can be replayed.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 
@@ -129,7 +133,9 @@ impl Store {
         ops: &[Operation],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for op in ops {
             let detail = apply_one(&tx, org, op, now)?;
             audit(
@@ -327,19 +333,7 @@ impl Store {
         org: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Lease>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
-            )?
-            .query_row(params![org, ts(now)], |r| {
-                Ok(Lease {
-                    lease_id: r.get(0)?,
-                    owner: r.get(1)?,
-                    expires_at: col_ts(r, 2)?,
-                })
-            })
-            .optional()?)
+        live_lease(&self.conn, org, now)
     }
 
     /// Takes the organization's lease unless an unexpired one exists.
@@ -350,25 +344,45 @@ impl Store {
         ttl_seconds: u64,
         now: OffsetDateTime,
     ) -> Result<Acquired, StoreError> {
-        let tx = self.conn.transaction()?;
-        let held = tx
-            .query_row(
-                "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
-                params![org, ts(now)],
-                |r| {
-                    Ok(Lease {
-                        lease_id: r.get(0)?,
-                        owner: r.get(1)?,
-                        expires_at: col_ts(r, 2)?,
-                    })
-                },
-            )
-            .optional()?;
-        if let Some(lease) = held {
+        self.take_lease(org, owner, ttl_seconds, now, SERVED_LEASE)
+    }
+
+    /// Takes the organization's lease for a `local` apply on this file. The caller holds the
+    /// file's advisory lock, which every local holder keeps while its lease lives: so a live
+    /// local lease found here belongs to a process that died (the kernel dropped its file
+    /// lock), and is taken over at once rather than left to expire. A server's lease is
+    /// never taken over.
+    pub fn acquire_local_lease(
+        &mut self,
+        org: &str,
+        owner: &str,
+        ttl_seconds: u64,
+        now: OffsetDateTime,
+    ) -> Result<Acquired, StoreError> {
+        self.take_lease(org, owner, ttl_seconds, now, LOCAL_LEASE)
+    }
+
+    fn take_lease(
+        &mut self,
+        org: &str,
+        owner: &str,
+        ttl_seconds: u64,
+        now: OffsetDateTime,
+        kind: &str,
+    ) -> Result<Acquired, StoreError> {
+        // IMMEDIATE: two writers of the file (processes, not just connections) cannot both
+        // find the lease free.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let held = live_lease(&tx, org, now)?;
+        if let Some(lease) = held
+            && !(kind == LOCAL_LEASE && lease.lease_id.starts_with(LOCAL_LEASE))
+        {
             return Ok(Acquired::Held(lease));
         }
         let lease = Lease {
-            lease_id: format!("lease_{}", random_hex()),
+            lease_id: format!("{kind}{}", random_hex()),
             owner: owner.to_string(),
             expires_at: now + time::Duration::seconds(ttl_seconds as i64),
         };
@@ -513,6 +527,42 @@ impl Store {
             None
         };
         Ok((entries, next))
+    }
+}
+
+fn live_lease(
+    conn: &rusqlite::Connection,
+    org: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Lease>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
+        )?
+        .query_row(params![org, ts(now)], |r| {
+            Ok(Lease {
+                lease_id: r.get(0)?,
+                owner: r.get(1)?,
+                expires_at: col_ts(r, 2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Refuses a write when a live lease other than `mine` holds the organization: the rule every
+/// writer follows, the server's requests and `local` applies alike.
+pub(super) fn check_lease(
+    conn: &rusqlite::Connection,
+    org: &str,
+    mine: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match live_lease(conn, org, now)? {
+        Some(lease) if mine != Some(lease.lease_id.as_str()) => Err(StoreError::Locked {
+            owner: lease.owner,
+            until: lease.expires_at,
+        }),
+        _ => Ok(()),
     }
 }
 

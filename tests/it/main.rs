@@ -14,6 +14,7 @@ mod hardening_server;
 mod http;
 mod init;
 mod lifecycle;
+mod lock_model;
 mod migrations;
 mod prefect_sim;
 mod revocation;
