@@ -33,7 +33,7 @@ fn admin_token(args: &ServeArgs) -> Result<Zeroizing<String>> {
         bail!(
             "no operator token: set {ADMIN_TOKEN_ENV} or pass --admin-token-file FILE (a file holding the token), for example\n  \
              {ADMIN_TOKEN_ENV}=\"$(openssl rand -hex 32)\" svcacct serve --db {}",
-            args.db.display()
+            args.db
         );
     }
     if token.chars().any(char::is_whitespace) {
@@ -65,20 +65,22 @@ fn init_logging(args: &ServeArgs, out: Output) {
 
 /// `serve --migrate`: migrates the database and exits; needs no operator token.
 fn migrate(args: &ServeArgs, out: Output) -> Result<u8> {
-    use crate::store::{Store, migrations::LATEST};
-    let (_, was) = Store::open_migrating(&args.db)
-        .with_context(|| format!("cannot migrate organization file {}", args.db.display()))?;
+    use crate::store::{Database, Store, migrations::LATEST, postgres};
+    let context = || format!("cannot migrate database {}", args.db);
+    let was = match &args.db {
+        Database::Sqlite(path) => Store::open_migrating(path).with_context(context)?.1,
+        Database::Postgres(url) => postgres::connect(url)
+            .and_then(|mut client| postgres::migrate(&mut client))
+            .with_context(context)?,
+    };
     if !out.quiet {
         if was == LATEST {
             eprintln!(
                 "{} is at schema version {LATEST} already; nothing to do",
-                args.db.display()
+                args.db
             );
         } else {
-            eprintln!(
-                "migrated {} from schema version {was} to {LATEST}",
-                args.db.display()
-            );
+            eprintln!("migrated {} from schema version {was} to {LATEST}", args.db);
         }
     }
     Ok(exit::OK)

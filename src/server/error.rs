@@ -95,6 +95,7 @@ impl ApiError {
             StoreError::Conflict { .. } | StoreError::Duplicate(_) => ErrorCode::Conflict,
             StoreError::Locked { .. } => ErrorCode::Locked,
             StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
             | StoreError::ReadOnly
@@ -114,6 +115,7 @@ impl From<StoreError> for ApiError {
             | StoreError::Duplicate(_)
             | StoreError::Locked { .. } => Self::conflict(code, e.to_string()),
             StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
             | StoreError::ReadOnly

@@ -20,7 +20,6 @@ mod validate;
 mod write;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,8 +39,8 @@ use self::routes::{identity, keys, lock, organizations as orgs, resources as res
 
 /// What the server needs to start.
 pub struct Settings {
-    /// The organization file (created if missing).
-    pub db: PathBuf,
+    /// The store (a SQLite file is created if missing).
+    pub db: crate::store::Database,
     pub listen: SocketAddr,
     /// The operator token; only its hash is kept once the server runs.
     pub admin_token: Zeroizing<String>,
@@ -284,8 +283,14 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Opens the store and builds the shared state.
 pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
     use anyhow::Context;
-    let db = Db::open(&settings.db)
-        .with_context(|| format!("cannot open organization file {}", settings.db.display()))?;
+    let db = match &settings.db {
+        crate::store::Database::Sqlite(path) => Db::open(path)
+            .with_context(|| format!("cannot open organization file {}", path.display()))?,
+        crate::store::Database::Postgres(_) => anyhow::bail!(
+            "serving from PostgreSQL is not built yet; `svcacct serve --migrate --db {}` prepares its schema",
+            settings.db
+        ),
+    };
     Ok(Arc::new(AppState {
         db,
         admin: AdminToken::new(&settings.admin_token),
@@ -308,7 +313,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     eprintln!("listening on http://{addr}");
-    tracing::info!(%addr, db = %settings.db.display(), "svcacct server started");
+    tracing::info!(%addr, db = %settings.db, "svcacct server started");
     accept_loop(listener, app, settings.limits).await;
     tracing::info!("svcacct server stopped");
     Ok(())
@@ -416,7 +421,7 @@ mod tests {
         // axum panics on a route registered twice or a path it cannot parse.
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
-            db: dir.path().join("o.db"),
+            db: crate::store::Database::Sqlite(dir.path().join("o.db")),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_token: Zeroizing::new("t".repeat(32)),
             #[cfg(feature = "test-hooks")]

@@ -20,6 +20,8 @@ pub enum StoreError {
     Duplicate(#[source] Arc<rusqlite::Error>),
     #[error("SQLite failed")]
     Sqlite(#[source] Arc<rusqlite::Error>),
+    #[error("PostgreSQL failed")]
+    Postgres(#[source] Arc<postgres::Error>),
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -57,5 +59,11 @@ impl From<rusqlite::Error> for StoreError {
             Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Duplicate(Arc::new(e)),
             _ => StoreError::Sqlite(Arc::new(e)),
         }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Postgres(Arc::new(e))
     }
 }

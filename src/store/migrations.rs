@@ -50,10 +50,13 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
 /// Refuses a file a read-only open cannot use: one newer than this binary, or an older one
 /// that has tables (an empty file, which a first apply has only just created, reads as empty).
 pub fn check_readable(conn: &Connection) -> Result<(), StoreError> {
-    let found = version(conn)?;
+    // One read transaction: the version and the tables from the same moment, not from either
+    // side of a migration another process commits in between.
+    let tx = conn.unchecked_transaction()?;
+    let found = version(&tx)?;
     refuse_newer(found)?;
     if found < LATEST {
-        let has_tables = conn
+        let has_tables = tx
             .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table'")?
             .exists([])?;
         if has_tables {

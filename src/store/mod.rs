@@ -2,7 +2,9 @@
 //! hashes and audit log. The `local` backend and the server share it as it is.
 
 mod error;
+mod location;
 pub mod migrations;
+pub mod postgres;
 mod server;
 mod verify;
 
@@ -13,6 +15,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use time::{Date, OffsetDateTime};
 
 pub use error::StoreError;
+pub use location::Database;
 pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredResponse};
 
 use crate::duration::Duration;

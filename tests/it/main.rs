@@ -16,6 +16,7 @@ mod init;
 mod lifecycle;
 mod lock_model;
 mod migrations;
+mod postgres;
 mod prefect_sim;
 mod revocation;
 mod rotation;
