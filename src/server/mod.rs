@@ -114,6 +114,7 @@ where
 pub fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/v1/health", identity::health),
+        route(Method::GET, "/v1/ready", identity::ready),
         route(Method::GET, "/v1/whoami", identity::whoami),
         route(Method::POST, "/v1/keys/verify", identity::verify),
         route(Method::POST, "/v1/organizations", orgs::create),

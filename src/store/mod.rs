@@ -153,6 +153,24 @@ impl Store {
         }
     }
 
+    /// The schema version, when it is the one this binary knows; an error (newer, older or
+    /// unreadable) otherwise. A server's readiness.
+    pub fn schema_ready(&self) -> Result<u32, StoreError> {
+        let found = migrations::version(&self.conn)?;
+        if found != migrations::LATEST {
+            migrations::check_readable(&self.conn)?;
+            return Err(StoreError::SchemaOutdated {
+                found,
+                latest: migrations::LATEST,
+            });
+        }
+        // A read of a table, not just of the header.
+        self.conn
+            .prepare_cached("SELECT count(*) FROM organizations")?
+            .query_row([], |r| r.get::<_, i64>(0))?;
+        Ok(found)
+    }
+
     /// Creates an organization with its built-in roles if it does not exist yet.
     pub fn ensure_organization(
         &mut self,

@@ -246,3 +246,42 @@ fn a_database_newer_than_the_binary_is_refused_and_left_alone() {
     );
     assert_eq!(std::fs::read(&db).unwrap(), bytes, "nothing was written");
 }
+
+#[test]
+fn readiness_fails_once_a_newer_svcacct_migrated_the_database_while_health_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("acme.db");
+    let server = Server::start(&db, None);
+    let client = Client::new();
+    let get = |path: &str| -> (u16, Value) {
+        let resp = client.get(format!("{}{path}", server.url)).send().unwrap();
+        (resp.status().as_u16(), resp.json().unwrap())
+    };
+    assert_eq!(
+        get("/v1/ready"),
+        (200, json!({"status": "ready", "schema_version": 2}))
+    );
+
+    open_db_rw(&db)
+        .execute_batch("PRAGMA user_version = 3")
+        .unwrap();
+    let (status, body) = get("/v1/ready");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("not_ready")),
+        "{body:#}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("schema version 3, newer than this svcacct"),
+        "{body:#}"
+    );
+    assert_eq!(get("/v1/health"), (200, json!({"status": "ok"})));
+
+    open_db_rw(&db)
+        .execute_batch("PRAGMA user_version = 2")
+        .unwrap();
+    assert_eq!(get("/v1/ready").0, 200);
+}
