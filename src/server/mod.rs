@@ -12,6 +12,7 @@ mod extract;
 #[cfg(feature = "test-hooks")]
 mod faults;
 mod hyper_errors;
+mod last_use;
 mod middleware;
 mod privilege;
 mod routes;
@@ -84,6 +85,7 @@ pub struct AppState {
     limiter: FailureLimiter,
     trusted_proxies: Vec<IpNet>,
     snapshots: snapshots::Snapshots,
+    last_use: last_use::LastUse,
     #[cfg(feature = "test-hooks")]
     fault_rate: f64,
 }
@@ -298,6 +300,7 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
         limiter: FailureLimiter::new(settings.max_auth_failures),
         trusted_proxies: settings.trusted_proxies.clone(),
         snapshots: snapshots::Snapshots::default(),
+        last_use: last_use::LastUse::default(),
         #[cfg(feature = "test-hooks")]
         fault_rate: settings.fault_rate,
     }))
@@ -308,7 +311,8 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let state = state(&settings)?;
-    let app = router(state);
+    last_use::spawn_flusher(state.clone());
+    let app = router(state.clone());
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -316,6 +320,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     eprintln!("listening on http://{addr}");
     tracing::info!(%addr, db = %settings.db, "svcacct server started");
     accept_loop(listener, app, settings.limits).await;
+    // What the requests just finished noted is not lost to the stop.
+    last_use::flush(&state).await;
     tracing::info!("svcacct server stopped");
     Ok(())
 }

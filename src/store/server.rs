@@ -66,6 +66,10 @@ pub struct KeyRecord {
     pub rotate_every: Option<crate::duration::Duration>,
     pub overlap: Option<crate::duration::Duration>,
     pub managed: bool,
+    /// When it last verified, as recorded (see the server's `last_use`: up to a second
+    /// behind); `None` when never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl KeyRecord {
@@ -296,7 +300,7 @@ impl Store {
     pub fn keys(&self, org: &str, account: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, name, description, scopes, display_prefix, created_at, expires_at, retires_at,
-                    expires_in, rotate_every, overlap, managed
+                    expires_in, rotate_every, overlap, managed, last_used_at
              FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL
              ORDER BY name, created_at, id",
         )?;
@@ -314,9 +318,29 @@ impl Store {
                 rotate_every: col_dur(r, 9)?,
                 overlap: col_dur(r, 10)?,
                 managed: r.get(11)?,
+                last_used_at: col_ts_opt(r, 12)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records when keys were last used (id, Unix seconds), in one transaction; a time older
+    /// than the one stored is ignored. Not a change to any organization: no revision, no audit.
+    pub fn record_last_use(&mut self, uses: &[(String, i64)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE api_keys SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )?;
+            for (id, at) in uses {
+                update.execute(params![id, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Whether a key with this id or this hash was ever registered (revoked ones included).

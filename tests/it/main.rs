@@ -13,6 +13,7 @@ mod hardening_client;
 mod hardening_server;
 mod http;
 mod init;
+mod last_use;
 mod lifecycle;
 mod lock_model;
 mod migrations;

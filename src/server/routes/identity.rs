@@ -69,5 +69,10 @@ pub async fn verify(
     let v: Verification =
         s.db.read(move |store| Ok(store.verify(&key, clock::now())?))
             .await?;
+    if v.valid
+        && let Some(id) = &v.key_id
+    {
+        s.last_use.note(id, clock::now());
+    }
     Ok(Json(v).into_response())
 }
