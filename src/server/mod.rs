@@ -13,6 +13,7 @@ mod extract;
 mod faults;
 mod hyper_errors;
 mod last_use;
+mod metrics;
 mod middleware;
 mod privilege;
 mod routes;
@@ -86,6 +87,7 @@ pub struct AppState {
     trusted_proxies: Vec<IpNet>,
     snapshots: snapshots::Snapshots,
     last_use: last_use::LastUse,
+    metrics: metrics::Metrics,
     #[cfg(feature = "test-hooks")]
     fault_rate: f64,
 }
@@ -117,6 +119,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/v1/health", identity::health),
         route(Method::GET, "/v1/ready", identity::ready),
+        route(Method::GET, "/metrics", metrics::metrics),
         route(Method::GET, "/v1/whoami", identity::whoami),
         route(Method::POST, "/v1/keys/verify", identity::verify),
         route(Method::POST, "/v1/organizations", orgs::create),
@@ -271,7 +274,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     let app = app
         .fallback(middleware::not_found)
-        .layer(axum::middleware::from_fn(middleware::json_errors));
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ));
     #[cfg(feature = "test-hooks")]
     let app = app.layer(axum::middleware::from_fn_with_state(
         state.fault_rate,
@@ -294,13 +301,15 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
             settings.db
         ),
     };
+    let metrics = metrics::Metrics::default();
     Ok(Arc::new(AppState {
         db,
         admin: AdminToken::new(&settings.admin_token),
         limiter: FailureLimiter::new(settings.max_auth_failures),
         trusted_proxies: settings.trusted_proxies.clone(),
-        snapshots: snapshots::Snapshots::default(),
+        snapshots: snapshots::Snapshots::new(metrics.snapshot_cache.clone()),
         last_use: last_use::LastUse::default(),
+        metrics,
         #[cfg(feature = "test-hooks")]
         fault_rate: settings.fault_rate,
     }))

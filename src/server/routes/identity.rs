@@ -74,5 +74,9 @@ pub async fn verify(
     {
         s.last_use.note(id, clock::now());
     }
+    s.metrics
+        .verifications
+        .with_label_values(&[v.reason.as_deref().unwrap_or("valid")])
+        .inc();
     Ok(Json(v).into_response())
 }

@@ -1,6 +1,6 @@
-//! When each key was last used: a server notes every successful verification and writes the
-//! notes in batches (at most a second behind), with no revision and no audit entry, and a
-//! graceful stop writes what it still holds.
+//! Running a server: when each key was last used (every successful verification is noted and
+//! written in batches, at most a second behind, with no revision and no audit entry, and a
+//! graceful stop writes what it still holds), and `/metrics` in Prometheus's text format.
 
 use std::time::{Duration, Instant};
 
@@ -128,4 +128,77 @@ fn a_verified_key_shows_when_it_was_last_used_and_nothing_else_changes() {
         )
         .unwrap();
     assert!(recorded.is_some_and(|t| t >= before), "{recorded:?}");
+}
+
+#[test]
+fn metrics_count_requests_by_route_verifications_by_result_and_snapshot_cache_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("server.db"), None);
+    let client = Client::new();
+    let url = |path: &str| format!("{}{path}", server.url);
+    client
+        .post(url("/v1/organizations"))
+        .bearer_auth(OPERATOR)
+        .json(&json!({"name": "acme"}))
+        .send()
+        .unwrap();
+    for _ in 0..3 {
+        client.get(url("/v1/health")).send().unwrap();
+    }
+    for _ in 0..2 {
+        client
+            .get(url("/v1/organizations/acme/snapshot"))
+            .bearer_auth(OPERATOR)
+            .send()
+            .unwrap();
+    }
+    client
+        .get(url("/v1/organizations/no-such-org"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .unwrap();
+    // A well-formed key nobody registered: refused as unknown.
+    let stranger = svcacct::secrets::mint();
+    client
+        .post(url("/v1/keys/verify"))
+        .bearer_auth(OPERATOR)
+        .json(&json!({ "key": stranger.secret.as_str() }))
+        .send()
+        .unwrap();
+    let lease = json!({"owner": "first", "ttl_seconds": 60});
+    for _ in 0..2 {
+        client
+            .post(url("/v1/organizations/acme/lock"))
+            .bearer_auth(OPERATOR)
+            .json(&lease)
+            .send()
+            .unwrap();
+    }
+
+    let resp = client.get(url("/metrics")).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+    );
+    let text = resp.text().unwrap();
+    for line in [
+        r#"svcacct_http_requests_total{method="GET",route="/v1/health",status="200"} 3"#,
+        r#"svcacct_http_requests_total{method="GET",route="/v1/organizations/{org}",status="404"} 1"#,
+        r#"svcacct_http_requests_total{method="POST",route="/v1/organizations/{org}/lock",status="409"} 1"#,
+        r#"svcacct_key_verifications_total{result="unknown"} 1"#,
+        r#"svcacct_lease_conflicts_total 1"#,
+        r#"svcacct_snapshot_cache_total{result="miss"} 1"#,
+        r#"svcacct_snapshot_cache_total{result="hit"} 1"#,
+        r#"svcacct_http_request_duration_seconds_count{method="GET",route="/v1/health"} 3"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    assert!(
+        !text.contains("no-such-org"),
+        "names never reach the metrics"
+    );
+    assert!(!text.contains(stranger.secret.as_str()));
 }
