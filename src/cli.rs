@@ -240,9 +240,14 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The organization file (SQLite; created if missing). The `local` backend uses the same.
+    /// The database: a SQLite file (created if missing; the `local` backend uses the same) or
+    /// a postgres:// URL.
+    #[arg(long, env = "SVCACCT_DATABASE_URL", hide_env_values = true, value_name = "FILE_OR_URL", value_parser = DatabaseParser)]
+    pub db: crate::store::Database,
+    /// Bring the database's schema up to this version's, say what was done, and exit
+    /// (`serve` also does it at start; this is for upgrading before starting replicas).
     #[arg(long)]
-    pub db: PathBuf,
+    pub migrate: bool,
     /// The address to listen on; port 0 picks a free port (printed on stderr).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
@@ -272,6 +277,35 @@ pub struct ServeArgs {
     /// Connections served at once; more wait to be accepted.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+}
+
+/// Parses `--db` with an error of its own: clap's would repeat the value, and a URL's password
+/// with it.
+#[derive(Clone)]
+struct DatabaseParser;
+
+impl clap::builder::TypedValueParser for DatabaseParser {
+    type Value = crate::store::Database;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let invalid = |message: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --db: {message}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        value
+            .to_str()
+            .ok_or_else(|| invalid("not UTF-8".into()))?
+            .parse()
+            .map_err(invalid)
+    }
 }
 
 fn ip_or_net(s: &str) -> Result<ipnet::IpNet, String> {

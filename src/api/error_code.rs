@@ -69,6 +69,8 @@ pub enum ErrorCode {
     RateLimited,
     /// 500: the server's fault.
     Internal,
+    /// 503 from the readiness probe: the server cannot serve from its database now.
+    NotReady,
     /// A batch result: the store could not read or write.
     Storage,
     /// A code this build does not know; never sent by the server.

@@ -78,6 +78,10 @@ impl From<StoreError> for BackendError {
             StoreError::Protected { target } => BackendError::Protected { target },
             StoreError::NotFound { target } => BackendError::NotFound { target },
             StoreError::Conflict { target, message } => BackendError::Conflict { target, message },
+            StoreError::Locked { .. } => BackendError::Locked {
+                holder: e.to_string(),
+                waited_secs: 0,
+            },
             other => BackendError::Store(other),
         }
     }

@@ -33,7 +33,7 @@ fn admin_token(args: &ServeArgs) -> Result<Zeroizing<String>> {
         bail!(
             "no operator token: set {ADMIN_TOKEN_ENV} or pass --admin-token-file FILE (a file holding the token), for example\n  \
              {ADMIN_TOKEN_ENV}=\"$(openssl rand -hex 32)\" svcacct serve --db {}",
-            args.db.display()
+            args.db
         );
     }
     if token.chars().any(char::is_whitespace) {
@@ -63,8 +63,34 @@ fn init_logging(args: &ServeArgs, out: Output) {
     };
 }
 
+/// `serve --migrate`: migrates the database and exits; needs no operator token.
+fn migrate(args: &ServeArgs, out: Output) -> Result<u8> {
+    use crate::store::{Database, Store, migrations::LATEST, postgres};
+    let context = || format!("cannot migrate database {}", args.db);
+    let was = match &args.db {
+        Database::Sqlite(path) => Store::open_migrating(path).with_context(context)?.1,
+        Database::Postgres(url) => postgres::connect(url)
+            .and_then(|mut client| postgres::migrate(&mut client))
+            .with_context(context)?,
+    };
+    if !out.quiet {
+        if was == LATEST {
+            eprintln!(
+                "{} is at schema version {LATEST} already; nothing to do",
+                args.db
+            );
+        } else {
+            eprintln!("migrated {} from schema version {was} to {LATEST}", args.db);
+        }
+    }
+    Ok(exit::OK)
+}
+
 /// Runs the server; returns when it has shut down.
 pub fn serve(args: &ServeArgs, out: Output) -> Result<u8> {
+    if args.migrate {
+        return migrate(args, out);
+    }
     let admin_token = admin_token(args)?;
     if admin_token.len() < SHORT_TOKEN && !out.quiet {
         eprintln!(

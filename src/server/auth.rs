@@ -350,6 +350,9 @@ async fn authenticate(
         .read(move |store| Ok(store.verify(&token, clock::now())?))
         .await?;
     if verification.valid {
+        if let Some(id) = &verification.key_id {
+            state.last_use.note(id, clock::now());
+        }
         Ok(Principal::Key(Box::new(verification)))
     } else {
         Err(failed(

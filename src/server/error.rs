@@ -93,10 +93,14 @@ impl ApiError {
             StoreError::Protected { .. } => ErrorCode::Protected,
             StoreError::NotFound { .. } => ErrorCode::NotFound,
             StoreError::Conflict { .. } | StoreError::Duplicate(_) => ErrorCode::Conflict,
+            StoreError::Locked { .. } => ErrorCode::Locked,
             StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
-            | StoreError::ReadOnly => ErrorCode::Storage,
+            | StoreError::ReadOnly
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::SchemaOutdated { .. } => ErrorCode::Storage,
         }
     }
 }
@@ -108,11 +112,15 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => Self::not_found(e.to_string()),
             StoreError::Protected { .. }
             | StoreError::Conflict { .. }
-            | StoreError::Duplicate(_) => Self::conflict(code, e.to_string()),
+            | StoreError::Duplicate(_)
+            | StoreError::Locked { .. } => Self::conflict(code, e.to_string()),
             StoreError::Sqlite(_)
+            | StoreError::Postgres(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt { .. }
-            | StoreError::ReadOnly => {
+            | StoreError::ReadOnly
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::SchemaOutdated { .. } => {
                 // The cause goes to the operator's log, never to the caller.
                 tracing::error!(error = %anyhow::Error::from(e), "storage failure");
                 Self::internal("the server could not read or write its database")

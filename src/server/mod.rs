@@ -12,6 +12,8 @@ mod extract;
 #[cfg(feature = "test-hooks")]
 mod faults;
 mod hyper_errors;
+mod last_use;
+mod metrics;
 mod middleware;
 mod privilege;
 mod routes;
@@ -20,7 +22,6 @@ mod validate;
 mod write;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,8 +41,8 @@ use self::routes::{identity, keys, lock, organizations as orgs, resources as res
 
 /// What the server needs to start.
 pub struct Settings {
-    /// The organization file (created if missing).
-    pub db: PathBuf,
+    /// The store (a SQLite file is created if missing).
+    pub db: crate::store::Database,
     pub listen: SocketAddr,
     /// The operator token; only its hash is kept once the server runs.
     pub admin_token: Zeroizing<String>,
@@ -85,6 +86,8 @@ pub struct AppState {
     limiter: FailureLimiter,
     trusted_proxies: Vec<IpNet>,
     snapshots: snapshots::Snapshots,
+    last_use: last_use::LastUse,
+    metrics: metrics::Metrics,
     #[cfg(feature = "test-hooks")]
     fault_rate: f64,
 }
@@ -115,6 +118,8 @@ where
 pub fn routes() -> Vec<Route> {
     vec![
         route(Method::GET, "/v1/health", identity::health),
+        route(Method::GET, "/v1/ready", identity::ready),
+        route(Method::GET, "/metrics", metrics::metrics),
         route(Method::GET, "/v1/whoami", identity::whoami),
         route(Method::POST, "/v1/keys/verify", identity::verify),
         route(Method::POST, "/v1/organizations", orgs::create),
@@ -269,7 +274,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     let app = app
         .fallback(middleware::not_found)
-        .layer(axum::middleware::from_fn(middleware::json_errors));
+        .layer(axum::middleware::from_fn(middleware::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ));
     #[cfg(feature = "test-hooks")]
     let app = app.layer(axum::middleware::from_fn_with_state(
         state.fault_rate,
@@ -284,14 +293,23 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Opens the store and builds the shared state.
 pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
     use anyhow::Context;
-    let db = Db::open(&settings.db)
-        .with_context(|| format!("cannot open organization file {}", settings.db.display()))?;
+    let db = match &settings.db {
+        crate::store::Database::Sqlite(path) => Db::open(path)
+            .with_context(|| format!("cannot open organization file {}", path.display()))?,
+        crate::store::Database::Postgres(_) => anyhow::bail!(
+            "serving from PostgreSQL is not built yet; `svcacct serve --migrate --db {}` prepares its schema",
+            settings.db
+        ),
+    };
+    let metrics = metrics::Metrics::default();
     Ok(Arc::new(AppState {
         db,
         admin: AdminToken::new(&settings.admin_token),
         limiter: FailureLimiter::new(settings.max_auth_failures),
         trusted_proxies: settings.trusted_proxies.clone(),
-        snapshots: snapshots::Snapshots::default(),
+        snapshots: snapshots::Snapshots::new(metrics.snapshot_cache.clone()),
+        last_use: last_use::LastUse::default(),
+        metrics,
         #[cfg(feature = "test-hooks")]
         fault_rate: settings.fault_rate,
     }))
@@ -302,14 +320,17 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let state = state(&settings)?;
-    let app = router(state);
+    last_use::spawn_flusher(state.clone());
+    let app = router(state.clone());
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener.local_addr()?;
     eprintln!("listening on http://{addr}");
-    tracing::info!(%addr, db = %settings.db.display(), "svcacct server started");
+    tracing::info!(%addr, db = %settings.db, "svcacct server started");
     accept_loop(listener, app, settings.limits).await;
+    // What the requests just finished noted is not lost to the stop.
+    last_use::flush(&state).await;
     tracing::info!("svcacct server stopped");
     Ok(())
 }
@@ -416,7 +437,7 @@ mod tests {
         // axum panics on a route registered twice or a path it cannot parse.
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings {
-            db: dir.path().join("o.db"),
+            db: crate::store::Database::Sqlite(dir.path().join("o.db")),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_token: Zeroizing::new("t".repeat(32)),
             #[cfg(feature = "test-hooks")]

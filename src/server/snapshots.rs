@@ -14,12 +14,20 @@ use super::error::ApiError;
 use crate::api::wire;
 
 /// The latest snapshot JSON of each organization, with its revision.
-#[derive(Default)]
 pub struct Snapshots {
     latest: Mutex<HashMap<String, (u64, Bytes)>>,
+    /// Requests served from the cache (`hit`) or built (`miss`).
+    counted: prometheus::IntCounterVec,
 }
 
 impl Snapshots {
+    pub fn new(counted: prometheus::IntCounterVec) -> Snapshots {
+        Snapshots {
+            latest: Mutex::default(),
+            counted,
+        }
+    }
+
     /// The snapshot of `org` at its current revision: from the cache, or built and cached.
     pub async fn get(&self, db: &Db, org: &str) -> Result<(u64, Bytes), ApiError> {
         let name = org.to_string();
@@ -37,8 +45,10 @@ impl Snapshots {
             .get(org)
             && *rev == revision
         {
+            self.counted.with_label_values(&["hit"]).inc();
             return Ok((revision, body.clone()));
         }
+        self.counted.with_label_values(&["miss"]).inc();
         self.build(db, org).await
     }
 

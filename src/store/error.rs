@@ -20,6 +20,8 @@ pub enum StoreError {
     Duplicate(#[source] Arc<rusqlite::Error>),
     #[error("SQLite failed")]
     Sqlite(#[source] Arc<rusqlite::Error>),
+    #[error("PostgreSQL failed")]
+    Postgres(#[source] Arc<postgres::Error>),
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,
@@ -31,8 +33,24 @@ pub enum StoreError {
     /// would widen what a key may do.
     #[error("the store holds an unreadable {what}: `{value}`")]
     Corrupt { what: &'static str, value: String },
+    /// Another writer's lease holds the organization.
+    #[error("locked by {owner} until {}", crate::clock::rfc3339(*until))]
+    Locked {
+        owner: String,
+        until: time::OffsetDateTime,
+    },
     #[error("the store was opened read-only")]
     ReadOnly,
+    #[error(
+        "the organization database is at schema version {found}, newer than this svcacct \
+         knows (up to {latest}); upgrade svcacct to use it"
+    )]
+    SchemaTooNew { found: u32, latest: u32 },
+    #[error(
+        "the organization database is at schema version {found}; this svcacct needs {latest}. \
+         Upgrade it with `svcacct serve --migrate --db FILE` (or any `svcacct apply`), then retry"
+    )]
+    SchemaOutdated { found: u32, latest: u32 },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -41,5 +59,11 @@ impl From<rusqlite::Error> for StoreError {
             Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Duplicate(Arc::new(e)),
             _ => StoreError::Sqlite(Arc::new(e)),
         }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Postgres(Arc::new(e))
     }
 }

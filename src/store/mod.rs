@@ -2,6 +2,9 @@
 //! hashes and audit log. The `local` backend and the server share it as it is.
 
 mod error;
+mod location;
+pub mod migrations;
+pub mod postgres;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -14,6 +17,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use time::{Date, OffsetDateTime};
 
 pub use error::StoreError;
+pub use location::Database;
 pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredResponse};
 
 use crate::duration::Duration;
@@ -22,8 +26,6 @@ use crate::model::{
     builtin_role,
 };
 use crate::operation::{NewKey, Operation, Replaces};
-
-const SCHEMA: &str = include_str!("schema.sql");
 
 /// An open store file.
 pub struct Store {
@@ -106,6 +108,11 @@ fn parse_date(s: &str) -> Option<Date> {
 impl Store {
     /// Opens (creating if need be) a store file for reading and writing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_migrating(path).map(|(store, _)| store)
+    }
+
+    /// [`Store::open`], also returning the schema version the file was at before.
+    pub fn open_migrating(path: &Path) -> Result<(Store, u32), StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
                 action: "create",
@@ -113,8 +120,9 @@ impl Store {
                 source: e.into(),
             })?;
         }
-        let conn = Connection::open(path)?;
-        Self::init(conn, true)
+        let mut conn = Connection::open(path)?;
+        let was = Self::init(&mut conn, true)?;
+        Ok((Store { conn }, was))
     }
 
     /// Opens an existing store file without ever writing to it; `None` when there is none.
@@ -126,19 +134,43 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        Self::init(conn, false).map(Some)
+        let mut conn = conn;
+        Self::init(&mut conn, false)?;
+        Ok(Some(Store { conn }))
     }
 
-    fn init(conn: Connection, writable: bool) -> Result<Store, StoreError> {
+    /// Sets the connection up; a writable one is migrated to the latest schema, a read-only
+    /// one refused unless it is there. Returns the version the file was at.
+    fn init(conn: &mut Connection, writable: bool) -> Result<u32, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if writable {
             // WAL lets readers (plans, the server's verifications) run while an apply writes.
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.execute_batch(SCHEMA)?;
+            migrations::migrate(conn)
+        } else {
+            migrations::check_readable(conn)?;
+            migrations::version(conn)
         }
-        Ok(Store { conn })
+    }
+
+    /// The schema version, when it is the one this binary knows; an error (newer, older or
+    /// unreadable) otherwise. A server's readiness.
+    pub fn schema_ready(&self) -> Result<u32, StoreError> {
+        let found = migrations::version(&self.conn)?;
+        if found != migrations::LATEST {
+            migrations::check_readable(&self.conn)?;
+            return Err(StoreError::SchemaOutdated {
+                found,
+                latest: migrations::LATEST,
+            });
+        }
+        // A read of a table, not just of the header.
+        self.conn
+            .prepare_cached("SELECT count(*) FROM organizations")?
+            .query_row([], |r| r.get::<_, i64>(0))?;
+        Ok(found)
     }
 
     /// Creates an organization with its built-in roles if it does not exist yet.
@@ -232,7 +264,39 @@ impl Store {
         ops: &[Operation],
         now: OffsetDateTime,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        let mut tx = self.conn.transaction()?;
+        self.apply_checked(org, actor, ops, now, None)
+    }
+
+    /// [`Store::apply`] for a writer that holds (or should hold) the organization's lease
+    /// `lease_id`: refused with [`StoreError::Locked`] when another writer's lease is live,
+    /// checked in the same transaction as the change so no lease can slip in between.
+    pub fn apply_leased(
+        &mut self,
+        org: &str,
+        actor: &str,
+        ops: &[Operation],
+        now: OffsetDateTime,
+        lease_id: Option<&str>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        self.apply_checked(org, actor, ops, now, Some(lease_id))
+    }
+
+    fn apply_checked(
+        &mut self,
+        org: &str,
+        actor: &str,
+        ops: &[Operation],
+        now: OffsetDateTime,
+        lease: Option<Option<&str>>,
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        // IMMEDIATE: the write lock is taken first, so a check read here still holds when the
+        // change is written, whoever else writes the file.
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(mine) = lease {
+            server::check_lease(&tx, org, mine, OffsetDateTime::now_utc())?;
+        }
         let mut results = Vec::with_capacity(ops.len());
         let mut applied = 0i64;
         for op in ops {

@@ -14,25 +14,9 @@ use super::{Store, apply_one, audit, col_date, col_dur, col_set, col_ts, col_ts_
 use crate::model::{ApiKey, IssuedKey, Role, ServiceAccount, Team};
 use crate::operation::Operation;
 
-/// Tables only the server uses; created by the writer when it opens the file.
-const SERVER_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS leases (
-    org         TEXT PRIMARY KEY,
-    lease_id    TEXT NOT NULL UNIQUE,
-    owner       TEXT NOT NULL,
-    expires_at  INTEGER NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS idempotency (
-    org          TEXT NOT NULL,
-    key          TEXT NOT NULL,
-    fingerprint  TEXT NOT NULL,
-    status       INTEGER NOT NULL,
-    body         TEXT NOT NULL,
-    created_at   INTEGER NOT NULL,
-    PRIMARY KEY (org, key)
-) STRICT;
-CREATE INDEX IF NOT EXISTS audit_log_org_id ON audit_log(org, id);
-";
+/// Lease ids begin with who took them: a server (for an HTTP apply) or a `local` apply.
+const SERVED_LEASE: &str = "lease_";
+const LOCAL_LEASE: &str = "local_";
 
 /// How long a stored response can be replayed.
 const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
@@ -82,6 +66,10 @@ pub struct KeyRecord {
     pub rotate_every: Option<crate::duration::Duration>,
     pub overlap: Option<crate::duration::Duration>,
     pub managed: bool,
+    /// When it last verified, as recorded (see the server's `last_use`: up to a second
+    /// behind); `None` when never.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 impl KeyRecord {
@@ -124,11 +112,9 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Opens a store file for the server's writer: the shared schema plus the server's tables.
+    /// Opens a store file for the server's writer (its tables are part of the one schema).
     pub fn open_for_server(path: &std::path::Path) -> Result<Store, StoreError> {
-        let store = Store::open(path)?;
-        store.conn.execute_batch(SERVER_SCHEMA)?;
-        Ok(store)
+        Store::open(path)
     }
 
     /// Creates an organization with its built-in roles; `false` when it already exists.
@@ -151,7 +137,9 @@ impl Store {
         ops: &[Operation],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for op in ops {
             let detail = apply_one(&tx, org, op, now)?;
             audit(
@@ -312,7 +300,7 @@ impl Store {
     pub fn keys(&self, org: &str, account: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, name, description, scopes, display_prefix, created_at, expires_at, retires_at,
-                    expires_in, rotate_every, overlap, managed
+                    expires_in, rotate_every, overlap, managed, last_used_at
              FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL
              ORDER BY name, created_at, id",
         )?;
@@ -330,9 +318,29 @@ impl Store {
                 rotate_every: col_dur(r, 9)?,
                 overlap: col_dur(r, 10)?,
                 managed: r.get(11)?,
+                last_used_at: col_ts_opt(r, 12)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records when keys were last used (id, Unix seconds), in one transaction; a time older
+    /// than the one stored is ignored. Not a change to any organization: no revision, no audit.
+    pub fn record_last_use(&mut self, uses: &[(String, i64)]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE api_keys SET last_used_at = ?2
+                 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+            )?;
+            for (id, at) in uses {
+                update.execute(params![id, at])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Whether a key with this id or this hash was ever registered (revoked ones included).
@@ -349,19 +357,7 @@ impl Store {
         org: &str,
         now: OffsetDateTime,
     ) -> Result<Option<Lease>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
-            )?
-            .query_row(params![org, ts(now)], |r| {
-                Ok(Lease {
-                    lease_id: r.get(0)?,
-                    owner: r.get(1)?,
-                    expires_at: col_ts(r, 2)?,
-                })
-            })
-            .optional()?)
+        live_lease(&self.conn, org, now)
     }
 
     /// Takes the organization's lease unless an unexpired one exists.
@@ -372,25 +368,45 @@ impl Store {
         ttl_seconds: u64,
         now: OffsetDateTime,
     ) -> Result<Acquired, StoreError> {
-        let tx = self.conn.transaction()?;
-        let held = tx
-            .query_row(
-                "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
-                params![org, ts(now)],
-                |r| {
-                    Ok(Lease {
-                        lease_id: r.get(0)?,
-                        owner: r.get(1)?,
-                        expires_at: col_ts(r, 2)?,
-                    })
-                },
-            )
-            .optional()?;
-        if let Some(lease) = held {
+        self.take_lease(org, owner, ttl_seconds, now, SERVED_LEASE)
+    }
+
+    /// Takes the organization's lease for a `local` apply on this file. The caller holds the
+    /// file's advisory lock, which every local holder keeps while its lease lives: so a live
+    /// local lease found here belongs to a process that died (the kernel dropped its file
+    /// lock), and is taken over at once rather than left to expire. A server's lease is
+    /// never taken over.
+    pub fn acquire_local_lease(
+        &mut self,
+        org: &str,
+        owner: &str,
+        ttl_seconds: u64,
+        now: OffsetDateTime,
+    ) -> Result<Acquired, StoreError> {
+        self.take_lease(org, owner, ttl_seconds, now, LOCAL_LEASE)
+    }
+
+    fn take_lease(
+        &mut self,
+        org: &str,
+        owner: &str,
+        ttl_seconds: u64,
+        now: OffsetDateTime,
+        kind: &str,
+    ) -> Result<Acquired, StoreError> {
+        // IMMEDIATE: two writers of the file (processes, not just connections) cannot both
+        // find the lease free.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let held = live_lease(&tx, org, now)?;
+        if let Some(lease) = held
+            && !(kind == LOCAL_LEASE && lease.lease_id.starts_with(LOCAL_LEASE))
+        {
             return Ok(Acquired::Held(lease));
         }
         let lease = Lease {
-            lease_id: format!("lease_{}", random_hex()),
+            lease_id: format!("{kind}{}", random_hex()),
             owner: owner.to_string(),
             expires_at: now + time::Duration::seconds(ttl_seconds as i64),
         };
@@ -556,6 +572,42 @@ impl Store {
             None
         };
         Ok((entries, next))
+    }
+}
+
+fn live_lease(
+    conn: &rusqlite::Connection,
+    org: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Lease>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
+        )?
+        .query_row(params![org, ts(now)], |r| {
+            Ok(Lease {
+                lease_id: r.get(0)?,
+                owner: r.get(1)?,
+                expires_at: col_ts(r, 2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Refuses a write when a live lease other than `mine` holds the organization: the rule every
+/// writer follows, the server's requests and `local` applies alike.
+pub(super) fn check_lease(
+    conn: &rusqlite::Connection,
+    org: &str,
+    mine: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match live_lease(conn, org, now)? {
+        Some(lease) if mine != Some(lease.lease_id.as_str()) => Err(StoreError::Locked {
+            owner: lease.owner,
+            until: lease.expires_at,
+        }),
+        _ => Ok(()),
     }
 }
 

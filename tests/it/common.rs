@@ -628,3 +628,135 @@ impl Drop for Server {
         }
     }
 }
+
+/// Where Debian's PostgreSQL 15 puts its programs (`scripts/test` installs them).
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A throwaway PostgreSQL cluster listening only on a Unix socket in its own temporary
+/// directory, with trust authentication for the `svcacct` superuser; stopped and removed on
+/// drop. As root (which `initdb` refuses) it runs as the `postgres` user the Debian package
+/// creates.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    /// A URL for the `postgres` database of the cluster.
+    pub url: String,
+}
+
+impl Postgres {
+    #[track_caller]
+    pub fn start() -> Postgres {
+        assert!(
+            Path::new(PG_BIN).join("initdb").exists(),
+            "PostgreSQL 15 is not installed: run the tests with bash scripts/test, which installs it"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("svcacct-pg.")
+            .tempdir()
+            .unwrap();
+        // SAFETY: geteuid(2) cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "cannot hand the cluster's directory to postgres"
+            );
+        }
+        let data = dir.path().join("data");
+        let socket_dir = dir.path().display().to_string();
+        let options = format!(
+            "-c listen_addresses='' -c unix_socket_directories={socket_dir} -c fsync=off -c max_connections=200"
+        );
+        let log = dir.path().join("log");
+        let steps: [Vec<String>; 2] = [
+            vec![
+                "initdb".into(),
+                "-D".into(),
+                data.display().to_string(),
+                "-U".into(),
+                "svcacct".into(),
+                "--auth=trust".into(),
+                "-E".into(),
+                "UTF8".into(),
+                "--no-sync".into(),
+            ],
+            vec![
+                "pg_ctl".into(),
+                "-D".into(),
+                data.display().to_string(),
+                "-w".into(),
+                "-o".into(),
+                options,
+                "-l".into(),
+                log.display().to_string(),
+                "start".into(),
+            ],
+        ];
+        for step in &steps {
+            let out = Postgres::command(root, step).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{} failed: {}{}\n{}",
+                step[0],
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let url = format!(
+            "postgresql://svcacct@{}/postgres",
+            url::form_urlencoded::byte_serialize(socket_dir.as_bytes()).collect::<String>()
+        );
+        Postgres { dir, url }
+    }
+
+    /// One of PostgreSQL's programs, as the user that owns the cluster.
+    fn command(root: bool, args: &[String]) -> Command {
+        let program = Path::new(PG_BIN).join(&args[0]);
+        let mut cmd = if root {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--clear-groups",
+                "--reset-env",
+            ])
+            .arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.args(&args[1..]).stdin(Stdio::null());
+        cmd
+    }
+
+    /// A client of the cluster, for checking what the server wrote.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // SAFETY: geteuid(2) cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let data = self.dir.path().join("data").display().to_string();
+        let _ = Postgres::command(
+            root,
+            &[
+                "pg_ctl".into(),
+                "-D".into(),
+                data,
+                "-m".into(),
+                "immediate".into(),
+                "-w".into(),
+                "stop".into(),
+            ],
+        )
+        .output();
+    }
+}

@@ -4,7 +4,6 @@
 mod common;
 
 mod adoption;
-
 mod ci_scripts;
 mod concurrency;
 mod config_errors;
@@ -18,6 +17,10 @@ mod http;
 mod init;
 mod key_files;
 mod lifecycle;
+mod lock_model;
+mod migrations;
+mod operations;
+mod postgres;
 mod prefect;
 mod prefect_sim;
 mod review;

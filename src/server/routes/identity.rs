@@ -21,6 +21,31 @@ pub async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
+/// Readiness, unlike [`health`]: the database answers a read, at the schema version this
+/// server knows.
+pub async fn ready(State(s): State<Arc<AppState>>) -> Response {
+    use crate::store::StoreError;
+    let message = match s.db.read(|store| Ok(store.schema_ready())).await {
+        Ok(Ok(version)) => {
+            return Json(json!({"status": "ready", "schema_version": version})).into_response();
+        }
+        Ok(Err(e @ (StoreError::SchemaTooNew { .. } | StoreError::SchemaOutdated { .. }))) => {
+            e.to_string()
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %anyhow::Error::from(e), "readiness: the database failed");
+            "the database does not answer".to_string()
+        }
+        Err(_) => "the database does not answer".to_string(),
+    };
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        crate::api::ErrorCode::NotReady,
+        message,
+    )
+    .into_response()
+}
+
 pub async fn whoami(caller: Caller) -> Response {
     match caller.principal {
         Principal::Operator => Json(json!({"operator": true})).into_response(),
@@ -44,5 +69,14 @@ pub async fn verify(
     let v: Verification =
         s.db.read(move |store| Ok(store.verify(&key, clock::now())?))
             .await?;
+    if v.valid
+        && let Some(id) = &v.key_id
+    {
+        s.last_use.note(id, clock::now());
+    }
+    s.metrics
+        .verifications
+        .with_label_values(&[v.reason.as_deref().unwrap_or("valid")])
+        .inc();
     Ok(Json(v).into_response())
 }

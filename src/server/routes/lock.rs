@@ -83,10 +83,14 @@ pub async fn acquire(
     let ttl = ttl(body.value.ttl_seconds)?;
     let mut w = Write::org(&org, &caller.author(), pre, &body.digest);
     w.lock_route = true;
+    let state = s.clone();
     write::run(&s, w, move |store| {
         match store.acquire_lease(&org, &owner, ttl, OffsetDateTime::now_utc())? {
             Acquired::Granted(lease) => Ok(Reply::json(StatusCode::CREATED, lease_json(&lease))),
-            Acquired::Held(lease) => Err(locked(&lease.owner, lease.expires_at)),
+            Acquired::Held(lease) => {
+                state.metrics.lease_conflicts.inc();
+                Err(locked(&lease.owner, lease.expires_at))
+            }
         }
     })
     .await

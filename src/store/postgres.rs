@@ -1,0 +1,64 @@
+//! The PostgreSQL engine. So far its schema: the same versions as the SQLite schema (one
+//! list of migrations per engine, numbered alike), kept in a `svcacct_schema` row and brought
+//! forward under a transaction-scoped advisory lock, so replicas starting at once migrate the
+//! database once.
+
+use postgres::{Client, NoTls};
+
+use super::StoreError;
+use super::migrations::LATEST;
+
+/// Migration `i` moves a database from version `i` to `i + 1`, as on SQLite.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_baseline.sql"),
+    include_str!("migrations/postgres/0002_key_last_used.sql"),
+];
+const _: () = assert!(
+    MIGRATIONS.len() as u32 == LATEST,
+    "one migration list per engine"
+);
+
+/// The advisory lock key migrations hold (`svcacct` in ASCII).
+const MIGRATION_LOCK: i64 = 0x0073_7663_6163_6374;
+
+/// Connects to the database at `url`.
+pub fn connect(url: &str) -> Result<Client, StoreError> {
+    Ok(Client::connect(url, NoTls)?)
+}
+
+/// Brings the database to [`LATEST`]; returns the version it was at.
+pub fn migrate(client: &mut Client) -> Result<u32, StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS svcacct_schema (version INTEGER NOT NULL)")?;
+    let found = tx
+        .query_opt("SELECT version FROM svcacct_schema", &[])?
+        .map(|r| r.get::<_, i32>(0))
+        .unwrap_or(0);
+    let found = u32::try_from(found).map_err(|_| StoreError::Corrupt {
+        what: "schema version",
+        value: found.to_string(),
+    })?;
+    if found > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            latest: LATEST,
+        });
+    }
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.batch_execute(sql)?;
+    }
+    if found == 0 {
+        tx.execute(
+            "INSERT INTO svcacct_schema (version) VALUES ($1)",
+            &[&(LATEST as i32)],
+        )?;
+    } else {
+        tx.execute(
+            "UPDATE svcacct_schema SET version = $1",
+            &[&(LATEST as i32)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(found)
+}
