@@ -139,25 +139,78 @@ fn revoke_all(change: &mut Change, account: &str, key: &str, ids: Vec<String>) {
     change.revokes = ids;
 }
 
+/// Key ids of rotated-out keys still live, by account and key name, in id order.
+type Retiring<'a> = BTreeMap<(&'a str, &'a str), Vec<&'a RetiringKey>>;
+
+/// What the key files showed while the keys were planned, for the plan's notes.
+#[derive(Default)]
+struct FileCheck {
+    /// Whether the key files could not be checked here at all.
+    skipped: bool,
+    /// Live keys whose file is encrypted to an older recipient set.
+    stale: Vec<Address>,
+}
+
 /// Computes the plan that turns `live` into `desired`.
 pub fn diff(
     desired: &Organization,
     live: &Organization,
     opts: &PlanOptions<'_>,
 ) -> Result<Plan, PlanError> {
-    let delete_unmanaged = opts.policy.unmanaged == UnmanagedPolicy::Delete;
     let mut b = Builder {
         changes: Vec::new(),
         index: HashMap::new(),
         unmanaged: Vec::new(),
         not_held: Vec::new(),
         notes: Vec::new(),
-        delete_unmanaged,
+        delete_unmanaged: opts.policy.unmanaged == UnmanagedPolicy::Delete,
         protected: Vec::new(),
         deletes: 0,
     };
+    roles_and_teams(&mut b, desired, live);
+    // Live rotated-out keys by account and name, in id order.
+    let mut retiring: BTreeMap<(&str, &str), Vec<&RetiringKey>> = BTreeMap::new();
+    for r in &live.retiring_keys {
+        retiring
+            .entry((r.service_account.as_str(), r.key.as_str()))
+            .or_default()
+            .push(r);
+    }
 
-    // Roles and teams first: accounts depend on them.
+    let mut files = FileCheck::default();
+    for (name, want) in &desired.service_accounts {
+        let have = live.service_accounts.get(name);
+        let account_change = account(&mut b, name, want, have);
+        keys(
+            &mut b,
+            &mut files,
+            opts,
+            name,
+            want,
+            have,
+            account_change,
+            &retiring,
+        );
+    }
+    file_notes(&mut b, files, live, opts);
+    retiring_keys(&mut b, desired, live, &retiring, opts.now);
+    deletions(&mut b, desired, live);
+    check_safety(&mut b, live, opts)?;
+    // Within a stage the apply runs changes in this order; keep it stable and readable.
+    Ok(Plan {
+        organization: desired.name.clone(),
+        revision: live.revision,
+        changes: b.changes,
+        unmanaged: b.unmanaged,
+        secrets_not_held: b.not_held,
+        notes: b.notes,
+        effects: Default::default(),
+        last_changed: Default::default(),
+    })
+}
+
+/// Roles and teams first: accounts depend on them.
+fn roles_and_teams(b: &mut Builder, desired: &Organization, live: &Organization) {
     for (name, want) in desired.roles.iter().filter(|(_, r)| !r.builtin) {
         let work = Operation::PutRole {
             name: name.clone(),
@@ -184,194 +237,237 @@ pub fn diff(
             work,
         );
     }
+}
 
-    // Live rotated-out keys by account and name, in id order.
-    let mut retiring: BTreeMap<(&str, &str), Vec<&RetiringKey>> = BTreeMap::new();
-    for r in &live.retiring_keys {
-        retiring
-            .entry((r.service_account.as_str(), r.key.as_str()))
-            .or_default()
-            .push(r);
+/// An account's own settings and memberships; returns the change's index, if any, which its
+/// keys' changes depend on.
+fn account(
+    b: &mut Builder,
+    name: &str,
+    want: &ServiceAccount,
+    have: Option<&ServiceAccount>,
+) -> Option<usize> {
+    let address = Address::account(name);
+    let mut work = Vec::new();
+    if have.is_none_or(|h| !h.same_settings(want)) {
+        work.push(Operation::PutServiceAccount {
+            name: name.to_string(),
+            account: want.clone(),
+        });
     }
-
-    let key_files_available = opts.key_files.available();
-    let mut skipped_file_check = false;
-    // Live keys whose file is encrypted to an older recipient set.
-    let mut stale: Vec<Address> = Vec::new();
-
-    for (name, want) in &desired.service_accounts {
-        let address = Address::account(name);
-        let have = live.service_accounts.get(name);
-        let mut work = Vec::new();
-        if have.is_none_or(|h| !h.same_settings(want)) {
-            work.push(Operation::PutServiceAccount {
-                name: name.clone(),
-                account: want.clone(),
-            });
-        }
-        let live_teams = have.map(|h| &h.teams);
-        if live_teams.map_or(!want.teams.is_empty(), |t| *t != want.teams) {
-            work.push(Operation::SetMemberships {
-                account: name.clone(),
-                teams: want.teams.clone(),
-            });
-        }
-        let account_change = if work.is_empty() {
-            None
+    let live_teams = have.map(|h| &h.teams);
+    if live_teams.map_or(!want.teams.is_empty(), |t| *t != want.teams) {
+        work.push(Operation::SetMemberships {
+            account: name.to_string(),
+            teams: want.teams.clone(),
+        });
+    }
+    if work.is_empty() {
+        None
+    } else {
+        let action = if have.is_some() {
+            Action::Update
         } else {
-            let action = if have.is_some() {
-                Action::Update
-            } else {
-                Action::Create
-            };
-            let mut c = change(
-                address.clone(),
-                action,
-                have.map(account_json),
-                Some(account_json(want)),
-                work,
-            );
-            c.depends_on = want
-                .teams
-                .iter()
-                .flat_map(|(t, r)| [b.dep(&Address::team(t)), b.dep(&Address::role(r))])
-                .flatten()
-                .collect();
-            Some(b.push(c))
+            Action::Create
         };
+        let mut c = change(
+            address.clone(),
+            action,
+            have.map(account_json),
+            Some(account_json(want)),
+            work,
+        );
+        c.depends_on = want
+            .teams
+            .iter()
+            .flat_map(|(t, r)| [b.dep(&Address::team(t)), b.dep(&Address::role(r))])
+            .flatten()
+            .collect();
+        Some(b.push(c))
+    }
+}
 
-        let empty = BTreeMap::new();
-        let live_keys = have.map_or(&empty, |h| &h.keys);
-        for (key, want_key) in &want.keys {
-            let address = Address::key(name, key);
-            let issue = |replaces| Operation::IssueKey {
-                account: name.clone(),
-                name: key.clone(),
-                key: KeyIssue {
-                    settings: want_key.clone(),
-                    replaces,
-                },
-            };
-            let mut c = match live_keys.get(key) {
-                None => change(
+/// An account's keys: issue, replace, rotate, update, and the removed ones revoked.
+#[allow(clippy::too_many_arguments)]
+fn keys(
+    b: &mut Builder,
+    files: &mut FileCheck,
+    opts: &PlanOptions<'_>,
+    name: &str,
+    want: &ServiceAccount,
+    have: Option<&ServiceAccount>,
+    account_change: Option<usize>,
+    retiring: &Retiring<'_>,
+) {
+    let empty = BTreeMap::new();
+    let live_keys = have.map_or(&empty, |h| &h.keys);
+    for (key, want_key) in &want.keys {
+        let address = Address::key(name, key);
+        let issue = |replaces| Operation::IssueKey {
+            account: name.to_string(),
+            name: key.clone(),
+            key: KeyIssue {
+                settings: want_key.clone(),
+                replaces,
+            },
+        };
+        let mut c = match live_keys.get(key) {
+            None => change(
+                address,
+                Action::Create,
+                None,
+                Some(key_json(want_key)),
+                vec![issue(None)],
+            ),
+            Some(have_key) => {
+                let issued = have_key.issued.as_ref().expect("live keys are issued");
+                let Some(c) = live_key(
+                    b,
+                    files,
+                    opts,
                     address,
-                    Action::Create,
-                    None,
-                    Some(key_json(want_key)),
-                    vec![issue(None)],
-                ),
-                Some(have_key) => {
-                    let issued = have_key.issued.as_ref().expect("live keys are issued");
-                    let overlap = want_key.overlap.unwrap_or(Duration(0));
-                    let replaces = Some(Rotation {
-                        id: issued.id.clone(),
-                        overlap,
-                    });
-                    let held = if key_files_available {
-                        opts.key_files.held(name, key, &issued.id)
-                    } else {
-                        skipped_file_check = true;
-                        Held::Unrecorded
-                    };
-                    // Why the secret svcacct held for this key is not the live one, if so.
-                    let lost = match &held {
-                        Held::Missing => Some("its secret file is missing".to_string()),
-                        Held::Holds { key_id, .. } if *key_id != issued.id => Some(format!(
-                            "its file holds key {key_id}, not the live key {} (rotated outside svcacct?)",
-                            issued.id
-                        )),
-                        Held::Holds {
-                            stale_recipients: true,
-                            ..
-                        } => {
-                            stale.push(address.clone());
-                            None
-                        }
-                        _ => None,
-                    };
-                    let rotation = rotation_reason(have_key, want_key, opts.now);
-                    if rotation.is_none() && held == Held::NotHeld {
-                        b.not_held.push(address.clone());
-                    }
-                    if let Some(reason) = lost {
-                        let mut c = change(
-                            address,
-                            Action::Replace,
-                            Some(live_key_json(have_key)),
-                            Some(key_json(want_key)),
-                            vec![issue(replaces)],
-                        );
-                        c.reason = Some(format!("{reason}; {}", old_key_works(overlap)));
-                        c
-                    } else if let Some(reason) = rotation {
-                        let mut c = change(
-                            address,
-                            Action::Rotate,
-                            Some(live_key_json(have_key)),
-                            Some(key_json(want_key)),
-                            vec![issue(replaces)],
-                        );
-                        c.reason = Some(if overlap.seconds() > 0 {
-                            format!("{reason}; the old key keeps working for {overlap}")
-                        } else {
-                            reason
-                        });
-                        c
-                    } else if !have_key.same_settings(want_key) {
-                        change(
-                            address,
-                            Action::Update,
-                            Some(live_key_json(have_key)),
-                            Some(key_json(want_key)),
-                            vec![Operation::UpdateKey {
-                                account: name.clone(),
-                                name: key.clone(),
-                                key: want_key.clone(),
-                            }],
-                        )
-                    } else {
-                        continue;
-                    }
-                }
-            };
+                    (name, key),
+                    (want_key, have_key),
+                    issued,
+                    &issue,
+                ) else {
+                    continue;
+                };
+                c
+            }
+        };
+        c.depends_on.extend(account_change);
+        b.push(c);
+    }
+    let delete_unmanaged = b.delete_unmanaged;
+    for (key, have_key) in live_keys
+        .iter()
+        .filter(|(k, _)| !want.keys.contains_key(*k))
+    {
+        let address = Address::key(name, key);
+        if have_key.managed || delete_unmanaged {
+            let id = have_key
+                .issued
+                .as_ref()
+                .expect("live keys are issued")
+                .id
+                .clone();
+            let mut ids = vec![id];
+            ids.extend(
+                retiring
+                    .get(&(name, key.as_str()))
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.id.clone()),
+            );
+            let mut c = change(
+                address,
+                Action::Delete,
+                Some(live_key_json(have_key)),
+                None,
+                Vec::new(),
+            );
+            revoke_all(&mut c, name, key, ids);
             c.depends_on.extend(account_change);
             b.push(c);
-        }
-        for (key, have_key) in live_keys
-            .iter()
-            .filter(|(k, _)| !want.keys.contains_key(*k))
-        {
-            let address = Address::key(name, key);
-            if have_key.managed || delete_unmanaged {
-                let id = have_key
-                    .issued
-                    .as_ref()
-                    .expect("live keys are issued")
-                    .id
-                    .clone();
-                let mut ids = vec![id];
-                ids.extend(
-                    retiring
-                        .get(&(name.as_str(), key.as_str()))
-                        .into_iter()
-                        .flatten()
-                        .map(|r| r.id.clone()),
-                );
-                let mut c = change(
-                    address,
-                    Action::Delete,
-                    Some(live_key_json(have_key)),
-                    None,
-                    Vec::new(),
-                );
-                revoke_all(&mut c, name, key, ids);
-                c.depends_on.extend(account_change);
-                b.push(c);
-            } else {
-                b.unmanaged.push(address);
-            }
+        } else {
+            b.unmanaged.push(address);
         }
     }
+}
+
+/// The change a declared key that is live needs, if any: replaced when its secret was lost,
+/// rotated when due, updated when its settings moved.
+#[allow(clippy::too_many_arguments)]
+fn live_key(
+    b: &mut Builder,
+    files: &mut FileCheck,
+    opts: &PlanOptions<'_>,
+    address: Address,
+    (name, key): (&str, &str),
+    (want_key, have_key): (&ApiKey, &ApiKey),
+    issued: &crate::model::IssuedKey,
+    issue: &dyn Fn(Option<Rotation>) -> Operation,
+) -> Option<Change> {
+    let overlap = want_key.overlap.unwrap_or(Duration(0));
+    let replaces = Some(Rotation {
+        id: issued.id.clone(),
+        overlap,
+    });
+    let held = if opts.key_files.available() {
+        opts.key_files.held(name, key, &issued.id)
+    } else {
+        files.skipped = true;
+        Held::Unrecorded
+    };
+    // Why the secret svcacct held for this key is not the live one, if so.
+    let lost = match &held {
+        Held::Missing => Some("its secret file is missing".to_string()),
+        Held::Holds { key_id, .. } if *key_id != issued.id => Some(format!(
+            "its file holds key {key_id}, not the live key {} (rotated outside svcacct?)",
+            issued.id
+        )),
+        Held::Holds {
+            stale_recipients: true,
+            ..
+        } => {
+            files.stale.push(address.clone());
+            None
+        }
+        _ => None,
+    };
+    let rotation = rotation_reason(have_key, want_key, opts.now);
+    if rotation.is_none() && held == Held::NotHeld {
+        b.not_held.push(address.clone());
+    }
+    if let Some(reason) = lost {
+        let mut c = change(
+            address,
+            Action::Replace,
+            Some(live_key_json(have_key)),
+            Some(key_json(want_key)),
+            vec![issue(replaces)],
+        );
+        c.reason = Some(format!("{reason}; {}", old_key_works(overlap)));
+        Some(c)
+    } else if let Some(reason) = rotation {
+        let mut c = change(
+            address,
+            Action::Rotate,
+            Some(live_key_json(have_key)),
+            Some(key_json(want_key)),
+            vec![issue(replaces)],
+        );
+        c.reason = Some(if overlap.seconds() > 0 {
+            format!("{reason}; the old key keeps working for {overlap}")
+        } else {
+            reason
+        });
+        Some(c)
+    } else if !have_key.same_settings(want_key) {
+        Some(change(
+            address,
+            Action::Update,
+            Some(live_key_json(have_key)),
+            Some(key_json(want_key)),
+            vec![Operation::UpdateKey {
+                account: name.to_string(),
+                name: key.to_string(),
+                key: want_key.clone(),
+            }],
+        ))
+    } else {
+        None
+    }
+}
+
+/// Notes on the key files: stale recipients, orphans, and files that could not be checked.
+fn file_notes(b: &mut Builder, files: FileCheck, live: &Organization, opts: &PlanOptions<'_>) {
+    let FileCheck {
+        skipped: skipped_file_check,
+        stale,
+    } = files;
+    let key_files_available = opts.key_files.available();
     if !stale.is_empty() {
         b.notes.push(format!(
             "{} key file{} encrypted to recipients the config no longer lists ({}); run `svcacct secrets reencrypt -i IDENTITY` to re-encrypt {} to the current ones, and rotate the keys if a removed recipient should no longer read them",
@@ -408,8 +504,19 @@ pub fn diff(
             opts.key_files.describe()
         ));
     }
+}
 
-    for ((account, key), keys) in &retiring {
+/// Rotated-out keys: those of a removed key are revoked with it; those whose overlap ended
+/// are retired.
+fn retiring_keys(
+    b: &mut Builder,
+    desired: &Organization,
+    live: &Organization,
+    retiring: &Retiring<'_>,
+    now: OffsetDateTime,
+) {
+    let delete_unmanaged = b.delete_unmanaged;
+    for ((account, key), keys) in retiring {
         // An account the config removed is deleted below, which revokes all its keys.
         let Some(want) = desired.service_accounts.get(*account) else {
             continue;
@@ -451,7 +558,7 @@ pub fn diff(
             }
         }
         // Rotated-out keys whose overlap has ended.
-        for r in keys.iter().filter(|r| r.retires_at <= opts.now) {
+        for r in keys.iter().filter(|r| r.retires_at <= now) {
             let mut c = change(
                 address.clone(),
                 Action::Retire,
@@ -470,8 +577,10 @@ pub fn diff(
             b.push(c);
         }
     }
+}
 
-    // Deletions last, with what depends on them.
+/// Deletions last, with what depends on them.
+fn deletions(b: &mut Builder, desired: &Organization, live: &Organization) {
     for (name, have) in live
         .service_accounts
         .iter()
@@ -534,7 +643,7 @@ pub fn diff(
             team_json(have),
             work,
         ) {
-            b.changes[i].depends_on = users_of(live, &b, |a| a.teams.contains_key(name));
+            b.changes[i].depends_on = users_of(live, b, |a| a.teams.contains_key(name));
         }
     }
     for (name, have) in live
@@ -550,9 +659,18 @@ pub fn diff(
             role_json(have),
             work,
         ) {
-            b.changes[i].depends_on = users_of(live, &b, |a| a.teams.values().any(|r| r == name));
+            b.changes[i].depends_on = users_of(live, b, |a| a.teams.values().any(|r| r == name));
         }
     }
+}
+
+/// Refuses a plan that deletes a protected object, or more of the managed ones than the
+/// policy allows.
+fn check_safety(
+    b: &mut Builder,
+    live: &Organization,
+    opts: &PlanOptions<'_>,
+) -> Result<(), PlanError> {
     let (protected, mut deletes) = (std::mem::take(&mut b.protected), b.deletes);
     if !protected.is_empty() {
         return Err(PlanError::Protected(protected));
@@ -573,17 +691,7 @@ pub fn diff(
         });
     }
 
-    // Within a stage the apply runs changes in this order; keep it stable and readable.
-    Ok(Plan {
-        organization: desired.name.clone(),
-        revision: live.revision,
-        changes: b.changes,
-        unmanaged: b.unmanaged,
-        secrets_not_held: b.not_held,
-        notes: b.notes,
-        effects: Default::default(),
-        last_changed: Default::default(),
-    })
+    Ok(())
 }
 
 /// The plan of rotating one key now, on request (`svcacct rotate`): a new secret that svcacct
