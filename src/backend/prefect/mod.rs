@@ -559,31 +559,41 @@ fn expiration(now: OffsetDateTime, k: &ApiKey) -> Option<OffsetDateTime> {
 impl PrefectBackend {
     /// Finds a bot by name, waiting out Prefect's read lag after a create.
     fn find_bot(&mut self, name: &str) -> Result<Option<BotWire>, BackendError> {
-        for attempt in 0..8u32 {
-            let c = &mut self.client;
-            let found: Vec<BotWire> = c.filter_all(
-                &c.a("bots/filter"),
-                json!({ "service_accounts": { "name": { "any_": [name] } } }),
-                "bots",
-            )?;
-            if let Some(b) = found.into_iter().find(|b| b.name == name) {
-                return Ok(Some(b));
-            }
-            std::thread::sleep(StdDuration::from_millis(100 << attempt.min(5)));
-        }
-        Ok(None)
+        self.find_named("bots/filter", "service_accounts", "bots", name, |b: &BotWire| {
+            &b.name
+        })
     }
 
+    /// Finds a custom workspace role by name, the same way.
     fn find_role(&mut self, name: &str) -> Result<Option<WorkspaceRoleWire>, BackendError> {
+        self.find_named(
+            "workspace_roles/filter",
+            "workspace_roles",
+            "workspace roles",
+            name,
+            |r: &WorkspaceRoleWire| &r.name,
+        )
+    }
+
+    /// Looks an object up by name through a filter, retrying with backoff while a create
+    /// has not yet reached Prefect's reads.
+    fn find_named<T: serde::de::DeserializeOwned>(
+        &mut self,
+        filter: &str,
+        criteria_key: &str,
+        what: &str,
+        name: &str,
+        name_of: fn(&T) -> &str,
+    ) -> Result<Option<T>, BackendError> {
         for attempt in 0..8u32 {
             let c = &mut self.client;
-            let found: Vec<WorkspaceRoleWire> = c.filter_all(
-                &c.a("workspace_roles/filter"),
-                json!({ "workspace_roles": { "name": { "any_": [name] } } }),
-                "workspace roles",
+            let found: Vec<T> = c.filter_all(
+                &c.a(filter),
+                json!({ criteria_key: { "name": { "any_": [name] } } }),
+                what,
             )?;
-            if let Some(r) = found.into_iter().find(|r| r.name == name) {
-                return Ok(Some(r));
+            if let Some(x) = found.into_iter().find(|x| name_of(x) == name) {
+                return Ok(Some(x));
             }
             std::thread::sleep(StdDuration::from_millis(100 << attempt.min(5)));
         }
