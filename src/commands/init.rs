@@ -29,6 +29,54 @@ const STARTER_FILE: &str = "svcacct.yaml";
 const RECIPIENTS_FILE: &str = "recipients.txt";
 const GITIGNORE: &str = ".gitignore";
 
+/// The CI of examples/github-actions: plan on pull requests, apply on merge, nightly drift.
+/// The workflows call the scripts by these paths.
+const CI_FILES: [(&str, &str); 8] = [
+    (
+        ".github/workflows/svcacct-plan.yml",
+        include_str!("../../examples/github-actions/svcacct-plan.yml"),
+    ),
+    (
+        ".github/workflows/svcacct-apply.yml",
+        include_str!("../../examples/github-actions/svcacct-apply.yml"),
+    ),
+    (
+        ".github/workflows/svcacct-drift.yml",
+        include_str!("../../examples/github-actions/svcacct-drift.yml"),
+    ),
+    (
+        ".github/svcacct/plan.sh",
+        include_str!("../../examples/github-actions/scripts/plan.sh"),
+    ),
+    (
+        ".github/svcacct/post-comment.sh",
+        include_str!("../../examples/github-actions/scripts/post-comment.sh"),
+    ),
+    (
+        ".github/svcacct/fetch-plan.sh",
+        include_str!("../../examples/github-actions/scripts/fetch-plan.sh"),
+    ),
+    (
+        ".github/svcacct/apply.sh",
+        include_str!("../../examples/github-actions/scripts/apply.sh"),
+    ),
+    (
+        ".github/svcacct/drift.sh",
+        include_str!("../../examples/github-actions/scripts/drift.sh"),
+    ),
+];
+
+/// The CI files, pointed at the config: the directory when it is stamped from a template.
+fn ci_files(config_arg: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    CI_FILES.iter().map(move |(name, text)| {
+        let text = text.replace(
+            "SVCACCT_CONFIG: svcacct.yaml",
+            &format!("SVCACCT_CONFIG: {config_arg}"),
+        );
+        (name.to_string(), text)
+    })
+}
+
 /// The account whose key CI plans and applies with, over an `http` backend.
 const MANAGER_ACCOUNT: &str = "svcacct-ci";
 const MANAGER_ROLE: &str = "svcacct-manager";
@@ -61,6 +109,7 @@ pub fn init(args: &InitArgs, out: Output, credentials: &CredentialPolicy) -> Res
     };
     files.push((RECIPIENTS_FILE.into(), recipients.file_text()));
     files.push((GITIGNORE.into(), GITIGNORE_TEXT.into()));
+    files.extend(ci_files(config_arg));
     check_target(&args.dir, &files, config_file(template.is_some()))?;
     if let Recipients::Generate { path, .. } = &recipients {
         check_identity_path(path, &args.dir)?;
@@ -83,7 +132,12 @@ pub fn init(args: &InitArgs, out: Output, credentials: &CredentialPolicy) -> Res
             .cloned()
             .chain([(config_file(template.is_some()).into(), config_for(&manager))])
         {
-            std::fs::write(staging.path().join(&name), text)
+            let path = staging.path().join(&name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot write {name} into {}", args.dir.display()))?;
+            }
+            std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {name} into {}", args.dir.display()))?;
         }
         let mut config = validate_staged(staging.path(), &args.dir, credentials)?;
@@ -627,25 +681,36 @@ fn permissions_handed_out(config: &Config) -> Vec<String> {
 }
 
 /// Moves each staged file into DIR without replacing anything: a hard link fails when the
-/// name exists, so a file that appeared meanwhile is kept, and the move is reported failed.
+/// name exists, so a file that appeared meanwhile is kept, and the move is reported failed
+/// (what was moved is taken back, newest first).
 fn move_into_place(staging: &Path, dir: &Path) -> Result<()> {
     let mut moved = Vec::new();
-    let result = (|| {
-        for e in std::fs::read_dir(staging)? {
-            let e = e?;
-            let to = dir.join(e.file_name());
-            std::fs::hard_link(e.path(), &to)
-                .with_context(|| format!("cannot write {}", to.display()))?;
-            moved.push(to);
-        }
-        anyhow::Ok(())
-    })();
+    let result = move_tree(staging, dir, &mut moved);
     if result.is_err() {
-        for m in moved {
-            let _ = std::fs::remove_file(m);
+        for m in moved.iter().rev() {
+            let _ = std::fs::remove_file(m).or_else(|_| std::fs::remove_dir(m));
         }
     }
     result
+}
+
+/// Links the files of `from` into `to`, making its directories; records each new path.
+fn move_tree(from: &Path, to: &Path, moved: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let target = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            std::fs::create_dir(&target)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            moved.push(target.clone());
+            move_tree(&e.path(), &target, moved)?;
+        } else {
+            std::fs::hard_link(e.path(), &target)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            moved.push(target);
+        }
+    }
+    Ok(())
 }
 
 fn summary(
@@ -680,6 +745,10 @@ fn summary(
         let what = match name.as_str() {
             RECIPIENTS_FILE => "who key files are encrypted to",
             GITIGNORE => "keeps local state out of git; key files are committed",
+            n if n.starts_with(".github/workflows/") => {
+                "CI: plan on pull requests, apply on merge, nightly drift"
+            }
+            n if n.starts_with(".github/") => "a step of the CI workflows",
             _ => "from the template",
         };
         let _ = writeln!(s, "  {name:<18} {what}");

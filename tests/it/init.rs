@@ -102,6 +102,37 @@ fn two_organizations_from_one_template_apply_each_to_its_own_files() {
                 .any(|l| !l.starts_with('#') && (l.contains("secrets") || l.contains("age"))),
             "key files are committed: {gitignore}"
         );
+        // The CI of examples/github-actions comes along, pointed at the stamped config
+        // directory, its steps where the workflows call them.
+        let plan_workflow =
+            std::fs::read_to_string(dir.join(".github/workflows/svcacct-plan.yml")).unwrap();
+        assert!(
+            plan_workflow.contains("SVCACCT_CONFIG: ."),
+            "{plan_workflow}"
+        );
+        assert!(
+            plan_workflow.contains("SVCACCT_BACKEND_URL"),
+            "the CI pins the backend"
+        );
+        for workflow in ["svcacct-apply.yml", "svcacct-drift.yml"] {
+            assert!(dir.join(".github/workflows").join(workflow).is_file());
+        }
+        for script in [
+            "plan.sh",
+            "post-comment.sh",
+            "fetch-plan.sh",
+            "apply.sh",
+            "drift.sh",
+        ] {
+            let text = std::fs::read_to_string(dir.join(".github/svcacct").join(script)).unwrap();
+            assert_eq!(
+                text,
+                std::fs::read_to_string(
+                    repo().join("examples/github-actions/scripts").join(script)
+                )
+                .unwrap()
+            );
+        }
     }
 }
 
