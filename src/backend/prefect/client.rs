@@ -184,6 +184,18 @@ impl Client {
         format!("{}/workspaces/{workspace_id}/{path}", self.account)
     }
 
+    /// `DELETE url`, idempotent: 200 or 204 when it was deleted, 404 when it already was.
+    pub fn delete(&mut self, url: &str, target: &str) -> Result<Answer, CallError> {
+        self.call(
+            Method::DELETE,
+            url,
+            None,
+            &[200, 204, 404],
+            Retry::Idempotent,
+            target,
+        )
+    }
+
     /// Sends one request, retrying what may be retried; answers any status in `accept`.
     pub fn call(
         &mut self,

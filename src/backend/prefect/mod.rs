@@ -683,14 +683,7 @@ impl PrefectBackend {
         let target = format!("role.{name}");
         let id = self.live()?.role_id(name)?;
         let c = &mut self.client;
-        c.call(
-            Method::DELETE,
-            &c.a(&format!("workspace_roles/{id}")),
-            None,
-            &[200, 204, 404],
-            Retry::Idempotent,
-            &target,
-        )
+        c.delete(&c.a(&format!("workspace_roles/{id}")), &target)
         .map_err(failed)?;
         let live = self.live()?;
         live.roles.remove(name);
@@ -814,14 +807,7 @@ impl PrefectBackend {
     fn delete_account(&mut self, name: &str) -> Result<(), BackendError> {
         let id = self.live()?.bot(name)?.id.clone();
         let c = &mut self.client;
-        c.call(
-            Method::DELETE,
-            &c.a(&format!("bots/{id}")),
-            None,
-            &[200, 204, 404],
-            Retry::Idempotent,
-            &format!("service_account.{name}"),
-        )
+        c.delete(&c.a(&format!("bots/{id}")), &format!("service_account.{name}"))
         .map_err(failed)?;
         let live = self.live()?;
         live.bots.remove(name);
@@ -920,14 +906,7 @@ impl PrefectBackend {
         }
         for (i, ws, bot, access_id) in deletes {
             let c = &mut self.client;
-            match c.call(
-                Method::DELETE,
-                &c.w(&ws, &format!("bot_access/{access_id}")),
-                None,
-                &[200, 204, 404],
-                Retry::Idempotent,
-                "bot access",
-            ) {
+            match c.delete(&c.w(&ws, &format!("bot_access/{access_id}")), "bot access") {
                 Ok(_) => {
                     self.live.as_mut().expect("read").access.remove(&(ws, bot));
                 }
@@ -1049,14 +1028,7 @@ impl PrefectBackend {
                 b.key_id = bot.api_key.id;
             }
         } else {
-            c.call(
-                Method::DELETE,
-                &c.a(&format!("bots/{bot_id}/delete_bot_api_key/{key_id}")),
-                None,
-                &[200, 204, 404],
-                Retry::Idempotent,
-                &target,
-            )
+            c.delete(&c.a(&format!("bots/{bot_id}/delete_bot_api_key/{key_id}")), &target)
             .map_err(failed)?;
             record.retiring.retain(|r| r.id != key_id);
         }
@@ -1081,14 +1053,7 @@ impl PrefectBackend {
             let target = "svcacct's record";
             match (&value, exists) {
                 (None, _) => {
-                    c.call(
-                        Method::DELETE,
-                        &by_name,
-                        None,
-                        &[200, 204, 404],
-                        Retry::Idempotent,
-                        target,
-                    )
+                    c.delete(&by_name, target)
                     .map_err(failed)?;
                 }
                 (Some(v), true) => {
