@@ -1,5 +1,10 @@
 //! The resource model shared by the desired state (from YAML) and the live state (from a
 //! backend). The plan is a diff of two values of these types, so both sides must speak it.
+//!
+//! Keys are where the two sides part: a desired key is only settings, a live key is the
+//! settings the backend keeps plus the facts of its issue. An organization and its accounts
+//! are generic over the key type ([`Organization`] is desired, [`LiveOrganization`] live), so
+//! a live key without issue facts cannot be built and the diff has nothing to `expect`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,21 +93,39 @@ pub enum UnmanagedPolicy {
     Delete,
 }
 
-/// One organization: everything a config describes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One organization: everything a config describes (with desired keys), or everything a
+/// backend holds (with [`LiveKey`]s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Organization {
+pub struct Organization<K = ApiKey> {
     pub name: String,
     /// Bumped by every write; a plan is computed at one revision.
     pub revision: u64,
     pub roles: BTreeMap<String, Role>,
     pub teams: BTreeMap<String, Team>,
-    pub service_accounts: BTreeMap<String, ServiceAccount>,
+    pub service_accounts: BTreeMap<String, ServiceAccount<K>>,
     /// Keys replaced by a rotation that still work until their overlap ends.
     pub retiring_keys: Vec<RetiringKey>,
 }
 
-impl Organization {
+/// An organization as a backend holds it: every key issued.
+pub type LiveOrganization = Organization<LiveKey>;
+
+// By hand: derived, it would ask for `K: Default`, which a live key has no honest value for.
+impl<K> Default for Organization<K> {
+    fn default() -> Self {
+        Organization {
+            name: String::new(),
+            revision: 0,
+            roles: BTreeMap::new(),
+            teams: BTreeMap::new(),
+            service_accounts: BTreeMap::new(),
+            retiring_keys: Vec::new(),
+        }
+    }
+}
+
+impl<K> Organization<K> {
     /// An organization that holds only the built-in roles, as a new one does.
     pub fn new(name: &str) -> Self {
         Organization::with_builtin_roles(name, &BUILTIN_ROLES)
@@ -127,7 +150,7 @@ impl Organization {
     }
 
     /// The permissions an account's memberships grant (`*:*` for a global admin).
-    pub fn permissions_of(&self, account: &ServiceAccount) -> BTreeSet<String> {
+    pub fn permissions_of<L>(&self, account: &ServiceAccount<L>) -> BTreeSet<String> {
         if account.admin {
             return BTreeSet::from(["*:*".to_string()]);
         }
@@ -160,10 +183,28 @@ pub struct Team {
     pub protect: bool,
 }
 
-/// A machine identity.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+impl LiveOrganization {
+    /// The organization wanted exactly as it is live: what a plan against it leaves alone.
+    pub fn as_desired(&self) -> Organization {
+        Organization {
+            name: self.name.clone(),
+            revision: self.revision,
+            roles: self.roles.clone(),
+            teams: self.teams.clone(),
+            service_accounts: self
+                .service_accounts
+                .iter()
+                .map(|(name, a)| (name.clone(), a.as_desired()))
+                .collect(),
+            retiring_keys: self.retiring_keys.clone(),
+        }
+    }
+}
+
+/// A machine identity, with desired keys or (as [`LiveAccount`]) live ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ServiceAccount {
+pub struct ServiceAccount<K = ApiKey> {
     pub description: String,
     /// Memberships: team → role.
     pub teams: BTreeMap<String, String>,
@@ -173,13 +214,47 @@ pub struct ServiceAccount {
     pub disabled: bool,
     pub protect: bool,
     pub managed: bool,
-    pub keys: BTreeMap<String, ApiKey>,
+    pub keys: BTreeMap<String, K>,
 }
 
-impl ServiceAccount {
+/// An account as a backend holds it: every key issued.
+pub type LiveAccount = ServiceAccount<LiveKey>;
+
+// By hand, as for `Organization`: an account with no keys needs no default key.
+impl<K> Default for ServiceAccount<K> {
+    fn default() -> Self {
+        ServiceAccount {
+            description: String::new(),
+            teams: BTreeMap::new(),
+            admin: false,
+            expires: None,
+            disabled: false,
+            protect: false,
+            managed: false,
+            keys: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K> ServiceAccount<K> {
+    /// The account's own settings and memberships with other keys (a live account wanted as
+    /// it is, say).
+    pub fn with_keys<L>(&self, keys: BTreeMap<String, L>) -> ServiceAccount<L> {
+        ServiceAccount {
+            description: self.description.clone(),
+            teams: self.teams.clone(),
+            admin: self.admin,
+            expires: self.expires,
+            disabled: self.disabled,
+            protect: self.protect,
+            managed: self.managed,
+            keys,
+        }
+    }
+
     /// The account's own settings, without keys and memberships (what a `PutServiceAccount`
     /// write carries).
-    pub fn same_settings(&self, other: &ServiceAccount) -> bool {
+    pub fn same_settings<L>(&self, other: &ServiceAccount<L>) -> bool {
         self.description == other.description
             && self.admin == other.admin
             && self.expires == other.expires
@@ -194,7 +269,19 @@ impl ServiceAccount {
     }
 }
 
-/// An API key as declared, plus, on the live side, the issued key it is.
+impl LiveAccount {
+    /// The account wanted as it is live: its settings, memberships and keys' settings.
+    pub fn as_desired(&self) -> ServiceAccount {
+        let keys = self
+            .keys
+            .iter()
+            .map(|(name, k)| (name.clone(), k.settings.clone()))
+            .collect();
+        self.with_keys(keys)
+    }
+}
+
+/// An API key as declared: its settings only.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiKey {
@@ -205,20 +292,15 @@ pub struct ApiKey {
     pub rotate_every: Option<Duration>,
     pub overlap: Option<Duration>,
     pub managed: bool,
-    /// Present on live keys only.
-    pub issued: Option<IssuedKey>,
 }
 
-impl ApiKey {
-    /// The declared settings, ignoring issue facts (what `UpdateKey` writes).
-    pub fn same_settings(&self, other: &ApiKey) -> bool {
-        self.description == other.description
-            && self.scopes == other.scopes
-            && self.expires_in == other.expires_in
-            && self.rotate_every == other.rotate_every
-            && self.overlap == other.overlap
-            && self.managed == other.managed
-    }
+/// A key as a backend holds it: the settings it keeps and the key it issued. Serialized flat
+/// (`description`, …, `issued`), as the server's account reads show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveKey {
+    #[serde(flatten)]
+    pub settings: ApiKey,
+    pub issued: IssuedKey,
 }
 
 /// Facts about an issued key. Never the secret, never its hash.

@@ -8,7 +8,8 @@
 //!   out takes its default, an unknown one is an error;
 //! - the snapshot (server → client) is what a plan believes about live access, so every field
 //!   is required: a server that leaves out `protect`, `scopes` or `disabled` is a protocol
-//!   error, never a default that widens access.
+//!   error, never a default that widens access. A live key's issue facts are required too
+//!   (not even null): they are what makes it a [`model::LiveKey`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -106,7 +107,8 @@ pub struct ServiceAccountWrite {
     pub keys: BTreeMap<String, KeySettings>,
 }
 
-/// A key's declared settings as a write sends them (OpenAPI `ApiKey`).
+/// A key's declared settings as a write sends them (OpenAPI `ApiKey`). `issued` is part of
+/// the documented body, sent as null and ignored: a write cannot say what the server issued.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeySettings {
@@ -195,8 +197,8 @@ pub struct ServiceAccount {
     pub keys: BTreeMap<String, ApiKey>,
 }
 
-/// A live key's settings and issue facts; every field required (the optional ones may be
-/// null, not absent).
+/// A live key's settings and issue facts; every field required (the optional settings may be
+/// null, not absent; `issued` may be neither).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
@@ -209,8 +211,7 @@ pub struct ApiKey {
     #[serde(deserialize_with = "Option::deserialize")]
     pub overlap: Option<Duration>,
     pub managed: bool,
-    #[serde(deserialize_with = "Option::deserialize")]
-    pub issued: Option<IssuedKey>,
+    pub issued: IssuedKey,
 }
 
 /// Facts about an issued key (OpenAPI `IssuedKeyFacts`). Never the secret, never its hash.
@@ -404,7 +405,7 @@ same_fields!(
     each { keys }
 );
 same_fields!(
-    model::ServiceAccount,
+    model::LiveAccount,
     ServiceAccount {
         description,
         teams,
@@ -416,30 +417,63 @@ same_fields!(
     },
     each { keys }
 );
-same_fields!(
-    model::ApiKey,
-    KeySettings {
-        description,
-        scopes,
-        expires_in,
-        rotate_every,
-        overlap,
-        managed
-    },
-    option { issued }
-);
-same_fields!(
-    model::ApiKey,
-    ApiKey {
-        description,
-        scopes,
-        expires_in,
-        rotate_every,
-        overlap,
-        managed
-    },
-    option { issued }
-);
+impl From<model::ApiKey> for KeySettings {
+    fn from(k: model::ApiKey) -> Self {
+        KeySettings {
+            description: k.description,
+            scopes: k.scopes,
+            expires_in: k.expires_in,
+            rotate_every: k.rotate_every,
+            overlap: k.overlap,
+            managed: k.managed,
+            issued: None,
+        }
+    }
+}
+
+impl From<KeySettings> for model::ApiKey {
+    fn from(k: KeySettings) -> Self {
+        model::ApiKey {
+            description: k.description,
+            scopes: k.scopes,
+            expires_in: k.expires_in,
+            rotate_every: k.rotate_every,
+            overlap: k.overlap,
+            managed: k.managed,
+        }
+    }
+}
+
+impl From<model::LiveKey> for ApiKey {
+    fn from(k: model::LiveKey) -> Self {
+        let model::LiveKey { settings, issued } = k;
+        ApiKey {
+            description: settings.description,
+            scopes: settings.scopes,
+            expires_in: settings.expires_in,
+            rotate_every: settings.rotate_every,
+            overlap: settings.overlap,
+            managed: settings.managed,
+            issued: issued.into(),
+        }
+    }
+}
+
+impl From<ApiKey> for model::LiveKey {
+    fn from(k: ApiKey) -> Self {
+        model::LiveKey {
+            settings: model::ApiKey {
+                description: k.description,
+                scopes: k.scopes,
+                expires_in: k.expires_in,
+                rotate_every: k.rotate_every,
+                overlap: k.overlap,
+                managed: k.managed,
+            },
+            issued: k.issued.into(),
+        }
+    }
+}
 same_fields!(
     model::IssuedKey,
     IssuedKey {
@@ -472,7 +506,7 @@ same_fields!(
     }
 );
 same_fields!(
-    model::Organization,
+    model::LiveOrganization,
     Organization { name, revision },
     each {
         roles,
@@ -484,6 +518,7 @@ same_fields!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use time::macros::{date, datetime};
 
     /// Every operation, as the wire writes it: renaming a variant or a field of `Operation`,
@@ -497,7 +532,6 @@ mod tests {
             rotate_every: None,
             overlap: Some(Duration(3_600)),
             managed: true,
-            issued: None,
         };
         let cases: Vec<(Operation, &str)> = vec![
             (
@@ -643,28 +677,35 @@ mod tests {
 
     #[test]
     fn a_snapshot_round_trips_and_a_missing_field_is_an_error() {
-        let mut org = model::Organization::new("acme");
-        let mut account = model::ServiceAccount {
+        let mut org = model::LiveOrganization::new("acme");
+        let mut account = model::LiveAccount {
             teams: BTreeMap::from([("platform".into(), "viewer".into())]),
             ..Default::default()
         };
         account.keys.insert(
             "prod".into(),
-            model::ApiKey {
-                scopes: BTreeSet::from(["flows:read".into()]),
-                issued: Some(model::IssuedKey {
+            model::LiveKey {
+                settings: model::ApiKey {
+                    scopes: BTreeSet::from(["flows:read".into()]),
+                    ..Default::default()
+                },
+                issued: model::IssuedKey {
                     id: "k1".into(),
                     created_at: datetime!(2026-01-01 00:00 UTC),
                     expires_at: None,
-                }),
-                ..Default::default()
+                },
             },
         );
         org.service_accounts.insert("ci-bot".into(), account);
         org.teams.insert("platform".into(), model::Team::default());
         let json = serde_json::to_value(Organization::from(org.clone())).unwrap();
         let back: Organization = serde_json::from_value(json.clone()).unwrap();
-        assert_eq!(model::Organization::from(back), org);
+        assert_eq!(model::LiveOrganization::from(back), org);
+
+        // A live key is issued: null issue facts do not decode either.
+        let mut null_issued = json.clone();
+        null_issued["service_accounts"]["ci-bot"]["keys"]["prod"]["issued"] = Value::Null;
+        assert!(serde_json::from_value::<Organization>(null_issued).is_err());
 
         // Each field a plan reads about live access: left out, the snapshot does not decode.
         for pointer in [

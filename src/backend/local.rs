@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::capabilities::SVCACCT_STORE;
 use super::{Applied, Backend, BackendConfig, BackendError, Capabilities, Operation, Section};
 use crate::clock;
-use crate::model::Organization;
+use crate::model::LiveOrganization;
 use crate::model::Verification;
 use crate::store::{Acquired, Store, StoreError};
 
@@ -223,12 +223,12 @@ fn renew(path: &Path, org: &str, lease_id: &str, stopped: &mpsc::Receiver<()>) {
 }
 
 impl Backend for LocalBackend {
-    fn snapshot(&mut self) -> Result<Organization, BackendError> {
+    fn snapshot(&mut self) -> Result<LiveOrganization, BackendError> {
         let live = match &self.store {
             Some(store) => store.snapshot(&self.organization)?,
             None => None,
         };
-        Ok(live.unwrap_or_else(|| Organization::new(&self.organization)))
+        Ok(live.unwrap_or_else(|| LiveOrganization::new(&self.organization)))
     }
 
     fn lock(&mut self, owner: &str, wait: Duration) -> Result<(), BackendError> {

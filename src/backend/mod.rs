@@ -11,7 +11,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Organization, Verification};
+use crate::model::{LiveOrganization, Verification};
 pub use crate::operation::{
     Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces, Rotation,
 };
@@ -90,7 +90,7 @@ impl From<StoreError> for BackendError {
 /// Where an organization lives: the plan reads it, the apply writes it.
 pub trait Backend: Send {
     /// The live organization. One that does not exist yet is a new, empty one at revision 0.
-    fn snapshot(&mut self) -> Result<Organization, BackendError>;
+    fn snapshot(&mut self) -> Result<LiveOrganization, BackendError>;
 
     /// Takes the organization's apply lock, waiting up to `wait` for another apply to end.
     fn lock(&mut self, owner: &str, wait: std::time::Duration) -> Result<(), BackendError>;

@@ -15,7 +15,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::config::config_digest;
 use crate::escape;
-use crate::model::Organization;
+use crate::model::LiveOrganization;
 use crate::plan::Plan;
 use crate::plan::render_text;
 use crate::secrets;
@@ -89,7 +89,7 @@ fn apply_saved(
     let still_new = saved.revision == 0 && {
         let mut l = live.clone();
         l.revision = 0;
-        l == Organization::new(&config.desired.name)
+        l == LiveOrganization::new(&config.desired.name)
     };
     let revision = if still_new { 0 } else { live.revision };
     saved.check_live(revision, fresh.as_ref().unwrap_or(&saved.plan))?;
@@ -121,7 +121,7 @@ pub(super) fn open_locked(
     lock_timeout: u64,
     requests_per_minute: u32,
     out: Output,
-) -> Result<(Box<dyn Backend>, Organization)> {
+) -> Result<(Box<dyn Backend>, LiveOrganization)> {
     // Before the backend is opened (which may create it) and before recovery deletes
     // anything: no key goes through a symbolic link out of the secrets directory.
     secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
@@ -144,8 +144,7 @@ pub(super) fn open_locked(
         live.service_accounts
             .get(account)
             .and_then(|a| a.keys.get(key))
-            .and_then(|k| k.issued.as_ref())
-            .is_some_and(|issued| issued.id == id)
+            .is_some_and(|k| k.issued.id == id)
     })
     .with_context(|| {
         format!(

@@ -11,7 +11,7 @@ use crate::config::raw::{
     Loc, RawConfig, RawKey, RawPolicy, RawRole, RawSecrets, RawServiceAccount, RawTeam,
 };
 use crate::config::{Config, Policy};
-use crate::model::{Organization, ServiceAccount};
+use crate::model::{LiveAccount, LiveOrganization};
 
 /// `target` relative to `from_dir`, with forward slashes, as a config would say it.
 /// (Without a working directory to resolve against, the paths are compared as given.)
@@ -45,7 +45,7 @@ fn normalize(p: &Path) -> PathBuf {
 /// The YAML document for a live organization, with paths relative to `out_dir`. It is a
 /// config, so it is written with the config's own types: an export cannot say what a config
 /// cannot.
-pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<String> {
+pub fn to_yaml(config: &Config, live: &LiveOrganization, out_dir: &Path) -> Result<String> {
     let secrets = &config.secrets;
     let has_secrets = !secrets.recipients.is_empty() || secrets.recipients_file.is_some();
     let (p, d) = (config.policy, Policy::default());
@@ -111,7 +111,7 @@ pub fn to_yaml(config: &Config, live: &Organization, out_dir: &Path) -> Result<S
 }
 
 /// A live account as a config declares it: settings, memberships and keys, never secrets.
-fn account(a: &ServiceAccount) -> RawServiceAccount {
+fn account(a: &LiveAccount) -> RawServiceAccount {
     RawServiceAccount {
         description: a.description.clone(),
         teams: a
@@ -129,6 +129,7 @@ fn account(a: &ServiceAccount) -> RawServiceAccount {
             .keys
             .iter()
             .map(|(k, key)| {
+                let key = &key.settings;
                 let key = RawKey {
                     description: key.description.clone(),
                     expires_in: key.expires_in,

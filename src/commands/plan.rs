@@ -20,7 +20,7 @@ use crate::plan::{
 /// where the backend keeps an audit log, who last changed each drifted object.
 pub fn compute(
     config: &Config,
-    live: &crate::model::Organization,
+    live: &crate::model::LiveOrganization,
     allow_mass_delete: bool,
     slice: &SliceArgs,
     backend: &mut dyn Backend,
@@ -64,8 +64,8 @@ pub fn compute(
 /// object is the config's whatever made it.
 fn as_the_backend_keeps_it(
     config: &Config,
-    live: &crate::model::Organization,
-) -> Result<crate::model::Organization> {
+    live: &crate::model::LiveOrganization,
+) -> Result<crate::model::LiveOrganization> {
     let caps = config.backend.capabilities();
     let desired = &config.desired;
     let mut live = live.clone();
@@ -97,7 +97,7 @@ fn as_the_backend_keeps_it(
             };
             account.managed = true;
             for (key, live_key) in account.keys.iter_mut() {
-                live_key.managed |= want.keys.contains_key(key);
+                live_key.settings.managed |= want.keys.contains_key(key);
             }
         }
     }

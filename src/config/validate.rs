@@ -372,7 +372,6 @@ fn service_accounts(
                     rotate_every: k.rotate_every,
                     overlap: k.overlap,
                     managed: true,
-                    issued: None,
                 },
             );
         }

@@ -10,7 +10,10 @@ use super::json::{account_json, key_json, live_key_json, role_json, team_json};
 use super::{Action, Change, Held, KeyFiles, Plan, PlanError};
 use crate::address::Address;
 use crate::duration::Duration;
-use crate::model::{ApiKey, Organization, Policy, RetiringKey, ServiceAccount, UnmanagedPolicy};
+use crate::model::{
+    ApiKey, LiveAccount, LiveKey, LiveOrganization, Organization, Policy, RetiringKey,
+    ServiceAccount, UnmanagedPolicy,
+};
 use crate::operation::{KeyIssue, Operation, Rotation};
 
 /// What the diff needs besides the two organizations.
@@ -154,7 +157,7 @@ struct FileCheck {
 /// Computes the plan that turns `live` into `desired`.
 pub fn diff(
     desired: &Organization,
-    live: &Organization,
+    live: &LiveOrganization,
     opts: &PlanOptions<'_>,
 ) -> Result<Plan, PlanError> {
     let mut b = Builder {
@@ -210,7 +213,7 @@ pub fn diff(
 }
 
 /// Roles and teams first: accounts depend on them.
-fn roles_and_teams(b: &mut Builder, desired: &Organization, live: &Organization) {
+fn roles_and_teams(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
     for (name, want) in desired.roles.iter().filter(|(_, r)| !r.builtin) {
         let work = Operation::PutRole {
             name: name.clone(),
@@ -245,7 +248,7 @@ fn account(
     b: &mut Builder,
     name: &str,
     want: &ServiceAccount,
-    have: Option<&ServiceAccount>,
+    have: Option<&LiveAccount>,
 ) -> Option<usize> {
     let address = Address::account(name);
     let mut work = Vec::new();
@@ -295,7 +298,7 @@ fn keys(
     opts: &PlanOptions<'_>,
     name: &str,
     want: &ServiceAccount,
-    have: Option<&ServiceAccount>,
+    have: Option<&LiveAccount>,
     account_change: Option<usize>,
     retiring: &Retiring<'_>,
 ) {
@@ -320,7 +323,6 @@ fn keys(
                 vec![issue(None)],
             ),
             Some(have_key) => {
-                let issued = have_key.issued.as_ref().expect("live keys are issued");
                 let Some(c) = live_key(
                     b,
                     files,
@@ -328,7 +330,6 @@ fn keys(
                     address,
                     (name, key),
                     (want_key, have_key),
-                    issued,
                     &issue,
                 ) else {
                     continue;
@@ -345,14 +346,8 @@ fn keys(
         .filter(|(k, _)| !want.keys.contains_key(*k))
     {
         let address = Address::key(name, key);
-        if have_key.managed || delete_unmanaged {
-            let id = have_key
-                .issued
-                .as_ref()
-                .expect("live keys are issued")
-                .id
-                .clone();
-            let mut ids = vec![id];
+        if have_key.settings.managed || delete_unmanaged {
+            let mut ids = vec![have_key.issued.id.clone()];
             ids.extend(
                 retiring
                     .get(&(name, key.as_str()))
@@ -385,10 +380,10 @@ fn live_key(
     opts: &PlanOptions<'_>,
     address: Address,
     (name, key): (&str, &str),
-    (want_key, have_key): (&ApiKey, &ApiKey),
-    issued: &crate::model::IssuedKey,
+    (want_key, have_key): (&ApiKey, &LiveKey),
     issue: &dyn Fn(Option<Rotation>) -> Operation,
 ) -> Option<Change> {
+    let issued = &have_key.issued;
     let overlap = want_key.overlap.unwrap_or(Duration(0));
     let replaces = Some(Rotation {
         id: issued.id.clone(),
@@ -444,7 +439,7 @@ fn live_key(
             reason
         });
         Some(c)
-    } else if !have_key.same_settings(want_key) {
+    } else if have_key.settings != *want_key {
         Some(change(
             address,
             Action::Update,
@@ -462,7 +457,7 @@ fn live_key(
 }
 
 /// Notes on the key files: stale recipients, orphans, and files that could not be checked.
-fn file_notes(b: &mut Builder, files: FileCheck, live: &Organization, opts: &PlanOptions<'_>) {
+fn file_notes(b: &mut Builder, files: FileCheck, live: &LiveOrganization, opts: &PlanOptions<'_>) {
     let FileCheck {
         skipped: skipped_file_check,
         stale,
@@ -511,7 +506,7 @@ fn file_notes(b: &mut Builder, files: FileCheck, live: &Organization, opts: &Pla
 fn retiring_keys(
     b: &mut Builder,
     desired: &Organization,
-    live: &Organization,
+    live: &LiveOrganization,
     retiring: &Retiring<'_>,
     now: OffsetDateTime,
 ) {
@@ -529,7 +524,7 @@ fn retiring_keys(
                 .and_then(|a| a.keys.get(*key))
             {
                 // Its deletion above revokes these too.
-                Some(current) if current.managed || delete_unmanaged => continue,
+                Some(current) if current.settings.managed || delete_unmanaged => continue,
                 // An unmanaged key that stays: only its ended overlaps are retired, below.
                 Some(_) => {}
                 None => {
@@ -580,7 +575,7 @@ fn retiring_keys(
 }
 
 /// Deletions last, with what depends on them.
-fn deletions(b: &mut Builder, desired: &Organization, live: &Organization) {
+fn deletions(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
     for (name, have) in live
         .service_accounts
         .iter()
@@ -625,7 +620,7 @@ fn deletions(b: &mut Builder, desired: &Organization, live: &Organization) {
             b.changes[i].revokes = have
                 .keys
                 .values()
-                .filter_map(|k| k.issued.as_ref().map(|i| i.id.clone()))
+                .map(|k| k.issued.id.clone())
                 .chain(retired.into_iter().map(str::to_string))
                 .collect();
         }
@@ -668,7 +663,7 @@ fn deletions(b: &mut Builder, desired: &Organization, live: &Organization) {
 /// policy allows.
 fn check_safety(
     b: &mut Builder,
-    live: &Organization,
+    live: &LiveOrganization,
     opts: &PlanOptions<'_>,
 ) -> Result<(), PlanError> {
     let (protected, mut deletes) = (std::mem::take(&mut b.protected), b.deletes);
@@ -699,7 +694,7 @@ fn check_safety(
 /// never held comes under it. The error is a sentence for the user.
 pub fn rotate_now(
     desired: &Organization,
-    live: &Organization,
+    live: &LiveOrganization,
     account: &str,
     key: &str,
 ) -> Result<Plan, String> {
@@ -715,9 +710,8 @@ pub fn rotate_now(
         .service_accounts
         .get(account)
         .and_then(|a| a.keys.get(key))
-        .filter(|k| k.issued.is_some())
         .ok_or_else(|| format!("{address} is not live yet; `svcacct apply` issues it"))?;
-    let issued = have.issued.as_ref().expect("filtered on");
+    let issued = &have.issued;
     let overlap = want.overlap.unwrap_or(Duration(0));
     let mut c = change(
         address,
@@ -751,9 +745,9 @@ pub fn rotate_now(
 
 /// Changes of accounts that currently use a team or role: they must run before its deletion.
 fn users_of(
-    live: &Organization,
+    live: &LiveOrganization,
     b: &Builder,
-    uses: impl Fn(&ServiceAccount) -> bool,
+    uses: impl Fn(&LiveAccount) -> bool,
 ) -> Vec<usize> {
     live.service_accounts
         .iter()
@@ -781,8 +775,8 @@ fn list(items: &[impl std::fmt::Display]) -> String {
 }
 
 /// Why a live key is due for rotation, if it is.
-fn rotation_reason(have: &ApiKey, want: &ApiKey, now: OffsetDateTime) -> Option<String> {
-    let issued = have.issued.as_ref()?;
+fn rotation_reason(have: &LiveKey, want: &ApiKey, now: OffsetDateTime) -> Option<String> {
+    let issued = &have.issued;
     if issued.expires_at.is_some_and(|e| e <= now) {
         return Some("it has expired".into());
     }
@@ -792,13 +786,15 @@ fn rotation_reason(have: &ApiKey, want: &ApiKey, now: OffsetDateTime) -> Option<
 }
 
 /// Managed objects of an organization, the base of the mass-delete share.
-fn managed_count(live: &Organization) -> usize {
+fn managed_count(live: &LiveOrganization) -> usize {
     live.roles.values().filter(|r| r.managed).count()
         + live.teams.values().filter(|t| t.managed).count()
         + live
             .service_accounts
             .values()
-            .map(|a| usize::from(a.managed) + a.keys.values().filter(|k| k.managed).count())
+            .map(|a| {
+                usize::from(a.managed) + a.keys.values().filter(|k| k.settings.managed).count()
+            })
             .sum::<usize>()
 }
 
@@ -878,23 +874,34 @@ mod tests {
     }
 
     /// `desired` as it is live: the key issued as `k1` two days ago.
-    fn live() -> Organization {
-        let mut org = desired();
-        org.revision = 7;
-        let key = org
-            .service_accounts
-            .get_mut("bot")
-            .and_then(|a| a.keys.get_mut("main"))
-            .unwrap();
-        key.issued = Some(IssuedKey {
-            id: "k1".into(),
-            created_at: NOW - time::Duration::days(2),
-            expires_at: None,
-        });
-        org
+    fn live() -> LiveOrganization {
+        let want = desired();
+        let issued = |settings: &ApiKey| LiveKey {
+            settings: settings.clone(),
+            issued: IssuedKey {
+                id: "k1".into(),
+                created_at: NOW - time::Duration::days(2),
+                expires_at: None,
+            },
+        };
+        LiveOrganization {
+            name: want.name,
+            revision: 7,
+            roles: want.roles,
+            teams: want.teams,
+            service_accounts: want
+                .service_accounts
+                .iter()
+                .map(|(n, a)| {
+                    let keys = a.keys.iter().map(|(k, s)| (k.clone(), issued(s))).collect();
+                    (n.clone(), a.with_keys(keys))
+                })
+                .collect(),
+            retiring_keys: want.retiring_keys,
+        }
     }
 
-    fn plan(desired: &Organization, live: &Organization, files: &Files) -> Plan {
+    fn plan(desired: &Organization, live: &LiveOrganization, files: &Files) -> Plan {
         diff(
             desired,
             live,
@@ -992,6 +999,7 @@ mod tests {
             .keys
             .get_mut("main")
             .unwrap()
+            .settings
             .rotate_every = Some(Duration(86_400));
         let p = plan(&want, &live, &files(&[("bot", "main", "k1")]));
         assert_eq!(p.changes.len(), 1);

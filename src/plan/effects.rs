@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Action, Change};
 use crate::address::Address;
-use crate::model::{Organization, ServiceAccount, pattern_covers, pattern_intersection};
+use crate::model::{
+    LiveOrganization, Organization, ServiceAccount, pattern_covers, pattern_intersection,
+};
 
 /// The access a plan changes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,7 +75,7 @@ impl Effects {
 }
 
 /// What an account may do: nothing while disabled, else what its memberships grant.
-fn effective(org: &Organization, account: &ServiceAccount) -> BTreeSet<String> {
+fn effective<K>(org: &Organization<K>, account: &ServiceAccount<K>) -> BTreeSet<String> {
     if account.disabled {
         return BTreeSet::new();
     }
@@ -103,7 +105,7 @@ fn gained_lost(old: &BTreeSet<String>, new: &BTreeSet<String>) -> (Vec<String>, 
 }
 
 /// The access `changes` (the plan of `desired` against `live`) changes.
-pub fn compute(desired: &Organization, live: &Organization, changes: &[Change]) -> Effects {
+pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Change]) -> Effects {
     let deleted_set: BTreeSet<&Address> = changes
         .iter()
         .filter(|c| c.action == Action::Delete)
@@ -132,11 +134,11 @@ pub fn compute(desired: &Organization, live: &Organization, changes: &[Change]) 
                 let Some(hk) = have.keys.get(key) else {
                     continue;
                 };
-                if wk.scopes == hk.scopes {
+                if wk.scopes == hk.settings.scopes {
                     continue;
                 }
                 let (kg, kl) = gained_lost(
-                    &key_effective(&old, &hk.scopes),
+                    &key_effective(&old, &hk.settings.scopes),
                     &key_effective(&new, &wk.scopes),
                 );
                 if !kg.is_empty() || !kl.is_empty() {
@@ -165,23 +167,27 @@ pub fn compute(desired: &Organization, live: &Organization, changes: &[Change]) 
         })
         .map(|(role, action)| {
             // A deleted role reaches whoever holds it now; any other, whoever will.
-            let org = if action == Action::Delete {
-                live
+            let accounts = if action == Action::Delete {
+                holders(live, role)
             } else {
-                desired
+                holders(desired, role)
             };
             RoleReach {
                 role: role.clone(),
-                accounts: org
-                    .service_accounts
-                    .iter()
-                    .filter(|(_, a)| a.teams.values().any(|r| r == role))
-                    .map(|(n, _)| n.clone())
-                    .collect(),
+                accounts,
             }
         })
         .collect();
     Effects { accounts, roles }
+}
+
+/// The accounts that hold `role` through a membership.
+fn holders<K>(org: &Organization<K>, role: &str) -> Vec<String> {
+    org.service_accounts
+        .iter()
+        .filter(|(_, a)| a.teams.values().any(|r| r == role))
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -189,9 +195,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::model::{ApiKey, Role};
+    use crate::model::{IssuedKey, LiveKey, Role};
 
-    fn org(roles: &[(&str, &[&str])], accounts: &[(&str, &[(&str, &str)])]) -> Organization {
+    fn org<K>(roles: &[(&str, &[&str])], accounts: &[(&str, &[(&str, &str)])]) -> Organization<K> {
         let mut o = Organization::new("acme");
         for (name, perms) in roles {
             o.roles.insert(
@@ -234,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_role_edit_reaches_every_account_holding_it() {
-        let live = org(
+        let live: LiveOrganization = org(
             &[("wh", &["warehouse:read"])],
             &[("a", &[("t", "wh")]), ("b", &[("u", "wh")]), ("c", &[])],
         );
@@ -254,8 +260,9 @@ mod tests {
 
     #[test]
     fn admin_disable_and_scopes_change_access() {
-        let live = org(&[], &[("a", &[("t", "viewer")]), ("b", &[("t", "member")])]);
-        let mut desired = live.clone();
+        let live: LiveOrganization =
+            org(&[], &[("a", &[("t", "viewer")]), ("b", &[("t", "member")])]);
+        let mut desired = live.as_desired();
         desired.service_accounts.get_mut("a").unwrap().admin = true;
         desired.service_accounts.get_mut("b").unwrap().disabled = true;
         let e = compute(&desired, &live, &[]);
@@ -265,14 +272,21 @@ mod tests {
         assert!(b.gained.is_empty() && !b.widening());
         assert_eq!(b.lost, ["*:execute", "*:read", "*:write"]);
 
-        let mut live = org(&[], &[("k", &[("t", "member")])]);
-        let scoped = ApiKey {
-            scopes: BTreeSet::from(["flows:read".to_string()]),
-            ..Default::default()
+        let mut live: LiveOrganization = org(&[], &[("k", &[("t", "member")])]);
+        let scoped = LiveKey {
+            settings: crate::model::ApiKey {
+                scopes: BTreeSet::from(["flows:read".to_string()]),
+                ..Default::default()
+            },
+            issued: IssuedKey {
+                id: "k1".into(),
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
+                expires_at: None,
+            },
         };
         live.service_accounts.get_mut("k").unwrap().keys =
             BTreeMap::from([("ci".to_string(), scoped)]);
-        let mut desired = live.clone();
+        let mut desired = live.as_desired();
         desired
             .service_accounts
             .get_mut("k")

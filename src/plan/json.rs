@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::Plan;
 use crate::address::Address;
 use crate::clock::rfc3339;
-use crate::model::{ApiKey, Role, ServiceAccount, Team};
+use crate::model::{ApiKey, LiveKey, Role, ServiceAccount, Team};
 
 /// A role as plans show it.
 pub fn role_json(r: &Role) -> Value {
@@ -38,7 +38,7 @@ pub fn team_json(t: &Team) -> Value {
 }
 
 /// An account's own settings and memberships as plans show them.
-pub fn account_json(a: &ServiceAccount) -> Value {
+pub fn account_json<K>(a: &ServiceAccount<K>) -> Value {
     json!({
         "description": a.description,
         "teams": a.teams,
@@ -63,12 +63,12 @@ pub fn key_json(k: &ApiKey) -> Value {
 }
 
 /// A live key: its settings plus public facts about the issued key.
-pub fn live_key_json(k: &ApiKey) -> Value {
-    let mut v = key_json(k);
-    if let (Some(issued), Value::Object(m)) = (&k.issued, &mut v) {
-        m.insert("key_id".into(), json!(issued.id));
-        m.insert("created_at".into(), json!(rfc3339(issued.created_at)));
-        m.insert("expires_at".into(), json!(issued.expires_at.map(rfc3339)));
+pub fn live_key_json(k: &LiveKey) -> Value {
+    let mut v = key_json(&k.settings);
+    if let Value::Object(m) = &mut v {
+        m.insert("key_id".into(), json!(k.issued.id));
+        m.insert("created_at".into(), json!(rfc3339(k.issued.created_at)));
+        m.insert("expires_at".into(), json!(k.issued.expires_at.map(rfc3339)));
     }
     v
 }

@@ -189,7 +189,7 @@ impl Plan {
     pub fn review(
         &mut self,
         desired: &crate::model::Organization,
-        live: &crate::model::Organization,
+        live: &crate::model::LiveOrganization,
     ) {
         self.effects = effects::compute(desired, live, &self.changes);
     }

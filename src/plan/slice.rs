@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Plan;
 use crate::address::Address;
-use crate::model::Organization;
+use crate::model::{LiveAccount, LiveOrganization, Organization, ServiceAccount};
 
 /// The addresses a plan is limited to: prefixes, as `service_account.ci-bot` (which covers
 /// the account's keys) or `key.ci-bot.prod`.
@@ -57,10 +57,10 @@ impl Slice {
 
     /// Checks every prefix names a kind of object and matches one in `desired` or `live`:
     /// a typo in `--exclude` must not quietly leave the object in.
-    fn check(&self, desired: &Organization, live: &Organization) -> Result<(), SliceError> {
-        let all: Vec<Address> = [desired, live]
+    fn check(&self, desired: &Organization, live: &LiveOrganization) -> Result<(), SliceError> {
+        let all: Vec<Address> = addresses(desired)
             .into_iter()
-            .flat_map(addresses)
+            .chain(addresses(live))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -93,7 +93,7 @@ impl Slice {
     pub fn narrow(
         &self,
         desired: &Organization,
-        live: &Organization,
+        live: &LiveOrganization,
     ) -> Result<(Organization, BTreeSet<Address>), SliceError> {
         self.check(desired, live)?;
         let mut pulled = BTreeSet::new();
@@ -124,40 +124,63 @@ impl Slice {
             }
         }
         for name in union(&desired.service_accounts, &live.service_accounts) {
-            let address = Address::account(name);
             let (want, have) = (
                 desired.service_accounts.get(name),
                 live.service_accounts.get(name),
             );
-            let sel = self.selects(&address);
-            let empty = BTreeMap::new();
-            let (want_keys, have_keys) = (
-                want.map_or(&empty, |a| &a.keys),
-                have.map_or(&empty, |a| &a.keys),
-            );
-            let mut keys = BTreeMap::new();
-            for key in union(want_keys, have_keys) {
-                let ksel = self.selects(&Address::key(name, key));
-                if let Some(k) = pick(ksel, want_keys, have_keys, key) {
-                    keys.insert(key.clone(), k);
-                }
-            }
-            let base = match (sel, want, have) {
-                (true, w, _) => w.cloned(),
-                (false, _, Some(h)) => Some(h.clone()),
-                // A targeted key of an account that does not exist yet needs the account.
-                (false, Some(w), None) if !keys.is_empty() && !self.excludes_all(&address) => {
-                    pulled.insert(address.clone());
-                    Some(w.clone())
-                }
-                (false, _, None) => None,
-            };
-            if let Some(mut account) = base {
-                account.keys = keys;
+            if let Some(account) = self.account(name, want, have, &mut pulled) {
                 out.service_accounts.insert(name.clone(), account);
             }
         }
-        // Teams and roles a targeted account joins and that do not exist yet.
+        self.pull_dependencies(desired, &mut out, &mut pulled)?;
+        Ok((out, pulled))
+    }
+
+    /// One account of the narrowed organization: as desired where the slice selects it, as
+    /// live elsewhere (and so each of its keys), or `None` where it is wanted nowhere.
+    fn account(
+        &self,
+        name: &str,
+        want: Option<&ServiceAccount>,
+        have: Option<&LiveAccount>,
+        pulled: &mut BTreeSet<Address>,
+    ) -> Option<ServiceAccount> {
+        let address = Address::account(name);
+        let (no_want, no_have) = (BTreeMap::new(), BTreeMap::new());
+        let (want_keys, have_keys) = (
+            want.map_or(&no_want, |a| &a.keys),
+            have.map_or(&no_have, |a| &a.keys),
+        );
+        let mut keys = BTreeMap::new();
+        for key in union(want_keys, have_keys) {
+            let k = if self.selects(&Address::key(name, key)) {
+                want_keys.get(key).cloned()
+            } else {
+                have_keys.get(key).map(|k| k.settings.clone())
+            };
+            if let Some(k) = k {
+                keys.insert(key.clone(), k);
+            }
+        }
+        match (self.selects(&address), want, have) {
+            (true, w, _) => w.map(|w| w.with_keys(keys)),
+            (false, _, Some(h)) => Some(h.with_keys(keys)),
+            // A targeted key of an account that does not exist yet needs the account.
+            (false, Some(w), None) if !keys.is_empty() && !self.excludes_all(&address) => {
+                pulled.insert(address);
+                Some(w.with_keys(keys))
+            }
+            (false, _, None) => None,
+        }
+    }
+
+    /// Pulls in the teams and roles a targeted account joins and that do not exist yet.
+    fn pull_dependencies(
+        &self,
+        desired: &Organization,
+        out: &mut Organization,
+        pulled: &mut BTreeSet<Address>,
+    ) -> Result<(), SliceError> {
         let mut needed = Vec::new();
         for (name, account) in &out.service_accounts {
             for (team, role) in &account.teams {
@@ -186,7 +209,7 @@ impl Slice {
                 pulled.insert(dependency);
             }
         }
-        Ok((out, pulled))
+        Ok(())
     }
 
     fn excludes_all(&self, a: &Address) -> bool {
@@ -238,12 +261,12 @@ impl Slice {
     }
 }
 
-fn union<'a, T>(a: &'a BTreeMap<String, T>, b: &'a BTreeMap<String, T>) -> BTreeSet<&'a String> {
+fn union<'a, T, U>(a: &'a BTreeMap<String, T>, b: &'a BTreeMap<String, U>) -> BTreeSet<&'a String> {
     a.keys().chain(b.keys()).collect()
 }
 
 /// Every address of an organization's objects.
-fn addresses(org: &Organization) -> Vec<Address> {
+fn addresses<K>(org: &Organization<K>) -> Vec<Address> {
     let mut out: Vec<Address> = org.roles.keys().map(|r| Address::role(r)).collect();
     out.extend(org.teams.keys().map(|t| Address::team(t)));
     for (name, a) in &org.service_accounts {
@@ -256,7 +279,7 @@ fn addresses(org: &Organization) -> Vec<Address> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Role, ServiceAccount, Team};
+    use crate::model::{Role, Team};
 
     fn slice(targets: &[&str], excludes: &[&str]) -> Slice {
         Slice {
@@ -266,9 +289,9 @@ mod tests {
     }
 
     /// Live: nothing but the built-ins. Desired: bot in team t with role r, and other.
-    fn orgs() -> (Organization, Organization) {
-        let live = Organization::new("acme");
-        let mut desired = live.clone();
+    fn orgs() -> (Organization, LiveOrganization) {
+        let live = LiveOrganization::new("acme");
+        let mut desired = live.as_desired();
         desired.roles.insert("r".into(), Role::default());
         desired.teams.insert("t".into(), Team::default());
         for name in ["bot", "other"] {

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use super::error::ApiError;
-use crate::model::{Organization, ServiceAccount, pattern_covers};
+use crate::model::{LiveAccount, LiveOrganization, pattern_covers};
 use crate::operation::Operation;
 use crate::store::Store;
 
@@ -24,13 +24,13 @@ pub fn check(
     grants: &[String],
     ops: &[Operation],
 ) -> Result<(), ApiError> {
-    let mut state = Organization {
+    let mut state = LiveOrganization {
         name: org.to_string(),
         roles: store.roles(org)?,
         ..Default::default()
     };
     let mut reached = BTreeSet::new();
-    let load = |state: &mut Organization, name: &str| -> Result<(), ApiError> {
+    let load = |state: &mut LiveOrganization, name: &str| -> Result<(), ApiError> {
         if !state.service_accounts.contains_key(name) {
             let account = store.service_account(org, name)?.unwrap_or_default();
             state.service_accounts.insert(name.to_string(), account);
@@ -73,7 +73,7 @@ pub fn check(
         }
     }
     for name in &reached {
-        let account: &ServiceAccount = &state.service_accounts[name];
+        let account: &LiveAccount = &state.service_accounts[name];
         let beyond = state
             .permissions_of(account)
             .into_iter()

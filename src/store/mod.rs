@@ -22,8 +22,8 @@ pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredRes
 
 use crate::duration::Duration;
 use crate::model::{
-    ApiKey, BUILTIN_ROLES, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team,
-    builtin_role,
+    ApiKey, BUILTIN_ROLES, IssuedKey, LiveAccount, LiveKey, LiveOrganization, RetiringKey, Role,
+    ServiceAccount, Team, builtin_role,
 };
 use crate::operation::{NewKey, Operation, Replaces};
 
@@ -222,7 +222,7 @@ impl Store {
     }
 
     /// The whole organization as it is now, or `None` if it does not exist.
-    pub fn snapshot(&self, org: &str) -> Result<Option<Organization>, StoreError> {
+    pub fn snapshot(&self, org: &str) -> Result<Option<LiveOrganization>, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         // A file the first apply has only just created has no tables yet: no organization.
         let initialized = tx
@@ -241,7 +241,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let mut o = Organization {
+        let mut o = LiveOrganization {
             name: org.to_string(),
             revision: revision as u64,
             ..Default::default()
@@ -338,12 +338,12 @@ impl Store {
 fn read_accounts(
     conn: &Connection,
     org: &str,
-) -> Result<BTreeMap<String, ServiceAccount>, StoreError> {
+) -> Result<BTreeMap<String, LiveAccount>, StoreError> {
     let mut stmt = conn.prepare("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1")?;
     let rows = stmt.query_map([org], |r| {
         Ok((
             r.get::<_, String>(0)?,
-            ServiceAccount {
+            LiveAccount {
                 description: r.get(1)?,
                 admin: r.get(2)?,
                 expires: col_date(r, 3)?,
@@ -361,7 +361,7 @@ fn read_accounts(
 fn read_memberships(
     conn: &Connection,
     org: &str,
-    accounts: &mut BTreeMap<String, ServiceAccount>,
+    accounts: &mut BTreeMap<String, LiveAccount>,
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare("SELECT account, team, role FROM memberships WHERE org = ?1")?;
     let rows = stmt.query_map([org], |r| {
@@ -382,7 +382,7 @@ fn read_memberships(
 
 /// Adds every live key: a current one to its account, one a rotation replaced to the
 /// retiring keys.
-fn read_keys(conn: &Connection, org: &str, o: &mut Organization) -> Result<(), StoreError> {
+fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(), StoreError> {
     let mut stmt = conn.prepare(
         "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed
          FROM api_keys WHERE org = ?1 AND revoked_at IS NULL",
@@ -402,18 +402,20 @@ fn read_keys(conn: &Connection, org: &str, o: &mut Organization) -> Result<(), S
             });
             continue;
         }
-        let key = ApiKey {
-            description: r.get(3)?,
-            scopes: col_set(r, 4)?,
-            expires_in: col_dur(r, 8)?,
-            rotate_every: col_dur(r, 9)?,
-            overlap: col_dur(r, 10)?,
-            managed: r.get(11)?,
-            issued: Some(IssuedKey {
+        let key = LiveKey {
+            settings: ApiKey {
+                description: r.get(3)?,
+                scopes: col_set(r, 4)?,
+                expires_in: col_dur(r, 8)?,
+                rotate_every: col_dur(r, 9)?,
+                overlap: col_dur(r, 10)?,
+                managed: r.get(11)?,
+            },
+            issued: IssuedKey {
                 id,
                 created_at: col_ts(r, 5)?,
                 expires_at: col_ts_opt(r, 6)?,
-            }),
+            },
         };
         if let Some(a) = o.service_accounts.get_mut(&account) {
             a.keys.insert(name, key);

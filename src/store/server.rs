@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use super::{Store, apply_one, audit, col_date, col_dur, col_set, col_ts, col_ts_opt, ts};
-use crate::model::{ApiKey, IssuedKey, Role, ServiceAccount, Team};
+use crate::model::{ApiKey, IssuedKey, LiveAccount, LiveKey, Role, Team};
 use crate::operation::Operation;
 
 /// Lease ids begin with who took them: a server (for an HTTP apply) or a `local` apply.
@@ -82,7 +82,6 @@ impl KeyRecord {
             rotate_every: self.rotate_every,
             overlap: self.overlap,
             managed: self.managed,
-            issued: None,
         }
     }
 }
@@ -243,7 +242,7 @@ impl Store {
         &self,
         org: &str,
         name: &str,
-    ) -> Result<Option<ServiceAccount>, StoreError> {
+    ) -> Result<Option<LiveAccount>, StoreError> {
         let account = self
             .conn
             .prepare_cached(
@@ -251,7 +250,7 @@ impl Store {
                  FROM service_accounts WHERE org = ?1 AND name = ?2",
             )?
             .query_row(params![org, name], |r| {
-                Ok(ServiceAccount {
+                Ok(LiveAccount {
                     description: r.get(0)?,
                     admin: r.get(1)?,
                     expires: col_date(r, 2)?,
@@ -276,12 +275,14 @@ impl Store {
             if k.retires_at.is_some() {
                 continue;
             }
-            let mut key = k.settings();
-            key.issued = Some(IssuedKey {
-                id: k.id.clone(),
-                created_at: k.created_at,
-                expires_at: k.expires_at,
-            });
+            let key = LiveKey {
+                settings: k.settings(),
+                issued: IssuedKey {
+                    id: k.id.clone(),
+                    created_at: k.created_at,
+                    expires_at: k.expires_at,
+                },
+            };
             account.keys.insert(k.name, key);
         }
         Ok(Some(account))

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::clock;
 use crate::model::{
-    ApiKey, IssuedKey, Organization, RetiringKey, Verification,
+    IssuedKey, LiveKey, LiveOrganization, RetiringKey, Verification,
 };
 use crate::secrets::{hash_secret, looks_like_key, mint};
 
@@ -73,7 +73,7 @@ impl Section for Settings {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| BackendError::Setup(format!("{}: {e}", path.display())))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
-                org: Organization::new(organization),
+                org: LiveOrganization::new(organization),
                 hashes: BTreeMap::new(),
             },
             Err(e) => return Err(BackendError::Setup(format!("{}: {e}", path.display()))),
@@ -86,7 +86,7 @@ impl Section for Settings {
 /// revoked key's hash stays, so verifying it says `revoked`, not `unknown`).
 #[derive(Serialize, Deserialize)]
 struct State {
-    org: Organization,
+    org: LiveOrganization,
     hashes: BTreeMap<String, String>,
 }
 
@@ -119,14 +119,10 @@ impl Memory {
             Operation::PutTeam { name, team } => {
                 org.teams.insert(name, team);
             }
-            Operation::PutServiceAccount { name, mut account } => {
-                if let Some(have) = org.service_accounts.get(&name) {
-                    account.keys = have.keys.clone();
-                    account.teams = have.teams.clone();
-                } else {
-                    account.keys.clear();
-                    account.teams.clear();
-                }
+            Operation::PutServiceAccount { name, account } => {
+                let (teams, keys) = org.service_accounts.get(&name).map(|h| (h.teams.clone(), h.keys.clone())).unwrap_or_default();
+                let mut account = account.with_keys(keys);
+                account.teams = teams;
                 org.service_accounts.insert(name, account);
             }
             Operation::SetMemberships { account, teams } => {
@@ -150,7 +146,7 @@ impl Memory {
                     });
                 }
                 if let Some(rotation) = &key.replaces {
-                    let old = a.keys.get(&name).and_then(|k| k.issued.as_ref());
+                    let old = a.keys.get(&name).map(|k| &k.issued);
                     if old.is_none_or(|o| o.id != rotation.id) {
                         return Err(not_found(format!("{target} (key id {})", rotation.id)));
                     }
@@ -169,13 +165,13 @@ impl Memory {
                 hashes.insert(minted.id.clone(), minted.hash.clone());
                 a.keys.insert(
                     name,
-                    ApiKey {
-                        issued: Some(IssuedKey {
+                    LiveKey {
+                        settings: key.settings,
+                        issued: IssuedKey {
                             id: minted.id.clone(),
                             created_at: now,
                             expires_at,
-                        }),
-                        ..key.settings
+                        },
                     },
                 );
                 return Ok(Applied::Issued(IssuedSecret {
@@ -197,14 +193,11 @@ impl Memory {
                     .get_mut(&account)
                     .and_then(|a| a.keys.get_mut(&name))
                     .ok_or(not_found(target))?;
-                *live = ApiKey {
-                    issued: live.issued.take(),
-                    ..key
-                };
+                live.settings = key;
             }
             Operation::RevokeKey { account, name, id } => {
                 let keys = &mut org.service_accounts.get_mut(&account).ok_or(not_found(target.clone()))?.keys;
-                let current = keys.get(&name).and_then(|k| k.issued.as_ref()).is_some_and(|i| i.id == id);
+                let current = keys.get(&name).is_some_and(|k| k.issued.id == id);
                 let retiring = org.retiring_keys.iter().position(|r| r.id == id);
                 match (current, retiring) {
                     (true, _) => {
@@ -244,7 +237,7 @@ impl Memory {
 }
 
 impl Backend for Memory {
-    fn snapshot(&mut self) -> Result<Organization, BackendError> {
+    fn snapshot(&mut self) -> Result<LiveOrganization, BackendError> {
         Ok(self.state.org.clone())
     }
 
@@ -274,7 +267,7 @@ impl Backend for Memory {
         let org = &self.state.org;
         let current = org.service_accounts.iter().find_map(|(a, acct)| {
             acct.keys.iter().find_map(|(k, key)| {
-                let issued = key.issued.as_ref().filter(|i| i.id == *id)?;
+                let issued = Some(&key.issued).filter(|i| i.id == *id)?;
                 Some((a, k, issued.expires_at, None))
             })
         });

@@ -47,7 +47,8 @@ use super::{
 use crate::clock;
 use crate::duration::Duration;
 use crate::model::{
-    ApiKey, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team, Verification,
+    ApiKey, IssuedKey, LiveKey, LiveOrganization, RetiringKey, Role, ServiceAccount, Team,
+    Verification,
 };
 use client::{
     AccessWire, AccountRoleWire, BotCreate, BotRotate, BotWire, CallError, Client, Retry,
@@ -308,7 +309,7 @@ impl PrefectBackend {
     }
 
     /// Reads everything a plan compares.
-    fn read(&mut self) -> Result<(Organization, Live), BackendError> {
+    fn read(&mut self) -> Result<(LiveOrganization, Live), BackendError> {
         let c = &mut self.client;
         let account_roles: Vec<AccountRoleWire> =
             c.filter_all(&c.a("account_roles/filter"), json!({}), "account roles")?;
@@ -367,7 +368,7 @@ impl PrefectBackend {
         };
 
         let now = clock::now();
-        let mut org = Organization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
+        let mut org = LiveOrganization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
         let mut live = Live {
             account_roles: account_roles.into_iter().map(|r| (r.name, r.id)).collect(),
             ledger_workspace_id: ledger_ws.id.clone(),
@@ -445,14 +446,16 @@ impl PrefectBackend {
                 Some(k) => {
                     keys.insert(
                         k.name.clone(),
-                        ApiKey {
-                            description: k.description.clone(),
-                            scopes: BTreeSet::new(),
-                            expires_in: k.expires_in,
-                            rotate_every: k.rotate_every,
-                            overlap: k.overlap,
-                            managed: true,
-                            issued: Some(issued),
+                        LiveKey {
+                            settings: ApiKey {
+                                description: k.description.clone(),
+                                scopes: BTreeSet::new(),
+                                expires_in: k.expires_in,
+                                rotate_every: k.rotate_every,
+                                overlap: k.overlap,
+                                managed: true,
+                            },
+                            issued,
                         },
                     );
                     k.name.clone()
@@ -462,9 +465,9 @@ impl PrefectBackend {
                 None => {
                     keys.insert(
                         UNRECORDED_KEY.to_string(),
-                        ApiKey {
-                            issued: Some(issued),
-                            ..Default::default()
+                        LiveKey {
+                            settings: ApiKey::default(),
+                            issued,
                         },
                     );
                     UNRECORDED_KEY.to_string()
@@ -1102,7 +1105,7 @@ impl PrefectBackend {
 }
 
 impl Backend for PrefectBackend {
-    fn snapshot(&mut self) -> Result<Organization, BackendError> {
+    fn snapshot(&mut self) -> Result<LiveOrganization, BackendError> {
         let (org, mut live) = self.read()?;
         // Secrets a create handed over and no key issue has collected yet stay.
         if let Some(old) = self.live.take() {

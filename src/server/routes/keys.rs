@@ -149,7 +149,6 @@ fn settings_from(
         rotate_every: validate::duration("rotate_every", rotate_every)?,
         overlap: validate::duration("overlap", overlap)?,
         managed,
-        issued: None,
     })
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{ensure_org, etagged};
 use crate::api::ErrorCode;
-use crate::model::{Role, ServiceAccount, Team};
+use crate::model::{LiveAccount, Role, ServiceAccount, Team};
 use crate::operation::Operation;
 use crate::server::AppState;
 use crate::server::auth::Caller;
@@ -350,21 +350,21 @@ impl Kind for AccountBody {
     const LIST: &'static str = "service_accounts";
     const NOUN: &'static str = "service account";
     const VANISHED: &'static str = "the account vanished while being written";
-    type Model = ServiceAccount;
+    type Model = LiveAccount;
 
     /// From the organization's snapshot: one read transaction for the accounts, their
     /// memberships and their keys.
     fn read_all(
         store: &Store,
         org: &str,
-    ) -> Result<(u64, BTreeMap<String, ServiceAccount>), ApiError> {
+    ) -> Result<(u64, BTreeMap<String, LiveAccount>), ApiError> {
         let org_state = store
             .snapshot(org)?
             .ok_or_else(|| ApiError::not_found(format!("organization {org} does not exist")))?;
         Ok((org_state.revision, org_state.service_accounts))
     }
 
-    fn read(store: &Store, org: &str, name: &str) -> Result<Option<ServiceAccount>, StoreError> {
+    fn read(store: &Store, org: &str, name: &str) -> Result<Option<LiveAccount>, StoreError> {
         store.service_account(org, name)
     }
 
@@ -441,10 +441,9 @@ async fn set_disabled(
     write::run(&s, Write::org(&org, &actor, pre, ""), move |store| {
         let mut account = find::<AccountBody>(store, &org, &name)?;
         account.disabled = disabled;
-        account.keys.clear();
         let op = Operation::PutServiceAccount {
             name: name.clone(),
-            account,
+            account: account.with_keys(BTreeMap::new()),
         };
         write::apply(store, &org, &actor, &[op], &address::<AccountBody>(&name))?;
         written::<AccountBody>(store, &org, &name, StatusCode::OK)
