@@ -184,3 +184,102 @@ fn a_server_stopped_mid_apply_finishes_its_requests_and_loses_no_key() {
     );
     run(&sb, &["plan", "--detailed-exitcode", "-c", CFG], T0).expect(0);
 }
+
+/// A loopback server that answers `GET …/snapshot` with a fixed body and anything else with a
+/// 404, as a server that does not keep the API's promises would.
+struct CannedSnapshot {
+    url: String,
+}
+
+impl CannedSnapshot {
+    fn serve(body: String) -> CannedSnapshot {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let (status, body) = if line.starts_with("GET ") && line.contains("/snapshot ") {
+                    ("200 OK", body.clone())
+                } else {
+                    (
+                        "404 Not Found",
+                        r#"{"error":{"code":"not_found","message":"not here"}}"#.to_string(),
+                    )
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        CannedSnapshot { url }
+    }
+}
+
+/// A live key is an issued key: a snapshot whose key has no issue facts (left out, or null)
+/// is refused naming the field, with exit 1 and no panic, and nothing is planned from it.
+#[test]
+fn a_snapshot_key_without_issue_facts_is_refused_naming_it() {
+    let sb = Sandbox::new();
+    demo_files(&sb);
+    let server = Server::start(&sb.join("server.db"), Some(T0));
+    sb.write(CFG, &http_config(&server.url, 1, 1, "Everyone"));
+    run(&sb, &["apply", "--yes", "-q", "-c", CFG], T0).ok();
+    let snapshot: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/organizations/acme/snapshot", server.url))
+        .bearer_auth(OPERATOR)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let key = "/service_accounts/acct-000/keys/key-0";
+    assert!(
+        snapshot.pointer(&format!("{key}/issued/id")).is_some(),
+        "{snapshot}"
+    );
+
+    for (case, issued, says) in [
+        (
+            "left out",
+            None,
+            "service_accounts.acct-000.keys.key-0: missing field `issued`",
+        ),
+        (
+            "null",
+            Some(serde_json::Value::Null),
+            "service_accounts.acct-000.keys.key-0.issued: invalid type: null",
+        ),
+    ] {
+        let mut doctored = snapshot.clone();
+        let facts = doctored.pointer_mut(key).unwrap().as_object_mut().unwrap();
+        match &issued {
+            None => facts.remove("issued"),
+            Some(v) => facts.insert("issued".into(), v.clone()),
+        };
+        let canned = CannedSnapshot::serve(doctored.to_string());
+        sb.write(CFG, &http_config(&canned.url, 1, 1, "Everyone"));
+        for command in ["plan", "export"] {
+            let out = run(&sb, &[command, "-c", CFG], T0);
+            assert_eq!(out.code, Some(1), "{command}, issue facts {case}: {out:?}");
+            assert!(
+                out.stderr
+                    .contains(&format!("the server's answer is not valid: {says}")),
+                "{command}, issue facts {case}: {}",
+                out.stderr
+            );
+            assert!(!out.all().contains("panicked"), "{out:?}");
+        }
+    }
+}
