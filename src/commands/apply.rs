@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 
 use super::plan::{compute, read_saved, warn_partial};
 use super::{Output, exit, load_config};
-use crate::apply::{ApplyOptions, KeyOutput, Progress, execute};
+use crate::apply::{ApplyOptions, KeyOutput, Outcome, Progress, execute};
 use crate::backend::Backend;
 use crate::cli::ApplyArgs;
 use crate::clock;
@@ -176,21 +176,9 @@ pub(super) fn confirm_and_execute(
         }
         return Ok(exit::OK);
     }
-    if !yes {
-        print!("{}", render_text(plan, out.color));
-        print!(
-            "\nApply these changes to organization {}? Type `yes` to apply: ",
-            escape::terminal(&plan.organization)
-        );
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            println!("Apply cancelled; nothing was changed.");
-            return Ok(exit::ERROR);
-        }
-    } else if out.verbose > 0 {
-        print!("{}", render_text(plan, out.color));
+    if !confirmed(plan, yes, out)? {
+        println!("Apply cancelled; nothing was changed.");
+        return Ok(exit::ERROR);
     }
     let progress = if out.quiet {
         Progress::Quiet
@@ -216,35 +204,7 @@ pub(super) fn confirm_and_execute(
         now,
     );
     if !out.quiet || !outcome.failed.is_empty() {
-        println!(
-            "\nApply {}: {} applied, {} failed, {} skipped.",
-            if outcome.failed.is_empty() && outcome.skipped.is_empty() {
-                "complete"
-            } else {
-                "incomplete"
-            },
-            outcome.applied.len(),
-            outcome.failed.len(),
-            outcome.skipped.len()
-        );
-        for (address, error) in &outcome.failed {
-            println!("  failed  {}: {}", address, escape::terminal(error));
-        }
-        for address in &outcome.skipped {
-            println!("  skipped {}", address);
-        }
-        if !outcome.key_files.is_empty() {
-            println!(
-                "{} key file{} written under {} (age-encrypted; decrypt with `age -d -i <identity> <file>`).",
-                outcome.key_files.len(),
-                if outcome.key_files.len() == 1 {
-                    ""
-                } else {
-                    "s"
-                },
-                escape::terminal(&config.secrets.dir.display().to_string())
-            );
-        }
+        print_outcome(&outcome, config);
     }
     if out.verbose > 0
         && let Some(n) = backend.requests()
@@ -256,4 +216,57 @@ pub(super) fn confirm_and_execute(
     } else {
         exit::ERROR
     })
+}
+
+/// Shows the plan and asks, unless `yes` (which shows it only when verbose); whether the
+/// answer was `yes`.
+fn confirmed(plan: &Plan, yes: bool, out: Output) -> Result<bool> {
+    if yes {
+        if out.verbose > 0 {
+            print!("{}", render_text(plan, out.color));
+        }
+        return Ok(true);
+    }
+    print!("{}", render_text(plan, out.color));
+    print!(
+        "\nApply these changes to organization {}? Type `yes` to apply: ",
+        escape::terminal(&plan.organization)
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// The apply's summary: counts, each failed and skipped change, and where key files went.
+fn print_outcome(outcome: &Outcome, config: &Config) {
+    println!(
+        "\nApply {}: {} applied, {} failed, {} skipped.",
+        if outcome.failed.is_empty() && outcome.skipped.is_empty() {
+            "complete"
+        } else {
+            "incomplete"
+        },
+        outcome.applied.len(),
+        outcome.failed.len(),
+        outcome.skipped.len()
+    );
+    for (address, error) in &outcome.failed {
+        println!("  failed  {}: {}", address, escape::terminal(error));
+    }
+    for address in &outcome.skipped {
+        println!("  skipped {}", address);
+    }
+    if !outcome.key_files.is_empty() {
+        println!(
+            "{} key file{} written under {} (age-encrypted; decrypt with `age -d -i <identity> <file>`).",
+            outcome.key_files.len(),
+            if outcome.key_files.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            escape::terminal(&config.secrets.dir.display().to_string())
+        );
+    }
 }

@@ -110,65 +110,21 @@ pub fn init(args: &InitArgs, out: Output, credentials: &CredentialPolicy) -> Res
     files.push((RECIPIENTS_FILE.into(), recipients.file_text()));
     files.push((GITIGNORE.into(), GITIGNORE_TEXT.into()));
     files.extend(ci_files(config_arg));
-    check_target(&args.dir, &files, config_file(template.is_some()))?;
+    let from_template = template.is_some();
+    check_target(&args.dir, &files, config_file(from_template))?;
     if let Recipients::Generate { path, .. } = &recipients {
         check_identity_path(path, &args.dir)?;
     }
 
     let target = Target::prepare(&args.dir)?;
-    let written = (|| {
-        let staging = tempfile::Builder::new()
-            .prefix(".svcacct-init-")
-            .tempdir_in(&args.dir)
-            .with_context(|| format!("cannot write into {}", args.dir.display()))?;
-        let http = args.backend == InitBackend::Http;
-        let config_for = |manager: &[String]| match &template {
-            Some(_) => settings_yaml(org, &backend, http.then_some(manager)),
-            None => starter_yaml(org, &backend, http.then_some(manager)),
-        };
-        let mut manager = vec![MANAGE_PERMISSION.to_string()];
-        for (name, text) in files
-            .iter()
-            .cloned()
-            .chain([(config_file(template.is_some()).into(), config_for(&manager))])
-        {
-            let path = staging.path().join(&name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot write {name} into {}", args.dir.display()))?;
-            }
-            std::fs::write(&path, text)
-                .with_context(|| format!("cannot write {name} into {}", args.dir.display()))?;
-        }
-        let mut config = validate_staged(staging.path(), &args.dir, credentials)?;
-        if http {
-            // A managing key may only issue keys to accounts whose permissions it holds itself
-            // (the server's privilege rule), so CI's account holds everything the config hands
-            // out; otherwise the operator token would be needed for every rotation.
-            let needed = permissions_handed_out(&config);
-            if needed.iter().any(|p| !manager.contains(p)) {
-                manager.extend(needed);
-                manager.sort();
-                manager.dedup();
-                let name = config_file(template.is_some());
-                std::fs::write(staging.path().join(name), config_for(&manager))
-                    .with_context(|| format!("cannot write {name}"))?;
-                config = validate_staged(staging.path(), &args.dir, credentials)?;
-            }
-        }
-        print_warnings(&config, staging.path(), &args.dir, out);
-        if let Recipients::Generate { path, identity } = &recipients {
-            write_identity(path, identity, org)?;
-        }
-        let moved = move_into_place(staging.path(), &args.dir);
-        if moved.is_err()
-            && let Recipients::Generate { path, .. } = &recipients
-        {
-            let _ = std::fs::remove_file(path);
-        }
-        moved.map(|()| config)
-    })();
-    let config = match written {
+    let staged = Staged {
+        args,
+        backend: &backend,
+        from_template,
+        files: &files,
+        credentials,
+    };
+    let config = match write_repository(&staged, &recipients, out) {
         Ok(c) => c,
         Err(e) => {
             target.undo();
@@ -191,16 +147,81 @@ pub fn init(args: &InitArgs, out: Output, credentials: &CredentialPolicy) -> Res
     if !out.quiet {
         print!(
             "{}",
-            escape::terminal_lines(&summary(
-                args,
-                &files,
-                &config,
-                template.is_some(),
-                config_arg
-            ))
+            escape::terminal_lines(&summary(args, &files, &config, from_template, config_arg))
         );
     }
     Ok(exit::OK)
+}
+
+/// What a new repository is made of, before it is written.
+struct Staged<'a> {
+    args: &'a InitArgs,
+    /// The config's `backend:` section.
+    backend: &'a str,
+    from_template: bool,
+    /// Every file but the config (and the identity), by path in the repository.
+    files: &'a [(String, String)],
+    credentials: &'a CredentialPolicy,
+}
+
+/// Writes the repository into a staging directory inside `args.dir`, validates it, writes
+/// the identity, and moves it all into place; returns the config as validated.
+fn write_repository(s: &Staged<'_>, recipients: &Recipients, out: Output) -> Result<Config> {
+    let (args, org) = (s.args, s.args.organization.as_str());
+    let staging = tempfile::Builder::new()
+        .prefix(".svcacct-init-")
+        .tempdir_in(&args.dir)
+        .with_context(|| format!("cannot write into {}", args.dir.display()))?;
+    let http = args.backend == InitBackend::Http;
+    let config_for = |manager: &[String]| {
+        if s.from_template {
+            settings_yaml(org, s.backend, http.then_some(manager))
+        } else {
+            starter_yaml(org, s.backend, http.then_some(manager))
+        }
+    };
+    let mut manager = vec![MANAGE_PERMISSION.to_string()];
+    for (name, text) in s
+        .files
+        .iter()
+        .cloned()
+        .chain([(config_file(s.from_template).into(), config_for(&manager))])
+    {
+        let path = staging.path().join(&name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot write {name} into {}", args.dir.display()))?;
+        }
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write {name} into {}", args.dir.display()))?;
+    }
+    let mut config = validate_staged(staging.path(), &args.dir, s.credentials)?;
+    if http {
+        // A managing key may only issue keys to accounts whose permissions it holds itself
+        // (the server's privilege rule), so CI's account holds everything the config hands
+        // out; otherwise the operator token would be needed for every rotation.
+        let needed = permissions_handed_out(&config);
+        if needed.iter().any(|p| !manager.contains(p)) {
+            manager.extend(needed);
+            manager.sort();
+            manager.dedup();
+            let name = config_file(s.from_template);
+            std::fs::write(staging.path().join(name), config_for(&manager))
+                .with_context(|| format!("cannot write {name}"))?;
+            config = validate_staged(staging.path(), &args.dir, s.credentials)?;
+        }
+    }
+    print_warnings(&config, staging.path(), &args.dir, out);
+    if let Recipients::Generate { path, identity } = &recipients {
+        write_identity(path, identity, org)?;
+    }
+    let moved = move_into_place(staging.path(), &args.dir);
+    if moved.is_err()
+        && let Recipients::Generate { path, .. } = &recipients
+    {
+        let _ = std::fs::remove_file(path);
+    }
+    moved.map(|()| config)
 }
 
 /// Who the key files are encrypted to: the recipients given, or a new identity.

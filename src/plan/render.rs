@@ -390,12 +390,68 @@ pub fn render_markdown(plan: &Plan) -> String {
 
 /// [`render_markdown`] within `limit` characters.
 pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
-    let org = slug_or_escaped(&plan.organization);
-    let mut head = String::new();
-    let _ = writeln!(head, "{}", comment_marker(&plan.organization));
+    let (attention, widening_count) = attention_items(plan);
+    let head = md_head(plan, widening_count);
+    let groups = object_groups(plan);
+    let effects: HashMap<&str, &super::AccountEffect> = plan
+        .effects
+        .accounts
+        .iter()
+        .map(|a| (a.account.as_str(), a))
+        .collect();
+    let tail = md_tail(plan);
 
-    // What cannot be undone, and who gains access.
-    let mut destructive_items = Vec::new();
+    // Assemble within the limit; what does not fit is counted, not cut mid-block.
+    let budget = limit.saturating_sub(NOTE_ROOM);
+    let mut out = head;
+    let (mut left_destructive, mut left_blocks) = (0, 0);
+    if !attention.is_empty() {
+        out.push_str("#### ⚠️ Destructive changes and widened access\n\n");
+        for item in &attention {
+            if out.len() + item.len() <= budget {
+                out.push_str(item);
+            } else {
+                left_destructive += 1;
+            }
+        }
+        out.push('\n');
+    }
+    if !groups.is_empty() {
+        out.push_str("#### Changes by object\n\n");
+        for (g, cs) in &groups {
+            if left_blocks > 0 {
+                left_blocks += 1;
+                continue;
+            }
+            // Built only while they fit: a plan of ten thousand accounts renders the few
+            // hundred shown.
+            let b = md_block(plan, &effects, g, cs);
+            if out.len() + b.len() <= budget {
+                out.push_str(&b);
+            } else {
+                left_blocks += 1;
+            }
+        }
+    }
+    if out.len() + tail.len() <= budget {
+        out.push_str(&tail);
+    } else if !tail.is_empty() {
+        out.push_str("\n> **Note:** the unmanaged objects and notes are left out too.\n");
+    }
+    if left_destructive + left_blocks > 0 {
+        let _ = writeln!(
+            out,
+            "\n> [!WARNING]\n> **This comment is truncated**: {left_destructive} destructive or widening item{} and {left_blocks} object{} are not shown, to stay within GitHub's {limit}-character limit. The full plan is in this run's `svcacct-plan` artifact (or run `svcacct plan` locally).",
+            if left_destructive == 1 { "" } else { "s" },
+            if left_blocks == 1 { "" } else { "s" },
+        );
+    }
+    out
+}
+
+/// What cannot be undone, and who gains access: one item each, and how many accounts widen.
+fn attention_items(plan: &Plan) -> (Vec<String>, usize) {
+    let mut items = Vec::new();
     for c in &plan.changes {
         if let Some(what) = destructive(c) {
             let why = c
@@ -403,7 +459,7 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
                 .as_deref()
                 .map(|r| format!(": {}", escape::markdown(r)))
                 .unwrap_or_default();
-            destructive_items.push(format!(
+            items.push(format!(
                 "- **{what}** `{}` ({}){why}\n",
                 c.address,
                 c.action.name()
@@ -429,57 +485,68 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     let widening_count: usize = widening.iter().map(|(_, w)| w.len()).sum();
     for (gained, whos) in &widening {
         let whos: Vec<String> = whos.iter().map(|w| format!("`{w}`")).collect();
-        destructive_items.push(format!(
+        items.push(format!(
             "- **widens** {} gain{} {}\n",
             list(&whos),
             if whos.len() == 1 { "s" } else { "" },
             code_list(gained)
         ));
     }
-    let destructive_count = plan
-        .changes
-        .iter()
-        .filter(|c| destructive(c).is_some())
-        .count();
+    (items, widening_count)
+}
 
+/// The comment's marker, its summary line and the table of counts.
+fn md_head(plan: &Plan, widening_count: usize) -> String {
+    let org = slug_or_escaped(&plan.organization);
+    let mut head = String::new();
+    let _ = writeln!(head, "{}", comment_marker(&plan.organization));
     if !plan.has_changes() {
         let _ = writeln!(
             head,
             "**svcacct plan for `{org}` at revision {}: no changes.** The organization matches the config.",
             plan.revision
         );
-    } else {
-        let mut line = format!(
-            "**svcacct plan for `{org}` at revision {}: {}.**",
-            plan.revision,
-            plan.summary()
-        );
-        if destructive_count + widening_count > 0 {
-            let _ = write!(
-                line,
-                " ⚠️ {destructive_count} destructive, {widening_count} widening access."
-            );
-        }
-        let _ = writeln!(head, "{line}\n");
-        let counts = plan.counts();
-        let _ = writeln!(
-            head,
-            "| {} |\n|{}|\n| {} |\n",
-            counts
-                .keys()
-                .map(|a| a.name())
-                .collect::<Vec<_>>()
-                .join(" | "),
-            counts.keys().map(|_| "---").collect::<Vec<_>>().join("|"),
-            counts
-                .values()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" | ")
+        return head;
+    }
+    let destructive_count = plan
+        .changes
+        .iter()
+        .filter(|c| destructive(c).is_some())
+        .count();
+    let mut line = format!(
+        "**svcacct plan for `{org}` at revision {}: {}.**",
+        plan.revision,
+        plan.summary()
+    );
+    if destructive_count + widening_count > 0 {
+        let _ = write!(
+            line,
+            " ⚠️ {destructive_count} destructive, {widening_count} widening access."
         );
     }
+    let _ = writeln!(head, "{line}\n");
+    let counts = plan.counts();
+    let _ = writeln!(
+        head,
+        "| {} |\n|{}|\n| {} |\n",
+        counts
+            .keys()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        counts.keys().map(|_| "---").collect::<Vec<_>>().join("|"),
+        counts
+            .values()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    head
+}
 
-    // One collapsible block per object: roles, teams, accounts with their keys.
+/// The changes grouped by object (roles, teams, accounts with their keys), in plan order;
+/// accounts whose access changes only through a role get a group too.
+fn object_groups(plan: &Plan) -> Vec<(Address, Vec<&Change>)> {
     let mut groups: Vec<(Address, Vec<&Change>)> = Vec::new();
     let mut group_index: HashMap<Address, usize> = HashMap::new();
     for c in &plan.changes {
@@ -492,13 +559,6 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
             }
         }
     }
-    // Accounts whose access changes only through a role still get a block.
-    let effects: HashMap<&str, &super::AccountEffect> = plan
-        .effects
-        .accounts
-        .iter()
-        .map(|a| (a.account.as_str(), a))
-        .collect();
     for a in &plan.effects.accounts {
         let g = Address::account(&a.account);
         if !group_index.contains_key(&g) {
@@ -506,71 +566,86 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
             groups.push((g, Vec::new()));
         }
     }
-    // Built only while they fit: a plan of ten thousand accounts renders the few hundred shown.
-    let block = |g: &Address, cs: &[&Change]| {
-        let mut summary: Vec<String> = cs
-            .iter()
-            .map(|c| {
-                if c.address == *g {
-                    c.action.name().to_string()
-                } else {
-                    format!("{} {}", c.address, c.action.name())
-                }
-            })
-            .collect();
-        let effect = match g {
-            Address::ServiceAccount(a) => effects.get(a.as_str()).copied(),
-            _ => None,
-        };
-        if let Some(e) = effect {
-            if e.widening() {
-                summary.push("⚠️ gains access".into());
-            } else {
-                summary.push("loses access".into());
-            }
-        }
-        if cs.is_empty() {
-            summary.insert(0, "access changes through its roles".into());
-        }
-        // Addresses are lowercase slugs and the rest is our own words: nothing to escape,
-        // and Markdown escapes would show literally inside the HTML of a summary.
-        let mut b = format!(
-            "<details><summary><code>{g}</code>: {}</summary>\n\n",
-            summary.join(", ")
-        );
-        if !cs.is_empty() {
-            b.push_str("| | Address | Action | Details |\n|---|---|---|---|\n");
-            for c in cs {
-                b.push_str(&md_row(plan, c));
-            }
-            b.push('\n');
-        }
-        if let Some(e) = effect {
-            if !e.gained.is_empty() {
-                let _ = writeln!(b, "- gains (widening): {}", code_list(&e.gained));
-            }
-            if !e.lost.is_empty() {
-                let _ = writeln!(b, "- loses: {}", code_list(&e.lost));
-            }
-            for k in &e.keys {
-                if !k.gained.is_empty() {
-                    let _ = writeln!(
-                        b,
-                        "- key `{}` gains (widening): {}",
-                        k.key,
-                        code_list(&k.gained)
-                    );
-                }
-                if !k.lost.is_empty() {
-                    let _ = writeln!(b, "- key `{}` loses: {}", k.key, code_list(&k.lost));
-                }
-            }
-            b.push('\n');
-        }
-        b.push_str("</details>\n");
-        b
-    };
+    groups
+}
 
+/// One object's collapsible block: its changes and the access they change.
+fn md_block(
+    plan: &Plan,
+    effects: &HashMap<&str, &super::AccountEffect>,
+    g: &Address,
+    cs: &[&Change],
+) -> String {
+    let mut summary: Vec<String> = cs
+        .iter()
+        .map(|c| {
+            if c.address == *g {
+                c.action.name().to_string()
+            } else {
+                format!("{} {}", c.address, c.action.name())
+            }
+        })
+        .collect();
+    let effect = match g {
+        Address::ServiceAccount(a) => effects.get(a.as_str()).copied(),
+        _ => None,
+    };
+    if let Some(e) = effect {
+        if e.widening() {
+            summary.push("⚠️ gains access".into());
+        } else {
+            summary.push("loses access".into());
+        }
+    }
+    if cs.is_empty() {
+        summary.insert(0, "access changes through its roles".into());
+    }
+    // Addresses are lowercase slugs and the rest is our own words: nothing to escape,
+    // and Markdown escapes would show literally inside the HTML of a summary.
+    let mut b = format!(
+        "<details><summary><code>{g}</code>: {}</summary>\n\n",
+        summary.join(", ")
+    );
+    if !cs.is_empty() {
+        b.push_str("| | Address | Action | Details |\n|---|---|---|---|\n");
+        for c in cs {
+            b.push_str(&md_row(plan, c));
+        }
+        b.push('\n');
+    }
+    if let Some(e) = effect {
+        md_effect(&mut b, e);
+        b.push('\n');
+    }
+    b.push_str("</details>\n");
+    b
+}
+
+/// The access an account and its keys gain and lose, as list items.
+fn md_effect(b: &mut String, e: &super::AccountEffect) {
+    if !e.gained.is_empty() {
+        let _ = writeln!(b, "- gains (widening): {}", code_list(&e.gained));
+    }
+    if !e.lost.is_empty() {
+        let _ = writeln!(b, "- loses: {}", code_list(&e.lost));
+    }
+    for k in &e.keys {
+        if !k.gained.is_empty() {
+            let _ = writeln!(
+                b,
+                "- key `{}` gains (widening): {}",
+                k.key,
+                code_list(&k.gained)
+            );
+        }
+        if !k.lost.is_empty() {
+            let _ = writeln!(b, "- key `{}` loses: {}", k.key, code_list(&k.lost));
+        }
+    }
+}
+
+/// Unmanaged objects, keys whose secret svcacct does not hold, and the plan's notes.
+fn md_tail(plan: &Plan) -> String {
     let mut tail = String::new();
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(
@@ -602,49 +677,5 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     for n in &plan.notes {
         let _ = writeln!(tail, "\n> **Note:** {}", escape::markdown(n));
     }
-
-    // Assemble within the limit; what does not fit is counted, not cut mid-block.
-    let budget = limit.saturating_sub(NOTE_ROOM);
-    let mut out = head;
-    let (mut left_destructive, mut left_blocks) = (0, 0);
-    if !destructive_items.is_empty() {
-        out.push_str("#### ⚠️ Destructive changes and widened access\n\n");
-        for item in &destructive_items {
-            if out.len() + item.len() <= budget {
-                out.push_str(item);
-            } else {
-                left_destructive += 1;
-            }
-        }
-        out.push('\n');
-    }
-    if !groups.is_empty() {
-        out.push_str("#### Changes by object\n\n");
-        for (g, cs) in &groups {
-            if left_blocks > 0 {
-                left_blocks += 1;
-                continue;
-            }
-            let b = block(g, cs);
-            if out.len() + b.len() <= budget {
-                out.push_str(&b);
-            } else {
-                left_blocks += 1;
-            }
-        }
-    }
-    if out.len() + tail.len() <= budget {
-        out.push_str(&tail);
-    } else if !tail.is_empty() {
-        out.push_str("\n> **Note:** the unmanaged objects and notes are left out too.\n");
-    }
-    if left_destructive + left_blocks > 0 {
-        let _ = writeln!(
-            out,
-            "\n> [!WARNING]\n> **This comment is truncated**: {left_destructive} destructive or widening item{} and {left_blocks} object{} are not shown, to stay within GitHub's {limit}-character limit. The full plan is in this run's `svcacct-plan` artifact (or run `svcacct plan` locally).",
-            if left_destructive == 1 { "" } else { "s" },
-            if left_blocks == 1 { "" } else { "s" },
-        );
-    }
-    out
+    tail
 }
