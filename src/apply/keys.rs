@@ -72,34 +72,10 @@ fn issue_client_minted(
     opts: &ApplyOptions<'_>,
     now: OffsetDateTime,
 ) -> bool {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
-    std::thread::scope(|s| {
-        for _ in 0..opts.parallelism.clamp(1, chunk.len()) {
-            s.spawn(|| {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(change, op)) = chunk.get(n) else {
-                        break;
-                    };
-                    let result = write_one(op, opts, now);
-                    if result.is_ok() {
-                        faults::key_file_written();
-                    }
-                    results
-                        .lock()
-                        .expect("no panics while held")
-                        .push((n, change, result));
-                }
-            });
-        }
-    });
-    let mut results = results.into_inner().expect("no panics while held");
-    results.sort_by_key(|(n, ..)| *n);
     let mut changes = Vec::new();
     let mut ops = Vec::new();
     let mut settled = true;
-    for (_, change, result) in results {
+    for (_, change, result) in write_files(chunk, opts, now) {
         match result {
             Ok(op) => {
                 changes.push(change);
@@ -145,6 +121,40 @@ fn issue_client_minted(
         }
     }
     settled
+}
+
+/// Mints the chunk's keys and writes their pending files on `parallelism` threads; the
+/// results in the chunk's order.
+fn write_files(
+    chunk: &[(usize, &Operation)],
+    opts: &ApplyOptions<'_>,
+    now: OffsetDateTime,
+) -> Vec<Written> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
+    std::thread::scope(|s| {
+        for _ in 0..opts.parallelism.clamp(1, chunk.len()) {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(change, op)) = chunk.get(n) else {
+                        break;
+                    };
+                    let result = write_one(op, opts, now);
+                    if result.is_ok() {
+                        faults::key_file_written();
+                    }
+                    results
+                        .lock()
+                        .expect("no panics while held")
+                        .push((n, change, result));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("no panics while held");
+    results.sort_by_key(|(n, ..)| *n);
+    results
 }
 
 /// The parts of an `IssueKey` operation.

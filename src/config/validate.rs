@@ -284,6 +284,58 @@ fn teams(f: &mut Findings<'_>, merged: &Merged, desired: &mut Organization) {
     }
 }
 
+/// An account's memberships (team → role); each must name a defined team and a role that is
+/// defined (or built in) and not reserved by another backend. `names` are the defined teams
+/// and roles, for a did-you-mean.
+fn memberships(
+    f: &mut Findings<'_>,
+    (file, name): (usize, &str),
+    raw: &[(Loc<String>, Loc<String>)],
+    desired: &Organization,
+    (team_names, role_names): (&[&str], &[&str]),
+) -> BTreeMap<String, String> {
+    let mut teams = BTreeMap::new();
+    for (team, role) in raw {
+        if !desired.teams.contains_key(&team.value) {
+            let help = closest(&team.value, team_names.iter().copied())
+                .map(|c| format!("did you mean `{c}`?"));
+            f.push(
+                Severity::Error,
+                file,
+                at(team),
+                format!(
+                    "undefined team `{}` in service account `{name}`",
+                    team.value
+                ),
+                help.or(Some("define it under `teams:`".into())),
+            );
+        }
+        if f.caps.reserved_roles.contains(&role.value.as_str()) {
+            let message = reserved_role(f.caps, &role.value);
+            let help = builtin_help(f.caps, &role.value);
+            f.push(Severity::Error, file, at(role), message, Some(help));
+        } else if !desired.roles.contains_key(&role.value) {
+            let help = closest(&role.value, role_names.iter().copied())
+                .map(|c| format!("did you mean `{c}`?"));
+            f.push(
+                Severity::Error,
+                file,
+                at(role),
+                format!(
+                    "undefined role `{}` in service account `{name}`",
+                    role.value
+                ),
+                help.or(Some(format!(
+                    "define it under `roles:` or use {}",
+                    f.caps.builtin_roles.join(", ")
+                ))),
+            );
+        }
+        teams.insert(team.value.clone(), role.value.clone());
+    }
+    teams
+}
+
 /// Service accounts and their keys; memberships must name defined teams and roles. Returns
 /// where the first key is declared (keys need recipients).
 fn service_accounts(
@@ -298,45 +350,8 @@ fn service_accounts(
     for d in &merged.service_accounts {
         let (name, raw) = &d.item.value;
         f.check_name(d.file, at(&d.item), "service account", name);
-        let mut teams = BTreeMap::new();
-        for (team, role) in &raw.teams.0 {
-            if !desired.teams.contains_key(&team.value) {
-                let help = closest(&team.value, team_names.iter().copied())
-                    .map(|c| format!("did you mean `{c}`?"));
-                f.push(
-                    Severity::Error,
-                    d.file,
-                    at(team),
-                    format!(
-                        "undefined team `{}` in service account `{name}`",
-                        team.value
-                    ),
-                    help.or(Some("define it under `teams:`".into())),
-                );
-            }
-            if f.caps.reserved_roles.contains(&role.value.as_str()) {
-                let message = reserved_role(f.caps, &role.value);
-                let help = builtin_help(f.caps, &role.value);
-                f.push(Severity::Error, d.file, at(role), message, Some(help));
-            } else if !desired.roles.contains_key(&role.value) {
-                let help = closest(&role.value, role_names.iter().copied())
-                    .map(|c| format!("did you mean `{c}`?"));
-                f.push(
-                    Severity::Error,
-                    d.file,
-                    at(role),
-                    format!(
-                        "undefined role `{}` in service account `{name}`",
-                        role.value
-                    ),
-                    help.or(Some(format!(
-                        "define it under `roles:` or use {}",
-                        f.caps.builtin_roles.join(", ")
-                    ))),
-                );
-            }
-            teams.insert(team.value.clone(), role.value.clone());
-        }
+        let names = (team_names.as_slice(), role_names.as_slice());
+        let teams = memberships(f, (d.file, name), &raw.teams.0, desired, names);
         if teams.is_empty() && !raw.admin {
             f.push(Severity::Warning, d.file, at(&d.item), format!("service account `{name}` has no team membership, so its keys grant no permission"), Some("add `teams: { <team>: <role> }`".into()));
         }

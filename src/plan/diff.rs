@@ -383,34 +383,12 @@ fn live_key(
     (want_key, have_key): (&ApiKey, &LiveKey),
     issue: &dyn Fn(Option<Rotation>) -> Operation,
 ) -> Option<Change> {
-    let issued = &have_key.issued;
     let overlap = want_key.overlap.unwrap_or(Duration(0));
     let replaces = Some(Rotation {
-        id: issued.id.clone(),
+        id: have_key.issued.id.clone(),
         overlap,
     });
-    let held = if opts.key_files.available() {
-        opts.key_files.held(name, key, &issued.id)
-    } else {
-        files.skipped = true;
-        Held::Unrecorded
-    };
-    // Why the secret svcacct held for this key is not the live one, if so.
-    let lost = match &held {
-        Held::Missing => Some("its secret file is missing".to_string()),
-        Held::Holds { key_id, .. } if *key_id != issued.id => Some(format!(
-            "its file holds key {key_id}, not the live key {} (rotated outside svcacct?)",
-            issued.id
-        )),
-        Held::Holds {
-            stale_recipients: true,
-            ..
-        } => {
-            files.stale.push(address.clone());
-            None
-        }
-        _ => None,
-    };
+    let (held, lost) = check_file(files, opts, &address, (name, key), &have_key.issued.id);
     let rotation = rotation_reason(have_key, want_key, opts.now);
     if rotation.is_none() && held == Held::NotHeld {
         b.not_held.push(address.clone());
@@ -454,6 +432,38 @@ fn live_key(
     } else {
         None
     }
+}
+
+/// What the key files hold for a live key, and why the secret svcacct held for it is not the
+/// live one, if so.
+fn check_file(
+    files: &mut FileCheck,
+    opts: &PlanOptions<'_>,
+    address: &Address,
+    (name, key): (&str, &str),
+    id: &str,
+) -> (Held, Option<String>) {
+    let held = if opts.key_files.available() {
+        opts.key_files.held(name, key, id)
+    } else {
+        files.skipped = true;
+        Held::Unrecorded
+    };
+    let lost = match &held {
+        Held::Missing => Some("its secret file is missing".to_string()),
+        Held::Holds { key_id, .. } if key_id != id => Some(format!(
+            "its file holds key {key_id}, not the live key {id} (rotated outside svcacct?)"
+        )),
+        Held::Holds {
+            stale_recipients: true,
+            ..
+        } => {
+            files.stale.push(address.clone());
+            None
+        }
+        _ => None,
+    };
+    (held, lost)
 }
 
 /// Notes on the key files: stale recipients, orphans, and files that could not be checked.
@@ -590,39 +600,7 @@ fn deletions(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
             account_json(have),
             work,
         ) {
-            // Deleting an account revokes its keys: they count towards the mass-delete share.
-            b.deletes += have.keys.len();
-            let retired: Vec<&str> = live
-                .retiring_keys
-                .iter()
-                .filter(|r| r.service_account == *name)
-                .map(|r| r.id.as_str())
-                .collect();
-            let (n, m) = (have.keys.len(), retired.len());
-            let mut reason = Vec::new();
-            if n > 0 {
-                reason.push(format!(
-                    "revokes its {n} key{}",
-                    if n == 1 { "" } else { "s" }
-                ));
-            }
-            if m > 0 {
-                reason.push(format!(
-                    "{} {m} rotated-out secret{} still inside {} overlap",
-                    if n > 0 { "and" } else { "revokes" },
-                    if m == 1 { "" } else { "s" },
-                    if m == 1 { "its" } else { "their" }
-                ));
-            }
-            if !reason.is_empty() {
-                b.changes[i].reason = Some(reason.join(" "));
-            }
-            b.changes[i].revokes = have
-                .keys
-                .values()
-                .map(|k| k.issued.id.clone())
-                .chain(retired.into_iter().map(str::to_string))
-                .collect();
+            account_revokes(b, i, live, name, have);
         }
     }
     for (name, have) in live
@@ -657,6 +635,49 @@ fn deletions(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
             b.changes[i].depends_on = users_of(live, b, |a| a.teams.values().any(|r| r == name));
         }
     }
+}
+
+/// What deleting an account (change `i`) revokes: its keys and its rotated-out secrets, counted
+/// towards the mass-delete share, said in the reason and listed.
+fn account_revokes(
+    b: &mut Builder,
+    i: usize,
+    live: &LiveOrganization,
+    name: &str,
+    have: &LiveAccount,
+) {
+    b.deletes += have.keys.len();
+    let retired: Vec<&str> = live
+        .retiring_keys
+        .iter()
+        .filter(|r| r.service_account == *name)
+        .map(|r| r.id.as_str())
+        .collect();
+    let (n, m) = (have.keys.len(), retired.len());
+    let mut reason = Vec::new();
+    if n > 0 {
+        reason.push(format!(
+            "revokes its {n} key{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if m > 0 {
+        reason.push(format!(
+            "{} {m} rotated-out secret{} still inside {} overlap",
+            if n > 0 { "and" } else { "revokes" },
+            if m == 1 { "" } else { "s" },
+            if m == 1 { "its" } else { "their" }
+        ));
+    }
+    if !reason.is_empty() {
+        b.changes[i].reason = Some(reason.join(" "));
+    }
+    b.changes[i].revokes = have
+        .keys
+        .values()
+        .map(|k| k.issued.id.clone())
+        .chain(retired.into_iter().map(str::to_string))
+        .collect();
 }
 
 /// Refuses a plan that deletes a protected object, or more of the managed ones than the
