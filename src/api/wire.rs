@@ -525,15 +525,19 @@ mod tests {
     /// or of the model types it carries, must not change these.
     #[test]
     fn each_operation_has_its_documented_json() {
-        let key = model::ApiKey {
-            description: "prod runner".into(),
-            scopes: BTreeSet::from(["flows:read".into()]),
-            expires_in: Some(Duration(90 * 86_400)),
-            rotate_every: None,
-            overlap: Some(Duration(3_600)),
-            managed: true,
-        };
-        let cases: Vec<(Operation, &str)> = vec![
+        let cases = object_writes().into_iter().chain(key_writes());
+        for (op, expected) in cases {
+            let before = format!("{op:?}");
+            let json = serde_json::to_string(&BatchOperation::try_from(op).unwrap()).unwrap();
+            assert_eq!(json, expected);
+            let back: BatchOperation = serde_json::from_str(expected).unwrap();
+            assert_eq!(format!("{:?}", Operation::from(back)), before);
+        }
+    }
+
+    /// Writes and deletions of roles, teams and accounts, with their documented JSON.
+    fn object_writes() -> Vec<(Operation, &'static str)> {
+        vec![
             (
                 Operation::PutRole {
                     name: "deployer".into(),
@@ -581,6 +585,38 @@ mod tests {
                 r#"{"op":"set_memberships","account":"ci-bot","teams":{"platform":"deployer"}}"#,
             ),
             (
+                Operation::DeleteServiceAccount {
+                    name: "ci-bot".into(),
+                },
+                r#"{"op":"delete_service_account","name":"ci-bot"}"#,
+            ),
+            (
+                Operation::DeleteTeam {
+                    name: "platform".into(),
+                },
+                r#"{"op":"delete_team","name":"platform"}"#,
+            ),
+            (
+                Operation::DeleteRole {
+                    name: "deployer".into(),
+                },
+                r#"{"op":"delete_role","name":"deployer"}"#,
+            ),
+        ]
+    }
+
+    /// Key writes, with their documented JSON.
+    fn key_writes() -> Vec<(Operation, &'static str)> {
+        let key = model::ApiKey {
+            description: "prod runner".into(),
+            scopes: BTreeSet::from(["flows:read".into()]),
+            expires_in: Some(Duration(90 * 86_400)),
+            rotate_every: None,
+            overlap: Some(Duration(3_600)),
+            managed: true,
+        };
+        vec![
+            (
                 Operation::RegisterKey {
                     account: "ci-bot".into(),
                     name: "prod".into(),
@@ -627,32 +663,7 @@ mod tests {
                 },
                 r#"{"op":"revoke_key","account":"ci-bot","name":"prod","id":"k1"}"#,
             ),
-            (
-                Operation::DeleteServiceAccount {
-                    name: "ci-bot".into(),
-                },
-                r#"{"op":"delete_service_account","name":"ci-bot"}"#,
-            ),
-            (
-                Operation::DeleteTeam {
-                    name: "platform".into(),
-                },
-                r#"{"op":"delete_team","name":"platform"}"#,
-            ),
-            (
-                Operation::DeleteRole {
-                    name: "deployer".into(),
-                },
-                r#"{"op":"delete_role","name":"deployer"}"#,
-            ),
-        ];
-        for (op, expected) in cases {
-            let before = format!("{op:?}");
-            let json = serde_json::to_string(&BatchOperation::try_from(op).unwrap()).unwrap();
-            assert_eq!(json, expected);
-            let back: BatchOperation = serde_json::from_str(expected).unwrap();
-            assert_eq!(format!("{:?}", Operation::from(back)), before);
-        }
+        ]
     }
 
     #[test]
