@@ -183,6 +183,7 @@ pub struct Team {
     pub protect: bool,
 }
 
+#[cfg(test)]
 impl LiveOrganization {
     /// The organization wanted exactly as it is live: what a plan against it leaves alone.
     pub fn as_desired(&self) -> Organization {
@@ -269,6 +270,7 @@ impl<K> ServiceAccount<K> {
     }
 }
 
+#[cfg(test)]
 impl LiveAccount {
     /// The account wanted as it is live: its settings, memberships and keys' settings.
     pub fn as_desired(&self) -> ServiceAccount {
@@ -417,6 +419,35 @@ mod tests {
         assert_eq!(json["service_accounts"]["ci-bot"]["expires"], "2027-06-30");
         let back: Organization = serde_json::from_value(json).unwrap();
         assert_eq!(back, org);
+    }
+
+    /// A live key reads as it always has on the wire of account reads: its settings and
+    /// `issued`, side by side.
+    #[test]
+    fn a_live_key_serializes_flat_with_its_issue_facts() {
+        let key = LiveKey {
+            settings: ApiKey {
+                description: "prod".into(),
+                overlap: Some(Duration(3_600)),
+                managed: true,
+                ..Default::default()
+            },
+            issued: IssuedKey {
+                id: "k1".into(),
+                created_at: time::macros::datetime!(2026-01-01 00:00 UTC),
+                expires_at: None,
+            },
+        };
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"description":"prod","scopes":[],"expires_in":null,"rotate_every":null,"#,
+                r#""overlap":"1h","managed":true,"#,
+                r#""issued":{"id":"k1","created_at":"2026-01-01T00:00:00Z","expires_at":null}}"#
+            )
+        );
+        assert_eq!(serde_json::from_str::<LiveKey>(&json).unwrap(), key);
     }
 
     #[test]
