@@ -1,5 +1,6 @@
 //! Fault injection for the crash tests: die between a durable key file and its registration,
 //! lose the answers of a registration, die between a registration and the file's promotion.
+//! (The key files' own kill points live in `secrets::faults`, below this layer.)
 //! Compiled only with the `test-hooks` feature (which `scripts/test` turns on), so a release
 //! build has no hook, no environment variable it reads and no way to abort on request.
 
@@ -36,27 +37,6 @@ mod hooks {
             .collect()
     }
 
-    /// `SVCACCT_TEST_ABORT_BETWEEN_RENAMES`: die after a key file is promoted, before its
-    /// metadata is.
-    pub fn between_renames() {
-        if std::env::var_os("SVCACCT_TEST_ABORT_BETWEEN_RENAMES").is_some() {
-            std::process::abort();
-        }
-    }
-
-    static RENAMED: AtomicUsize = AtomicUsize::new(0);
-
-    /// `SVCACCT_TEST_ABORT_AFTER_REENCRYPT_RENAMES=N`: die once N re-encrypted files are in
-    /// place.
-    pub fn reencrypt_renamed() {
-        let limit = std::env::var("SVCACCT_TEST_ABORT_AFTER_REENCRYPT_RENAMES")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok());
-        if limit.is_some_and(|n| RENAMED.fetch_add(1, Ordering::SeqCst) + 1 >= n) {
-            std::process::abort();
-        }
-    }
-
     /// `SVCACCT_TEST_ABORT_AFTER_REGISTER`: die between a registration and the promotion.
     pub fn before_promotion() {
         if std::env::var_os("SVCACCT_TEST_ABORT_AFTER_REGISTER").is_some() {
@@ -79,10 +59,6 @@ mod hooks {
     }
 
     pub fn before_promotion() {}
-
-    pub fn between_renames() {}
-
-    pub fn reencrypt_renamed() {}
 }
 
 pub use hooks::*;

@@ -178,7 +178,7 @@ pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::
     let parent = real_dir(&dir.join(account))?;
     let to = key_file_path(dir, account, key);
     fs::rename(pending_key_file_path(dir, account, key, id), &to)?;
-    crate::apply::faults::between_renames();
+    super::faults::between_renames();
     promote_meta(dir, account, key, id)?;
     open_dir(&parent)?.sync_all()
 }

@@ -1,6 +1,7 @@
 //! Key material: minting secrets, parsing recipients, and writing age-encrypted key files
 //! durably. This is the only module that ever holds a secret in memory.
 
+mod faults;
 mod file;
 mod mint;
 mod recipient;

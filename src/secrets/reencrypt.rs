@@ -144,7 +144,7 @@ pub fn reencrypt(
     for t in &todo {
         fs::rename(&t.staged_file, &t.file).map_err(|e| io(&t.file, e))?;
         fs::rename(&t.staged_meta, &t.meta).map_err(|e| io(&t.meta, e))?;
-        crate::apply::faults::reencrypt_renamed();
+        super::faults::reencrypt_renamed();
     }
     for d in &dirs {
         sync_dir(d).map_err(|e| io(d, e))?;

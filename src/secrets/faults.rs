@@ -1,0 +1,39 @@
+//! Kill points inside the key files' own protocol, for the crash tests: die after a key file
+//! is promoted but before its metadata is, and part-way through a re-encryption. They sit
+//! here rather than with apply's hooks so the secrets layer imports nothing above it.
+//! Compiled only with the `test-hooks` feature; a release build has none.
+
+#[cfg(feature = "test-hooks")]
+mod hooks {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// `SVCACCT_TEST_ABORT_BETWEEN_RENAMES`: die after a key file is promoted, before its
+    /// metadata is.
+    pub fn between_renames() {
+        if std::env::var_os("SVCACCT_TEST_ABORT_BETWEEN_RENAMES").is_some() {
+            std::process::abort();
+        }
+    }
+
+    static RENAMED: AtomicUsize = AtomicUsize::new(0);
+
+    /// `SVCACCT_TEST_ABORT_AFTER_REENCRYPT_RENAMES=N`: die once N re-encrypted files are in
+    /// place.
+    pub fn reencrypt_renamed() {
+        let limit = std::env::var("SVCACCT_TEST_ABORT_AFTER_REENCRYPT_RENAMES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
+        if limit.is_some_and(|n| RENAMED.fetch_add(1, Ordering::SeqCst) + 1 >= n) {
+            std::process::abort();
+        }
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+mod hooks {
+    pub fn between_renames() {}
+
+    pub fn reencrypt_renamed() {}
+}
+
+pub(crate) use hooks::*;
