@@ -309,6 +309,31 @@ impl PrefectBackend {
 
     /// Reads everything a plan compares.
     fn read(&mut self) -> Result<(Organization, Live), BackendError> {
+        let wire = self.fetch()?;
+        let now = clock::now();
+        let mut org = Organization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
+        let mut live = Live {
+            account_roles: wire
+                .account_roles
+                .into_iter()
+                .map(|r| (r.name, r.id))
+                .collect(),
+            ledger_workspace_id: wire.ledger_workspace_id,
+            ..Default::default()
+        };
+        live.add_roles(&mut org, &wire.roles, &wire.ledger, &wire.implies);
+        live.add_workspaces(&mut org, &wire.workspaces);
+        let mut teams_of = live.add_access(wire.access_rows, &wire.workspaces, &wire.roles);
+        for b in wire.bots {
+            live.add_bot(&mut org, b, &wire.ledger, &mut teams_of, now);
+        }
+        live.ledger = wire.ledger;
+        Ok((org, live))
+    }
+
+    /// Sends the reads of a plan: every filter page by page, the record, bot access per
+    /// workspace, and the scope catalogue when there is a custom role to compare.
+    fn fetch(&mut self) -> Result<Wire, BackendError> {
         let c = &mut self.client;
         let account_roles: Vec<AccountRoleWire> =
             c.filter_all(&c.a("account_roles/filter"), json!({}), "account roles")?;
@@ -317,39 +342,9 @@ impl PrefectBackend {
         let roles: Vec<WorkspaceRoleWire> =
             c.filter_all(&c.a("workspace_roles/filter"), json!({}), "workspace roles")?;
         let bots: Vec<BotWire> = c.filter_all(&c.a("bots/filter"), json!({}), "bots")?;
-        let Some(ledger_ws) = workspaces
-            .iter()
-            .find(|w| w.handle == self.ledger_workspace)
-        else {
-            let help = crate::config::closest(
-                &self.ledger_workspace,
-                workspaces.iter().map(|w| w.handle.as_str()),
-            )
-            .map(|c| format!("; did you mean `{c}`?"))
-            .unwrap_or_default();
-            return Err(BackendError::Setup(format!(
-                "the prefect backend's ledger_workspace `{}` is not a workspace of account {}{help}",
-                self.ledger_workspace,
-                c.describe()
-            )));
-        };
-        let names: Vec<String> = (0..ledger::BUCKETS)
-            .map(|b| ledger::variable_name(&self.organization, b))
-            .collect();
-        let variables: Vec<VariableWire> = c.filter_all(
-            &c.w(&ledger_ws.id, "variables/filter"),
-            json!({ "variables": { "name": { "any_": names } } }),
-            "svcacct's record",
-        )?;
-        let ledger = Ledger::read(
-            &self.organization,
-            variables.into_iter().map(|v| (v.name, v.value)).collect(),
-        );
-        for name in &ledger.unreadable {
-            eprintln!(
-                "warning: Prefect variable {name} is not a record svcacct can read; the objects it names are treated as made by hand (never deleted)"
-            );
-        }
+        let ledger_workspace_id = self.ledger_workspace_id(&workspaces)?;
+        let ledger = self.read_ledger(&ledger_workspace_id)?;
+        let c = &mut self.client;
         let mut access_rows = Vec::new();
         for w in &workspaces {
             let rows: Vec<AccessWire> =
@@ -365,31 +360,101 @@ impl PrefectBackend {
         } else {
             HashMap::new()
         };
+        Ok(Wire {
+            account_roles,
+            workspaces,
+            roles,
+            bots,
+            ledger,
+            ledger_workspace_id,
+            access_rows,
+            implies,
+        })
+    }
 
-        let now = clock::now();
-        let mut org = Organization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
-        let mut live = Live {
-            account_roles: account_roles.into_iter().map(|r| (r.name, r.id)).collect(),
-            ledger_workspace_id: ledger_ws.id.clone(),
-            ..Default::default()
-        };
-        let role_names: HashMap<String, String> = roles
+    /// The id of the workspace that keeps the record; a handle that is not one is an error
+    /// with a did-you-mean.
+    fn ledger_workspace_id(&self, workspaces: &[WorkspaceWire]) -> Result<String, BackendError> {
+        let Some(ledger_ws) = workspaces
             .iter()
-            .map(|r| (r.id.clone(), r.name.clone()))
+            .find(|w| w.handle == self.ledger_workspace)
+        else {
+            let help = crate::config::closest(
+                &self.ledger_workspace,
+                workspaces.iter().map(|w| w.handle.as_str()),
+            )
+            .map(|c| format!("; did you mean `{c}`?"))
+            .unwrap_or_default();
+            return Err(BackendError::Setup(format!(
+                "the prefect backend's ledger_workspace `{}` is not a workspace of account {}{help}",
+                self.ledger_workspace,
+                self.client.describe()
+            )));
+        };
+        Ok(ledger_ws.id.clone())
+    }
+
+    /// Reads svcacct's record from the variables of the ledger workspace, warning about a
+    /// variable it cannot read (its objects then look hand-made).
+    fn read_ledger(&mut self, workspace_id: &str) -> Result<Ledger, BackendError> {
+        let names: Vec<String> = (0..ledger::BUCKETS)
+            .map(|b| ledger::variable_name(&self.organization, b))
             .collect();
-        for r in &roles {
-            live.roles
+        let c = &mut self.client;
+        let variables: Vec<VariableWire> = c.filter_all(
+            &c.w(workspace_id, "variables/filter"),
+            json!({ "variables": { "name": { "any_": names } } }),
+            "svcacct's record",
+        )?;
+        let ledger = Ledger::read(
+            &self.organization,
+            variables.into_iter().map(|v| (v.name, v.value)).collect(),
+        );
+        for name in &ledger.unreadable {
+            eprintln!(
+                "warning: Prefect variable {name} is not a record svcacct can read; the objects it names are treated as made by hand (never deleted)"
+            );
+        }
+        Ok(ledger)
+    }
+}
+
+/// What a plan's reads answered, before it becomes an organization.
+struct Wire {
+    account_roles: Vec<AccountRoleWire>,
+    workspaces: Vec<WorkspaceWire>,
+    roles: Vec<WorkspaceRoleWire>,
+    bots: Vec<BotWire>,
+    ledger: Ledger,
+    ledger_workspace_id: String,
+    /// (workspace id, access) of every workspace.
+    access_rows: Vec<(String, AccessWire)>,
+    /// Scope → the scopes it implies.
+    implies: HashMap<String, Vec<String>>,
+}
+
+impl Live {
+    /// Workspace roles: every one by name for the apply, the custom ones into the organization.
+    fn add_roles(
+        &mut self,
+        org: &mut Organization,
+        roles: &[WorkspaceRoleWire],
+        ledger: &Ledger,
+        implies: &HashMap<String, Vec<String>>,
+    ) {
+        for r in roles {
+            self.roles
                 .insert(r.name.clone(), (r.id.clone(), r.account_id.is_some()));
             if r.account_id.is_none() {
                 continue;
             }
-            let record = live.ledger_role(&ledger, r);
+            let record = self.ledger_role(ledger, r);
             let granted: BTreeSet<String> = r.scopes.iter().cloned().collect();
             let permissions = match &record {
-                Some(rec) if closure(&rec.scopes, &implies) == closure(&granted, &implies) => {
+                Some(rec) if closure(&rec.scopes, implies) == closure(&granted, implies) => {
                     rec.scopes.clone()
                 }
-                _ => reduced(&granted, &implies),
+                _ => reduced(&granted, implies),
             };
             org.roles.insert(
                 r.name.clone(),
@@ -402,12 +467,12 @@ impl PrefectBackend {
                 },
             );
         }
-        let handles: HashMap<String, String> = workspaces
-            .iter()
-            .map(|w| (w.id.clone(), w.handle.clone()))
-            .collect();
-        for w in &workspaces {
-            live.workspaces.insert(w.handle.clone(), w.id.clone());
+    }
+
+    /// Workspaces are the organization's teams.
+    fn add_workspaces(&mut self, org: &mut Organization, workspaces: &[WorkspaceWire]) {
+        for w in workspaces {
+            self.workspaces.insert(w.handle.clone(), w.id.clone());
             org.teams.insert(
                 w.handle.clone(),
                 Team {
@@ -417,6 +482,23 @@ impl PrefectBackend {
                 },
             );
         }
+    }
+
+    /// Bot access: kept by (workspace, bot) for the apply; returns each bot's teams.
+    fn add_access(
+        &mut self,
+        access_rows: Vec<(String, AccessWire)>,
+        workspaces: &[WorkspaceWire],
+        roles: &[WorkspaceRoleWire],
+    ) -> HashMap<String, BTreeMap<String, String>> {
+        let role_names: HashMap<String, String> = roles
+            .iter()
+            .map(|r| (r.id.clone(), r.name.clone()))
+            .collect();
+        let handles: HashMap<String, String> = workspaces
+            .iter()
+            .map(|w| (w.id.clone(), w.handle.clone()))
+            .collect();
         let mut teams_of: HashMap<String, BTreeMap<String, String>> = HashMap::new();
         for (ws, a) in access_rows {
             if let (Some(h), Some(r)) = (handles.get(&ws), role_names.get(&a.workspace_role_id)) {
@@ -425,90 +507,109 @@ impl PrefectBackend {
                     .or_default()
                     .insert(h.clone(), r.clone());
             }
-            live.access
+            self.access
                 .insert((ws, a.bot_id), (a.id, a.workspace_role_id));
         }
-        for b in bots {
-            let record = ledger
-                .bots
-                .get(&b.id)
-                .filter(|r| r.created.is_none_or(|c| c == b.created))
-                .cloned();
-            let ours = record.as_ref().is_some_and(|r| r.created.is_some());
-            let issued = IssuedKey {
-                id: b.api_key.id.clone(),
-                created_at: b.api_key.created,
-                expires_at: b.api_key.expiration,
-            };
-            let mut keys = BTreeMap::new();
-            let key_name = match record.as_ref().and_then(|r| r.key.as_ref()) {
-                Some(k) => {
-                    keys.insert(
-                        k.name.clone(),
-                        ApiKey {
-                            description: k.description.clone(),
-                            scopes: BTreeSet::new(),
-                            expires_in: k.expires_in,
-                            rotate_every: k.rotate_every,
-                            overlap: k.overlap,
-                            managed: true,
-                            issued: Some(issued),
-                        },
-                    );
-                    k.name.clone()
-                }
-                // A bot of ours without a key record holds a key nobody was given.
-                None if ours => UNRECORDED_KEY.to_string(),
-                None => {
-                    keys.insert(
-                        UNRECORDED_KEY.to_string(),
-                        ApiKey {
-                            issued: Some(issued),
-                            ..Default::default()
-                        },
-                    );
-                    UNRECORDED_KEY.to_string()
-                }
-            };
-            for r in record.iter().flat_map(|r| &r.retiring) {
-                if r.retires_at > now {
-                    org.retiring_keys.push(RetiringKey {
-                        id: r.id.clone(),
-                        service_account: b.name.clone(),
-                        key: key_name.clone(),
-                        retires_at: r.retires_at,
-                        managed: true,
-                    });
-                }
-            }
-            org.service_accounts.insert(
-                b.name.clone(),
-                ServiceAccount {
-                    description: record
-                        .as_ref()
-                        .map(|r| r.description.clone())
-                        .unwrap_or_default(),
-                    teams: teams_of.remove(&b.id).unwrap_or_default(),
-                    admin: is_admin(b.account_role_name.as_deref()),
-                    expires: None,
-                    disabled: false,
-                    protect: record.as_ref().is_some_and(|r| r.protect),
-                    managed: ours,
-                    keys,
-                },
-            );
-            live.bots.insert(
-                b.name,
-                BotLive {
-                    id: b.id,
-                    key_id: b.api_key.id,
-                    admin: is_admin(b.account_role_name.as_deref()),
-                },
-            );
-        }
-        live.ledger = ledger;
-        Ok((org, live))
+        teams_of
     }
+
+    /// A bot: its service account, its key and the keys it is retiring.
+    fn add_bot(
+        &mut self,
+        org: &mut Organization,
+        b: BotWire,
+        ledger: &Ledger,
+        teams_of: &mut HashMap<String, BTreeMap<String, String>>,
+        now: OffsetDateTime,
+    ) {
+        let record = ledger
+            .bots
+            .get(&b.id)
+            .filter(|r| r.created.is_none_or(|c| c == b.created))
+            .cloned();
+        let ours = record.as_ref().is_some_and(|r| r.created.is_some());
+        let (keys, key_name) = bot_keys(&b, record.as_ref(), ours);
+        for r in record.iter().flat_map(|r| &r.retiring) {
+            if r.retires_at > now {
+                org.retiring_keys.push(RetiringKey {
+                    id: r.id.clone(),
+                    service_account: b.name.clone(),
+                    key: key_name.clone(),
+                    retires_at: r.retires_at,
+                    managed: true,
+                });
+            }
+        }
+        org.service_accounts.insert(
+            b.name.clone(),
+            ServiceAccount {
+                description: record
+                    .as_ref()
+                    .map(|r| r.description.clone())
+                    .unwrap_or_default(),
+                teams: teams_of.remove(&b.id).unwrap_or_default(),
+                admin: is_admin(b.account_role_name.as_deref()),
+                expires: None,
+                disabled: false,
+                protect: record.as_ref().is_some_and(|r| r.protect),
+                managed: ours,
+                keys,
+            },
+        );
+        self.bots.insert(
+            b.name,
+            BotLive {
+                id: b.id,
+                key_id: b.api_key.id,
+                admin: is_admin(b.account_role_name.as_deref()),
+            },
+        );
+    }
+}
+
+/// A bot's key as the organization shows it, and its name: the recorded one, or `main` for
+/// a key svcacct did not issue. A bot of ours without a key record shows none.
+fn bot_keys(
+    b: &BotWire,
+    record: Option<&BotRecord>,
+    ours: bool,
+) -> (BTreeMap<String, ApiKey>, String) {
+    let issued = IssuedKey {
+        id: b.api_key.id.clone(),
+        created_at: b.api_key.created,
+        expires_at: b.api_key.expiration,
+    };
+    let mut keys = BTreeMap::new();
+    let key_name = match record.and_then(|r| r.key.as_ref()) {
+        Some(k) => {
+            keys.insert(
+                k.name.clone(),
+                ApiKey {
+                    description: k.description.clone(),
+                    scopes: BTreeSet::new(),
+                    expires_in: k.expires_in,
+                    rotate_every: k.rotate_every,
+                    overlap: k.overlap,
+                    managed: true,
+                    issued: Some(issued),
+                },
+            );
+            k.name.clone()
+        }
+        // A bot of ours without a key record holds a key nobody was given.
+        None if ours => UNRECORDED_KEY.to_string(),
+        None => {
+            keys.insert(
+                UNRECORDED_KEY.to_string(),
+                ApiKey {
+                    issued: Some(issued),
+                    ..Default::default()
+                },
+            );
+            UNRECORDED_KEY.to_string()
+        }
+    };
+    (keys, key_name)
 }
 
 impl Live {
@@ -538,6 +639,68 @@ impl Live {
             .ok_or_else(|| BackendError::NotFound {
                 target: format!("role.{name}"),
             })
+    }
+}
+
+/// Workspace id → [(op index, bot id, role id)] to upsert.
+type Upserts = BTreeMap<String, Vec<(usize, String, String)>>;
+/// (op index, workspace id, bot id, access id) to delete.
+type Deletes = Vec<(usize, String, String, String)>;
+
+impl Live {
+    /// What a batch of memberships changes in bot access: the upserts by workspace and the
+    /// deletes. An account whose bot, workspace or role is unknown gets an error instead.
+    fn access_changes(
+        &self,
+        batch: &[(usize, &str, &BTreeMap<String, String>)],
+        errors: &mut HashMap<usize, BackendError>,
+    ) -> (Upserts, Deletes) {
+        let mut upserts = Upserts::new();
+        let mut deletes = Deletes::new();
+        for &(i, account, teams) in batch {
+            let bot = match self.bot(account) {
+                Ok(b) => b.id.clone(),
+                Err(e) => {
+                    errors.insert(i, e);
+                    continue;
+                }
+            };
+            for (team, role) in teams {
+                let Some(ws) = self.workspaces.get(team) else {
+                    errors.insert(
+                        i,
+                        BackendError::NotFound {
+                            target: format!("team.{team}"),
+                        },
+                    );
+                    continue;
+                };
+                match self.role_id(role) {
+                    Ok(role_id) => {
+                        let current = self.access.get(&(ws.clone(), bot.clone()));
+                        if current.is_none_or(|(_, r)| *r != role_id) {
+                            upserts
+                                .entry(ws.clone())
+                                .or_default()
+                                .push((i, bot.clone(), role_id));
+                        }
+                    }
+                    Err(e) => {
+                        errors.insert(i, e);
+                    }
+                }
+            }
+            let wanted: BTreeSet<&String> = teams
+                .keys()
+                .filter_map(|t| self.workspaces.get(t))
+                .collect();
+            for ((ws, b), (access_id, _)) in &self.access {
+                if *b == bot && !wanted.contains(ws) {
+                    deletes.push((i, ws.clone(), b.clone(), access_id.clone()));
+                }
+            }
+        }
+        (upserts, deletes)
     }
 }
 
@@ -826,52 +989,14 @@ impl PrefectBackend {
         let Ok(live) = self.live() else {
             return errors;
         };
-        // workspace id → [(op index, bot id, role id)]
-        let mut upserts: BTreeMap<String, Vec<(usize, String, String)>> = BTreeMap::new();
-        let mut deletes: Vec<(usize, String, String, String)> = Vec::new();
-        for &(i, account, teams) in batch {
-            let bot = match live.bot(account) {
-                Ok(b) => b.id.clone(),
-                Err(e) => {
-                    errors.insert(i, e);
-                    continue;
-                }
-            };
-            for (team, role) in teams {
-                let Some(ws) = live.workspaces.get(team) else {
-                    errors.insert(
-                        i,
-                        BackendError::NotFound {
-                            target: format!("team.{team}"),
-                        },
-                    );
-                    continue;
-                };
-                match live.role_id(role) {
-                    Ok(role_id) => {
-                        let current = live.access.get(&(ws.clone(), bot.clone()));
-                        if current.is_none_or(|(_, r)| *r != role_id) {
-                            upserts
-                                .entry(ws.clone())
-                                .or_default()
-                                .push((i, bot.clone(), role_id));
-                        }
-                    }
-                    Err(e) => {
-                        errors.insert(i, e);
-                    }
-                }
-            }
-            let wanted: BTreeSet<&String> = teams
-                .keys()
-                .filter_map(|t| live.workspaces.get(t))
-                .collect();
-            for ((ws, b), (access_id, _)) in &live.access {
-                if *b == bot && !wanted.contains(ws) {
-                    deletes.push((i, ws.clone(), b.clone(), access_id.clone()));
-                }
-            }
-        }
+        let (upserts, deletes) = live.access_changes(batch, &mut errors);
+        self.upsert_access(upserts, &mut errors);
+        self.delete_access(deletes, &mut errors);
+        errors
+    }
+
+    /// Sends one upsert per workspace; a failed one fails every account in it.
+    fn upsert_access(&mut self, upserts: Upserts, errors: &mut HashMap<usize, BackendError>) {
         for (ws, rows) in upserts {
             let body: Vec<Value> = rows
                 .iter()
@@ -904,6 +1029,10 @@ impl PrefectBackend {
                 }
             }
         }
+    }
+
+    /// Deletes the accesses that go, one request each.
+    fn delete_access(&mut self, deletes: Deletes, errors: &mut HashMap<usize, BackendError>) {
         for (i, ws, bot, access_id) in deletes {
             let c = &mut self.client;
             match c.delete(&c.w(&ws, &format!("bot_access/{access_id}")), "bot access") {
@@ -915,7 +1044,6 @@ impl PrefectBackend {
                 }
             }
         }
-        errors
     }
 
     /// Issues an account's key: the secret of the create that made the bot, or a rotation.
@@ -1101,6 +1229,51 @@ impl PrefectBackend {
     }
 }
 
+impl PrefectBackend {
+    /// Applies one operation other than memberships (those go in batches).
+    fn apply_one(&mut self, op: &Operation) -> Result<Applied, BackendError> {
+        let done = |r: Result<(), BackendError>| r.map(|()| Applied::Done);
+        match op {
+            Operation::PutRole { name, role } => done(self.put_role(name, role)),
+            Operation::DeleteRole { name } => done(self.delete_role(name)),
+            Operation::PutTeam { name, .. } => {
+                let exists = self
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.workspaces.contains_key(name));
+                if exists {
+                    Ok(Applied::Done)
+                } else {
+                    Err(BackendError::NotFound {
+                        target: format!(
+                            "team.{name} (a Prefect workspace; svcacct never creates one)"
+                        ),
+                    })
+                }
+            }
+            Operation::DeleteTeam { name } => Err(BackendError::Conflict {
+                target: format!("team.{name}"),
+                message: "the prefect backend never deletes a workspace".into(),
+            }),
+            Operation::PutServiceAccount { name, account } => {
+                done(self.put_account(name, account))
+            }
+            Operation::DeleteServiceAccount { name } => done(self.delete_account(name)),
+            Operation::IssueKey { account, name, key } => {
+                self.issue_key(account, name, key).map(Applied::Issued)
+            }
+            Operation::UpdateKey { account, name, key } => {
+                done(self.update_key(account, name, key))
+            }
+            Operation::RevokeKey { account, id, .. } => done(self.revoke_key(account, id)),
+            Operation::RegisterKey { account, name, .. } => Err(BackendError::Setup(format!(
+                "key.{account}.{name}: Prefect mints its keys; svcacct cannot register one"
+            ))),
+            Operation::SetMemberships { .. } => unreachable!("handled in a batch"),
+        }
+    }
+}
+
 impl Backend for PrefectBackend {
     fn snapshot(&mut self) -> Result<Organization, BackendError> {
         let (org, mut live) = self.read()?;
@@ -1138,48 +1311,9 @@ impl Backend for PrefectBackend {
             }
         }
         for (i, op) in ops.iter().enumerate() {
-            if results[i].is_some() {
-                continue;
+            if results[i].is_none() {
+                results[i] = Some(self.apply_one(op));
             }
-            let done = |r: Result<(), BackendError>| r.map(|()| Applied::Done);
-            results[i] = Some(match op {
-                Operation::PutRole { name, role } => done(self.put_role(name, role)),
-                Operation::DeleteRole { name } => done(self.delete_role(name)),
-                Operation::PutTeam { name, .. } => {
-                    let exists = self
-                        .live
-                        .as_ref()
-                        .is_some_and(|l| l.workspaces.contains_key(name));
-                    if exists {
-                        Ok(Applied::Done)
-                    } else {
-                        Err(BackendError::NotFound {
-                            target: format!(
-                                "team.{name} (a Prefect workspace; svcacct never creates one)"
-                            ),
-                        })
-                    }
-                }
-                Operation::DeleteTeam { name } => Err(BackendError::Conflict {
-                    target: format!("team.{name}"),
-                    message: "the prefect backend never deletes a workspace".into(),
-                }),
-                Operation::PutServiceAccount { name, account } => {
-                    done(self.put_account(name, account))
-                }
-                Operation::DeleteServiceAccount { name } => done(self.delete_account(name)),
-                Operation::IssueKey { account, name, key } => {
-                    self.issue_key(account, name, key).map(Applied::Issued)
-                }
-                Operation::UpdateKey { account, name, key } => {
-                    done(self.update_key(account, name, key))
-                }
-                Operation::RevokeKey { account, id, .. } => done(self.revoke_key(account, id)),
-                Operation::RegisterKey { account, name, .. } => Err(BackendError::Setup(format!(
-                    "key.{account}.{name}: Prefect mints its keys; svcacct cannot register one"
-                ))),
-                Operation::SetMemberships { .. } => unreachable!("handled above"),
-            });
         }
         // The record is written once per batch. If that fails, the objects exist but are not
         // provably svcacct's: they are never deleted by mistake, and the changes report it.
