@@ -555,3 +555,123 @@ fn an_out_of_band_rotation_changes_the_live_key_id_svcacct_reports() {
     assert!(plan.to_string().contains(&new_id), "{plan}");
     assert!(!plan.to_string().contains(&file_id), "{plan}");
 }
+
+/// The changes of a plan with what each changes and its before and after values of those.
+fn changed_fields(plan: &Value) -> Vec<(String, String, Value, Value, Value)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let fields: Vec<&str> = c["changed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            let pick = |side: &Value| {
+                Value::Object(
+                    fields
+                        .iter()
+                        .map(|f| (f.to_string(), side[*f].clone()))
+                        .collect(),
+                )
+            };
+            (
+                c["address"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+                c["changed"].clone(),
+                pick(&c["before"]),
+                pick(&c["after"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_account_role_changed_by_hand_shows_in_the_plan_and_apply_restores_it() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    let etl = p.sim.bot_named("etl").unwrap();
+    let admin_bot = p.sim.bot_named("admin-bot").unwrap();
+    // As an account admin would in Prefect's UI: promote one, demote the other.
+    p.sim.set_account_role_out_of_band(etl.id, "Admin");
+    p.sim.set_account_role_out_of_band(admin_bot.id, "Member");
+    let plan = p.plan();
+    assert_eq!(
+        changed_fields(&plan),
+        [
+            (
+                "service_account.admin-bot".to_string(),
+                "update".to_string(),
+                serde_json::json!(["admin"]),
+                serde_json::json!({"admin": false}),
+                serde_json::json!({"admin": true}),
+            ),
+            (
+                "service_account.etl".to_string(),
+                "update".to_string(),
+                serde_json::json!(["admin"]),
+                serde_json::json!({"admin": true}),
+                serde_json::json!({"admin": false}),
+            ),
+        ],
+        "{plan}"
+    );
+    p.apply();
+    assert_eq!(p.sim.bot_named("etl").unwrap().account_role_name, "Member");
+    assert_eq!(
+        p.sim.bot_named("admin-bot").unwrap().account_role_name,
+        "Admin"
+    );
+    // Nothing else moved: same bots, same keys.
+    assert_eq!(p.sim.bot_named("etl").unwrap().active_key.id, etl.active_key.id);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn workspace_role_scopes_changed_by_hand_show_in_the_plan_and_apply_restores_them() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    let declared = p.sim.role_scopes("flow-runner");
+    // Narrowed in the UI's role editor: the plan puts back what it took away.
+    p.sim
+        .set_role_scopes_out_of_band("flow-runner", &["see_flows"]);
+    let plan = p.plan();
+    assert_eq!(
+        changed_fields(&plan),
+        [(
+            "role.flow-runner".to_string(),
+            "update".to_string(),
+            serde_json::json!(["permissions"]),
+            serde_json::json!({"permissions": ["see_flows"]}),
+            serde_json::json!({"permissions": ["run_deployments", "see_deployments", "see_flows"]}),
+        )],
+        "{plan}"
+    );
+    p.apply();
+    assert_eq!(p.sim.role_scopes("flow-runner"), declared);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // Widened by hand: the plan takes the extra scope away again.
+    p.sim.set_role_scopes_out_of_band(
+        "flow-runner",
+        &["see_flows", "see_deployments", "run_deployments", "manage_blocks"],
+    );
+    let plan = p.plan();
+    let changes = changed_fields(&plan);
+    assert_eq!(changes.len(), 1, "{plan}");
+    assert_eq!(changes[0].0, "role.flow-runner");
+    assert!(
+        changes[0].3["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("manage_blocks")),
+        "{plan}"
+    );
+    p.apply();
+    assert_eq!(p.sim.role_scopes("flow-runner"), declared);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
