@@ -675,3 +675,36 @@ fn workspace_role_scopes_changed_by_hand_show_in_the_plan_and_apply_restores_the
     assert_eq!(p.sim.role_scopes("flow-runner"), declared);
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
+
+#[test]
+fn verify_is_refused_saying_prefect_has_no_endpoint_for_it_and_sends_nothing() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    let secret = p.secret("etl", "main");
+    let before = p.sim.requests().total;
+    let now = p.sim.now().format(&Rfc3339).unwrap();
+    let out = p
+        .sb
+        .cmd(&["verify"])
+        .env("PREFECT_API_KEY", &p.sim.token())
+        .now(&now)
+        .stdin(format!("{secret}\n"))
+        .run();
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("svcacct verify is not available with the prefect backend"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Prefect Cloud has no endpoint"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "no verification is printed: {}", out.stdout);
+    assert_eq!(p.sim.requests().total, before, "verify sends nothing");
+    assert!(!out.all().contains(&secret), "the key is not echoed");
+    p.assert_no_secret_leaked();
+}

@@ -1339,7 +1339,7 @@ impl Backend for PrefectBackend {
 
     fn verify(&mut self, _secret: &str) -> Result<Verification, BackendError> {
         Err(BackendError::Setup(
-            "the prefect backend cannot check a key: Prefect has no call that says whose a bot's key is".into(),
+            "svcacct verify is not available with the prefect backend: Prefect Cloud has no endpoint that takes a key and says which bot it belongs to or what it may do (its API lists bots with masked keys only); check a bot's key by using it against Prefect instead".into(),
         ))
     }
 
