@@ -363,6 +363,21 @@ fn a_rotation_keeps_the_old_key_working_for_its_overlap_then_it_is_gone() {
     p.sim.advance_clock(time::Duration::hours(25));
     assert!(!p.sim.key_accepted(&old), "and not after it");
     assert!(p.sim.key_accepted(&new));
+    // Prefect expired it; the plan retires it from svcacct's record, as other backends do.
+    let plan = p.plan();
+    assert_eq!(
+        Prefect::changes(&plan),
+        [("key.etl.main".to_string(), "retire".to_string())]
+    );
+    p.apply();
+    assert!(p.sim.key_accepted(&new), "the live key stays");
+    assert!(
+        !p.sim
+            .variables(p.workspaces[LEDGER])
+            .iter()
+            .any(|(_, v)| v.to_string().contains("retiring")),
+        "the record no longer lists it"
+    );
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
     p.assert_no_secret_leaked();
 }
@@ -626,7 +641,10 @@ fn an_account_role_changed_by_hand_shows_in_the_plan_and_apply_restores_it() {
         "Admin"
     );
     // Nothing else moved: same bots, same keys.
-    assert_eq!(p.sim.bot_named("etl").unwrap().active_key.id, etl.active_key.id);
+    assert_eq!(
+        p.sim.bot_named("etl").unwrap().active_key.id,
+        etl.active_key.id
+    );
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
 }
 
@@ -658,7 +676,12 @@ fn workspace_role_scopes_changed_by_hand_show_in_the_plan_and_apply_restores_the
     // Widened by hand: the plan takes the extra scope away again.
     p.sim.set_role_scopes_out_of_band(
         "flow-runner",
-        &["see_flows", "see_deployments", "run_deployments", "manage_blocks"],
+        &[
+            "see_flows",
+            "see_deployments",
+            "run_deployments",
+            "manage_blocks",
+        ],
     );
     let plan = p.plan();
     let changes = changed_fields(&plan);
@@ -684,13 +707,12 @@ fn verify_is_refused_saying_prefect_has_no_endpoint_for_it_and_sends_nothing() {
     let secret = p.secret("etl", "main");
     let before = p.sim.requests().total;
     let now = p.sim.now().format(&Rfc3339).unwrap();
-    let out = p
-        .sb
-        .cmd(&["verify"])
-        .env("PREFECT_API_KEY", &p.sim.token())
-        .now(&now)
-        .stdin(format!("{secret}\n"))
-        .run();
+    let out =
+        p.sb.cmd(&["verify"])
+            .env("PREFECT_API_KEY", &p.sim.token())
+            .now(&now)
+            .stdin(format!("{secret}\n"))
+            .run();
     out.expect(1);
     assert!(
         out.stderr
@@ -703,7 +725,11 @@ fn verify_is_refused_saying_prefect_has_no_endpoint_for_it_and_sends_nothing() {
         "{}",
         out.stderr
     );
-    assert!(out.stdout.is_empty(), "no verification is printed: {}", out.stdout);
+    assert!(
+        out.stdout.is_empty(),
+        "no verification is printed: {}",
+        out.stdout
+    );
     assert_eq!(p.sim.requests().total, before, "verify sends nothing");
     assert!(!out.all().contains(&secret), "the key is not echoed");
     p.assert_no_secret_leaked();

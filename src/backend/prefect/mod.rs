@@ -310,7 +310,6 @@ impl PrefectBackend {
     /// Reads everything a plan compares.
     fn read(&mut self) -> Result<(Organization, Live), BackendError> {
         let wire = self.fetch()?;
-        let now = clock::now();
         let mut org = Organization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
         let mut live = Live {
             account_roles: wire
@@ -325,7 +324,7 @@ impl PrefectBackend {
         live.add_workspaces(&mut org, &wire.workspaces);
         let mut teams_of = live.add_access(wire.access_rows, &wire.workspaces, &wire.roles);
         for b in wire.bots {
-            live.add_bot(&mut org, b, &wire.ledger, &mut teams_of, now);
+            live.add_bot(&mut org, b, &wire.ledger, &mut teams_of);
         }
         live.ledger = wire.ledger;
         Ok((org, live))
@@ -520,7 +519,6 @@ impl Live {
         b: BotWire,
         ledger: &Ledger,
         teams_of: &mut HashMap<String, BTreeMap<String, String>>,
-        now: OffsetDateTime,
     ) {
         let record = ledger
             .bots
@@ -529,16 +527,16 @@ impl Live {
             .cloned();
         let ours = record.as_ref().is_some_and(|r| r.created.is_some());
         let (keys, key_name) = bot_keys(&b, record.as_ref(), ours);
+        // Past its overlap too: Prefect has expired it, and the plan's `retire` deletes what
+        // may be left and drops it from the record, as on every other backend.
         for r in record.iter().flat_map(|r| &r.retiring) {
-            if r.retires_at > now {
-                org.retiring_keys.push(RetiringKey {
-                    id: r.id.clone(),
-                    service_account: b.name.clone(),
-                    key: key_name.clone(),
-                    retires_at: r.retires_at,
-                    managed: true,
-                });
-            }
+            org.retiring_keys.push(RetiringKey {
+                id: r.id.clone(),
+                service_account: b.name.clone(),
+                key: key_name.clone(),
+                retires_at: r.retires_at,
+                managed: true,
+            });
         }
         org.service_accounts.insert(
             b.name.clone(),

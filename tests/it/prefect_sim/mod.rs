@@ -256,6 +256,13 @@ impl PrefectSim {
         self.state().clock_offset += by;
     }
 
+    /// Sets the simulator's clock to `now` (real time then moves it on), for tests that run
+    /// the binary at fixed times.
+    pub fn set_now(&self, now: OffsetDateTime) {
+        let mut st = self.state();
+        st.clock_offset = now - OffsetDateTime::now_utc();
+    }
+
     // ---- seeding --------------------------------------------------------------------------
 
     /// Adds a workspace with this handle and returns its id.
@@ -354,7 +361,11 @@ impl PrefectSim {
     /// A workspace role's scopes as stored (built-in or custom).
     pub fn role_scopes(&self, role: &str) -> Vec<String> {
         let st = self.state();
-        let mut scopes = st.workspace_role_named(role).expect("role exists").scopes.clone();
+        let mut scopes = st
+            .workspace_role_named(role)
+            .expect("role exists")
+            .scopes
+            .clone();
         scopes.sort();
         scopes
     }
