@@ -734,3 +734,154 @@ fn verify_is_refused_saying_prefect_has_no_endpoint_for_it_and_sends_nothing() {
     assert!(!out.all().contains(&secret), "the key is not echoed");
     p.assert_no_secret_leaked();
 }
+
+impl Prefect {
+    /// Saves a plan of the current config to `plan.json`.
+    #[track_caller]
+    fn save_plan(&self) {
+        let out = self.run(&["plan", "--out", "plan.json"]);
+        assert!(matches!(out.code, Some(0 | 2)), "{}", out.all());
+    }
+
+    /// Applies `plan.json`; returns its output and the requests it made, by route.
+    fn apply_saved(&self) -> (Out, crate::prefect_sim::Requests) {
+        let before = self.sim.requests();
+        let out = self.run(&["apply", "plan.json", "-v"]);
+        let after = self.sim.requests();
+        let mut made = crate::prefect_sim::Requests {
+            total: after.total - before.total,
+            ..Default::default()
+        };
+        for (route, n) in after.by_route {
+            let n = n - before.by_route.get(&route).copied().unwrap_or(0);
+            if n > 0 {
+                made.by_route.insert(route, n);
+            }
+        }
+        (out, made)
+    }
+}
+
+#[test]
+fn a_saved_plan_of_account_settings_reads_only_its_bots_and_applies_in_at_most_four_requests() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    // The account role: the bot, the account roles, the PATCH.
+    p.config(&BODY.replace("  etl:\n", "  etl:\n    admin: true\n"));
+    p.save_plan();
+    let (out, made) = p.apply_saved();
+    out.ok();
+    assert_eq!(
+        made.by_route.keys().collect::<Vec<_>>(),
+        [
+            "PATCH bots/{id}",
+            "POST account_roles/filter",
+            "POST bots/filter"
+        ],
+        "{made:?}"
+    );
+    assert_eq!(made.total, 3, "{made:?}");
+    assert_eq!(p.sim.bot_named("etl").unwrap().account_role_name, "Admin");
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // A description (kept in svcacct's record): the bot, the ledger workspace, the record,
+    // the one variable rewritten. The other records of that variable stay.
+    p.config(
+        &BODY
+            .replace("  etl:\n", "  etl:\n    admin: true\n")
+            .replace("The ETL scheduler", "The nightly ETL"),
+    );
+    p.save_plan();
+    let (out, made) = p.apply_saved();
+    out.ok();
+    assert_eq!(made.total, 4, "{made:?}");
+    let plan = p.plan();
+    assert!(Prefect::changes(&plan).is_empty(), "{plan}");
+    p.run(&["export", "-o", "exported.yaml"]).ok();
+    assert!(p.sb.read("exported.yaml").contains("The nightly ETL"));
+    p.assert_no_secret_leaked();
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_an_object_it_changes_moved_since_and_nothing_is_written() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    p.config(&BODY.replace("  etl:\n", "  etl:\n    admin: true\n"));
+    p.save_plan();
+    let etl = p.sim.bot_named("etl").unwrap();
+    // Someone made it Owner in the UI meanwhile: the plan's `admin: false → true` is stale.
+    p.sim.set_account_role_out_of_band(etl.id, "Owner");
+    let (out, made) = p.apply_saved();
+    out.expect(1);
+    assert!(
+        out.stderr.contains(
+            "plan is stale: service_account.etl changed since the plan was made (its `admin`)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        made.by_route.keys().all(|r| r.contains("filter")),
+        "only reads: {made:?}"
+    );
+    assert_eq!(p.sim.bot_named("etl").unwrap().account_role_name, "Owner");
+
+    // Deleted meanwhile: refused too, and nothing is recreated.
+    p.sim.set_account_role_out_of_band(etl.id, "Member");
+    p.save_plan();
+    p.sim.delete_out_of_band(etl.id);
+    let (out, made) = p.apply_saved();
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("service_account.etl changed since the plan was made (it no longer exists)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        made.by_route.keys().all(|r| r.contains("filter")),
+        "{made:?}"
+    );
+    assert!(p.sim.bot_named("etl").is_none());
+}
+
+#[test]
+fn a_saved_plan_that_changes_access_is_checked_by_planning_everything_again() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    p.config(&BODY.replace(
+        "{data-eng: flow-runner, ml: Viewer}",
+        "{data-eng: flow-runner}",
+    ));
+    p.save_plan();
+    let (out, made) = p.apply_saved();
+    out.ok();
+    // Bot access is read per workspace: ops, data-eng and ml.
+    assert_eq!(
+        made.to("POST workspaces/{workspace_id}/bot_access/filter"),
+        3,
+        "{made:?}"
+    );
+    let etl = p.sim.bot_named("etl").unwrap().id;
+    let etl_in_ml = || {
+        p.sim
+            .accesses(p.workspaces["ml"])
+            .iter()
+            .any(|a| a.bot_id == etl)
+    };
+    assert!(!etl_in_ml());
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // And it is refused when something else moved: the fresh plan differs.
+    p.config(BODY);
+    p.save_plan();
+    p.sim
+        .set_account_role_out_of_band(p.sim.bot_named("admin-bot").unwrap().id, "Member");
+    let (out, _) = p.apply_saved();
+    out.expect(1);
+    assert!(out.stderr.contains("plan is stale"), "{}", out.stderr);
+    assert!(!etl_in_ml(), "nothing was written");
+}

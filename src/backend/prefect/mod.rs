@@ -44,7 +44,9 @@ use super::{
     Applied, Backend, BackendConfig, BackendError, Capabilities, Endpoint, IssuedSecret, Minting,
     Operation, Section, Vocabulary,
 };
+use crate::address::Address;
 use crate::clock;
+use crate::plan::{Action, Change};
 use crate::duration::Duration;
 use crate::model::{
     ApiKey, IssuedKey, Organization, RetiringKey, Role, ServiceAccount, Team, Verification,
@@ -257,6 +259,9 @@ struct Live {
     ledger_workspace_id: String,
     /// Secrets of bots this apply created, until their key issue collects them.
     fresh: HashMap<String, IssuedSecret>,
+    /// Read for a saved plan whose changes leave the record as it is: the record was not
+    /// read, and nothing may write it (a bucket written unread would lose its other records).
+    record_unread: bool,
 }
 
 pub struct PrefectBackend {
@@ -415,6 +420,86 @@ impl PrefectBackend {
             );
         }
         Ok(ledger)
+    }
+}
+
+/// What a saved plan's changes need read, when they can be read alone: updates of accounts'
+/// own settings (`admin`: the bot and the account roles; `description`, `protect`: the bot
+/// and the record). Anything else (access, keys, roles, creates, deletes) needs the whole
+/// account read.
+struct ObjectReads {
+    bots: Vec<String>,
+    account_roles: bool,
+    record: bool,
+}
+
+impl ObjectReads {
+    fn of(changes: &[Change]) -> Option<ObjectReads> {
+        let mut reads = ObjectReads {
+            bots: Vec::new(),
+            account_roles: false,
+            record: false,
+        };
+        for c in changes {
+            let (Address::ServiceAccount(name), Action::Update) = (&c.address, &c.action) else {
+                return None;
+            };
+            if !c
+                .work
+                .iter()
+                .all(|w| matches!(w, Operation::PutServiceAccount { .. }))
+            {
+                return None;
+            }
+            for field in c.changed_fields() {
+                match field.as_str() {
+                    "admin" => reads.account_roles = true,
+                    "description" | "protect" => reads.record = true,
+                    _ => return None,
+                }
+            }
+            reads.bots.push(name.clone());
+        }
+        (!reads.bots.is_empty() && reads.bots.len() <= client::PAGE).then_some(reads)
+    }
+}
+
+impl PrefectBackend {
+    /// Reads the bots of a saved plan's changes by name, and the account roles and the record
+    /// only if a change needs them: one request each.
+    fn read_objects(&mut self, reads: &ObjectReads) -> Result<(Organization, Live), BackendError> {
+        let c = &mut self.client;
+        let bots: Vec<BotWire> = c.filter_all(
+            &c.a("bots/filter"),
+            json!({ "service_accounts": { "name": { "any_": reads.bots } } }),
+            "bots",
+        )?;
+        let mut live = Live {
+            record_unread: !reads.record,
+            ..Default::default()
+        };
+        if reads.account_roles {
+            let roles: Vec<AccountRoleWire> =
+                c.filter_all(&c.a("account_roles/filter"), json!({}), "account roles")?;
+            live.account_roles = roles.into_iter().map(|r| (r.name, r.id)).collect();
+        }
+        let ledger = if reads.record {
+            let workspaces: Vec<WorkspaceWire> = c.filter_all(
+                &c.a("workspaces/filter"),
+                json!({ "workspaces": { "handle": { "any_": [self.ledger_workspace] } } }),
+                "workspaces",
+            )?;
+            live.ledger_workspace_id = self.ledger_workspace_id(&workspaces)?;
+            self.read_ledger(&live.ledger_workspace_id)?
+        } else {
+            Ledger::default()
+        };
+        let mut org = Organization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
+        for b in bots.into_iter().filter(|b| reads.bots.contains(&b.name)) {
+            live.add_bot(&mut org, b, &ledger, &mut HashMap::new());
+        }
+        live.ledger = ledger;
+        Ok((org, live))
     }
 }
 
@@ -855,6 +940,7 @@ impl PrefectBackend {
     fn put_account(&mut self, name: &str, account: &ServiceAccount) -> Result<(), BackendError> {
         let target = format!("service_account.{name}");
         let role = if account.admin { "Admin" } else { "Member" };
+        // Needed only to create the bot or change its role.
         let role_id = self
             .live()?
             .account_roles
@@ -862,11 +948,12 @@ impl PrefectBackend {
             .cloned()
             .ok_or_else(|| BackendError::NotFound {
                 target: format!("account role {role}"),
-            })?;
+            });
         let existing = self.live()?.bots.get(name).map(|b| (b.id.clone(), b.admin));
         let id = match existing {
             Some((id, admin)) => {
                 if admin != account.admin {
+                    let role_id = role_id?;
                     let c = &mut self.client;
                     c.call(
                         Method::PATCH,
@@ -883,9 +970,12 @@ impl PrefectBackend {
                 }
                 id
             }
-            None => self.create_bot(name, account, &role_id)?,
+            None => self.create_bot(name, account, &role_id?)?,
         };
         let live = self.live()?;
+        if live.record_unread {
+            return Ok(());
+        }
         let mut record = live.bot_record(&id);
         record.description = account.description.clone();
         record.protect = account.protect;
@@ -1281,6 +1371,18 @@ impl Backend for PrefectBackend {
         }
         self.live = Some(live);
         Ok(org)
+    }
+
+    fn snapshot_of(&mut self, changes: &[Change]) -> Result<Option<Organization>, BackendError> {
+        let Some(reads) = ObjectReads::of(changes) else {
+            return Ok(None);
+        };
+        let (org, mut live) = self.read_objects(&reads)?;
+        if let Some(old) = self.live.take() {
+            live.fresh = old.fresh;
+        }
+        self.live = Some(live);
+        Ok(Some(org))
     }
 
     fn lock(&mut self, _owner: &str, _wait: std::time::Duration) -> Result<(), BackendError> {
