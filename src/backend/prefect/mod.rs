@@ -21,9 +21,14 @@
 //! can be typed by anyone, and one place can be read in one request.
 //!
 //! Requests: a plan reads every filter page by page (200 a page), so an account of 1,000
-//! bots costs 5 bot pages plus one read per workspace for bot access, the roles, workspaces
-//! and the record. An apply writes one request per change where Prefect allows (bot access
-//! of a whole batch is one upsert per workspace), paced by `--max-requests-per-minute`.
+//! bots costs 5 bot pages plus one read per workspace for bot access (Prefect lists bot
+//! access only per workspace: tests/prefect-contract.md), the roles, workspaces and the
+//! record. An apply writes one request per change where Prefect allows (bot access of a
+//! whole batch is one upsert per workspace), paced by `--max-requests-per-minute`. Prefect
+//! keeps no revision, so an apply plans everything again, except a saved plan of accounts'
+//! own settings (`admin`, description, `protect`): that one reads only its bots, and the
+//! account roles or the record if it changes them (`snapshot_of`), and is checked object by
+//! object.
 
 mod client;
 mod ledger;
