@@ -100,6 +100,20 @@ pub trait Backend: Send {
     /// secret it made.
     fn apply(&mut self, ops: Vec<Operation>) -> Vec<Result<Applied, BackendError>>;
 
+    /// Reads only the objects a saved plan's `changes` touch, for a backend without a
+    /// revision: an organization that holds each of them that still exists, with at least
+    /// the fields its change writes as [`Backend::snapshot`] shows them, and the backend
+    /// ready to apply those changes. The apply then checks the plan object by object
+    /// (optimistically: what it does not change may have moved) instead of reading
+    /// everything again. `None` (the default, and for changes the backend cannot read
+    /// alone): the apply reads everything and plans again.
+    fn snapshot_of(
+        &mut self,
+        _changes: &[crate::plan::Change],
+    ) -> Result<Option<crate::model::LiveOrganization>, BackendError> {
+        Ok(None)
+    }
+
     /// Who a presented key belongs to and what it may do, right now.
     fn verify(&mut self, secret: &str) -> Result<Verification, BackendError>;
 

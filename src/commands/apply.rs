@@ -70,8 +70,26 @@ fn apply_saved(
         &config.desired.name,
         &config_digest(&args.config.config)?,
     )?;
-    let (mut backend, live) =
-        open_locked(config, args.lock_timeout, args.max_requests_per_minute, out)?;
+    let mut backend = open_and_lock(config, args.lock_timeout, args.max_requests_per_minute)?;
+    // Without a revision, only the objects the plan changes are read, unless an interrupted
+    // apply left key files to recover (that needs every key) or the backend cannot.
+    if !saved.backend_has_revision
+        && !secrets::issuing(&config.secrets.dir)
+        && let Some(objects) = backend
+            .snapshot_of(&saved.plan.changes)
+            .with_context(|| format!("cannot read {}", backend.describe()))?
+    {
+        saved.check_objects(&objects)?;
+        return confirm_and_execute(
+            &saved.plan,
+            config,
+            backend.as_mut(),
+            true,
+            args.parallelism,
+            out,
+        );
+    }
+    let live = read_live(backend.as_mut(), config, out)?;
     // Under the lock: nothing can move the organization between this check and the apply.
     let fresh = if saved.backend_has_revision {
         None
@@ -122,20 +140,14 @@ pub(super) fn open_locked(
     requests_per_minute: u32,
     out: Output,
 ) -> Result<(Box<dyn Backend>, LiveOrganization)> {
-    // Before the backend is opened (which may create it) and before recovery deletes
-    // anything: no key goes through a symbolic link out of the secrets directory.
-    secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
-        format!(
-            "refusing to apply: unsafe secrets directory {}",
-            config.secrets.dir.display()
-        )
-    })?;
-    let mut backend = config.backend.open(&config.desired.name, true)?;
-    backend.set_request_budget(requests_per_minute);
-    // The plan is computed under the lock, so no other apply can move the organization
-    // between what we show and what we do.
-    let owner = format!("svcacct apply by {}", crate::actor::local_user());
-    backend.lock(&owner, Duration::from_secs(lock_timeout))?;
+    let mut backend = open_and_lock(config, lock_timeout, requests_per_minute)?;
+    let live = read_live(backend.as_mut(), config, out)?;
+    Ok((backend, live))
+}
+
+/// Reads the whole organization and finishes what an interrupted apply left in the secrets
+/// directory.
+fn read_live(backend: &mut dyn Backend, config: &Config, out: Output) -> Result<LiveOrganization> {
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
@@ -158,7 +170,29 @@ pub(super) fn open_locked(
             recovered.promoted
         );
     }
-    Ok((backend, live))
+    Ok(live)
+}
+
+/// Opens the organization for writing and takes its lock. The plan is computed under the
+/// lock, so no other apply can move the organization between what we show and what we do.
+fn open_and_lock(
+    config: &Config,
+    lock_timeout: u64,
+    requests_per_minute: u32,
+) -> Result<Box<dyn Backend>> {
+    // Before the backend is opened (which may create it) and before recovery deletes
+    // anything: no key goes through a symbolic link out of the secrets directory.
+    secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
+        format!(
+            "refusing to apply: unsafe secrets directory {}",
+            config.secrets.dir.display()
+        )
+    })?;
+    let mut backend = config.backend.open(&config.desired.name, true)?;
+    backend.set_request_budget(requests_per_minute);
+    let owner = format!("svcacct apply by {}", crate::actor::local_user());
+    backend.lock(&owner, Duration::from_secs(lock_timeout))?;
+    Ok(backend)
 }
 
 /// Shows the plan, asks unless `yes`, executes it and prints the summary.

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::Plan;
+use super::{Action, Plan};
+use crate::address::Address;
+use crate::model::LiveOrganization;
 
 /// What a saved plan file's `format` says.
 const FORMAT: &str = "svcacct saved plan";
@@ -59,6 +61,8 @@ pub enum SavedPlanError {
         "plan is stale: the organization changed since the plan was made (the backend keeps no revision, so the plan was made again and differs); run plan again"
     )]
     Differs,
+    #[error("plan is stale: {address} changed since the plan was made ({what}); run plan again")]
+    Moved { address: String, what: String },
 }
 
 fn checksum_of(mut v: Value) -> String {
@@ -171,11 +175,64 @@ impl SavedPlan {
     }
 }
 
+impl SavedPlan {
+    /// Refuses the plan when an object it changes moved since it was made: `live` holds the
+    /// objects the changes touch (read alone, [`crate::backend::Backend::snapshot_of`]). A
+    /// create needs the object still absent; an update, the fields it changes still as the
+    /// plan saw them; a delete, the object still there with the ownership and protection
+    /// the plan saw. Other kinds of change are not checked this way.
+    pub fn check_objects(&self, live: &LiveOrganization) -> Result<(), SavedPlanError> {
+        for c in &self.plan.changes {
+            let now = live_json(live, &c.address);
+            let moved = |what: String| SavedPlanError::Moved {
+                address: c.address.to_string(),
+                what,
+            };
+            match (&c.action, &now, &c.before) {
+                (Action::Create, None, _) => {}
+                (Action::Create, Some(_), _) => return Err(moved("it exists now".into())),
+                (_, None, _) => return Err(moved("it no longer exists".into())),
+                (Action::Update, Some(now), Some(before)) => {
+                    for field in c.changed_fields() {
+                        if now.get(&field) != before.get(&field) {
+                            return Err(moved(format!("its `{field}`")));
+                        }
+                    }
+                }
+                (Action::Delete, Some(now), Some(before)) => {
+                    for field in ["managed", "protect"] {
+                        if now.get(field) != before.get(field) {
+                            return Err(moved(format!("its `{field}`")));
+                        }
+                    }
+                }
+                _ => return Err(SavedPlanError::Differs),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An object of `live` as plans show it.
+fn live_json(live: &LiveOrganization, address: &Address) -> Option<Value> {
+    use super::json::{account_json, live_key_json, role_json, team_json};
+    match address {
+        Address::Role(n) => live.roles.get(n).map(role_json),
+        Address::Team(n) => live.teams.get(n).map(team_json),
+        Address::ServiceAccount(n) => live.service_accounts.get(n).map(account_json),
+        Address::Key { account, key } => live
+            .service_accounts
+            .get(account)
+            .and_then(|a| a.keys.get(key))
+            .map(live_key_json),
+        Address::Organization(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::address::Address;
-    use crate::plan::{Action, Change};
+    use crate::plan::Change;
 
     fn plan(revision: u64, reason: &str) -> Plan {
         Plan {
@@ -227,5 +284,61 @@ mod tests {
             with.check_live(5, &plan(5, "r")).unwrap_err().to_string(),
             "plan is stale: organization at revision 5, plan made at 4; run plan again"
         );
+    }
+
+    #[test]
+    fn object_by_object_a_plan_holds_while_what_it_changes_is_as_it_saw_it() {
+        use crate::model::{ServiceAccount, Team};
+        let saved = |changes: Vec<Change>| {
+            let mut p = plan(0, "r");
+            p.changes = changes;
+            SavedPlan::new(p, "prefect x".into(), false, "d".into())
+        };
+        let mut live = LiveOrganization::new("acme");
+        // A create holds while the object is still absent.
+        let create = saved(plan(0, "r").changes);
+        assert!(create.check_objects(&live).is_ok());
+        live.teams.insert("platform".into(), Team::default());
+        assert!(matches!(
+            create.check_objects(&live),
+            Err(SavedPlanError::Moved { .. })
+        ));
+        // An update holds while the fields it changes are as before; others may move.
+        let account = ServiceAccount {
+            description: "old".into(),
+            ..Default::default()
+        };
+        let update = saved(vec![Change {
+            address: Address::account("ci"),
+            action: Action::Update,
+            reason: None,
+            before: Some(crate::plan::json::account_json(&account)),
+            after: Some(crate::plan::json::account_json(&ServiceAccount {
+                admin: true,
+                ..account.clone()
+            })),
+            work: Vec::new(),
+            revokes: Vec::new(),
+            depends_on: Vec::new(),
+        }]);
+        let mut live = LiveOrganization::new("acme");
+        let err = update.check_objects(&live).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "service_account.ci changed since the plan was made (it no longer exists)"
+            ),
+            "{err}"
+        );
+        live.service_accounts.insert(
+            "ci".into(),
+            ServiceAccount {
+                description: "moved, but not changed by the plan".into(),
+                ..account.clone()
+            },
+        );
+        assert!(update.check_objects(&live).is_ok());
+        live.service_accounts.get_mut("ci").unwrap().admin = true;
+        let err = update.check_objects(&live).unwrap_err().to_string();
+        assert!(err.contains("(its `admin`)"), "{err}");
     }
 }

@@ -286,6 +286,12 @@ pub fn begin_issuing(dir: &Path) -> std::io::Result<()> {
     open_dir(dir)?.sync_all()
 }
 
+/// Whether an apply that issued keys in `dir` was interrupted: [`recover`] has work to do,
+/// against the whole live organization.
+pub fn issuing(dir: &Path) -> bool {
+    dir.join(ISSUING_MARKER).exists()
+}
+
 /// Notes that every pending key file in `dir` was promoted or discarded.
 pub fn end_issuing(dir: &Path) -> std::io::Result<()> {
     match fs::remove_file(dir.join(ISSUING_MARKER)) {

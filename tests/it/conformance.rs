@@ -1,12 +1,17 @@
 //! One conformance suite for every backend: the same scenario runs against `local` (a SQLite
-//! file), `http` (a real `svcacct serve` on 127.0.0.1) and `memory` (the test backend in
-//! tests/backends/: server-minted keys, one per account, no revision, no lock), and each must
-//! produce the same plans, the same verifications and the same exit codes, step by step. A
-//! backend runs the part of the scenario that fits its capabilities.
+//! file), `http` (a real `svcacct serve` on 127.0.0.1), `memory` (the test backend in
+//! tests/backends/: server-minted keys, one per account, no revision, no lock) and `prefect`
+//! (the Prefect Cloud simulator), and each must produce the same plans, the same
+//! verifications and the same exit codes, step by step. A backend runs the part of the
+//! scenario that its capabilities (the data `validate` reads) say it can store: two backends
+//! are compared on the part both can.
 
 use serde_json::{Value, json};
+use svcacct::backend::{BackendConfig, Capabilities, Vocabulary};
+use time::format_description::well_known::Rfc3339;
 
 use crate::common::{Cmd, OPERATOR, Out, Sandbox, Server, T0, at, secret_of};
+use crate::prefect_sim::{PrefectSim, SimOptions};
 
 /// Which backend a target runs on.
 #[derive(Clone, Copy, PartialEq)]
@@ -14,14 +19,48 @@ enum Kind {
     Local,
     Http,
     Memory,
+    Prefect,
 }
 
-/// A backend under test: a sandbox and, for `http`, the server in front of its database.
+/// The part of the scenario a backend runs, read from its capabilities.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Fit {
+    /// A second key on an account, with `scopes`.
+    two_keys: bool,
+    /// Disabling an account.
+    disabled: bool,
+    /// Teams exist outside svcacct: the scenario's team is made beforehand, with no
+    /// description, and never planned.
+    fixed_teams: bool,
+}
+
+impl Fit {
+    fn of(c: &Capabilities) -> Fit {
+        Fit {
+            two_keys: c.max_keys_per_account >= 2 && c.persists.scopes,
+            disabled: c.persists.disabled,
+            fixed_teams: c.fixed_teams,
+        }
+    }
+
+    /// What both of two backends run, to compare them step by step.
+    fn common(self, other: Fit) -> Fit {
+        Fit {
+            two_keys: self.two_keys && other.two_keys,
+            disabled: self.disabled && other.disabled,
+            fixed_teams: self.fixed_teams || other.fixed_teams,
+        }
+    }
+}
+
+/// A backend under test: a sandbox and, for `http`, the server in front of its database;
+/// for `prefect`, the simulated Prefect Cloud account.
 struct Target {
     sandbox: Sandbox,
     kind: Kind,
     server: Option<Server>,
     server_now: String,
+    sim: Option<PrefectSim>,
 }
 
 impl Target {
@@ -41,11 +80,66 @@ impl Target {
             kind,
             server: None,
             server_now: String::new(),
+            sim: None,
         };
         if kind == Kind::Http {
             t.at(T0);
         }
+        if kind == Kind::Prefect {
+            let sim = PrefectSim::start(SimOptions::default());
+            sim.add_workspace("ops");
+            t.sim = Some(sim);
+        }
         t
+    }
+
+    /// What the configured backend can store, as `validate` reads it.
+    fn capabilities(&self) -> &'static Capabilities {
+        #[derive(serde::Deserialize)]
+        struct Section {
+            backend: BackendConfig,
+        }
+        serde_saphyr::from_str::<Section>(&self.backend())
+            .expect("the target's backend section")
+            .backend
+            .capabilities()
+    }
+
+    /// The permissions of the scenario's role in the backend's own words.
+    fn permissions(&self) -> String {
+        match self.capabilities().vocabulary {
+            Vocabulary::Patterns => "deployments:read, deployments:execute".into(),
+            Vocabulary::Names(names) => names
+                .iter()
+                .filter(|n| n.ends_with("deployments"))
+                .take(2)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// The backend's built-in read-only role.
+    fn viewer(&self) -> &'static str {
+        self.capabilities()
+            .builtin_roles
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case("viewer"))
+            .expect("a viewer role")
+    }
+
+    /// Makes a team exist before the scenario, as it does outside svcacct on a backend of
+    /// fixed teams: a workspace in Prefect, an applied config elsewhere.
+    fn provide_team(&mut self, name: &str) {
+        match &self.sim {
+            Some(sim) => {
+                sim.add_workspace(name);
+            }
+            None => {
+                self.write_config(&format!("teams:\n  {name}: {{}}\n"));
+                self.run(&["apply", "--yes"], T0).ok();
+            }
+        }
     }
 
     fn is_http(&self) -> bool {
@@ -79,6 +173,14 @@ impl Target {
                 s.url
             ),
             (None, Kind::Memory) => "backend:\n  type: memory\n  path: org.json\n".to_string(),
+            (None, Kind::Prefect) => {
+                let sim = self.sim.as_ref().expect("a prefect target has a simulator");
+                format!(
+                    "backend:\n  type: prefect\n  account_id: {}\n  url: {}\n  ledger_workspace: ops\n",
+                    sim.account_id(),
+                    sim.url()
+                )
+            }
             (None, _) => "backend:\n  type: local\n  path: org.db\n".to_string(),
         }
     }
@@ -95,9 +197,14 @@ impl Target {
         if self.is_http() {
             self.at(now);
         }
-        Cmd::new(self.sandbox.root(), args)
+        let mut cmd = Cmd::new(self.sandbox.root(), args)
             .now(now)
-            .env("SVCACCT_CONFORMANCE_TOKEN", OPERATOR)
+            .env("SVCACCT_CONFORMANCE_TOKEN", OPERATOR);
+        if let Some(sim) = &self.sim {
+            sim.set_now(time::OffsetDateTime::parse(now, &Rfc3339).unwrap());
+            cmd = cmd.env("PREFECT_API_KEY", &sim.token());
+        }
+        cmd
     }
 
     fn run(&mut self, args: &[&str], now: &str) -> Out {
@@ -111,7 +218,13 @@ impl Target {
         )
     }
 
+    /// What `svcacct verify` says of a key; for Prefect, which has no such call, whether
+    /// Prefect accepts the key (the only part of a verification it can give).
     fn verify(&mut self, secret: &str, now: &str) -> Value {
+        if let Some(sim) = &self.sim {
+            sim.set_now(time::OffsetDateTime::parse(now, &Rfc3339).unwrap());
+            return json!({ "valid": sim.key_accepted(secret) });
+        }
         let out = self
             .cmd(&["verify"], now)
             .stdin(format!("{secret}\n"))
@@ -169,18 +282,32 @@ fn one_key(config: &str) -> String {
     config.replace("      scoped:\n        scopes: [\"*:read\"]\n", "")
 }
 
-/// The scenario, as a transcript of everything observable. `full` runs the parts that need
-/// two keys on an account and key scopes.
-fn scenario(t: &mut Target, full: bool) -> Vec<(String, Value)> {
-    let fit = |config: &str| {
-        if full {
-            config.to_string()
-        } else {
-            one_key(config)
-        }
-    };
+/// The scenario's config as `fit` and the target's words have it.
+fn fitted(t: &Target, fit: Fit, config: &str) -> String {
+    let mut config = config
+        .replace("deployments:read, deployments:execute", &t.permissions())
+        .replace("platform: viewer", &format!("platform: {}", t.viewer()));
+    if !fit.two_keys {
+        config = one_key(&config);
+    }
+    if fit.fixed_teams {
+        config = config.replace(
+            "  platform:\n    description: Platform\n",
+            "  platform: {}\n",
+        );
+    }
+    config
+}
+
+/// The scenario, as a transcript of everything observable, for the part `fit` says.
+fn scenario(t: &mut Target, fit: Fit) -> Vec<(String, Value)> {
+    if fit.fixed_teams {
+        t.provide_team("platform");
+    }
+    let full = fit.two_keys;
+    let config = |t: &Target, c: &str| fitted(t, fit, c);
     let mut log = Vec::new();
-    t.write_config(&fit(V1));
+    t.write_config(&config(t, V1));
     let plan = t.run(&["plan", "--format", "json", "--detailed-exitcode"], T0);
     log.push(("first plan".into(), plan_summary(&plan)));
     t.run(&["apply", "--yes"], T0).ok();
@@ -198,13 +325,17 @@ fn scenario(t: &mut Target, full: bool) -> Vec<(String, Value)> {
     log.push(("reader key".into(), t.verify(&r1, T0)));
 
     // Edit one field, disable one account.
-    t.write_config(&fit(&V1
-        .replace("description: CI", "description: CI runners")
-        .replace("  reader:\n", "  reader:\n    disabled: true\n")));
+    let mut edited = V1.replace("description: CI", "description: CI runners");
+    if fit.disabled {
+        edited = edited.replace("  reader:\n", "  reader:\n    disabled: true\n");
+    }
+    t.write_config(&config(t, &edited));
     let plan = t.run(&["plan", "--format", "json", "--detailed-exitcode"], T0);
     log.push(("edit plan".into(), plan_summary(&plan)));
     t.run(&["apply", "--yes"], T0).ok();
-    log.push(("disabled reader key".into(), t.verify(&r1, T0)));
+    if fit.disabled {
+        log.push(("disabled reader key".into(), t.verify(&r1, T0)));
+    }
 
     // Rotation with a one-day overlap.
     let day31 = at(31, 0);
@@ -226,11 +357,13 @@ fn scenario(t: &mut Target, full: bool) -> Vec<(String, Value)> {
     log.push(("new key after retire".into(), t.verify(&prod_v2, &day32)));
 
     // Remove an account: deleted, its keys revoked.
-    t.write_config(&fit(V1
-        .replace("description: CI", "description: CI runners")
-        .split("  reader:")
-        .next()
-        .unwrap()));
+    t.write_config(&config(
+        t,
+        V1.replace("description: CI", "description: CI runners")
+            .split("  reader:")
+            .next()
+            .unwrap(),
+    ));
     let plan = t.run(&["plan", "--format", "json"], &day32);
     log.push(("delete plan".into(), plan_summary(&plan)));
     t.run(&["apply", "--yes"], &day32).ok();
@@ -265,9 +398,19 @@ fn same(a: &[(String, Value)], b: &[(String, Value)], what: &str) {
 
 #[test]
 fn a_server_minting_one_key_backend_behaves_as_local_does() {
-    let a = scenario(&mut Target::new(Kind::Local), false);
+    let local = Target::new(Kind::Local);
     let mut memory = Target::new(Kind::Memory);
-    let b = scenario(&mut memory, false);
+    let fit = Fit::of(memory.capabilities());
+    assert_eq!(
+        fit,
+        Fit {
+            two_keys: false,
+            disabled: true,
+            fixed_teams: false
+        }
+    );
+    let a = scenario(&mut { local }, fit);
+    let b = scenario(&mut memory, fit);
     same(&a, &b, "local and memory");
     let step = |name: &str| b.iter().find(|(s, _)| s == name).unwrap().1.clone();
     assert_eq!(step("first plan")["changes"].as_array().unwrap().len(), 6);
@@ -297,8 +440,11 @@ fn a_server_minting_one_key_backend_behaves_as_local_does() {
 fn local_and_http_backends_behave_the_same() {
     let mut local = Target::new(Kind::Local);
     let mut http = Target::new(Kind::Http);
-    let a = scenario(&mut local, true);
-    let b = scenario(&mut http, true);
+    let fit = Fit::of(local.capabilities());
+    assert_eq!(fit, Fit::of(http.capabilities()));
+    assert!(fit.two_keys && fit.disabled && !fit.fixed_teams);
+    let a = scenario(&mut local, fit);
+    let b = scenario(&mut http, fit);
     for ((step, x), (_, y)) in a.iter().zip(&b) {
         assert_eq!(x, y, "step `{step}` differs between local and http");
     }
@@ -347,4 +493,67 @@ fn local_and_http_backends_behave_the_same() {
             "the server log holds a secret"
         );
     }
+}
+
+/// Asserts two transcripts agree step by step where one backend cannot verify: a key step
+/// compares whether the key works, the rest compares whole.
+#[track_caller]
+fn same_where_keys_work(a: &[(String, Value)], b: &[(String, Value)], what: &str) {
+    let steps = |t: &[(String, Value)]| t.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>();
+    assert_eq!(steps(a), steps(b), "the same steps ran on {what}");
+    for ((step, x), (_, y)) in a.iter().zip(b) {
+        if x.get("valid").is_some() {
+            assert_eq!(
+                x["valid"], y["valid"],
+                "step `{step}` differs between {what}"
+            );
+        } else {
+            assert_eq!(x, y, "step `{step}` differs between {what}");
+        }
+    }
+}
+
+#[test]
+fn prefect_behaves_as_local_does_on_what_it_can_store() {
+    let mut prefect = Target::new(Kind::Prefect);
+    let mut local = Target::new(Kind::Local);
+    let fit = Fit::of(prefect.capabilities()).common(Fit::of(local.capabilities()));
+    // One server-minted key, no disabling, workspaces that exist outside svcacct.
+    assert_eq!(
+        fit,
+        Fit {
+            two_keys: false,
+            disabled: false,
+            fixed_teams: true
+        }
+    );
+    let a = scenario(&mut local, fit);
+    let b = scenario(&mut prefect, fit);
+    same_where_keys_work(&a, &b, "local and prefect");
+
+    let step = |name: &str| b.iter().find(|(s, _)| s == name).unwrap().1.clone();
+    assert_eq!(step("first plan")["exit"], 2);
+    assert_eq!(
+        step("first plan")["changes"].as_array().unwrap().len(),
+        5,
+        "the role, two accounts and their keys; the workspace exists: {}",
+        step("first plan")
+    );
+    assert_eq!(step("prod key")["valid"], true);
+    assert_eq!(
+        step("edit plan")["changes"],
+        json!([["service_account.ci-bot", "update", ["description"], null]])
+    );
+    assert_eq!(step("rotation plan")["changes"][0][0], "key.ci-bot.prod");
+    assert_eq!(step("rotation plan")["changes"][0][1], "rotate");
+    assert_eq!(step("old key in overlap")["valid"], true);
+    assert_eq!(step("new key")["valid"], true);
+    assert_eq!(step("retire plan")["changes"][0][1], "retire");
+    assert_eq!(step("old key retired")["valid"], false);
+    assert_eq!(step("new key after retire")["valid"], true);
+    assert_eq!(
+        step("delete plan")["changes"][0],
+        json!(["service_account.reader", "delete", [], "revokes its 1 key"])
+    );
+    assert_eq!(step("deleted account key")["valid"], false);
 }

@@ -363,6 +363,21 @@ fn a_rotation_keeps_the_old_key_working_for_its_overlap_then_it_is_gone() {
     p.sim.advance_clock(time::Duration::hours(25));
     assert!(!p.sim.key_accepted(&old), "and not after it");
     assert!(p.sim.key_accepted(&new));
+    // Prefect expired it; the plan retires it from svcacct's record, as other backends do.
+    let plan = p.plan();
+    assert_eq!(
+        Prefect::changes(&plan),
+        [("key.etl.main".to_string(), "retire".to_string())]
+    );
+    p.apply();
+    assert!(p.sim.key_accepted(&new), "the live key stays");
+    assert!(
+        !p.sim
+            .variables(p.workspaces[LEDGER])
+            .iter()
+            .any(|(_, v)| v.to_string().contains("retiring")),
+        "the record no longer lists it"
+    );
     p.run(&["plan", "--detailed-exitcode"]).expect(0);
     p.assert_no_secret_leaked();
 }
@@ -554,4 +569,319 @@ fn an_out_of_band_rotation_changes_the_live_key_id_svcacct_reports() {
     let new_id = p.sim.bot_named("etl").unwrap().active_key.id.to_string();
     assert!(plan.to_string().contains(&new_id), "{plan}");
     assert!(!plan.to_string().contains(&file_id), "{plan}");
+}
+
+/// The changes of a plan with what each changes and its before and after values of those.
+fn changed_fields(plan: &Value) -> Vec<(String, String, Value, Value, Value)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let fields: Vec<&str> = c["changed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            let pick = |side: &Value| {
+                Value::Object(
+                    fields
+                        .iter()
+                        .map(|f| (f.to_string(), side[*f].clone()))
+                        .collect(),
+                )
+            };
+            (
+                c["address"].as_str().unwrap().to_string(),
+                c["action"].as_str().unwrap().to_string(),
+                c["changed"].clone(),
+                pick(&c["before"]),
+                pick(&c["after"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_account_role_changed_by_hand_shows_in_the_plan_and_apply_restores_it() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    let etl = p.sim.bot_named("etl").unwrap();
+    let admin_bot = p.sim.bot_named("admin-bot").unwrap();
+    // As an account admin would in Prefect's UI: promote one, demote the other.
+    p.sim.set_account_role_out_of_band(etl.id, "Admin");
+    p.sim.set_account_role_out_of_band(admin_bot.id, "Member");
+    let plan = p.plan();
+    assert_eq!(
+        changed_fields(&plan),
+        [
+            (
+                "service_account.admin-bot".to_string(),
+                "update".to_string(),
+                serde_json::json!(["admin"]),
+                serde_json::json!({"admin": false}),
+                serde_json::json!({"admin": true}),
+            ),
+            (
+                "service_account.etl".to_string(),
+                "update".to_string(),
+                serde_json::json!(["admin"]),
+                serde_json::json!({"admin": true}),
+                serde_json::json!({"admin": false}),
+            ),
+        ],
+        "{plan}"
+    );
+    p.apply();
+    assert_eq!(p.sim.bot_named("etl").unwrap().account_role_name, "Member");
+    assert_eq!(
+        p.sim.bot_named("admin-bot").unwrap().account_role_name,
+        "Admin"
+    );
+    // Nothing else moved: same bots, same keys.
+    assert_eq!(
+        p.sim.bot_named("etl").unwrap().active_key.id,
+        etl.active_key.id
+    );
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn workspace_role_scopes_changed_by_hand_show_in_the_plan_and_apply_restores_them() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    let declared = p.sim.role_scopes("flow-runner");
+    // Narrowed in the UI's role editor: the plan puts back what it took away.
+    p.sim
+        .set_role_scopes_out_of_band("flow-runner", &["see_flows"]);
+    let plan = p.plan();
+    assert_eq!(
+        changed_fields(&plan),
+        [(
+            "role.flow-runner".to_string(),
+            "update".to_string(),
+            serde_json::json!(["permissions"]),
+            serde_json::json!({"permissions": ["see_flows"]}),
+            serde_json::json!({"permissions": ["run_deployments", "see_deployments", "see_flows"]}),
+        )],
+        "{plan}"
+    );
+    p.apply();
+    assert_eq!(p.sim.role_scopes("flow-runner"), declared);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // Widened by hand: the plan takes the extra scope away again.
+    p.sim.set_role_scopes_out_of_band(
+        "flow-runner",
+        &[
+            "see_flows",
+            "see_deployments",
+            "run_deployments",
+            "manage_blocks",
+        ],
+    );
+    let plan = p.plan();
+    let changes = changed_fields(&plan);
+    assert_eq!(changes.len(), 1, "{plan}");
+    assert_eq!(changes[0].0, "role.flow-runner");
+    assert!(
+        changes[0].3["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("manage_blocks")),
+        "{plan}"
+    );
+    p.apply();
+    assert_eq!(p.sim.role_scopes("flow-runner"), declared);
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+}
+
+#[test]
+fn verify_is_refused_saying_prefect_has_no_endpoint_for_it_and_sends_nothing() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    let secret = p.secret("etl", "main");
+    let before = p.sim.requests().total;
+    let now = p.sim.now().format(&Rfc3339).unwrap();
+    let out =
+        p.sb.cmd(&["verify"])
+            .env("PREFECT_API_KEY", &p.sim.token())
+            .now(&now)
+            .stdin(format!("{secret}\n"))
+            .run();
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("svcacct verify is not available with the prefect backend"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Prefect Cloud has no endpoint"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no verification is printed: {}",
+        out.stdout
+    );
+    assert_eq!(p.sim.requests().total, before, "verify sends nothing");
+    assert!(!out.all().contains(&secret), "the key is not echoed");
+    p.assert_no_secret_leaked();
+}
+
+impl Prefect {
+    /// Saves a plan of the current config to `plan.json`.
+    #[track_caller]
+    fn save_plan(&self) {
+        let out = self.run(&["plan", "--out", "plan.json"]);
+        assert!(matches!(out.code, Some(0 | 2)), "{}", out.all());
+    }
+
+    /// Applies `plan.json`; returns its output and the requests it made, by route.
+    fn apply_saved(&self) -> (Out, crate::prefect_sim::Requests) {
+        let before = self.sim.requests();
+        let out = self.run(&["apply", "plan.json", "-v"]);
+        let after = self.sim.requests();
+        let mut made = crate::prefect_sim::Requests {
+            total: after.total - before.total,
+            ..Default::default()
+        };
+        for (route, n) in after.by_route {
+            let n = n - before.by_route.get(&route).copied().unwrap_or(0);
+            if n > 0 {
+                made.by_route.insert(route, n);
+            }
+        }
+        (out, made)
+    }
+}
+
+#[test]
+fn a_saved_plan_of_account_settings_reads_only_its_bots_and_applies_in_at_most_four_requests() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    // The account role: the bot, the account roles, the PATCH.
+    p.config(&BODY.replace("  etl:\n", "  etl:\n    admin: true\n"));
+    p.save_plan();
+    let (out, made) = p.apply_saved();
+    out.ok();
+    assert_eq!(
+        made.by_route.keys().collect::<Vec<_>>(),
+        [
+            "PATCH bots/{id}",
+            "POST account_roles/filter",
+            "POST bots/filter"
+        ],
+        "{made:?}"
+    );
+    assert_eq!(made.total, 3, "{made:?}");
+    assert_eq!(p.sim.bot_named("etl").unwrap().account_role_name, "Admin");
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // A description (kept in svcacct's record): the bot, the ledger workspace, the record,
+    // the one variable rewritten. The other records of that variable stay.
+    p.config(
+        &BODY
+            .replace("  etl:\n", "  etl:\n    admin: true\n")
+            .replace("The ETL scheduler", "The nightly ETL"),
+    );
+    p.save_plan();
+    let (out, made) = p.apply_saved();
+    out.ok();
+    assert_eq!(made.total, 4, "{made:?}");
+    let plan = p.plan();
+    assert!(Prefect::changes(&plan).is_empty(), "{plan}");
+    p.run(&["export", "-o", "exported.yaml"]).ok();
+    assert!(p.sb.read("exported.yaml").contains("The nightly ETL"));
+    p.assert_no_secret_leaked();
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_an_object_it_changes_moved_since_and_nothing_is_written() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    p.config(&BODY.replace("  etl:\n", "  etl:\n    admin: true\n"));
+    p.save_plan();
+    let etl = p.sim.bot_named("etl").unwrap();
+    // Someone made it Owner in the UI meanwhile: the plan's `admin: false → true` is stale.
+    p.sim.set_account_role_out_of_band(etl.id, "Owner");
+    let (out, made) = p.apply_saved();
+    out.expect(1);
+    assert!(
+        out.stderr.contains(
+            "plan is stale: service_account.etl changed since the plan was made (its `admin`)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        made.by_route.keys().all(|r| r.contains("filter")),
+        "only reads: {made:?}"
+    );
+    assert_eq!(p.sim.bot_named("etl").unwrap().account_role_name, "Owner");
+
+    // Deleted meanwhile: refused too, and nothing is recreated.
+    p.sim.set_account_role_out_of_band(etl.id, "Member");
+    p.save_plan();
+    p.sim.delete_out_of_band(etl.id);
+    let (out, made) = p.apply_saved();
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("service_account.etl changed since the plan was made (it no longer exists)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        made.by_route.keys().all(|r| r.contains("filter")),
+        "{made:?}"
+    );
+    assert!(p.sim.bot_named("etl").is_none());
+}
+
+#[test]
+fn a_saved_plan_that_changes_access_is_checked_by_planning_everything_again() {
+    let p = Prefect::new(SimOptions::default(), &["data-eng", "ml"]);
+    p.config(BODY);
+    p.apply();
+    p.config(&BODY.replace(
+        "{data-eng: flow-runner, ml: Viewer}",
+        "{data-eng: flow-runner}",
+    ));
+    p.save_plan();
+    let (out, made) = p.apply_saved();
+    out.ok();
+    // Bot access is read per workspace: ops, data-eng and ml.
+    assert_eq!(
+        made.to("POST workspaces/{workspace_id}/bot_access/filter"),
+        3,
+        "{made:?}"
+    );
+    let etl = p.sim.bot_named("etl").unwrap().id;
+    let etl_in_ml = || {
+        p.sim
+            .accesses(p.workspaces["ml"])
+            .iter()
+            .any(|a| a.bot_id == etl)
+    };
+    assert!(!etl_in_ml());
+    p.run(&["plan", "--detailed-exitcode"]).expect(0);
+
+    // And it is refused when something else moved: the fresh plan differs.
+    p.config(BODY);
+    p.save_plan();
+    p.sim
+        .set_account_role_out_of_band(p.sim.bot_named("admin-bot").unwrap().id, "Member");
+    let (out, _) = p.apply_saved();
+    out.expect(1);
+    assert!(out.stderr.contains("plan is stale"), "{}", out.stderr);
+    assert!(!etl_in_ml(), "nothing was written");
 }

@@ -259,34 +259,39 @@ impl Client {
                 std::thread::sleep(backoff(attempt, wait));
                 continue;
             }
-            let detail = detail_of(&body);
-            let err = match status {
-                401 => BackendError::Setup(format!(
-                    "Prefect refused the API key in {} ({status}: {detail})",
-                    self.token_env
-                )),
-                404 => BackendError::NotFound {
-                    target: target.to_string(),
-                },
-                409 => BackendError::Conflict {
-                    target: target.to_string(),
-                    message: detail,
-                },
-                _ => BackendError::Server {
-                    target: target.to_string(),
-                    code: status.to_string(),
-                    message: if detail == "no detail" {
-                        format!("Prefect answered {status} after {attempt} attempts")
-                    } else {
-                        detail
-                    },
-                },
-            };
+            let err = self.refusal(status, &body, attempt, target);
             return Err(if server_error && retry == Retry::Create {
                 CallError::Uncertain(err)
             } else {
                 CallError::Failed(err)
             });
+        }
+    }
+
+    /// The error of a status no retry made acceptable, with Prefect's `detail`.
+    fn refusal(&self, status: u16, body: &[u8], attempt: u32, target: &str) -> BackendError {
+        let detail = detail_of(body);
+        match status {
+            401 => BackendError::Setup(format!(
+                "Prefect refused the API key in {} ({status}: {detail})",
+                self.token_env
+            )),
+            404 => BackendError::NotFound {
+                target: target.to_string(),
+            },
+            409 => BackendError::Conflict {
+                target: target.to_string(),
+                message: detail,
+            },
+            _ => BackendError::Server {
+                target: target.to_string(),
+                code: status.to_string(),
+                message: if detail == "no detail" {
+                    format!("Prefect answered {status} after {attempt} attempts")
+                } else {
+                    detail
+                },
+            },
         }
     }
 

@@ -21,9 +21,14 @@
 //! can be typed by anyone, and one place can be read in one request.
 //!
 //! Requests: a plan reads every filter page by page (200 a page), so an account of 1,000
-//! bots costs 5 bot pages plus one read per workspace for bot access, the roles, workspaces
-//! and the record. An apply writes one request per change where Prefect allows (bot access
-//! of a whole batch is one upsert per workspace), paced by `--max-requests-per-minute`.
+//! bots costs 5 bot pages plus one read per workspace for bot access (Prefect lists bot
+//! access only per workspace: tests/prefect-contract.md), the roles, workspaces and the
+//! record. An apply writes one request per change where Prefect allows (bot access of a
+//! whole batch is one upsert per workspace), paced by `--max-requests-per-minute`. Prefect
+//! keeps no revision, so an apply plans everything again, except a saved plan of accounts'
+//! own settings (`admin`, description, `protect`): that one reads only its bots, and the
+//! account roles or the record if it changes them (`snapshot_of`), and is checked object by
+//! object.
 
 mod client;
 mod ledger;
@@ -44,7 +49,9 @@ use super::{
     Applied, Backend, BackendConfig, BackendError, Capabilities, Endpoint, IssuedSecret, Minting,
     Operation, Section, Vocabulary,
 };
+use crate::address::Address;
 use crate::clock;
+use crate::plan::{Action, Change};
 use crate::duration::Duration;
 use crate::model::{
     ApiKey, IssuedKey, LiveKey, LiveOrganization, RetiringKey, Role, ServiceAccount, Team,
@@ -258,6 +265,9 @@ struct Live {
     ledger_workspace_id: String,
     /// Secrets of bots this apply created, until their key issue collects them.
     fresh: HashMap<String, IssuedSecret>,
+    /// Read for a saved plan whose changes leave the record as it is: the record was not
+    /// read, and nothing may write it (a bucket written unread would lose its other records).
+    record_unread: bool,
 }
 
 pub struct PrefectBackend {
@@ -310,6 +320,30 @@ impl PrefectBackend {
 
     /// Reads everything a plan compares.
     fn read(&mut self) -> Result<(LiveOrganization, Live), BackendError> {
+        let wire = self.fetch()?;
+        let mut org = LiveOrganization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
+        let mut live = Live {
+            account_roles: wire
+                .account_roles
+                .into_iter()
+                .map(|r| (r.name, r.id))
+                .collect(),
+            ledger_workspace_id: wire.ledger_workspace_id,
+            ..Default::default()
+        };
+        live.add_roles(&mut org, &wire.roles, &wire.ledger, &wire.implies);
+        live.add_workspaces(&mut org, &wire.workspaces);
+        let mut teams_of = live.add_access(wire.access_rows, &wire.workspaces, &wire.roles);
+        for b in wire.bots {
+            live.add_bot(&mut org, b, &wire.ledger, &mut teams_of);
+        }
+        live.ledger = wire.ledger;
+        Ok((org, live))
+    }
+
+    /// Sends the reads of a plan: every filter page by page, the record, bot access per
+    /// workspace, and the scope catalogue when there is a custom role to compare.
+    fn fetch(&mut self) -> Result<Wire, BackendError> {
         let c = &mut self.client;
         let account_roles: Vec<AccountRoleWire> =
             c.filter_all(&c.a("account_roles/filter"), json!({}), "account roles")?;
@@ -318,39 +352,9 @@ impl PrefectBackend {
         let roles: Vec<WorkspaceRoleWire> =
             c.filter_all(&c.a("workspace_roles/filter"), json!({}), "workspace roles")?;
         let bots: Vec<BotWire> = c.filter_all(&c.a("bots/filter"), json!({}), "bots")?;
-        let Some(ledger_ws) = workspaces
-            .iter()
-            .find(|w| w.handle == self.ledger_workspace)
-        else {
-            let help = crate::config::closest(
-                &self.ledger_workspace,
-                workspaces.iter().map(|w| w.handle.as_str()),
-            )
-            .map(|c| format!("; did you mean `{c}`?"))
-            .unwrap_or_default();
-            return Err(BackendError::Setup(format!(
-                "the prefect backend's ledger_workspace `{}` is not a workspace of account {}{help}",
-                self.ledger_workspace,
-                c.describe()
-            )));
-        };
-        let names: Vec<String> = (0..ledger::BUCKETS)
-            .map(|b| ledger::variable_name(&self.organization, b))
-            .collect();
-        let variables: Vec<VariableWire> = c.filter_all(
-            &c.w(&ledger_ws.id, "variables/filter"),
-            json!({ "variables": { "name": { "any_": names } } }),
-            "svcacct's record",
-        )?;
-        let ledger = Ledger::read(
-            &self.organization,
-            variables.into_iter().map(|v| (v.name, v.value)).collect(),
-        );
-        for name in &ledger.unreadable {
-            eprintln!(
-                "warning: Prefect variable {name} is not a record svcacct can read; the objects it names are treated as made by hand (never deleted)"
-            );
-        }
+        let ledger_workspace_id = self.ledger_workspace_id(&workspaces)?;
+        let ledger = self.read_ledger(&ledger_workspace_id)?;
+        let c = &mut self.client;
         let mut access_rows = Vec::new();
         for w in &workspaces {
             let rows: Vec<AccessWire> =
@@ -366,31 +370,181 @@ impl PrefectBackend {
         } else {
             HashMap::new()
         };
+        Ok(Wire {
+            account_roles,
+            workspaces,
+            roles,
+            bots,
+            ledger,
+            ledger_workspace_id,
+            access_rows,
+            implies,
+        })
+    }
 
-        let now = clock::now();
-        let mut org = LiveOrganization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
+    /// The id of the workspace that keeps the record; a handle that is not one is an error
+    /// with a did-you-mean.
+    fn ledger_workspace_id(&self, workspaces: &[WorkspaceWire]) -> Result<String, BackendError> {
+        let Some(ledger_ws) = workspaces
+            .iter()
+            .find(|w| w.handle == self.ledger_workspace)
+        else {
+            let help = crate::config::closest(
+                &self.ledger_workspace,
+                workspaces.iter().map(|w| w.handle.as_str()),
+            )
+            .map(|c| format!("; did you mean `{c}`?"))
+            .unwrap_or_default();
+            return Err(BackendError::Setup(format!(
+                "the prefect backend's ledger_workspace `{}` is not a workspace of account {}{help}",
+                self.ledger_workspace,
+                self.client.describe()
+            )));
+        };
+        Ok(ledger_ws.id.clone())
+    }
+
+    /// Reads svcacct's record from the variables of the ledger workspace, warning about a
+    /// variable it cannot read (its objects then look hand-made).
+    fn read_ledger(&mut self, workspace_id: &str) -> Result<Ledger, BackendError> {
+        let names: Vec<String> = (0..ledger::BUCKETS)
+            .map(|b| ledger::variable_name(&self.organization, b))
+            .collect();
+        let c = &mut self.client;
+        let variables: Vec<VariableWire> = c.filter_all(
+            &c.w(workspace_id, "variables/filter"),
+            json!({ "variables": { "name": { "any_": names } } }),
+            "svcacct's record",
+        )?;
+        let ledger = Ledger::read(
+            &self.organization,
+            variables.into_iter().map(|v| (v.name, v.value)).collect(),
+        );
+        for name in &ledger.unreadable {
+            eprintln!(
+                "warning: Prefect variable {name} is not a record svcacct can read; the objects it names are treated as made by hand (never deleted)"
+            );
+        }
+        Ok(ledger)
+    }
+}
+
+/// What a saved plan's changes need read, when they can be read alone: updates of accounts'
+/// own settings (`admin`: the bot and the account roles; `description`, `protect`: the bot
+/// and the record). Anything else (access, keys, roles, creates, deletes) needs the whole
+/// account read.
+struct ObjectReads {
+    bots: Vec<String>,
+    account_roles: bool,
+    record: bool,
+}
+
+impl ObjectReads {
+    fn of(changes: &[Change]) -> Option<ObjectReads> {
+        let mut reads = ObjectReads {
+            bots: Vec::new(),
+            account_roles: false,
+            record: false,
+        };
+        for c in changes {
+            let (Address::ServiceAccount(name), Action::Update) = (&c.address, &c.action) else {
+                return None;
+            };
+            if !c
+                .work
+                .iter()
+                .all(|w| matches!(w, Operation::PutServiceAccount { .. }))
+            {
+                return None;
+            }
+            for field in c.changed_fields() {
+                match field.as_str() {
+                    "admin" => reads.account_roles = true,
+                    "description" | "protect" => reads.record = true,
+                    _ => return None,
+                }
+            }
+            reads.bots.push(name.clone());
+        }
+        (!reads.bots.is_empty() && reads.bots.len() <= client::PAGE).then_some(reads)
+    }
+}
+
+impl PrefectBackend {
+    /// Reads the bots of a saved plan's changes by name, and the account roles and the record
+    /// only if a change needs them: one request each.
+    fn read_objects(&mut self, reads: &ObjectReads) -> Result<(LiveOrganization, Live), BackendError> {
+        let c = &mut self.client;
+        let bots: Vec<BotWire> = c.filter_all(
+            &c.a("bots/filter"),
+            json!({ "service_accounts": { "name": { "any_": reads.bots } } }),
+            "bots",
+        )?;
         let mut live = Live {
-            account_roles: account_roles.into_iter().map(|r| (r.name, r.id)).collect(),
-            ledger_workspace_id: ledger_ws.id.clone(),
+            record_unread: !reads.record,
             ..Default::default()
         };
-        let role_names: HashMap<String, String> = roles
-            .iter()
-            .map(|r| (r.id.clone(), r.name.clone()))
-            .collect();
-        for r in &roles {
-            live.roles
+        if reads.account_roles {
+            let roles: Vec<AccountRoleWire> =
+                c.filter_all(&c.a("account_roles/filter"), json!({}), "account roles")?;
+            live.account_roles = roles.into_iter().map(|r| (r.name, r.id)).collect();
+        }
+        let ledger = if reads.record {
+            let workspaces: Vec<WorkspaceWire> = c.filter_all(
+                &c.a("workspaces/filter"),
+                json!({ "workspaces": { "handle": { "any_": [self.ledger_workspace] } } }),
+                "workspaces",
+            )?;
+            live.ledger_workspace_id = self.ledger_workspace_id(&workspaces)?;
+            self.read_ledger(&live.ledger_workspace_id)?
+        } else {
+            Ledger::default()
+        };
+        let mut org = LiveOrganization::with_builtin_roles(&self.organization, &BUILTIN_ROLES);
+        for b in bots.into_iter().filter(|b| reads.bots.contains(&b.name)) {
+            live.add_bot(&mut org, b, &ledger, &mut HashMap::new());
+        }
+        live.ledger = ledger;
+        Ok((org, live))
+    }
+}
+
+/// What a plan's reads answered, before it becomes an organization.
+struct Wire {
+    account_roles: Vec<AccountRoleWire>,
+    workspaces: Vec<WorkspaceWire>,
+    roles: Vec<WorkspaceRoleWire>,
+    bots: Vec<BotWire>,
+    ledger: Ledger,
+    ledger_workspace_id: String,
+    /// (workspace id, access) of every workspace.
+    access_rows: Vec<(String, AccessWire)>,
+    /// Scope → the scopes it implies.
+    implies: HashMap<String, Vec<String>>,
+}
+
+impl Live {
+    /// Workspace roles: every one by name for the apply, the custom ones into the organization.
+    fn add_roles(
+        &mut self,
+        org: &mut LiveOrganization,
+        roles: &[WorkspaceRoleWire],
+        ledger: &Ledger,
+        implies: &HashMap<String, Vec<String>>,
+    ) {
+        for r in roles {
+            self.roles
                 .insert(r.name.clone(), (r.id.clone(), r.account_id.is_some()));
             if r.account_id.is_none() {
                 continue;
             }
-            let record = live.ledger_role(&ledger, r);
+            let record = self.ledger_role(ledger, r);
             let granted: BTreeSet<String> = r.scopes.iter().cloned().collect();
             let permissions = match &record {
-                Some(rec) if closure(&rec.scopes, &implies) == closure(&granted, &implies) => {
+                Some(rec) if closure(&rec.scopes, implies) == closure(&granted, implies) => {
                     rec.scopes.clone()
                 }
-                _ => reduced(&granted, &implies),
+                _ => reduced(&granted, implies),
             };
             org.roles.insert(
                 r.name.clone(),
@@ -403,12 +557,12 @@ impl PrefectBackend {
                 },
             );
         }
-        let handles: HashMap<String, String> = workspaces
-            .iter()
-            .map(|w| (w.id.clone(), w.handle.clone()))
-            .collect();
-        for w in &workspaces {
-            live.workspaces.insert(w.handle.clone(), w.id.clone());
+    }
+
+    /// Workspaces are the organization's teams.
+    fn add_workspaces(&mut self, org: &mut LiveOrganization, workspaces: &[WorkspaceWire]) {
+        for w in workspaces {
+            self.workspaces.insert(w.handle.clone(), w.id.clone());
             org.teams.insert(
                 w.handle.clone(),
                 Team {
@@ -418,6 +572,23 @@ impl PrefectBackend {
                 },
             );
         }
+    }
+
+    /// Bot access: kept by (workspace, bot) for the apply; returns each bot's teams.
+    fn add_access(
+        &mut self,
+        access_rows: Vec<(String, AccessWire)>,
+        workspaces: &[WorkspaceWire],
+        roles: &[WorkspaceRoleWire],
+    ) -> HashMap<String, BTreeMap<String, String>> {
+        let role_names: HashMap<String, String> = roles
+            .iter()
+            .map(|r| (r.id.clone(), r.name.clone()))
+            .collect();
+        let handles: HashMap<String, String> = workspaces
+            .iter()
+            .map(|w| (w.id.clone(), w.handle.clone()))
+            .collect();
         let mut teams_of: HashMap<String, BTreeMap<String, String>> = HashMap::new();
         for (ws, a) in access_rows {
             if let (Some(h), Some(r)) = (handles.get(&ws), role_names.get(&a.workspace_role_id)) {
@@ -426,92 +597,110 @@ impl PrefectBackend {
                     .or_default()
                     .insert(h.clone(), r.clone());
             }
-            live.access
+            self.access
                 .insert((ws, a.bot_id), (a.id, a.workspace_role_id));
         }
-        for b in bots {
-            let record = ledger
-                .bots
-                .get(&b.id)
-                .filter(|r| r.created.is_none_or(|c| c == b.created))
-                .cloned();
-            let ours = record.as_ref().is_some_and(|r| r.created.is_some());
-            let issued = IssuedKey {
-                id: b.api_key.id.clone(),
-                created_at: b.api_key.created,
-                expires_at: b.api_key.expiration,
-            };
-            let mut keys = BTreeMap::new();
-            let key_name = match record.as_ref().and_then(|r| r.key.as_ref()) {
-                Some(k) => {
-                    keys.insert(
-                        k.name.clone(),
-                        LiveKey {
-                            settings: ApiKey {
-                                description: k.description.clone(),
-                                scopes: BTreeSet::new(),
-                                expires_in: k.expires_in,
-                                rotate_every: k.rotate_every,
-                                overlap: k.overlap,
-                                managed: true,
-                            },
-                            issued,
-                        },
-                    );
-                    k.name.clone()
-                }
-                // A bot of ours without a key record holds a key nobody was given.
-                None if ours => UNRECORDED_KEY.to_string(),
-                None => {
-                    keys.insert(
-                        UNRECORDED_KEY.to_string(),
-                        LiveKey {
-                            settings: ApiKey::default(),
-                            issued,
-                        },
-                    );
-                    UNRECORDED_KEY.to_string()
-                }
-            };
-            for r in record.iter().flat_map(|r| &r.retiring) {
-                if r.retires_at > now {
-                    org.retiring_keys.push(RetiringKey {
-                        id: r.id.clone(),
-                        service_account: b.name.clone(),
-                        key: key_name.clone(),
-                        retires_at: r.retires_at,
-                        managed: true,
-                    });
-                }
-            }
-            org.service_accounts.insert(
-                b.name.clone(),
-                ServiceAccount {
-                    description: record
-                        .as_ref()
-                        .map(|r| r.description.clone())
-                        .unwrap_or_default(),
-                    teams: teams_of.remove(&b.id).unwrap_or_default(),
-                    admin: is_admin(b.account_role_name.as_deref()),
-                    expires: None,
-                    disabled: false,
-                    protect: record.as_ref().is_some_and(|r| r.protect),
-                    managed: ours,
-                    keys,
-                },
-            );
-            live.bots.insert(
-                b.name,
-                BotLive {
-                    id: b.id,
-                    key_id: b.api_key.id,
-                    admin: is_admin(b.account_role_name.as_deref()),
-                },
-            );
-        }
-        live.ledger = ledger;
-        Ok((org, live))
+        teams_of
     }
+
+    /// A bot: its service account, its key and the keys it is retiring.
+    fn add_bot(
+        &mut self,
+        org: &mut LiveOrganization,
+        b: BotWire,
+        ledger: &Ledger,
+        teams_of: &mut HashMap<String, BTreeMap<String, String>>,
+    ) {
+        let record = ledger
+            .bots
+            .get(&b.id)
+            .filter(|r| r.created.is_none_or(|c| c == b.created))
+            .cloned();
+        let ours = record.as_ref().is_some_and(|r| r.created.is_some());
+        let (keys, key_name) = bot_keys(&b, record.as_ref(), ours);
+        // Past its overlap too: Prefect has expired it, and the plan's `retire` deletes what
+        // may be left and drops it from the record, as on every other backend.
+        for r in record.iter().flat_map(|r| &r.retiring) {
+            org.retiring_keys.push(RetiringKey {
+                id: r.id.clone(),
+                service_account: b.name.clone(),
+                key: key_name.clone(),
+                retires_at: r.retires_at,
+                managed: true,
+            });
+        }
+        org.service_accounts.insert(
+            b.name.clone(),
+            ServiceAccount {
+                description: record
+                    .as_ref()
+                    .map(|r| r.description.clone())
+                    .unwrap_or_default(),
+                teams: teams_of.remove(&b.id).unwrap_or_default(),
+                admin: is_admin(b.account_role_name.as_deref()),
+                expires: None,
+                disabled: false,
+                protect: record.as_ref().is_some_and(|r| r.protect),
+                managed: ours,
+                keys,
+            },
+        );
+        self.bots.insert(
+            b.name,
+            BotLive {
+                id: b.id,
+                key_id: b.api_key.id,
+                admin: is_admin(b.account_role_name.as_deref()),
+            },
+        );
+    }
+}
+
+/// A bot's key as the organization shows it, and its name: the recorded one, or `main` for
+/// a key svcacct did not issue. A bot of ours without a key record shows none.
+fn bot_keys(
+    b: &BotWire,
+    record: Option<&BotRecord>,
+    ours: bool,
+) -> (BTreeMap<String, LiveKey>, String) {
+    let issued = IssuedKey {
+        id: b.api_key.id.clone(),
+        created_at: b.api_key.created,
+        expires_at: b.api_key.expiration,
+    };
+    let mut keys = BTreeMap::new();
+    let key_name = match record.and_then(|r| r.key.as_ref()) {
+        Some(k) => {
+            keys.insert(
+                k.name.clone(),
+                LiveKey {
+                    settings: ApiKey {
+                        description: k.description.clone(),
+                        scopes: BTreeSet::new(),
+                        expires_in: k.expires_in,
+                        rotate_every: k.rotate_every,
+                        overlap: k.overlap,
+                        managed: true,
+                    },
+                    issued,
+                },
+            );
+            k.name.clone()
+        }
+        // A bot of ours without a key record holds a key nobody was given.
+        None if ours => UNRECORDED_KEY.to_string(),
+        None => {
+            keys.insert(
+                UNRECORDED_KEY.to_string(),
+                LiveKey {
+                    settings: ApiKey::default(),
+                    issued,
+                },
+            );
+            UNRECORDED_KEY.to_string()
+        }
+    };
+    (keys, key_name)
 }
 
 impl Live {
@@ -541,6 +730,68 @@ impl Live {
             .ok_or_else(|| BackendError::NotFound {
                 target: format!("role.{name}"),
             })
+    }
+}
+
+/// Workspace id → [(op index, bot id, role id)] to upsert.
+type Upserts = BTreeMap<String, Vec<(usize, String, String)>>;
+/// (op index, workspace id, bot id, access id) to delete.
+type Deletes = Vec<(usize, String, String, String)>;
+
+impl Live {
+    /// What a batch of memberships changes in bot access: the upserts by workspace and the
+    /// deletes. An account whose bot, workspace or role is unknown gets an error instead.
+    fn access_changes(
+        &self,
+        batch: &[(usize, &str, &BTreeMap<String, String>)],
+        errors: &mut HashMap<usize, BackendError>,
+    ) -> (Upserts, Deletes) {
+        let mut upserts = Upserts::new();
+        let mut deletes = Deletes::new();
+        for &(i, account, teams) in batch {
+            let bot = match self.bot(account) {
+                Ok(b) => b.id.clone(),
+                Err(e) => {
+                    errors.insert(i, e);
+                    continue;
+                }
+            };
+            for (team, role) in teams {
+                let Some(ws) = self.workspaces.get(team) else {
+                    errors.insert(
+                        i,
+                        BackendError::NotFound {
+                            target: format!("team.{team}"),
+                        },
+                    );
+                    continue;
+                };
+                match self.role_id(role) {
+                    Ok(role_id) => {
+                        let current = self.access.get(&(ws.clone(), bot.clone()));
+                        if current.is_none_or(|(_, r)| *r != role_id) {
+                            upserts
+                                .entry(ws.clone())
+                                .or_default()
+                                .push((i, bot.clone(), role_id));
+                        }
+                    }
+                    Err(e) => {
+                        errors.insert(i, e);
+                    }
+                }
+            }
+            let wanted: BTreeSet<&String> = teams
+                .keys()
+                .filter_map(|t| self.workspaces.get(t))
+                .collect();
+            for ((ws, b), (access_id, _)) in &self.access {
+                if *b == bot && !wanted.contains(ws) {
+                    deletes.push((i, ws.clone(), b.clone(), access_id.clone()));
+                }
+            }
+        }
+        (upserts, deletes)
     }
 }
 
@@ -697,6 +948,7 @@ impl PrefectBackend {
     fn put_account(&mut self, name: &str, account: &ServiceAccount) -> Result<(), BackendError> {
         let target = format!("service_account.{name}");
         let role = if account.admin { "Admin" } else { "Member" };
+        // Needed only to create the bot or change its role.
         let role_id = self
             .live()?
             .account_roles
@@ -704,11 +956,12 @@ impl PrefectBackend {
             .cloned()
             .ok_or_else(|| BackendError::NotFound {
                 target: format!("account role {role}"),
-            })?;
+            });
         let existing = self.live()?.bots.get(name).map(|b| (b.id.clone(), b.admin));
         let id = match existing {
             Some((id, admin)) => {
                 if admin != account.admin {
+                    let role_id = role_id?;
                     let c = &mut self.client;
                     c.call(
                         Method::PATCH,
@@ -725,9 +978,12 @@ impl PrefectBackend {
                 }
                 id
             }
-            None => self.create_bot(name, account, &role_id)?,
+            None => self.create_bot(name, account, &role_id?)?,
         };
         let live = self.live()?;
+        if live.record_unread {
+            return Ok(());
+        }
         let mut record = live.bot_record(&id);
         record.description = account.description.clone();
         record.protect = account.protect;
@@ -829,52 +1085,14 @@ impl PrefectBackend {
         let Ok(live) = self.live() else {
             return errors;
         };
-        // workspace id → [(op index, bot id, role id)]
-        let mut upserts: BTreeMap<String, Vec<(usize, String, String)>> = BTreeMap::new();
-        let mut deletes: Vec<(usize, String, String, String)> = Vec::new();
-        for &(i, account, teams) in batch {
-            let bot = match live.bot(account) {
-                Ok(b) => b.id.clone(),
-                Err(e) => {
-                    errors.insert(i, e);
-                    continue;
-                }
-            };
-            for (team, role) in teams {
-                let Some(ws) = live.workspaces.get(team) else {
-                    errors.insert(
-                        i,
-                        BackendError::NotFound {
-                            target: format!("team.{team}"),
-                        },
-                    );
-                    continue;
-                };
-                match live.role_id(role) {
-                    Ok(role_id) => {
-                        let current = live.access.get(&(ws.clone(), bot.clone()));
-                        if current.is_none_or(|(_, r)| *r != role_id) {
-                            upserts
-                                .entry(ws.clone())
-                                .or_default()
-                                .push((i, bot.clone(), role_id));
-                        }
-                    }
-                    Err(e) => {
-                        errors.insert(i, e);
-                    }
-                }
-            }
-            let wanted: BTreeSet<&String> = teams
-                .keys()
-                .filter_map(|t| live.workspaces.get(t))
-                .collect();
-            for ((ws, b), (access_id, _)) in &live.access {
-                if *b == bot && !wanted.contains(ws) {
-                    deletes.push((i, ws.clone(), b.clone(), access_id.clone()));
-                }
-            }
-        }
+        let (upserts, deletes) = live.access_changes(batch, &mut errors);
+        self.upsert_access(upserts, &mut errors);
+        self.delete_access(deletes, &mut errors);
+        errors
+    }
+
+    /// Sends one upsert per workspace; a failed one fails every account in it.
+    fn upsert_access(&mut self, upserts: Upserts, errors: &mut HashMap<usize, BackendError>) {
         for (ws, rows) in upserts {
             let body: Vec<Value> = rows
                 .iter()
@@ -907,6 +1125,10 @@ impl PrefectBackend {
                 }
             }
         }
+    }
+
+    /// Deletes the accesses that go, one request each.
+    fn delete_access(&mut self, deletes: Deletes, errors: &mut HashMap<usize, BackendError>) {
         for (i, ws, bot, access_id) in deletes {
             let c = &mut self.client;
             match c.delete(&c.w(&ws, &format!("bot_access/{access_id}")), "bot access") {
@@ -918,7 +1140,6 @@ impl PrefectBackend {
                 }
             }
         }
-        errors
     }
 
     /// Issues an account's key: the secret of the create that made the bot, or a rotation.
@@ -1104,6 +1325,51 @@ impl PrefectBackend {
     }
 }
 
+impl PrefectBackend {
+    /// Applies one operation other than memberships (those go in batches).
+    fn apply_one(&mut self, op: &Operation) -> Result<Applied, BackendError> {
+        let done = |r: Result<(), BackendError>| r.map(|()| Applied::Done);
+        match op {
+            Operation::PutRole { name, role } => done(self.put_role(name, role)),
+            Operation::DeleteRole { name } => done(self.delete_role(name)),
+            Operation::PutTeam { name, .. } => {
+                let exists = self
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.workspaces.contains_key(name));
+                if exists {
+                    Ok(Applied::Done)
+                } else {
+                    Err(BackendError::NotFound {
+                        target: format!(
+                            "team.{name} (a Prefect workspace; svcacct never creates one)"
+                        ),
+                    })
+                }
+            }
+            Operation::DeleteTeam { name } => Err(BackendError::Conflict {
+                target: format!("team.{name}"),
+                message: "the prefect backend never deletes a workspace".into(),
+            }),
+            Operation::PutServiceAccount { name, account } => {
+                done(self.put_account(name, account))
+            }
+            Operation::DeleteServiceAccount { name } => done(self.delete_account(name)),
+            Operation::IssueKey { account, name, key } => {
+                self.issue_key(account, name, key).map(Applied::Issued)
+            }
+            Operation::UpdateKey { account, name, key } => {
+                done(self.update_key(account, name, key))
+            }
+            Operation::RevokeKey { account, id, .. } => done(self.revoke_key(account, id)),
+            Operation::RegisterKey { account, name, .. } => Err(BackendError::Setup(format!(
+                "key.{account}.{name}: Prefect mints its keys; svcacct cannot register one"
+            ))),
+            Operation::SetMemberships { .. } => unreachable!("handled in a batch"),
+        }
+    }
+}
+
 impl Backend for PrefectBackend {
     fn snapshot(&mut self) -> Result<LiveOrganization, BackendError> {
         let (org, mut live) = self.read()?;
@@ -1113,6 +1379,18 @@ impl Backend for PrefectBackend {
         }
         self.live = Some(live);
         Ok(org)
+    }
+
+    fn snapshot_of(&mut self, changes: &[Change]) -> Result<Option<LiveOrganization>, BackendError> {
+        let Some(reads) = ObjectReads::of(changes) else {
+            return Ok(None);
+        };
+        let (org, mut live) = self.read_objects(&reads)?;
+        if let Some(old) = self.live.take() {
+            live.fresh = old.fresh;
+        }
+        self.live = Some(live);
+        Ok(Some(org))
     }
 
     fn lock(&mut self, _owner: &str, _wait: std::time::Duration) -> Result<(), BackendError> {
@@ -1141,48 +1419,9 @@ impl Backend for PrefectBackend {
             }
         }
         for (i, op) in ops.iter().enumerate() {
-            if results[i].is_some() {
-                continue;
+            if results[i].is_none() {
+                results[i] = Some(self.apply_one(op));
             }
-            let done = |r: Result<(), BackendError>| r.map(|()| Applied::Done);
-            results[i] = Some(match op {
-                Operation::PutRole { name, role } => done(self.put_role(name, role)),
-                Operation::DeleteRole { name } => done(self.delete_role(name)),
-                Operation::PutTeam { name, .. } => {
-                    let exists = self
-                        .live
-                        .as_ref()
-                        .is_some_and(|l| l.workspaces.contains_key(name));
-                    if exists {
-                        Ok(Applied::Done)
-                    } else {
-                        Err(BackendError::NotFound {
-                            target: format!(
-                                "team.{name} (a Prefect workspace; svcacct never creates one)"
-                            ),
-                        })
-                    }
-                }
-                Operation::DeleteTeam { name } => Err(BackendError::Conflict {
-                    target: format!("team.{name}"),
-                    message: "the prefect backend never deletes a workspace".into(),
-                }),
-                Operation::PutServiceAccount { name, account } => {
-                    done(self.put_account(name, account))
-                }
-                Operation::DeleteServiceAccount { name } => done(self.delete_account(name)),
-                Operation::IssueKey { account, name, key } => {
-                    self.issue_key(account, name, key).map(Applied::Issued)
-                }
-                Operation::UpdateKey { account, name, key } => {
-                    done(self.update_key(account, name, key))
-                }
-                Operation::RevokeKey { account, id, .. } => done(self.revoke_key(account, id)),
-                Operation::RegisterKey { account, name, .. } => Err(BackendError::Setup(format!(
-                    "key.{account}.{name}: Prefect mints its keys; svcacct cannot register one"
-                ))),
-                Operation::SetMemberships { .. } => unreachable!("handled above"),
-            });
         }
         // The record is written once per batch. If that fails, the objects exist but are not
         // provably svcacct's: they are never deleted by mistake, and the changes report it.
@@ -1208,7 +1447,7 @@ impl Backend for PrefectBackend {
 
     fn verify(&mut self, _secret: &str) -> Result<Verification, BackendError> {
         Err(BackendError::Setup(
-            "the prefect backend cannot check a key: Prefect has no call that says whose a bot's key is".into(),
+            "svcacct verify is not available with the prefect backend: Prefect Cloud has no endpoint that takes a key and says which bot it belongs to or what it may do (its API lists bots with masked keys only); check a bot's key by using it against Prefect instead".into(),
         ))
     }
 

@@ -256,6 +256,13 @@ impl PrefectSim {
         self.state().clock_offset += by;
     }
 
+    /// Sets the simulator's clock to `now` (real time then moves it on), for tests that run
+    /// the binary at fixed times.
+    pub fn set_now(&self, now: OffsetDateTime) {
+        let mut st = self.state();
+        st.clock_offset = now - OffsetDateTime::now_utc();
+    }
+
     // ---- seeding --------------------------------------------------------------------------
 
     /// Adds a workspace with this handle and returns its id.
@@ -327,6 +334,40 @@ impl PrefectSim {
                 .accesses
                 .retain(|a| !(a.workspace_id == workspace_id && a.bot_id == bot_id)),
         }
+    }
+
+    /// Changes a bot's account role out of band (Owner, Admin or Member), as an account
+    /// admin would in the UI's service account page.
+    pub fn set_account_role_out_of_band(&self, bot_id: Uuid, account_role: &str) {
+        let mut st = self.state();
+        let role = st.account_role_named(account_role).id;
+        st.update_bot(bot_id, None, Some(role), false)
+            .expect("bot exists");
+    }
+
+    /// Replaces a custom workspace role's scopes out of band, as in the UI's role editor.
+    pub fn set_role_scopes_out_of_band(&self, role: &str, scopes: &[&str]) {
+        let mut st = self.state();
+        let now = st.now();
+        let role = st
+            .workspace_roles
+            .iter_mut()
+            .find(|r| r.name == role && r.account_id.is_some())
+            .expect("a custom workspace role of that name");
+        role.scopes = scopes.iter().map(|s| s.to_string()).collect();
+        role.updated = now;
+    }
+
+    /// A workspace role's scopes as stored (built-in or custom).
+    pub fn role_scopes(&self, role: &str) -> Vec<String> {
+        let st = self.state();
+        let mut scopes = st
+            .workspace_role_named(role)
+            .expect("role exists")
+            .scopes
+            .clone();
+        scopes.sort();
+        scopes
     }
 
     // ---- inspection -----------------------------------------------------------------------
