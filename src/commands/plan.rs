@@ -71,7 +71,7 @@ fn as_the_backend_keeps_it(
     let mut live = live.clone();
     if caps.fixed_teams {
         if let Some(team) = desired.teams.keys().find(|t| !live.teams.contains_key(*t)) {
-            let help = crate::config::closest(team, live.teams.keys().map(String::as_str))
+            let help = crate::suggest::closest(team, live.teams.keys().map(String::as_str))
                 .map(|c| format!("; did you mean `{c}`?"))
                 .unwrap_or_default();
             bail!(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
 pub use credentials::{CredentialPolicy, PinnedUrl, TOKEN_ENV_PREFIXES};
-pub use diagnostic::{Diagnostic, Severity, Source, closest};
+pub use diagnostic::{Diagnostic, Severity, Source};
 pub use load::config_digest;
 
 use crate::backend::BackendConfig;

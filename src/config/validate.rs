@@ -8,7 +8,7 @@ use time::Date;
 use time::macros::format_description;
 
 use super::credentials;
-use super::diagnostic::{Diagnostic, Severity, Source, closest};
+use super::diagnostic::{Diagnostic, Severity, Source};
 use super::files;
 use super::load::Merged;
 use super::raw::Loc;
@@ -18,6 +18,7 @@ use crate::model::{
     ApiKey, NAME_HELP, Organization, Role, ServiceAccount, Team, valid_name, valid_permission,
 };
 use crate::secrets::{parse_recipient, parse_recipients_file};
+use crate::suggest::closest;
 
 /// Collects diagnostics against the sources.
 struct Findings<'a> {

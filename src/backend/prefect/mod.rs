@@ -389,7 +389,7 @@ impl PrefectBackend {
             .iter()
             .find(|w| w.handle == self.ledger_workspace)
         else {
-            let help = crate::config::closest(
+            let help = crate::suggest::closest(
                 &self.ledger_workspace,
                 workspaces.iter().map(|w| w.handle.as_str()),
             )
