@@ -77,10 +77,10 @@ impl Table {
         self.slots.get(hash).map(|&i| &self.grants[i as usize])
     }
 
-    /// Roughly what the table holds in memory (shared account data not counted).
+    /// Roughly what the table holds in memory.
     fn bytes(&self) -> usize {
         let slot = std::mem::size_of::<([u8; 32], u32)>() + 1;
-        self.slots.capacity() * slot + self.grants.iter().map(KeyGrant::own_bytes).sum::<usize>()
+        self.slots.capacity() * slot + self.grants.iter().map(KeyGrant::bytes).sum::<usize>()
     }
 }
 

@@ -99,13 +99,29 @@ impl KeyGrant {
         })
     }
 
-    /// Heap and inline bytes this grant holds on its own (shared parts not counted).
-    pub fn own_bytes(&self) -> usize {
-        let strings = |s: &[String]| s.iter().map(|p| p.capacity() + 24).sum::<usize>();
+    /// Roughly the memory this grant holds: its own, plus its share of what it shares with
+    /// other grants (an account, a list of permissions), so the sum over all grants is the
+    /// memory of all of them.
+    pub fn bytes(&self) -> usize {
+        fn share<T: ?Sized>(arc: &Arc<T>, bytes: usize) -> usize {
+            (16 + bytes) / Arc::strong_count(arc)
+        }
+        fn list(l: &Arc<[String]>) -> usize {
+            share(l, l.iter().map(|p| 24 + p.capacity()).sum())
+        }
         std::mem::size_of::<KeyGrant>()
             + match self {
                 KeyGrant::Live(k) => {
-                    k.id.len() + k.name.len() + k.narrowed.as_deref().map_or(0, strings)
+                    let a = &k.account;
+                    let account = std::mem::size_of::<AccountGrant>()
+                        + a.name.len()
+                        + list(&a.permissions)
+                        + share(&a.org, a.org.len());
+                    k.id.len()
+                        + k.name.len()
+                        + k.narrowed.as_ref().map_or(0, list)
+                        + list(&k.scopes)
+                        + share(a, account)
                 }
                 _ => 0,
             }
