@@ -40,7 +40,7 @@ pub struct AccountGrant {
 pub enum KeyGrant {
     /// Revoked, or its account is gone.
     Revoked,
-    Live(LiveKey),
+    Live(LiveGrant),
     /// A row of it (or of its account or roles) does not decode: an error for this key alone,
     /// never a guess.
     Unreadable,
@@ -48,7 +48,7 @@ pub enum KeyGrant {
 
 /// A key that is not revoked: whether it works still depends on the time.
 #[derive(Debug)]
-pub struct LiveKey {
+pub struct LiveGrant {
     id: Box<str>,
     name: Box<str>,
     account: Arc<AccountGrant>,
@@ -190,13 +190,13 @@ fn live_key(
     r: &rusqlite::Row<'_>,
     account: &Arc<AccountGrant>,
     interned: &mut Interned,
-) -> rusqlite::Result<LiveKey> {
+) -> rusqlite::Result<LiveGrant> {
     let scopes = col_set(r, 5)?;
     let narrowed = (!scopes.is_empty()).then(|| {
         let granted: BTreeSet<String> = account.permissions.iter().cloned().collect();
         interned.get(super::verify::narrow(&granted, &scopes))
     });
-    Ok(LiveKey {
+    Ok(LiveGrant {
         id: r.get::<_, String>(1)?.into(),
         name: r.get::<_, String>(4)?.into(),
         account: account.clone(),
