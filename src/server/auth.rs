@@ -345,10 +345,7 @@ async fn authenticate(
     if !looks_like_key(&token) {
         return Err(failed(state, ip, "invalid credentials"));
     }
-    let verification = state
-        .db
-        .read(move |store| Ok(store.verify(&token, clock::now())?))
-        .await?;
+    let verification = state.db.verify(&token, clock::now()).await?;
     if verification.valid {
         if let Some(id) = &verification.key_id {
             state.last_use.note(id, clock::now());

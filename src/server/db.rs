@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::ApiError;
+use super::verify_index::VerifyIndex;
 use crate::store::Store;
 use crate::store::StoreError;
 
@@ -19,6 +20,8 @@ pub struct Db {
     writer: Arc<Mutex<Store>>,
     readers: Arc<Vec<Mutex<Store>>>,
     next: Arc<AtomicUsize>,
+    /// Verification from memory, kept current by [`Db::write`].
+    index: Arc<VerifyIndex>,
 }
 
 fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
@@ -44,6 +47,7 @@ impl Db {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
             next: Arc::new(AtomicUsize::new(0)),
+            index: Arc::new(VerifyIndex::new()),
         })
     }
 
@@ -66,14 +70,36 @@ impl Db {
         .await
     }
 
-    /// Runs `f` with the writer, alone.
+    /// Runs `f` with the writer, alone. Every write of the server passes here, so this is
+    /// where the verify index learns of them: before the write's answer is sent.
     pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
     {
         let writer = self.writer.clone();
-        blocking(move || f(&mut lock(&writer))).await
+        let index = self.index.clone();
+        blocking(move || {
+            let mut store = lock(&writer);
+            let result = f(&mut store);
+            index.after_write(&store);
+            result
+        })
+        .await
+    }
+
+    /// Verifies a presented secret at `now`, from memory.
+    pub async fn verify(
+        &self,
+        secret: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::model::Verification, ApiError> {
+        self.index.verify(self, secret, now).await
+    }
+
+    /// The in-memory verification index over this store.
+    pub fn verify_index(&self) -> &VerifyIndex {
+        &self.index
     }
 }
 

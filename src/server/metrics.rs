@@ -91,6 +91,15 @@ impl Default for Metrics {
     }
 }
 
+impl Metrics {
+    /// Adds a metric kept elsewhere (the verify index's).
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(c)
+            .expect("each metric registered once");
+    }
+}
+
 /// Counts and times every request.
 pub async fn track(State(s): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();

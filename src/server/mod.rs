@@ -19,6 +19,7 @@ mod privilege;
 mod routes;
 mod snapshots;
 mod validate;
+mod verify_index;
 mod write;
 
 use std::net::SocketAddr;
@@ -324,6 +325,9 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
         ),
     };
     let metrics = metrics::Metrics::default();
+    for c in db.verify_index().collectors() {
+        metrics.register(c);
+    }
     Ok(Arc::new(AppState {
         db,
         admin: AdminToken::new(&settings.admin_token),
@@ -343,6 +347,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let state = state(&settings)?;
     last_use::spawn_flusher(state.clone());
+    warm_verify_index(state.clone());
     let app = router(state.clone());
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -355,6 +360,14 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     last_use::flush(&state).await;
     tracing::info!("svcacct server stopped");
     Ok(())
+}
+
+/// Builds the verify index at start, so the first verification does not wait for it.
+fn warm_verify_index(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        // A failure is logged where it happens; the first verification tries again.
+        let _ = state.db.verify_index().prepare(&state.db).await;
+    });
 }
 
 /// Serves connections until a shutdown signal, then lets the open ones finish.

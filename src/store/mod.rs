@@ -2,6 +2,7 @@
 //! hashes and audit log. The `local` backend and the server share it as it is.
 
 mod error;
+mod key_grants;
 mod location;
 pub mod migrations;
 pub mod postgres;
@@ -17,6 +18,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use time::{Date, OffsetDateTime};
 
 pub use error::StoreError;
+pub use key_grants::{ChangeStamp, KeyGrant};
 pub use location::Database;
 pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredResponse};
 

@@ -136,7 +136,7 @@ fn snapshot_account(
 }
 
 /// The permissions both the account grants and the key's scopes allow.
-fn narrow(
+pub(super) fn narrow(
     granted: &std::collections::BTreeSet<String>,
     scopes: &std::collections::BTreeSet<String>,
 ) -> Vec<String> {

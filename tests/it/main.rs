@@ -31,3 +31,4 @@ mod schema;
 mod secrets;
 mod server;
 mod store;
+mod verify_index;

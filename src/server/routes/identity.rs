@@ -66,9 +66,7 @@ pub async fn verify(
     body: Body<VerifyBody>,
 ) -> Result<Response, ApiError> {
     let key = Zeroizing::new(body.value.key);
-    let v: Verification =
-        s.db.read(move |store| Ok(store.verify(&key, clock::now())?))
-            .await?;
+    let v: Verification = s.db.verify(&key, clock::now()).await?;
     if v.valid
         && let Some(id) = &v.key_id
     {
