@@ -132,13 +132,27 @@ impl Store {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = Connection::open_with_flags(
+        match Self::read_only(path) {
+            // A writer killed mid-write can leave a WAL index only a writable connection may
+            // rebuild (SQLITE_READONLY_RECOVERY). Opening the file writable once runs SQLite's
+            // own recovery; nothing else is written.
+            Err(StoreError::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) =>
+            {
+                Connection::open(path)?.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+                Self::read_only(path).map(Some)
+            }
+            r => r.map(Some),
+        }
+    }
+
+    fn read_only(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        let mut conn = conn;
         Self::init(&mut conn, false)?;
-        Ok(Some(Store { conn }))
+        Ok(Store { conn })
     }
 
     /// Sets the connection up; a writable one is migrated to the latest schema, a read-only

@@ -362,9 +362,21 @@ pub fn secret_of(file: &Path, identity: &Path) -> String {
         .to_string()
 }
 
-/// Opens an organization file read-only.
+/// Opens an organization file read-only. After a writer was killed, the WAL index may need a
+/// recovery only a writable connection can run (SQLITE_READONLY_RECOVERY): one runs it first.
 pub fn open_db(path: &Path) -> Connection {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    let ro = || Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn = ro();
+    match conn.query_row("PRAGMA schema_version", [], |_| Ok(())) {
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) => {
+            drop(conn);
+            open_db_rw(path)
+                .query_row("PRAGMA schema_version", [], |_| Ok(()))
+                .unwrap();
+            ro()
+        }
+        _ => conn,
+    }
 }
 
 /// Opens an organization file to change it behind svcacct's back.
