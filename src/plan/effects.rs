@@ -102,8 +102,36 @@ fn gained_lost(old: &BTreeSet<String>, new: &BTreeSet<String>) -> (Vec<String>, 
     (uncovered(new, old), uncovered(old, new))
 }
 
+/// Roles whose permissions differ between the two organizations (made or removed included).
+fn changed_roles<'a>(desired: &'a Organization, live: &'a Organization) -> BTreeSet<&'a str> {
+    let permissions =
+        |org: &'a Organization, role: &str| org.roles.get(role).map(|r| &r.permissions);
+    desired
+        .roles
+        .keys()
+        .chain(live.roles.keys())
+        .filter(|r| permissions(desired, r) != permissions(live, r))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Whether everything an account's access and its keys' derive from is the same on both
+/// sides: then neither can gain or lose anything, and the sets need not be built. Most
+/// accounts of a big plan are such, and building and comparing their sets was most of it.
+fn same_access(want: &ServiceAccount, have: &ServiceAccount, changed: &BTreeSet<&str>) -> bool {
+    want.admin == have.admin
+        && want.disabled == have.disabled
+        && want.teams == have.teams
+        && !want.teams.values().any(|r| changed.contains(r.as_str()))
+        && want
+            .keys
+            .iter()
+            .all(|(k, wk)| have.keys.get(k).is_none_or(|hk| hk.scopes == wk.scopes))
+}
+
 /// The access `changes` (the plan of `desired` against `live`) changes.
 pub fn compute(desired: &Organization, live: &Organization, changes: &[Change]) -> Effects {
+    let changed = changed_roles(desired, live);
     let deleted_set: BTreeSet<&Address> = changes
         .iter()
         .filter(|c| c.action == Action::Delete)
@@ -119,6 +147,11 @@ pub fn compute(desired: &Organization, live: &Organization, changes: &[Change]) 
     for name in names {
         let want = desired.service_accounts.get(name);
         let have = live.service_accounts.get(name);
+        if let (Some(w), Some(h)) = (want, have)
+            && same_access(w, h, &changed)
+        {
+            continue;
+        }
         // A live account the config does not have is only affected when the plan deletes it.
         if want.is_none() && !deleted(&Address::account(name)) {
             continue;
