@@ -44,6 +44,7 @@ pub fn apply(
         args.allow_mass_delete,
         &args.slice,
         backend.as_mut(),
+        !args.yes || out.verbose > 0,
     )?;
     confirm_and_execute(
         &plan,
@@ -82,6 +83,8 @@ fn apply_saved(
             true,
             &crate::cli::SliceArgs::default(),
             backend.as_mut(),
+            // Compared with the saved plan, which was made to be read.
+            true,
         )?)
     };
     // A plan made before the organization existed stays true while it is still empty:

@@ -16,14 +16,17 @@ use crate::plan::{
 };
 
 /// Computes the plan of `config` against the live organization the backend holds.
-/// A slice (`--target`, `--exclude`) limits it; the plan carries the access it changes and,
-/// where the backend keeps an audit log, who last changed each drifted object.
+/// A slice (`--target`, `--exclude`) limits it. A plan someone will read (`shown`) carries
+/// the access it changes and, where the backend keeps an audit log, who last changed each
+/// drifted object; one nobody reads (`apply --yes` without `-v`) skips both, and with them
+/// a request to the audit log.
 pub fn compute(
     config: &Config,
     live: &crate::model::Organization,
     allow_mass_delete: bool,
     slice: &SliceArgs,
     backend: &mut dyn Backend,
+    shown: bool,
 ) -> Result<Plan> {
     let opts = PlanOptions {
         policy: config.policy,
@@ -38,15 +41,22 @@ pub fn compute(
     };
     let mut plan = if slice.is_whole() {
         let mut plan = diff(&config.desired, live, &opts)?;
-        plan.review(&config.desired, live);
+        if shown {
+            plan.review(&config.desired, live);
+        }
         plan
     } else {
         let (desired, pulled) = slice.narrow(&config.desired, live)?;
         let mut plan = diff(&desired, live, &opts)?;
         slice.limit(&mut plan, &pulled);
-        plan.review(&desired, live);
+        if shown {
+            plan.review(&desired, live);
+        }
         plan
     };
+    if !shown {
+        return Ok(plan);
+    }
     let drifted = drifted(&plan);
     if !drifted.is_empty()
         && let Some(found) = backend
@@ -132,6 +142,7 @@ pub fn plan(
         args.allow_mass_delete,
         &args.slice,
         backend.as_mut(),
+        true,
     )?;
     if out.verbose > 0
         && let Some(n) = backend.requests()
