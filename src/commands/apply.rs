@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::plan::{compute, read_saved, warn_partial};
+use super::plan::{compute, read_saved, snapshot_while, warn_partial};
 use super::{Output, exit, load_config};
 use crate::apply::{ApplyOptions, KeyOutput, Progress, execute};
 use crate::backend::Backend;
@@ -17,6 +17,7 @@ use crate::config::config_digest;
 use crate::escape;
 use crate::model::Organization;
 use crate::plan::Plan;
+use crate::plan::SecretsDir;
 use crate::plan::render_text;
 use crate::secrets;
 
@@ -31,7 +32,7 @@ pub fn apply(
         return apply_saved(path, args, &config, out);
     }
     refuse_unconfirmed(args.yes)?;
-    let (mut backend, live) = open_locked(
+    let (mut backend, live, files) = open_locked_with_files(
         &config,
         args.lock_timeout,
         args.max_requests_per_minute,
@@ -41,6 +42,7 @@ pub fn apply(
     let plan = compute(
         &config,
         &live,
+        &files,
         args.allow_mass_delete,
         &args.slice,
         backend.as_mut(),
@@ -71,8 +73,8 @@ fn apply_saved(
         &config.desired.name,
         &config_digest(&args.config.config)?,
     )?;
-    let (mut backend, live) =
-        open_locked(config, args.lock_timeout, args.max_requests_per_minute, out)?;
+    let (mut backend, live, files) =
+        open_locked_with_files(config, args.lock_timeout, args.max_requests_per_minute, out)?;
     // Under the lock: nothing can move the organization between this check and the apply.
     let fresh = if saved.backend_has_revision {
         None
@@ -80,6 +82,7 @@ fn apply_saved(
         Some(compute(
             config,
             &live,
+            &files,
             true,
             &crate::cli::SliceArgs::default(),
             backend.as_mut(),
@@ -116,6 +119,18 @@ pub(super) fn refuse_unconfirmed(yes: bool) -> Result<()> {
     Ok(())
 }
 
+/// [`open_locked`], and the key files as they are once it has recovered them.
+fn open_locked_with_files(
+    config: &Config,
+    lock_timeout: u64,
+    requests_per_minute: u32,
+    out: Output,
+) -> Result<(Box<dyn Backend>, Organization, SecretsDir)> {
+    lock_and_read(config, lock_timeout, requests_per_minute, out, || {
+        SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed)
+    })
+}
+
 /// Opens the organization for writing, takes its lock, reads it, and finishes what an
 /// interrupted apply left in the secrets directory. Whatever is planned against the returned
 /// organization is applied under the same lock.
@@ -125,6 +140,19 @@ pub(super) fn open_locked(
     requests_per_minute: u32,
     out: Output,
 ) -> Result<(Box<dyn Backend>, Organization)> {
+    let (backend, live, ()) = lock_and_read(config, lock_timeout, requests_per_minute, out, || {})?;
+    Ok((backend, live))
+}
+
+/// [`open_locked`], then `read` (of the secrets directory), which runs while the backend
+/// answers when there is nothing to recover, and after recovery otherwise.
+fn lock_and_read<T: Send>(
+    config: &Config,
+    lock_timeout: u64,
+    requests_per_minute: u32,
+    out: Output,
+    read: impl FnOnce() -> T + Send,
+) -> Result<(Box<dyn Backend>, Organization, T)> {
     // Before the backend is opened (which may create it) and before recovery deletes
     // anything: no key goes through a symbolic link out of the secrets directory.
     secrets::check_secrets_dir(&config.secrets.dir).with_context(|| {
@@ -139,6 +167,10 @@ pub(super) fn open_locked(
     // between what we show and what we do.
     let owner = format!("svcacct apply by {}", crate::actor::local_user());
     backend.lock(&owner, Duration::from_secs(lock_timeout))?;
+    if !secrets::issuing(&config.secrets.dir) {
+        let (live, read) = snapshot_while(backend.as_mut(), read)?;
+        return Ok((backend, live, read));
+    }
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
@@ -162,7 +194,8 @@ pub(super) fn open_locked(
             recovered.promoted
         );
     }
-    Ok((backend, live))
+    let read = read();
+    Ok((backend, live, read))
 }
 
 /// Shows the plan, asks unless `yes`, executes it and prints the summary.

@@ -286,6 +286,36 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_role_reaches_accounts_that_did_not_change_and_no_other() {
+        let live = org(
+            &[("wh", &["warehouse:read"]), ("ops", &["ops:read"])],
+            &[("a", &[("t", "wh")]), ("b", &[("t", "ops")]), ("c", &[])],
+        );
+        // `wh` is removed: `a` holds it still, and loses what it granted.
+        let mut desired = live.clone();
+        desired.roles.remove("wh");
+        let e = compute(&desired, &live, &[role_change("wh", Action::Delete)]);
+        assert_eq!(e.of_account("a").unwrap().lost, ["warehouse:read"]);
+        assert!(e.of_account("b").is_none() && e.of_account("c").is_none());
+        assert_eq!(e.accounts.len(), 1);
+
+        // A role nobody holds changes nobody's access; a new membership does.
+        let mut desired = live.clone();
+        desired.roles.get_mut("ops").unwrap().permissions.clear();
+        desired.service_accounts.get_mut("b").unwrap().teams.clear();
+        desired
+            .service_accounts
+            .get_mut("c")
+            .unwrap()
+            .teams
+            .insert("t".into(), "wh".into());
+        let e = compute(&desired, &live, &[]);
+        assert_eq!(e.of_account("c").unwrap().gained, ["warehouse:read"]);
+        assert_eq!(e.of_account("b").unwrap().lost, ["ops:read"]);
+        assert!(e.of_account("a").is_none());
+    }
+
+    #[test]
     fn admin_disable_and_scopes_change_access() {
         let live = org(&[], &[("a", &[("t", "viewer")]), ("b", &[("t", "member")])]);
         let mut desired = live.clone();

@@ -382,6 +382,12 @@ pub fn begin_issuing(dir: &Path) -> std::io::Result<()> {
     open_dir(dir)?.sync_all()
 }
 
+/// Whether an apply that issued keys in `dir` may have left pending files behind: only then
+/// has [`recover`] anything to do.
+pub fn issuing(dir: &Path) -> bool {
+    dir.join(ISSUING_MARKER).exists()
+}
+
 /// Notes that every pending key file in `dir` was promoted or discarded.
 pub fn end_issuing(dir: &Path) -> std::io::Result<()> {
     match fs::remove_file(dir.join(ISSUING_MARKER)) {
@@ -406,7 +412,7 @@ pub fn recover(
     is_live: impl Fn(&str, &str, &str) -> bool,
 ) -> std::io::Result<Recovered> {
     let mut done = Recovered::default();
-    if !dir.join(ISSUING_MARKER).exists() {
+    if !issuing(dir) {
         return Ok(done);
     }
     // Every link is refused before the first deletion, not when the scan reaches it.
@@ -467,6 +473,69 @@ fn zeroizing_json(payload: &KeyFile<'_>) -> Zeroizing<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn payload<'a>(account: &'a str, key: &'a str, id: &'a str) -> KeyFile<'a> {
+        KeyFile {
+            organization: "acme",
+            service_account: account,
+            key,
+            key_id: id,
+            secret: "not-a-real-secret",
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn an_accounts_keys_are_written_and_promoted_together_each_with_its_metadata() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("secrets");
+        let recipients = [super::super::parse_recipient(
+            &age::x25519::Identity::generate().to_public().to_string(),
+        )
+        .unwrap()];
+        let keys = [("k0", "key_0"), ("k1", "key_1"), ("k2", "key_2")];
+        let payloads: Vec<_> = keys.iter().map(|(k, id)| payload("a", k, id)).collect();
+        let written = write_key_files(&dir, &recipients, "a", &payloads);
+        for ((key, id), w) in keys.iter().zip(&written) {
+            assert_eq!(
+                w.as_ref().unwrap(),
+                &pending_key_file_path(&dir, "a", key, id)
+            );
+            assert!(pending_meta_file_path(&dir, "a", key, id).exists());
+        }
+        let moved = promote_key_files(&dir, "a", &keys);
+        assert!(moved.iter().all(Result::is_ok), "{moved:?}");
+        for (key, id) in keys {
+            assert!(key_file_path(&dir, "a", key).exists());
+            let meta = read_meta(&meta_file_path(&dir, "a", key)).unwrap();
+            assert_eq!(meta.key_id.as_deref(), Some(id));
+        }
+        let left: Vec<_> = fs::read_dir(dir.join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("pending") || n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        // An account directory that is a link fails every key of it, and nothing is written
+        // where it points.
+        let outside = root.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("linked")).unwrap();
+        let payloads: Vec<_> = keys
+            .iter()
+            .map(|(k, id)| payload("linked", k, id))
+            .collect();
+        let written = write_key_files(&dir, &recipients, "linked", &payloads);
+        assert_eq!(written.len(), 3);
+        for w in written {
+            assert!(w.unwrap_err().to_string().contains("symbolic link"));
+        }
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        let moved = promote_key_files(&dir, "linked", &keys);
+        assert!(moved.iter().all(Result::is_err), "{moved:?}");
+    }
 
     #[test]
     fn recovery_refuses_a_symlinked_account_directory_and_deletes_nothing() {
