@@ -22,7 +22,7 @@ use crate::backend::{Backend, Minting};
 use crate::operation::{Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces};
 use crate::secrets::{
     KeyFile, begin_issuing, end_issuing, expect_key, key_file_path, mint, promote_key_file,
-    write_key_file,
+    promote_key_files, write_key_file, write_key_files,
 };
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
@@ -62,8 +62,9 @@ pub(super) fn issue_all(
     }
 }
 
-/// Mints keys and writes their files on `parallelism` threads, then registers the hashes of
-/// those whose files are durable in one batch. Returns whether every pending file was
+/// Mints keys and writes their files on `parallelism` threads, an account's keys together
+/// (one directory fsync each), then registers the hashes of those whose files are durable in
+/// one batch, and promotes them an account at a time. Returns whether every pending file was
 /// promoted or discarded.
 fn issue_client_minted(
     run: &mut Run<'_>,
@@ -91,26 +92,13 @@ fn issue_client_minted(
     let registered = faults::registered(backend.apply(ops.clone()));
     faults::before_promotion();
     let dir = opts.keys.dir;
+    let mut to_promote = Vec::new();
     for ((change, op), result) in changes.into_iter().zip(&ops).zip(registered) {
         let Operation::RegisterKey { account, name, key } = op else {
             unreachable!("write_one makes registrations only");
         };
         match result {
-            Ok(_) => match promote_key_file(dir, account, name, &key.id) {
-                Ok(()) => {
-                    run.outcome
-                        .key_files
-                        .push(key_file_path(dir, account, name));
-                    run.succeeded(change);
-                }
-                Err(e) => {
-                    settled = false;
-                    run.failed(
-                        change,
-                        format!("the key is registered but its file could not be moved into place ({e}); the next apply finishes it"),
-                    )
-                }
-            },
+            Ok(_) => to_promote.push((change, account.as_str(), name.as_str(), key.id.as_str())),
             Err(e) => {
                 // An error does not prove the key was not registered: over a network the
                 // backend may have committed it and lost the answer. So the pending file stays,
@@ -120,41 +108,95 @@ fn issue_client_minted(
             }
         }
     }
+    let groups = by_account(to_promote.into_iter(), |&(_, account, ..)| account);
+    let promoted = Mutex::new(Vec::with_capacity(groups.len()));
+    on_threads(opts.parallelism, &groups, |group| {
+        let account = group[0].1;
+        let keys: Vec<(&str, &str)> = group.iter().map(|&(_, _, k, id)| (k, id)).collect();
+        let moved = promote_key_files(dir, account, &keys);
+        promoted.lock().expect("no panics while held").extend(
+            group
+                .iter()
+                .zip(moved)
+                .map(|(&(c, a, k, _), m)| (c, a, k, m)),
+        );
+    });
+    let mut promoted = promoted.into_inner().expect("no panics while held");
+    promoted.sort_by_key(|(change, ..)| *change);
+    for (change, account, name, moved) in promoted {
+        match moved {
+            Ok(()) => {
+                run.outcome
+                    .key_files
+                    .push(key_file_path(dir, account, name));
+                run.succeeded(change);
+            }
+            Err(e) => {
+                settled = false;
+                run.failed(
+                    change,
+                    format!("the key is registered but its file could not be moved into place ({e}); the next apply finishes it"),
+                )
+            }
+        }
+    }
     settled
 }
 
-/// Mints the chunk's keys and writes their pending files on `parallelism` threads; the
-/// results in the chunk's order.
+/// Mints the chunk's keys and writes their pending files on `parallelism` threads, an
+/// account's keys together; the results in the chunk's order.
 fn write_files(
     chunk: &[(usize, &Operation)],
     opts: &ApplyOptions<'_>,
     now: OffsetDateTime,
 ) -> Vec<Written> {
-    let next = AtomicUsize::new(0);
+    let groups = by_account(chunk.iter().enumerate(), |&(_, &(_, op))| issue_of(op).0);
     let results: Mutex<Vec<Written>> = Mutex::new(Vec::with_capacity(chunk.len()));
-    std::thread::scope(|s| {
-        for _ in 0..opts.parallelism.clamp(1, chunk.len()) {
-            s.spawn(|| {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(change, op)) = chunk.get(n) else {
-                        break;
-                    };
-                    let result = write_one(op, opts, now);
-                    if result.is_ok() {
-                        faults::key_file_written();
-                    }
-                    results
-                        .lock()
-                        .expect("no panics while held")
-                        .push((n, change, result));
-                }
-            });
+    on_threads(opts.parallelism, &groups, |group| {
+        let written = write_group(group.iter().map(|(_, (_, op))| *op), opts, now);
+        let mut results = results.lock().expect("no panics while held");
+        for (&(n, &(change, _)), result) in group.iter().zip(written) {
+            if result.is_ok() {
+                faults::key_file_written();
+            }
+            results.push((n, change, result));
         }
     });
     let mut results = results.into_inner().expect("no panics while held");
     results.sort_by_key(|(n, ..)| *n);
     results
+}
+
+/// `items` grouped by account, in the order each account first appears.
+fn by_account<'a, T>(
+    items: impl Iterator<Item = T>,
+    account: impl Fn(&T) -> &'a str,
+) -> Vec<Vec<T>> {
+    let mut index: std::collections::HashMap<&'a str, usize> = Default::default();
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        let n = *index.entry(account(&item)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[n].push(item);
+    }
+    groups
+}
+
+/// Runs `work` on every group, on up to `parallelism` threads: concurrent fsyncs share the
+/// file system's journal commits.
+fn on_threads<T: Sync>(parallelism: usize, groups: &[T], work: impl Fn(&T) + Sync) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..parallelism.clamp(1, groups.len().max(1)) {
+            s.spawn(|| {
+                while let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    work(group);
+                }
+            });
+        }
+    });
 }
 
 /// The parts of an `IssueKey` operation.
@@ -165,45 +207,58 @@ fn issue_of(op: &Operation) -> (&str, &str, &KeyIssue) {
     }
 }
 
-/// Mints one key and writes its file; the returned operation registers its hash.
-fn write_one(
-    op: &Operation,
+/// Mints the keys of one account and writes their files; the returned operations register
+/// their hashes.
+fn write_group<'a>(
+    ops: impl Iterator<Item = &'a Operation>,
     opts: &ApplyOptions<'_>,
     now: OffsetDateTime,
-) -> Result<Operation, String> {
-    let (account, name, issue) = issue_of(op);
-    let key = mint();
-    let expires_at = issue.settings.expires_in.map(|d| now + d.to_time());
-    write_key_file(
-        opts.keys.dir,
-        opts.keys.recipients,
-        &KeyFile {
+) -> Vec<Result<Operation, String>> {
+    let keys: Vec<_> = ops
+        .map(|op| {
+            let (account, name, issue) = issue_of(op);
+            let expires_at = issue.settings.expires_in.map(|d| now + d.to_time());
+            (account, name, issue, mint(), expires_at)
+        })
+        .collect();
+    let Some(&(account, ..)) = keys.first() else {
+        return Vec::new();
+    };
+    let payloads: Vec<KeyFile<'_>> = keys
+        .iter()
+        .map(|(account, name, _, key, expires_at)| KeyFile {
             organization: opts.keys.organization,
             service_account: account,
             key: name,
             key_id: &key.id,
             secret: &key.secret,
             created_at: now,
-            expires_at,
-        },
-    )
-    .map_err(|e| format!("cannot write key file: {e}"))?;
-    Ok(Operation::RegisterKey {
-        account: account.to_string(),
-        name: name.to_string(),
-        key: NewKey {
-            id: key.id.clone(),
-            hash: key.hash.clone(),
-            display_prefix: key.display_prefix.clone(),
-            created_at: now,
-            expires_at,
-            settings: issue.settings.clone(),
-            replaces: issue.replaces.as_ref().map(|r| Replaces {
-                id: r.id.clone(),
-                retires_at: now + r.overlap.to_time(),
-            }),
-        },
-    })
+            expires_at: *expires_at,
+        })
+        .collect();
+    let written = write_key_files(opts.keys.dir, opts.keys.recipients, account, &payloads);
+    keys.iter()
+        .zip(written)
+        .map(|((account, name, issue, key, expires_at), written)| {
+            written.map_err(|e| format!("cannot write key file: {e}"))?;
+            Ok(Operation::RegisterKey {
+                account: account.to_string(),
+                name: name.to_string(),
+                key: NewKey {
+                    id: key.id.clone(),
+                    hash: key.hash.clone(),
+                    display_prefix: key.display_prefix.clone(),
+                    created_at: now,
+                    expires_at: *expires_at,
+                    settings: issue.settings.clone(),
+                    replaces: issue.replaces.as_ref().map(|r| Replaces {
+                        id: r.id.clone(),
+                        retires_at: now + r.overlap.to_time(),
+                    }),
+                },
+            })
+        })
+        .collect()
 }
 
 /// Asks the backend for each key and writes its file the moment the secret arrives. Returns

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use super::plan::{compute, read_saved, warn_partial};
+use super::plan::{compute, read_saved, snapshot_while, warn_partial};
 use super::{Output, exit, load_config};
 use crate::apply::{ApplyOptions, KeyOutput, Outcome, Progress, execute};
 use crate::backend::Backend;
@@ -17,6 +17,7 @@ use crate::config::config_digest;
 use crate::escape;
 use crate::model::LiveOrganization;
 use crate::plan::Plan;
+use crate::plan::SecretsDir;
 use crate::plan::render_text;
 use crate::secrets;
 
@@ -31,7 +32,7 @@ pub fn apply(
         return apply_saved(path, args, &config, out);
     }
     refuse_unconfirmed(args.yes)?;
-    let (mut backend, live) = open_locked(
+    let (mut backend, live, files) = open_locked_with_files(
         &config,
         args.lock_timeout,
         args.max_requests_per_minute,
@@ -41,9 +42,11 @@ pub fn apply(
     let plan = compute(
         &config,
         &live,
+        &files,
         args.allow_mass_delete,
         &args.slice,
         backend.as_mut(),
+        !args.yes || out.verbose > 0,
     )?;
     confirm_and_execute(
         &plan,
@@ -89,7 +92,9 @@ fn apply_saved(
             out,
         );
     }
-    let live = read_live(backend.as_mut(), config, out)?;
+    let (live, files) = read_live(backend.as_mut(), config, out, || {
+        SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed)
+    })?;
     // Under the lock: nothing can move the organization between this check and the apply.
     let fresh = if saved.backend_has_revision {
         None
@@ -97,9 +102,12 @@ fn apply_saved(
         Some(compute(
             config,
             &live,
+            &files,
             true,
             &crate::cli::SliceArgs::default(),
             backend.as_mut(),
+            // Compared with the saved plan, which was made to be read.
+            true,
         )?)
     };
     // A plan made before the organization existed stays true while it is still empty:
@@ -131,6 +139,20 @@ pub(super) fn refuse_unconfirmed(yes: bool) -> Result<()> {
     Ok(())
 }
 
+/// [`open_locked`], and the key files as they are once it has recovered them.
+fn open_locked_with_files(
+    config: &Config,
+    lock_timeout: u64,
+    requests_per_minute: u32,
+    out: Output,
+) -> Result<(Box<dyn Backend>, LiveOrganization, SecretsDir)> {
+    let mut backend = open_and_lock(config, lock_timeout, requests_per_minute)?;
+    let (live, files) = read_live(backend.as_mut(), config, out, || {
+        SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed)
+    })?;
+    Ok((backend, live, files))
+}
+
 /// Opens the organization for writing, takes its lock, reads it, and finishes what an
 /// interrupted apply left in the secrets directory. Whatever is planned against the returned
 /// organization is applied under the same lock.
@@ -141,13 +163,22 @@ pub(super) fn open_locked(
     out: Output,
 ) -> Result<(Box<dyn Backend>, LiveOrganization)> {
     let mut backend = open_and_lock(config, lock_timeout, requests_per_minute)?;
-    let live = read_live(backend.as_mut(), config, out)?;
+    let (live, ()) = read_live(backend.as_mut(), config, out, || {})?;
     Ok((backend, live))
 }
 
 /// Reads the whole organization and finishes what an interrupted apply left in the secrets
-/// directory.
-fn read_live(backend: &mut dyn Backend, config: &Config, out: Output) -> Result<LiveOrganization> {
+/// directory; then `read` (of the secrets directory), which runs while the backend answers
+/// when there is nothing to recover, and after recovery otherwise.
+fn read_live<T: Send>(
+    backend: &mut dyn Backend,
+    config: &Config,
+    out: Output,
+    read: impl FnOnce() -> T + Send,
+) -> Result<(LiveOrganization, T)> {
+    if !secrets::issuing(&config.secrets.dir) {
+        return snapshot_while(backend, read);
+    }
     let live = backend
         .snapshot()
         .with_context(|| format!("cannot read {}", backend.describe()))?;
@@ -170,7 +201,7 @@ fn read_live(backend: &mut dyn Backend, config: &Config, out: Output) -> Result<
             recovered.promoted
         );
     }
-    Ok(live)
+    Ok((live, read()))
 }
 
 /// Opens the organization for writing and takes its lock. The plan is computed under the

@@ -16,37 +16,48 @@ use crate::plan::{
 };
 
 /// Computes the plan of `config` against the live organization the backend holds.
-/// A slice (`--target`, `--exclude`) limits it; the plan carries the access it changes and,
-/// where the backend keeps an audit log, who last changed each drifted object.
+/// A slice (`--target`, `--exclude`) limits it. A plan someone will read (`shown`) carries
+/// the access it changes and, where the backend keeps an audit log, who last changed each
+/// drifted object; one nobody reads (`apply --yes` without `-v`) skips both, and with them
+/// a request to the audit log.
 pub fn compute(
     config: &Config,
     live: &crate::model::LiveOrganization,
+    key_files: &SecretsDir,
     allow_mass_delete: bool,
     slice: &SliceArgs,
     backend: &mut dyn Backend,
+    shown: bool,
 ) -> Result<Plan> {
     let opts = PlanOptions {
         policy: config.policy,
         now: clock::now(),
-        key_files: &SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed),
+        key_files,
         allow_mass_delete,
     };
-    let live = &as_the_backend_keeps_it(config, live)?;
+    let live = &*as_the_backend_keeps_it(config, live)?;
     let slice = Slice {
         targets: slice.targets.clone(),
         excludes: slice.excludes.clone(),
     };
     let mut plan = if slice.is_whole() {
         let mut plan = diff(&config.desired, live, &opts)?;
-        plan.review(&config.desired, live);
+        if shown {
+            plan.review(&config.desired, live);
+        }
         plan
     } else {
         let (desired, pulled) = slice.narrow(&config.desired, live)?;
         let mut plan = diff(&desired, live, &opts)?;
         slice.limit(&mut plan, &pulled);
-        plan.review(&desired, live);
+        if shown {
+            plan.review(&desired, live);
+        }
         plan
     };
+    if !shown {
+        return Ok(plan);
+    }
     let drifted = drifted(&plan);
     if !drifted.is_empty()
         && let Some(found) = backend
@@ -58,16 +69,38 @@ pub fn compute(
     Ok(plan)
 }
 
+/// The live organization, and what `read` returns, read at the same time: the tens of
+/// thousands of small reads of a big secrets directory need not wait for the backend.
+pub fn snapshot_while<T: Send>(
+    backend: &mut dyn Backend,
+    read: impl FnOnce() -> T + Send,
+) -> Result<(crate::model::LiveOrganization, T)> {
+    let (live, other) = std::thread::scope(|s| {
+        let other = s.spawn(read);
+        let live = backend.snapshot();
+        (
+            live,
+            other.join().expect("reading key files does not panic"),
+        )
+    });
+    let live = live.with_context(|| format!("cannot read {}", backend.describe()))?;
+    Ok((live, other))
+}
+
 /// The live organization as the diff must see it under the backend's capabilities: teams
 /// made outside svcacct are only named (a missing one is an error, an undeclared one is not
 /// svcacct's business), and where ownership lives in a record beside the objects, a declared
 /// object is the config's whatever made it.
-fn as_the_backend_keeps_it(
+/// A backend that needs neither gets its organization back as it is, not a copy of it.
+fn as_the_backend_keeps_it<'a>(
     config: &Config,
-    live: &crate::model::LiveOrganization,
-) -> Result<crate::model::LiveOrganization> {
+    live: &'a crate::model::LiveOrganization,
+) -> Result<std::borrow::Cow<'a, crate::model::LiveOrganization>> {
     let caps = config.backend.capabilities();
     let desired = &config.desired;
+    if !caps.fixed_teams && !caps.ownership_record {
+        return Ok(std::borrow::Cow::Borrowed(live));
+    }
     let mut live = live.clone();
     if caps.fixed_teams {
         if let Some(team) = desired.teams.keys().find(|t| !live.teams.contains_key(*t)) {
@@ -101,7 +134,7 @@ fn as_the_backend_keeps_it(
             }
         }
     }
-    Ok(live)
+    Ok(std::borrow::Cow::Owned(live))
 }
 
 /// Warns on stderr that a sliced plan is partial.
@@ -122,16 +155,18 @@ pub fn plan(
 ) -> Result<u8> {
     let config = load_config(&args.config.config, out, credentials)?;
     let mut backend = config.backend.open(&config.desired.name, false)?;
-    let live = backend
-        .snapshot()
-        .with_context(|| format!("cannot read {}", backend.describe()))?;
+    let (live, files) = snapshot_while(backend.as_mut(), || {
+        SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed)
+    })?;
     warn_partial(&args.slice, out);
     let plan = compute(
         &config,
         &live,
+        &files,
         args.allow_mass_delete,
         &args.slice,
         backend.as_mut(),
+        true,
     )?;
     if out.verbose > 0
         && let Some(n) = backend.requests()

@@ -4,14 +4,15 @@
 //! role. Computed from the desired and live organizations as wholes, after the diff, so the
 //! diff stays about objects and this stays about access.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::{Action, Change};
 use crate::address::Address;
 use crate::model::{
-    LiveOrganization, Organization, ServiceAccount, pattern_covers, pattern_intersection,
+    LiveAccount, LiveOrganization, Organization, Role, ServiceAccount, pattern_covers,
+    pattern_intersection,
 };
 
 /// The access a plan changes.
@@ -104,8 +105,37 @@ fn gained_lost(old: &BTreeSet<String>, new: &BTreeSet<String>) -> (Vec<String>, 
     (uncovered(new, old), uncovered(old, new))
 }
 
+/// Roles whose permissions differ between the two organizations (made or removed included).
+fn changed_roles<'a>(desired: &'a Organization, live: &'a LiveOrganization) -> BTreeSet<&'a str> {
+    let permissions =
+        |roles: &'a BTreeMap<String, Role>, role: &str| roles.get(role).map(|r| &r.permissions);
+    desired
+        .roles
+        .keys()
+        .chain(live.roles.keys())
+        .filter(|r| permissions(&desired.roles, r) != permissions(&live.roles, r))
+        .map(String::as_str)
+        .collect()
+}
+
+/// Whether everything an account's access and its keys' derive from is the same on both
+/// sides: then neither can gain or lose anything, and the sets need not be built. Most
+/// accounts of a big plan are such, and building and comparing their sets was most of it.
+fn same_access(want: &ServiceAccount, have: &LiveAccount, changed: &BTreeSet<&str>) -> bool {
+    want.admin == have.admin
+        && want.disabled == have.disabled
+        && want.teams == have.teams
+        && !want.teams.values().any(|r| changed.contains(r.as_str()))
+        && want.keys.iter().all(|(k, wk)| {
+            have.keys
+                .get(k)
+                .is_none_or(|hk| hk.settings.scopes == wk.scopes)
+        })
+}
+
 /// The access `changes` (the plan of `desired` against `live`) changes.
 pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Change]) -> Effects {
+    let changed = changed_roles(desired, live);
     let deleted_set: BTreeSet<&Address> = changes
         .iter()
         .filter(|c| c.action == Action::Delete)
@@ -121,6 +151,11 @@ pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Chang
     for name in names {
         let want = desired.service_accounts.get(name);
         let have = live.service_accounts.get(name);
+        if let (Some(w), Some(h)) = (want, have)
+            && same_access(w, h, &changed)
+        {
+            continue;
+        }
         // A live account the config does not have is only affected when the plan deletes it.
         if want.is_none() && !deleted(&Address::account(name)) {
             continue;
@@ -256,6 +291,36 @@ mod tests {
         assert!(a.lost.is_empty());
         assert!(a.widening());
         assert!(e.of_account("c").is_none());
+    }
+
+    #[test]
+    fn a_changed_role_reaches_accounts_that_did_not_change_and_no_other() {
+        let live: LiveOrganization = org(
+            &[("wh", &["warehouse:read"]), ("ops", &["ops:read"])],
+            &[("a", &[("t", "wh")]), ("b", &[("t", "ops")]), ("c", &[])],
+        );
+        // `wh` is removed: `a` holds it still, and loses what it granted.
+        let mut desired = live.as_desired();
+        desired.roles.remove("wh");
+        let e = compute(&desired, &live, &[role_change("wh", Action::Delete)]);
+        assert_eq!(e.of_account("a").unwrap().lost, ["warehouse:read"]);
+        assert!(e.of_account("b").is_none() && e.of_account("c").is_none());
+        assert_eq!(e.accounts.len(), 1);
+
+        // A role nobody holds changes nobody's access; a new membership does.
+        let mut desired = live.as_desired();
+        desired.roles.get_mut("ops").unwrap().permissions.clear();
+        desired.service_accounts.get_mut("b").unwrap().teams.clear();
+        desired
+            .service_accounts
+            .get_mut("c")
+            .unwrap()
+            .teams
+            .insert("t".into(), "wh".into());
+        let e = compute(&desired, &live, &[]);
+        assert_eq!(e.of_account("c").unwrap().gained, ["warehouse:read"]);
+        assert_eq!(e.of_account("b").unwrap().lost, ["ops:read"]);
+        assert!(e.of_account("a").is_none());
     }
 
     #[test]

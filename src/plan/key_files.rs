@@ -6,10 +6,13 @@
 //! with no identity, in CI as well as on a laptop.
 
 use std::collections::HashMap;
-use std::fs;
+use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 
-use crate::secrets::{KeyMeta, Recipient, key_file_path, recipients_fingerprint};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Dir, Mode, OFlags};
+
+use crate::secrets::{KeyMeta, Recipient, key_file_path, read_meta_in, recipients_fingerprint};
 
 /// What the file of one live key holds, as far as can be told without decrypting it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,13 +61,16 @@ struct Entry {
     pending_meta: Vec<(String, Option<KeyMeta>)>,
 }
 
+/// The entries of one account's directory, by key.
+type Account = HashMap<String, Entry>;
+
 /// The key files of a secrets directory on disk, read once: one directory listing per
 /// account and one small read per metadata file, spread over the machine's cores.
 pub struct SecretsDir {
     dir: PathBuf,
     available: bool,
     fingerprint: String,
-    entries: HashMap<(String, String), Entry>,
+    accounts: HashMap<String, Account>,
 }
 
 impl SecretsDir {
@@ -74,88 +80,117 @@ impl SecretsDir {
             dir: dir.to_path_buf(),
             available: dir.is_dir(),
             fingerprint: recipients_fingerprint(recipients),
-            entries: HashMap::new(),
+            accounts: HashMap::new(),
         };
         if !s.available {
             return s;
         }
-        let Ok(accounts) = fs::read_dir(dir) else {
+        // The secrets directory itself may be a link (to a checkout elsewhere, say); nothing
+        // under it is followed.
+        let top = rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let Ok((top, names)) = top.and_then(list) else {
             return s;
         };
-        // Metadata files to read: (account, key, pending id, path).
-        let mut to_read: Vec<(String, String, Option<String>, PathBuf)> = Vec::new();
-        for account in accounts.filter_map(Result::ok) {
-            // A link is never followed (the apply refuses one outright).
-            if !account.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let name = account.file_name().to_string_lossy().into_owned();
-            let Ok(files) = fs::read_dir(account.path()) else {
-                continue;
-            };
-            for f in files.filter_map(Result::ok) {
-                let file = f.file_name().to_string_lossy().into_owned();
-                if file.starts_with('.') {
-                    continue;
-                }
-                let entry = |key: &str| (name.clone(), key.to_string());
-                if let Some((key, id)) = file.split_once(".age.pending-") {
-                    s.entries
-                        .entry(entry(key))
-                        .or_default()
-                        .pending
-                        .push(id.to_string());
-                } else if let Some((key, id)) = file.split_once(".meta.json.pending-") {
-                    to_read.push((name.clone(), key.into(), Some(id.into()), f.path()));
-                } else if let Some(key) = file.strip_suffix(".meta.json") {
-                    s.entries.entry(entry(key)).or_default().meta_present = true;
-                    to_read.push((name.clone(), key.into(), None, f.path()));
-                } else if let Some(key) = file.strip_suffix(".age") {
-                    s.entries.entry(entry(key)).or_default().file = true;
-                }
-            }
-        }
-        for (account, key, pending, meta) in read_all(to_read) {
-            let e = s.entries.entry((account, key)).or_default();
-            match pending {
-                Some(id) => e.pending_meta.push((id, meta)),
-                None => e.meta = meta,
-            }
-        }
+        let Ok(top) = top.fd() else {
+            return s;
+        };
+        s.accounts = scan_accounts(top, names);
         s
     }
 }
 
-/// Reads metadata files on every core: thirty thousand small reads are most of a big plan's
-/// file checks.
-fn read_all(
-    files: Vec<(String, String, Option<String>, PathBuf)>,
-) -> Vec<(String, String, Option<String>, Option<KeyMeta>)> {
+/// Opens the directory `name` in `at`; a symbolic link is never followed (the apply refuses
+/// one outright), and anything but a directory is an error.
+fn open_dir(at: impl AsFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        at,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The names in a directory but `.` and `..`, with the directory kept open to read them by.
+fn list(fd: OwnedFd) -> rustix::io::Result<(Dir, Vec<CString>)> {
+    let mut dir = Dir::new(fd)?;
+    let mut names = Vec::new();
+    for entry in dir.by_ref() {
+        let name = entry?.file_name().to_owned();
+        if ![&b"."[..], b".."].contains(&name.as_bytes()) {
+            names.push(name);
+        }
+    }
+    Ok((dir, names))
+}
+
+/// Reads every account directory among `names`, on every core: thirty thousand small reads
+/// and ten thousand listings are most of a big plan's file checks.
+fn scan_accounts(top: BorrowedFd<'_>, names: Vec<CString>) -> HashMap<String, Account> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    let chunk = files.len().div_ceil(threads).max(1);
-    let mut chunks: Vec<Vec<_>> = Vec::new();
-    let mut files = files.into_iter().peekable();
-    while files.peek().is_some() {
-        chunks.push(files.by_ref().take(chunk).collect());
-    }
+    let chunk = names.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
+        let handles: Vec<_> = names
+            .chunks(chunk)
+            .map(|names| {
                 s.spawn(move || {
-                    c.into_iter()
-                        .map(|(a, k, p, path)| (a, k, p, crate::secrets::read_meta(&path)))
+                    names
+                        .iter()
+                        .filter_map(|name| {
+                            let account = open_dir(top, name).ok()?;
+                            Some((lossy(name), scan_account(account)?))
+                        })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .flat_map(|h| h.join().expect("reading metadata does not panic"))
+            .flat_map(|h| h.join().expect("reading key files does not panic"))
             .collect()
     })
+}
+
+/// What one account's directory holds, its metadata read relative to the directory.
+fn scan_account(fd: OwnedFd) -> Option<Account> {
+    let (dir, names) = list(fd).ok()?;
+    let dir = dir.fd().ok()?;
+    let mut keys = Account::new();
+    for name in names {
+        let file = lossy(&name);
+        if file.starts_with('.') {
+            continue;
+        }
+        if let Some((key, id)) = file.split_once(".age.pending-") {
+            entry(&mut keys, key).pending.push(id.to_string());
+        } else if let Some((key, id)) = file.split_once(".meta.json.pending-") {
+            let meta = read_meta_in(dir, &name);
+            entry(&mut keys, key)
+                .pending_meta
+                .push((id.to_string(), meta));
+        } else if let Some(key) = file.strip_suffix(".meta.json") {
+            let e = entry(&mut keys, key);
+            e.meta_present = true;
+            e.meta = read_meta_in(dir, &name);
+        } else if let Some(key) = file.strip_suffix(".age") {
+            entry(&mut keys, key).file = true;
+        }
+    }
+    Some(keys)
+}
+
+/// The entry of `key`, made if new.
+fn entry<'a>(keys: &'a mut Account, key: &str) -> &'a mut Entry {
+    keys.entry(key.to_string()).or_default()
+}
+
+fn lossy(name: &CStr) -> String {
+    name.to_string_lossy().into_owned()
 }
 
 impl KeyFiles for SecretsDir {
@@ -164,7 +199,7 @@ impl KeyFiles for SecretsDir {
     }
 
     fn held(&self, account: &str, key: &str, id: &str) -> Held {
-        let Some(e) = self.entries.get(&(account.to_string(), key.to_string())) else {
+        let Some(e) = self.accounts.get(account).and_then(|keys| keys.get(key)) else {
             return Held::NotHeld;
         };
         let holds = |meta: &KeyMeta| match &meta.key_id {
@@ -194,10 +229,13 @@ impl KeyFiles for SecretsDir {
 
     fn files(&self) -> Vec<(String, String)> {
         let mut files: Vec<_> = self
-            .entries
+            .accounts
             .iter()
-            .filter(|(_, e)| e.file)
-            .map(|(k, _)| k.clone())
+            .flat_map(|(account, keys)| {
+                keys.iter()
+                    .filter(|(_, e)| e.file)
+                    .map(|(key, _)| (account.clone(), key.clone()))
+            })
             .collect();
         files.sort();
         files

@@ -5,7 +5,10 @@
 //! registered the key is that file renamed over `<key>.age`. So `<key>.age` always holds a
 //! key the backend knows — during a rotation, the old one until the new one is registered —
 //! and whatever moment the process dies at, [`recover`] finishes the job on the next apply:
-//! a pending file whose id is live is promoted, any other is deleted.
+//! a pending file whose id is live is promoted, any other is deleted. Keys of one account
+//! written or promoted together share the directory's fsync: each file (and metadata) is
+//! fsynced on its own, the directory once after the last rename, before any of them is
+//! registered or reported written.
 //!
 //! Next to each key file, `<key>.meta.json` holds non-secret facts about the key it holds
 //! ([`KeyMeta`]: key id, created, expires, a fingerprint of the recipients), so a plan can
@@ -87,8 +90,55 @@ pub fn write_key_file(
     payload: &KeyFile<'_>,
 ) -> std::io::Result<PathBuf> {
     let parent = account_dir(dir, payload.service_account)?;
+    let path = write_pending(dir, &parent, recipients, payload)?;
+    open_dir(&parent)?.sync_all()?;
+    Ok(path)
+}
+
+/// [`write_key_file`] for several keys of one account: each file and its metadata fsynced,
+/// then the account's directory once for all of them, so a first apply pays one directory
+/// fsync per account rather than one per key. Every path returned is durable; a failed
+/// directory fsync fails them all.
+pub fn write_key_files(
+    dir: &Path,
+    recipients: &[Recipient],
+    account: &str,
+    payloads: &[KeyFile<'_>],
+) -> Vec<io::Result<PathBuf>> {
+    let parent = match account_dir(dir, account) {
+        Ok(p) => p,
+        Err(e) => return payloads.iter().map(|_| Err(copy_error(&e))).collect(),
+    };
+    let written: Vec<io::Result<PathBuf>> = payloads
+        .iter()
+        .map(|p| {
+            debug_assert_eq!(p.service_account, account);
+            write_pending(dir, &parent, recipients, p)
+        })
+        .collect();
+    match open_dir(&parent).and_then(|d| d.sync_all()) {
+        Ok(()) => written,
+        Err(e) => written
+            .into_iter()
+            .map(|w| w.and(Err(copy_error(&e))))
+            .collect(),
+    }
+}
+
+/// The same error again, for each of the files it fails.
+fn copy_error(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// Writes `payload`'s pending key file and pending metadata in `parent`, each fsynced; the
+/// caller fsyncs `parent` before the key may be registered.
+fn write_pending(
+    dir: &Path,
+    parent: &Path,
+    recipients: &[Recipient],
+    payload: &KeyFile<'_>,
+) -> io::Result<PathBuf> {
     let path = pending_key_file_path(dir, payload.service_account, payload.key, payload.key_id);
-    let parent = parent.as_path();
     let plaintext = zeroizing_json(payload);
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_age()))
         .map_err(std::io::Error::other)?;
@@ -116,7 +166,6 @@ pub fn write_key_file(
         &pending_meta_file_path(dir, payload.service_account, payload.key, payload.key_id),
         &meta,
     )?;
-    open_dir(parent)?.sync_all()?;
     Ok(path)
 }
 
@@ -152,16 +201,35 @@ pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
     open_dir(&parent)?.sync_all()
 }
 
-/// Reads a key's metadata file; `None` when there is none or it does not parse. A plan reads
-/// one per key, so this is open, one read, close: no `stat` for a size hint, no second read
-/// for the end of a file that fits the buffer.
+/// Reads a key's metadata file; `None` when there is none or it does not parse.
 pub fn read_meta(path: &Path) -> Option<KeyMeta> {
-    use std::io::Read;
-    let mut f = OpenOptions::new()
+    let f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .ok()?;
+    parse_meta(f.into())
+}
+
+/// [`read_meta`] of the file `name` in the directory `dir` is open on. A plan reads one per
+/// key, so this is one `openat` relative to the account's directory (no walk of the whole
+/// path), one read, close: no `stat` for a size hint, no second read for the end of a file
+/// that fits the buffer.
+pub fn read_meta_in(dir: impl rustix::fd::AsFd, name: &std::ffi::CStr) -> Option<KeyMeta> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .ok()?;
+    parse_meta(fd)
+}
+
+fn parse_meta(fd: rustix::fd::OwnedFd) -> Option<KeyMeta> {
+    use std::io::Read;
+    let mut f = File::from(fd);
     let mut buf = [0u8; 2048];
     let n = f.read(&mut buf).ok()?;
     if n < buf.len() {
@@ -181,6 +249,34 @@ pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::
     super::faults::between_renames();
     promote_meta(dir, account, key, id)?;
     open_dir(&parent)?.sync_all()
+}
+
+/// [`promote_key_file`] for several registered keys of one account, `(key, id)`: each moved
+/// into place, then the account's directory fsynced once for all of them. A failed directory
+/// fsync fails them all (recovery finishes whatever did not last).
+pub fn promote_key_files(dir: &Path, account: &str, keys: &[(&str, &str)]) -> Vec<io::Result<()>> {
+    let parent = match real_dir(&dir.join(account)) {
+        Ok(p) => p,
+        Err(e) => return keys.iter().map(|_| Err(copy_error(&e))).collect(),
+    };
+    let moved: Vec<io::Result<()>> = keys
+        .iter()
+        .map(|(key, id)| {
+            fs::rename(
+                pending_key_file_path(dir, account, key, id),
+                key_file_path(dir, account, key),
+            )?;
+            super::faults::between_renames();
+            promote_meta(dir, account, key, id)
+        })
+        .collect();
+    match open_dir(&parent).and_then(|d| d.sync_all()) {
+        Ok(()) => moved,
+        Err(e) => moved
+            .into_iter()
+            .map(|m| m.and(Err(copy_error(&e))))
+            .collect(),
+    }
 }
 
 /// Moves pending metadata into place; none (a file from before metadata) is not an error.
@@ -286,8 +382,8 @@ pub fn begin_issuing(dir: &Path) -> std::io::Result<()> {
     open_dir(dir)?.sync_all()
 }
 
-/// Whether an apply that issued keys in `dir` was interrupted: [`recover`] has work to do,
-/// against the whole live organization.
+/// Whether an apply that issued keys in `dir` may have left pending files behind: only then
+/// has [`recover`] anything to do.
 pub fn issuing(dir: &Path) -> bool {
     dir.join(ISSUING_MARKER).exists()
 }
@@ -316,7 +412,7 @@ pub fn recover(
     is_live: impl Fn(&str, &str, &str) -> bool,
 ) -> std::io::Result<Recovered> {
     let mut done = Recovered::default();
-    if !dir.join(ISSUING_MARKER).exists() {
+    if !issuing(dir) {
         return Ok(done);
     }
     // Every link is refused before the first deletion, not when the scan reaches it.
@@ -377,6 +473,69 @@ fn zeroizing_json(payload: &KeyFile<'_>) -> Zeroizing<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn payload<'a>(account: &'a str, key: &'a str, id: &'a str) -> KeyFile<'a> {
+        KeyFile {
+            organization: "acme",
+            service_account: account,
+            key,
+            key_id: id,
+            secret: "not-a-real-secret",
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn an_accounts_keys_are_written_and_promoted_together_each_with_its_metadata() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("secrets");
+        let recipients = [super::super::parse_recipient(
+            &age::x25519::Identity::generate().to_public().to_string(),
+        )
+        .unwrap()];
+        let keys = [("k0", "key_0"), ("k1", "key_1"), ("k2", "key_2")];
+        let payloads: Vec<_> = keys.iter().map(|(k, id)| payload("a", k, id)).collect();
+        let written = write_key_files(&dir, &recipients, "a", &payloads);
+        for ((key, id), w) in keys.iter().zip(&written) {
+            assert_eq!(
+                w.as_ref().unwrap(),
+                &pending_key_file_path(&dir, "a", key, id)
+            );
+            assert!(pending_meta_file_path(&dir, "a", key, id).exists());
+        }
+        let moved = promote_key_files(&dir, "a", &keys);
+        assert!(moved.iter().all(Result::is_ok), "{moved:?}");
+        for (key, id) in keys {
+            assert!(key_file_path(&dir, "a", key).exists());
+            let meta = read_meta(&meta_file_path(&dir, "a", key)).unwrap();
+            assert_eq!(meta.key_id.as_deref(), Some(id));
+        }
+        let left: Vec<_> = fs::read_dir(dir.join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("pending") || n.ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+
+        // An account directory that is a link fails every key of it, and nothing is written
+        // where it points.
+        let outside = root.path().join("outside");
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("linked")).unwrap();
+        let payloads: Vec<_> = keys
+            .iter()
+            .map(|(k, id)| payload("linked", k, id))
+            .collect();
+        let written = write_key_files(&dir, &recipients, "linked", &payloads);
+        assert_eq!(written.len(), 3);
+        for w in written {
+            assert!(w.unwrap_err().to_string().contains("symbolic link"));
+        }
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+        let moved = promote_key_files(&dir, "linked", &keys);
+        assert!(moved.iter().all(Result::is_err), "{moved:?}");
+    }
 
     #[test]
     fn recovery_refuses_a_symlinked_account_directory_and_deletes_nothing() {

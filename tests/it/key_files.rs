@@ -364,3 +364,55 @@ fn secrets_show_prints_one_secret_on_purpose() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn tampered_or_missing_metadata_and_files_are_seen_by_the_plan() {
+    let sb = Sandbox::new();
+    let _ = org(&sb, false);
+    let db = db(&sb, false);
+    let identity = sb.join("examples/demo-identity.txt");
+    let (live0, live1) = (live_id(&db, "acct-000"), live_id(&db, "acct-001"));
+    // The metadata of acct-000 names another key; acct-001's key file is gone, its metadata
+    // stays.
+    let forged = sb.read(META).replace(&live0, "key_forged");
+    sb.write(META, &forged);
+    std::fs::remove_file(sb.join("org/secrets/acct-001/key-0.age")).unwrap();
+    let p = plan(&sb, T0);
+    let changes: Vec<(&str, &str, &str)> = p["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["address"].as_str().unwrap(),
+                c["action"].as_str().unwrap(),
+                c["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (
+                "key.acct-000.key-0",
+                "replace",
+                format!("its file holds key key_forged, not the live key {live0} (rotated outside svcacct?); the old key keeps working for 1d").as_str()
+            ),
+            (
+                "key.acct-001.key-0",
+                "replace",
+                "its secret file is missing; the old key keeps working for 1d"
+            ),
+        ],
+        "{p:#}"
+    );
+    run(&sb, &["apply", "--yes", "-c", CFG], T0).ok();
+    assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity);
+    assert_ne!(live_id(&db, "acct-000"), live0);
+    assert_ne!(live_id(&db, "acct-001"), live1);
+
+    // A file without metadata (as before svcacct kept any) is taken to hold the live key.
+    std::fs::remove_file(sb.join(META)).unwrap();
+    let p = plan(&sb, T0);
+    assert_eq!(p["changes"], serde_json::json!([]), "{p:#}");
+}

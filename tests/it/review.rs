@@ -488,3 +488,45 @@ fn many_drifted_objects_are_attributed_in_one_pass_over_the_servers_audit_log() 
         .unwrap_or_else(|| panic!("a request count in {}", out.stderr));
     assert!(requests <= 3, "{requests} requests");
 }
+
+#[test]
+fn an_apply_nobody_reads_asks_the_audit_log_nothing() {
+    let env = Env::http();
+    env.config(|t| t);
+    env.run(&["apply", "--yes", "-c", CFG]).ok();
+    let audit_requests = || {
+        let server = env._server.as_ref().unwrap();
+        server
+            .log()
+            .lines()
+            .filter(|l| l.contains("/audit"))
+            .count()
+    };
+    // An edit the plan shows as an update of a live object: attributed when shown.
+    env.config(|t| t.replace("description: Data", "description: Edited"));
+    let out = env.run(&["apply", "--yes", "-c", CFG]);
+    out.ok();
+    assert!(out.stdout.contains("1 applied"), "{}", out.stdout);
+    env.config(|t| t.replace("description: Data", "description: Edited again"));
+    let out = env
+        .cmd(&["apply", "--yes", "-v", "-c", CFG])
+        .env("NO_COLOR", "1")
+        .run();
+    out.ok();
+    assert!(
+        out.stdout.contains("last changed live") && out.stdout.contains("(put_team)"),
+        "{}",
+        out.stdout
+    );
+    // The shown apply's request reaches the log within the timeout; the unshown one made none.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while audit_requests() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        audit_requests(),
+        1,
+        "{}",
+        env._server.as_ref().unwrap().log()
+    );
+}
