@@ -293,14 +293,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Opens the store and builds the shared state.
 pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
     use anyhow::Context;
-    let db = match &settings.db {
-        crate::store::Database::Sqlite(path) => Db::open(path)
-            .with_context(|| format!("cannot open organization file {}", path.display()))?,
-        crate::store::Database::Postgres(_) => anyhow::bail!(
-            "serving from PostgreSQL is not built yet; `svcacct serve --migrate --db {}` prepares its schema",
-            settings.db
-        ),
-    };
+    let db = Db::open(&settings.db).with_context(|| match &settings.db {
+        crate::store::Database::Sqlite(path) => {
+            format!("cannot open organization file {}", path.display())
+        }
+        crate::store::Database::Postgres(_) => format!("cannot open database {}", settings.db),
+    })?;
     let metrics = metrics::Metrics::default();
     Ok(Arc::new(AppState {
         db,

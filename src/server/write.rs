@@ -116,6 +116,20 @@ where
     let outcome = state
         .db
         .write(move |store| {
+            let scope = w.org.clone().unwrap_or_default();
+            // One transaction, exclusive for the organization in the database (not just in
+            // this process): replicas run their checks and changes one at a time.
+            store.exclusive(&scope, |store| checked(store, w, f))
+        })
+        .await?;
+    Ok(answer(outcome))
+}
+
+/// The checks, the change and its stored response, inside [`run`]'s transaction.
+fn checked<F>(store: &mut Store, w: Write, f: F) -> Result<Outcome, ApiError>
+where
+    F: FnOnce(&mut Store) -> Result<Reply, ApiError>,
+{
             // Leases and stored responses live in real time, whatever SVCACCT_NOW says.
             let real_now = OffsetDateTime::now_utc();
             let scope = w.org.as_deref().unwrap_or("");
@@ -162,9 +176,6 @@ where
                 body,
                 revision,
             })
-        })
-        .await?;
-    Ok(answer(outcome))
 }
 
 /// The checks before the change, in order: the organization exists, a stored response to

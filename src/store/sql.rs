@@ -1,0 +1,365 @@
+//! One connection over either engine, so the store's queries are written once. The SQL is the
+//! common dialect of SQLite and PostgreSQL with SQLite's `?N` placeholders (rewritten to `$N`
+//! for PostgreSQL when a statement is first prepared); values go in as [`Param`]s and come out
+//! of a [`Row`] as [`Column`]s, which both drivers convert natively, so the SQLite path keeps
+//! its cached statements and pays for no intermediate value type.
+//!
+//! Transactions are SQL too (`BEGIN`, or a `SAVEPOINT` inside one), so a store call that opens
+//! one inside another caller's — each write inside the server's check-and-write transaction —
+//! nests instead of failing. A write transaction names its organization: on PostgreSQL that
+//! takes a transaction-scoped advisory lock on it, which is how replicas exclude each other
+//! (SQLite's `BEGIN IMMEDIATE` already takes the file's one write lock).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+/// A value a statement can take on either engine.
+pub trait Param {
+    fn lite(&self) -> &dyn rusqlite::ToSql;
+    fn pg(&self) -> &(dyn postgres::types::ToSql + Sync);
+}
+
+impl<T: rusqlite::ToSql + postgres::types::ToSql + Sync> Param for T {
+    fn lite(&self) -> &dyn rusqlite::ToSql {
+        self
+    }
+    fn pg(&self) -> &(dyn postgres::types::ToSql + Sync) {
+        self
+    }
+}
+
+/// A value a column can be read as on either engine.
+pub trait Column: rusqlite::types::FromSql + postgres::types::FromSqlOwned {}
+impl<T: rusqlite::types::FromSql + postgres::types::FromSqlOwned> Column for T {}
+
+/// One result row.
+pub enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `i`.
+    pub fn get<T: Column>(&self, i: usize) -> Result<T, StoreError> {
+        match self {
+            Row::Sqlite(r) => Ok(r.get(i)?),
+            Row::Postgres(r) => Ok(r.try_get(i)?),
+        }
+    }
+}
+
+/// What a transaction is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// A consistent read: every query sees the same moment.
+    Read,
+    /// A write, exclusive for its organization (and, on SQLite, for the whole file).
+    Write,
+}
+
+/// A PostgreSQL connection with its prepared statements.
+pub struct Pg {
+    url: String,
+    client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+}
+
+impl Pg {
+    /// Connects to the database at `url`.
+    pub fn connect(url: &str) -> Result<Pg, StoreError> {
+        Ok(Pg {
+            url: url.to_string(),
+            client: postgres::Client::connect(url, postgres::NoTls)?,
+            statements: HashMap::new(),
+        })
+    }
+
+    pub fn client(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(&dollar_placeholders(sql))?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+/// The engine a store runs on.
+enum Engine {
+    Sqlite(rusqlite::Connection),
+    Postgres(RefCell<Pg>),
+}
+
+/// A connection to either engine.
+pub struct Conn {
+    engine: Engine,
+    /// Transactions open on it: 0 outside any, 1 in a `BEGIN`, more in savepoints.
+    depth: Cell<u32>,
+}
+
+impl Conn {
+    pub fn sqlite(conn: rusqlite::Connection) -> Conn {
+        Conn {
+            engine: Engine::Sqlite(conn),
+            depth: Cell::new(0),
+        }
+    }
+
+    pub fn postgres(pg: Pg) -> Conn {
+        Conn {
+            engine: Engine::Postgres(RefCell::new(pg)),
+            depth: Cell::new(0),
+        }
+    }
+
+    /// The SQLite connection, for what only SQLite has (pragmas, its schema version).
+    pub fn as_sqlite(&self) -> Option<&rusqlite::Connection> {
+        match &self.engine {
+            Engine::Sqlite(c) => Some(c),
+            Engine::Postgres(_) => None,
+        }
+    }
+
+    /// Runs `f` on the PostgreSQL connection, for what only PostgreSQL has.
+    pub fn with_postgres<T>(&self, f: impl FnOnce(&mut Pg) -> T) -> Option<T> {
+        match &self.engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(pg) => Some(f(&mut pg.borrow_mut())),
+        }
+    }
+
+    /// The PostgreSQL connection, connected again if the database dropped it (a restart or a
+    /// failover) while no transaction was open on it.
+    fn pg(&self) -> Result<std::cell::RefMut<'_, Pg>, StoreError> {
+        let Engine::Postgres(cell) = &self.engine else {
+            unreachable!("only called on PostgreSQL");
+        };
+        let mut pg = cell.borrow_mut();
+        if pg.client.is_closed() && self.depth.get() == 0 {
+            *pg = Pg::connect(&pg.url)?;
+        }
+        Ok(pg)
+    }
+
+    /// Runs a statement; returns how many rows it changed.
+    pub fn exec(&self, sql: &str, params: &[&dyn Param]) -> Result<usize, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(c) => {
+                let params: Vec<&dyn rusqlite::ToSql> = params.iter().map(|p| p.lite()).collect();
+                Ok(c.prepare_cached(sql)?.execute(&*params)?)
+            }
+            Engine::Postgres(_) => {
+                let mut pg = self.pg()?;
+                let stmt = pg.statement(sql)?;
+                let params: Vec<_> = params.iter().map(|p| p.pg()).collect();
+                Ok(pg.client.execute(&stmt, &params)? as usize)
+            }
+        }
+    }
+
+    /// Runs a query, turning each row into a `T`.
+    pub fn query<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        mut f: impl FnMut(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(c) => {
+                let params: Vec<&dyn rusqlite::ToSql> = params.iter().map(|p| p.lite()).collect();
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(&*params)?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next()? {
+                    out.push(f(&Row::Sqlite(r))?);
+                }
+                Ok(out)
+            }
+            Engine::Postgres(_) => {
+                let rows = {
+                    let mut pg = self.pg()?;
+                    let stmt = pg.statement(sql)?;
+                    let params: Vec<_> = params.iter().map(|p| p.pg()).collect();
+                    pg.client.query(&stmt, &params)?
+                };
+                rows.iter().map(|r| f(&Row::Postgres(r))).collect()
+            }
+        }
+    }
+
+    /// The first row of a query, if any.
+    pub fn query_opt<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn Param],
+        f: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut f = Some(f);
+        let mut first = None;
+        // Every row is read (the queries here ask for one), and only the first decoded.
+        self.query(sql, params, |r| {
+            if let Some(f) = f.take() {
+                first = Some(f(r)?);
+            }
+            Ok(())
+        })?;
+        Ok(first)
+    }
+
+    /// Whether a query returns any row.
+    pub fn exists(&self, sql: &str, params: &[&dyn Param]) -> Result<bool, StoreError> {
+        Ok(self.query_opt(sql, params, |_| Ok(()))?.is_some())
+    }
+
+    /// Runs statements without parameters.
+    pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Engine::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Engine::Postgres(_) => Ok(self.pg()?.client.batch_execute(sql)?),
+        }
+    }
+
+    /// Opens a transaction (a savepoint inside an open one); it rolls back unless committed.
+    pub fn begin(&self, kind: Begin, org: Option<&str>) -> Result<Tx<'_>, StoreError> {
+        let depth = self.open(kind, org)?;
+        Ok(Tx {
+            conn: self,
+            depth,
+            done: false,
+        })
+    }
+
+    /// The `BEGIN` (or `SAVEPOINT`) of a transaction; returns its depth for [`Conn::close`].
+    pub fn open(&self, kind: Begin, org: Option<&str>) -> Result<u32, StoreError> {
+        let depth = self.depth.get();
+        let postgres = matches!(self.engine, Engine::Postgres(_));
+        let sql = match (depth, kind, postgres) {
+            (0, Begin::Read, false) => "BEGIN".to_string(),
+            (0, Begin::Write, false) => "BEGIN IMMEDIATE".to_string(),
+            // One snapshot for every query of a read, as SQLite's read transaction gives.
+            (0, Begin::Read, true) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".into(),
+            (0, Begin::Write, true) => "BEGIN".to_string(),
+            (d, _, _) => format!("SAVEPOINT svcacct_{d}"),
+        };
+        self.batch(&sql)?;
+        self.depth.set(depth + 1);
+        if postgres
+            && kind == Begin::Write
+            && let Some(org) = org
+        {
+            // Held until the outermost transaction ends, whoever else takes it again inside.
+            if let Err(e) = self.exec("SELECT pg_advisory_xact_lock(?1)", &[&org_lock(org)]) {
+                let _ = self.close(depth, false);
+                return Err(e);
+            }
+        }
+        Ok(depth)
+    }
+
+    /// Commits (or rolls back) the transaction [`Conn::open`] opened at `depth`.
+    pub fn close(&self, depth: u32, commit: bool) -> Result<(), StoreError> {
+        self.depth.set(depth);
+        let sql = match (depth, commit) {
+            (0, true) => "COMMIT".to_string(),
+            (0, false) => "ROLLBACK".to_string(),
+            (d, true) => format!("RELEASE SAVEPOINT svcacct_{d}"),
+            (d, false) => format!("ROLLBACK TO SAVEPOINT svcacct_{d}; RELEASE SAVEPOINT svcacct_{d}"),
+        };
+        let done = self.batch(&sql);
+        if done.is_err() && commit {
+            // A failed COMMIT leaves the transaction for a ROLLBACK to end.
+            let _ = self.close(depth, false);
+        }
+        done
+    }
+}
+
+/// The advisory lock key of an organization: the first 8 bytes of a SHA-256 of its name, the
+/// same in every replica and release.
+fn org_lock(org: &str) -> i64 {
+    let digest = Sha256::digest(format!("svcacct organization {org}").as_bytes());
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// An open transaction or savepoint; rolled back when dropped uncommitted.
+pub struct Tx<'a> {
+    conn: &'a Conn,
+    depth: u32,
+    done: bool,
+}
+
+impl Tx<'_> {
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        self.done = true;
+        self.conn.close(self.depth, true)
+    }
+}
+
+impl std::ops::Deref for Tx<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        self.conn
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.close(self.depth, false);
+        }
+    }
+}
+
+/// SQLite's `?N` placeholders as PostgreSQL's `$N`. The store's SQL has no `?` anywhere else.
+fn dollar_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_alike() {
+        assert_eq!(
+            dollar_placeholders("SELECT a FROM t WHERE b = ?1 AND (?2 IS NULL OR c = ?12)"),
+            "SELECT a FROM t WHERE b = $1 AND ($2 IS NULL OR c = $12)"
+        );
+    }
+
+    #[test]
+    fn a_nested_transaction_is_a_savepoint_that_rolls_back_alone() {
+        let conn = Conn::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+        conn.batch("CREATE TABLE t (v INTEGER)").unwrap();
+        let outer = conn.begin(Begin::Write, None).unwrap();
+        outer.exec("INSERT INTO t VALUES (1)", &[]).unwrap();
+        {
+            let inner = outer.begin(Begin::Write, None).unwrap();
+            inner.exec("INSERT INTO t VALUES (2)", &[]).unwrap();
+            // Dropped uncommitted: only its own row goes.
+        }
+        outer.commit().unwrap();
+        let rows = conn
+            .query("SELECT v FROM t", &[], |r| r.get::<i64>(0))
+            .unwrap();
+        assert_eq!(rows, [1]);
+        assert_eq!(conn.depth.get(), 0);
+    }
+}
