@@ -317,7 +317,8 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
 /// requests in flight then finish before this returns.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
-    let state = state(&settings)?;
+    // Opening may connect to PostgreSQL, whose synchronous client blocks.
+    let state = tokio::task::block_in_place(|| state(&settings))?;
     last_use::spawn_flusher(state.clone());
     let app = router(state.clone());
     let listener = TcpListener::bind(settings.listen)

@@ -675,13 +675,7 @@ fn delete_unused(
     Ok(String::new())
 }
 
-fn exists(
-    tx: &Conn,
-    table: &str,
-    org: &str,
-    name: &str,
-    target: &str,
-) -> Result<(), StoreError> {
+fn exists(tx: &Conn, table: &str, org: &str, name: &str, target: &str) -> Result<(), StoreError> {
     let found = tx.exists(
         &format!("SELECT 1 FROM {table} WHERE org = ?1 AND name = ?2"),
         &[&org, &name],
@@ -695,13 +689,7 @@ fn exists(
     }
 }
 
-fn in_use(
-    tx: &Conn,
-    sql: &str,
-    org: &str,
-    name: &str,
-    target: &str,
-) -> Result<(), StoreError> {
+fn in_use(tx: &Conn, sql: &str, org: &str, name: &str, target: &str) -> Result<(), StoreError> {
     let users: Vec<String> = tx.query(sql, &[&org, &name], |r| r.get(0))?;
     if users.is_empty() {
         return Ok(());

@@ -219,17 +219,18 @@ impl Store {
              WHERE org = ?1 AND (CAST(?2 AS TEXT) IS NULL OR name = ?2)",
             &[&org, &name],
             |r| {
-            Ok((
-                r.get::<String>(0)?,
-                Role {
-                    description: r.get(1)?,
-                    permissions: col_set(r, 2)?,
-                    builtin: r.get(3)?,
-                    managed: r.get(4)?,
-                    protect: r.get(5)?,
-                },
-            ))
-        })?;
+                Ok((
+                    r.get::<String>(0)?,
+                    Role {
+                        description: r.get(1)?,
+                        permissions: col_set(r, 2)?,
+                        builtin: r.get(3)?,
+                        managed: r.get(4)?,
+                        protect: r.get(5)?,
+                    },
+                ))
+            },
+        )?;
         Ok(rows.into_iter().collect())
     }
 
@@ -253,15 +254,16 @@ impl Store {
              WHERE org = ?1 AND (CAST(?2 AS TEXT) IS NULL OR name = ?2)",
             &[&org, &name],
             |r| {
-            Ok((
-                r.get::<String>(0)?,
-                Team {
-                    description: r.get(1)?,
-                    managed: r.get(2)?,
-                    protect: r.get(3)?,
-                },
-            ))
-        })?;
+                Ok((
+                    r.get::<String>(0)?,
+                    Team {
+                        description: r.get(1)?,
+                        managed: r.get(2)?,
+                        protect: r.get(3)?,
+                    },
+                ))
+            },
+        )?;
         Ok(rows.into_iter().collect())
     }
 
@@ -271,13 +273,11 @@ impl Store {
         org: &str,
         name: &str,
     ) -> Result<Option<ServiceAccount>, StoreError> {
-        let account = self
-            .conn
-            .query_opt(
-                "SELECT description, admin, expires, disabled, protect, managed
+        let account = self.conn.query_opt(
+            "SELECT description, admin, expires, disabled, protect, managed
                  FROM service_accounts WHERE org = ?1 AND name = ?2",
-                &[&org, &name],
-                |r| {
+            &[&org, &name],
+            |r| {
                 Ok(ServiceAccount {
                     description: r.get(0)?,
                     admin: r.get(1)?,
@@ -287,7 +287,8 @@ impl Store {
                     managed: r.get(5)?,
                     ..Default::default()
                 })
-            })?;
+            },
+        )?;
         let Some(mut account) = account else {
             return Ok(None);
         };
@@ -597,11 +598,7 @@ fn audit_record(r: &Row<'_>) -> Result<AuditRecord, StoreError> {
     })
 }
 
-fn live_lease(
-    conn: &Conn,
-    org: &str,
-    now: OffsetDateTime,
-) -> Result<Option<Lease>, StoreError> {
+fn live_lease(conn: &Conn, org: &str, now: OffsetDateTime) -> Result<Option<Lease>, StoreError> {
     conn.query_opt(
         "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
         &[&org, &ts(now)],

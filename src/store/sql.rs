@@ -64,8 +64,22 @@ pub enum Begin {
 /// A PostgreSQL connection with its prepared statements.
 pub struct Pg {
     url: String,
-    client: postgres::Client,
+    /// Always `Some` but while being dropped (see [`Drop`]).
+    client: Option<postgres::Client>,
     statements: HashMap<String, postgres::Statement>,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // The synchronous client runs a runtime of its own, which cannot be dropped on an
+        // async runtime's thread (the server's state is dropped on one): close it on a plain
+        // thread of its own.
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::Builder::new()
+                .name("svcacct-pg-close".into())
+                .spawn(move || drop(client));
+        }
+    }
 }
 
 impl Pg {
@@ -73,20 +87,20 @@ impl Pg {
     pub fn connect(url: &str) -> Result<Pg, StoreError> {
         Ok(Pg {
             url: url.to_string(),
-            client: postgres::Client::connect(url, postgres::NoTls)?,
+            client: Some(postgres::Client::connect(url, postgres::NoTls)?),
             statements: HashMap::new(),
         })
     }
 
     pub fn client(&mut self) -> &mut postgres::Client {
-        &mut self.client
+        self.client.as_mut().expect("only taken when dropped")
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.client.prepare(&dollar_placeholders(sql))?;
+        let s = self.client().prepare(&dollar_placeholders(sql))?;
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
     }
@@ -143,7 +157,7 @@ impl Conn {
             unreachable!("only called on PostgreSQL");
         };
         let mut pg = cell.borrow_mut();
-        if pg.client.is_closed() && self.depth.get() == 0 {
+        if pg.client().is_closed() && self.depth.get() == 0 {
             *pg = Pg::connect(&pg.url)?;
         }
         Ok(pg)
@@ -160,7 +174,7 @@ impl Conn {
                 let mut pg = self.pg()?;
                 let stmt = pg.statement(sql)?;
                 let params: Vec<_> = params.iter().map(|p| p.pg()).collect();
-                Ok(pg.client.execute(&stmt, &params)? as usize)
+                Ok(pg.client().execute(&stmt, &params)? as usize)
             }
         }
     }
@@ -188,7 +202,7 @@ impl Conn {
                     let mut pg = self.pg()?;
                     let stmt = pg.statement(sql)?;
                     let params: Vec<_> = params.iter().map(|p| p.pg()).collect();
-                    pg.client.query(&stmt, &params)?
+                    pg.client().query(&stmt, &params)?
                 };
                 rows.iter().map(|r| f(&Row::Postgres(r))).collect()
             }
@@ -223,7 +237,7 @@ impl Conn {
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Engine::Postgres(_) => Ok(self.pg()?.client.batch_execute(sql)?),
+            Engine::Postgres(_) => Ok(self.pg()?.client().batch_execute(sql)?),
         }
     }
 
@@ -271,7 +285,9 @@ impl Conn {
             (0, true) => "COMMIT".to_string(),
             (0, false) => "ROLLBACK".to_string(),
             (d, true) => format!("RELEASE SAVEPOINT svcacct_{d}"),
-            (d, false) => format!("ROLLBACK TO SAVEPOINT svcacct_{d}; RELEASE SAVEPOINT svcacct_{d}"),
+            (d, false) => {
+                format!("ROLLBACK TO SAVEPOINT svcacct_{d}; RELEASE SAVEPOINT svcacct_{d}")
+            }
         };
         let done = self.batch(&sql);
         if done.is_err() && commit {

@@ -384,8 +384,29 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
 }
 
-/// Every key the organization file holds, live or not.
+/// Every key the organization file holds, live or not (or, for a server started on
+/// PostgreSQL over this path, its database).
 pub fn key_rows(db: &Path) -> Vec<KeyRow> {
+    if let Some(url) = served_database(db) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        return client
+            .query(
+                "SELECT id, account, name, hash, display_prefix, retires_at, revoked_at FROM api_keys ORDER BY account, name, created_at, id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| KeyRow {
+                id: r.get(0),
+                account: r.get(1),
+                name: r.get(2),
+                hash: r.get(3),
+                display_prefix: r.get(4),
+                retires_at: r.get(5),
+                revoked_at: r.get(6),
+            })
+            .collect();
+    }
     let conn = open_db(db);
     // An apply killed right after SQLite created the file leaves it without tables yet.
     let has_table: bool = conn
@@ -417,6 +438,27 @@ pub fn key_rows(db: &Path) -> Vec<KeyRow> {
     .unwrap()
     .collect::<Result<_, _>>()
     .unwrap()
+}
+
+/// The first column, as text, of every row a query returns from the organization file or a
+/// server's PostgreSQL database (see [`key_rows`]).
+pub fn query_text(db: &Path, sql: &str) -> Vec<String> {
+    if let Some(url) = served_database(db) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        return client
+            .query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    }
+    open_db(db)
+        .prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// Keys that are current: not revoked and not rotated out.
@@ -543,6 +585,56 @@ pub fn needs_fault_hooks() {
 /// The operator token every test server is started with.
 pub const OPERATOR: &str = "operator-token-for-tests-0123456789";
 
+/// Whether servers run on PostgreSQL (`SVCACCT_TEST_ENGINE=postgres`) instead of SQLite files:
+/// the same tests, held to the same behaviour on both engines.
+pub fn on_postgres() -> bool {
+    match std::env::var("SVCACCT_TEST_ENGINE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("SVCACCT_TEST_ENGINE is `sqlite` or `postgres`, not `{other}`"),
+    }
+}
+
+/// The one throwaway cluster of this test process, started on first use and stopped when the
+/// process exits; each test gets databases of its own in it.
+pub fn shared_cluster() -> &'static Postgres {
+    static CLUSTER: std::sync::OnceLock<Postgres> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        extern "C" fn stop() {
+            if let Some(pg) = CLUSTER.get() {
+                pg.stop();
+            }
+        }
+        let pg = Postgres::start();
+        // SAFETY: registers a plain function to run at exit; statics are never dropped.
+        unsafe { libc::atexit(stop) };
+        pg
+    })
+}
+
+/// Database URLs of the servers started on PostgreSQL, by the path a test gave for the file.
+static SERVED: std::sync::Mutex<BTreeMap<PathBuf, String>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// The PostgreSQL database a server over `db` used, if it ran on PostgreSQL.
+pub fn served_database(db: &Path) -> Option<String> {
+    SERVED.lock().unwrap().get(db).cloned()
+}
+
+/// What `--db` a server over `db` gets: the path itself, or on PostgreSQL a new database of the
+/// shared cluster (the same one again for the same path, as a restarted server finds its file).
+pub fn server_db(db: &Path) -> String {
+    if !on_postgres() {
+        return db.display().to_string();
+    }
+    let mut served = SERVED.lock().unwrap();
+    if let Some(url) = served.get(db) {
+        return url.clone();
+    }
+    let url = shared_cluster().new_database();
+    served.insert(db.to_path_buf(), url.clone());
+    url
+}
+
 /// A `svcacct serve` process; stopped with SIGTERM on drop.
 pub struct Server {
     child: std::process::Child,
@@ -565,7 +657,7 @@ impl Server {
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--db"])
-            .arg(db)
+            .arg(server_db(db))
             .args(["--listen", listen])
             .args(extra)
             .env("SVCACCT_ADMIN_TOKEN", OPERATOR)
@@ -738,10 +830,26 @@ impl Postgres {
     pub fn client(&self) -> postgres::Client {
         postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
     }
-}
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
+    /// A new empty database in the cluster; returns its URL.
+    pub fn new_database(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "t{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.client()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let base = self
+            .url
+            .strip_suffix("/postgres")
+            .expect("the postgres database");
+        format!("{base}/{name}")
+    }
+
+    /// Stops the cluster and removes its files.
+    fn stop(&self) {
         // SAFETY: geteuid(2) cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         let data = self.dir.path().join("data").display().to_string();
@@ -758,5 +866,12 @@ impl Drop for Postgres {
             ],
         )
         .output();
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
