@@ -626,6 +626,12 @@ pub fn server_db(db: &Path) -> String {
     if !on_postgres() {
         return db.display().to_string();
     }
+    postgres_db(db)
+}
+
+/// The database of the shared cluster that stands for `db` (created on first use), whatever
+/// engine the other tests run on: for servers that only run on PostgreSQL, such as replicas.
+pub fn postgres_db(db: &Path) -> String {
     let mut served = SERVED.lock().unwrap();
     if let Some(url) = served.get(db) {
         return url.clone();
@@ -651,13 +657,18 @@ impl Server {
     /// [`Server::start`] on `listen`, with extra arguments such as `--inject-faults 0.3`.
     #[track_caller]
     pub fn start_with(db: &Path, now: Option<&str>, listen: &str, extra: &[&str]) -> Server {
+        Server::start_on(&server_db(db), now, listen, extra)
+    }
+
+    /// A server with `--db` exactly `db` (a path or a URL).
+    #[track_caller]
+    pub fn start_on(db: &str, now: Option<&str>, listen: &str, extra: &[&str]) -> Server {
         if extra.contains(&"--inject-faults") {
             needs_fault_hooks();
         }
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--db"])
-            .arg(server_db(db))
+        cmd.args(["serve", "--db", db])
             .args(["--listen", listen])
             .args(extra)
             .env("SVCACCT_ADMIN_TOKEN", OPERATOR)
@@ -705,6 +716,12 @@ impl Server {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         self.child.wait().unwrap()
+    }
+
+    /// Sends SIGKILL, as a crash or an OOM kill would, and waits for the server to die.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit code.
