@@ -395,3 +395,85 @@ fn applies_through_different_replicas_never_interleave() {
     );
     apply(&sb, OTHER, &[]).run().ok();
 }
+
+/// Sends `requests` at once, alternating between the replicas; returns their statuses and
+/// bodies.
+fn at_once(
+    replicas: [&Server; 2],
+    requests: usize,
+    send: impl Fn(&Client, &str, usize) -> reqwest::blocking::RequestBuilder + Sync,
+) -> Vec<(u16, Value)> {
+    let urls = replicas.map(|s| s.url.clone());
+    let start = std::sync::Barrier::new(requests);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..requests)
+            .map(|i| {
+                let (url, start, send) = (&urls[i % 2], &start, &send);
+                scope.spawn(move || {
+                    let client = Client::builder()
+                        .timeout(Duration::from_secs(30))
+                        .build()
+                        .unwrap();
+                    let request = send(&client, url, i).bearer_auth(OPERATOR);
+                    start.wait();
+                    let r = request.send().unwrap();
+                    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn racing_writes_through_both_replicas_are_excluded_by_the_database() {
+    let sb = Sandbox::new();
+    let (_db, a, b) = replicas(&sb, None);
+    let via_a = op(&a);
+    call(
+        &via_a,
+        reqwest::Method::POST,
+        "/v1/organizations",
+        json!({"name": "acme"}),
+    );
+    for round in 0..5 {
+        // Every writer read the same revision: one write wins, the rest are told to read
+        // again (412), never two writes on one revision.
+        let revision = call(&via_a, reqwest::Method::GET, ORG, Value::Null)["revision"]
+            .as_u64()
+            .unwrap();
+        let statuses = at_once([&a, &b], 8, |client, url, i| {
+            client
+                .post(format!("{url}{ORG}/teams"))
+                .header("If-Match", format!("\"{revision}\""))
+                .json(&json!({"name": format!("team-{round}-{i}")}))
+        });
+        let codes: Vec<u16> = statuses.iter().map(|(s, _)| *s).collect();
+        assert_eq!(codes.iter().filter(|s| **s == 201).count(), 1, "{codes:?}");
+        assert!(codes.iter().all(|s| [201, 412].contains(s)), "{codes:?}");
+
+        // Every writer asks for the lease: one holds it, the rest are told who does.
+        let statuses = at_once([&a, &b], 8, |client, url, i| {
+            client
+                .post(format!("{url}{ORG}/lock"))
+                .json(&json!({"owner": format!("apply-{round}-{i}"), "ttl_seconds": 30}))
+        });
+        let granted: Vec<&Value> = statuses
+            .iter()
+            .filter(|(s, _)| *s == 201)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(granted.len(), 1, "{statuses:?}");
+        assert!(
+            statuses.iter().all(|(s, _)| [201, 409].contains(s)),
+            "{statuses:?}"
+        );
+        let lease = granted[0];
+        call(
+            &op(&b),
+            reqwest::Method::DELETE,
+            &format!("{ORG}/lock/{}", lease["lease_id"].as_str().unwrap()),
+            Value::Null,
+        );
+    }
+}
