@@ -61,6 +61,10 @@ pub enum Begin {
     Write,
 }
 
+/// How long a PostgreSQL session may sit idle inside a transaction before the database ends
+/// it (and with it the transaction's locks).
+pub const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A PostgreSQL connection with its prepared statements.
 pub struct Pg {
     url: String,
@@ -85,9 +89,17 @@ impl Drop for Pg {
 impl Pg {
     /// Connects to the database at `url`.
     pub fn connect(url: &str) -> Result<Pg, StoreError> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        // A replica that stops mid-transaction without closing its connection (frozen, or its
+        // host gone) holds its organization's lock until the database ends the session: at
+        // most this long. A killed process closes its socket, which ends it at once.
+        client.batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = '{}s'",
+            IDLE_IN_TRANSACTION.as_secs()
+        ))?;
         Ok(Pg {
             url: url.to_string(),
-            client: Some(postgres::Client::connect(url, postgres::NoTls)?),
+            client: Some(client),
             statements: HashMap::new(),
         })
     }
