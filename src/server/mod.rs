@@ -285,6 +285,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         faults::inject_faults,
     ));
     app.layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(middleware::refuse_nul))
         .layer(axum::middleware::from_fn(middleware::refuse_oversized))
         .layer(axum::middleware::from_fn(middleware::log_requests))
         .with_state(state)
