@@ -121,7 +121,8 @@ impl Pg {
 /// The engine a store runs on.
 enum Engine {
     Sqlite(rusqlite::Connection),
-    Postgres(RefCell<Pg>),
+    // Boxed: a client with its runtime is large, and a SQLite store should not carry it.
+    Postgres(Box<RefCell<Pg>>),
 }
 
 /// A connection to either engine.
@@ -141,7 +142,7 @@ impl Conn {
 
     pub fn postgres(pg: Pg) -> Conn {
         Conn {
-            engine: Engine::Postgres(RefCell::new(pg)),
+            engine: Engine::Postgres(Box::new(RefCell::new(pg))),
             depth: Cell::new(0),
         }
     }
