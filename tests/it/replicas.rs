@@ -211,6 +211,45 @@ fn an_apply_alternating_between_replicas_survives_a_sigkill_of_the_one_that_leas
     assert!(!survivor.log().contains("panicked"), "{}", survivor.log());
 }
 
+#[test]
+fn an_apply_killed_with_its_replica_leaves_a_lease_that_expires_for_the_next_one() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let (db, a, b) = replicas(&sb, Some(T0));
+    let lb = RoundRobin::start(&[&a, &b]);
+    sb.write(CFG, &http_config(&lb.url, 300, "Everyone"));
+    let mut running = apply(&sb, CFG, &[]).spawn();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while key_rows(&db).len() < 20 {
+        assert!(Instant::now() < deadline, "the apply never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The apply and the replica that served its lease die together, as on a lost host.
+    let holder = lb
+        .leased_by
+        .lock()
+        .unwrap()
+        .expect("the apply took a lease");
+    running.kill().unwrap();
+    running.wait().unwrap();
+    let mut servers = [a, b];
+    servers[holder].kill();
+    // Nothing it registered lacks its file, even now.
+    assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity);
+    // The next apply, through the survivor, waits out the dead apply's lease (a 30-second
+    // TTL, renewed by nobody now) and finishes the work.
+    let started = Instant::now();
+    let out = apply(&sb, CFG, &["--lock-timeout", "90"]).run();
+    out.ok();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(90), "{waited:?}");
+    assert_eq!(
+        assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity),
+        600
+    );
+    assert_eq!(plan_code(&sb, CFG), Some(0));
+}
+
 /// An operator's client of one replica.
 fn op(server: &Server) -> (Client, String) {
     (
