@@ -349,7 +349,7 @@ fn main() {
         );
         row("local", "one-change apply", apply);
 
-        let server = Server::start(&dir.join("scale.db"));
+        let server = Server::start(dir.join("scale.db"));
         let http = format!("backend:\n  type: http\n  url: {}\n", server.1);
         write("Round 4", &http);
         let plan = repeat(|_| {}, || run(dir, &["plan", "-v", "--detailed-exitcode"]));
