@@ -189,10 +189,13 @@ impl Store {
                 }
                 found
             }
-            None => self
-                .conn
-                .with_postgres(|pg| postgres::check_version(pg.client()))
-                .expect("not SQLite")?,
+            None => postgres::known_version(
+                self.conn
+                    .query_opt("SELECT version FROM svcacct_schema", &[], |r| {
+                        r.get::<i32>(0)
+                    })?
+                    .unwrap_or(0),
+            )?,
         };
         if found != migrations::LATEST {
             return Err(StoreError::SchemaOutdated {

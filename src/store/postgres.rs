@@ -32,6 +32,11 @@ pub fn check_version(client: &mut Client) -> Result<u32, StoreError> {
         .query_opt("SELECT version FROM svcacct_schema", &[])?
         .map(|r| r.get::<_, i32>(0))
         .unwrap_or(0);
+    known_version(found)
+}
+
+/// A stored version, refused when this binary does not know it.
+pub(super) fn known_version(found: i32) -> Result<u32, StoreError> {
     let found = u32::try_from(found).map_err(|_| StoreError::Corrupt {
         what: "schema version",
         value: found.to_string(),

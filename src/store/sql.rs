@@ -155,25 +155,26 @@ impl Conn {
         }
     }
 
-    /// Runs `f` on the PostgreSQL connection, for what only PostgreSQL has.
-    pub fn with_postgres<T>(&self, f: impl FnOnce(&mut Pg) -> T) -> Option<T> {
-        match &self.engine {
-            Engine::Sqlite(_) => None,
-            Engine::Postgres(pg) => Some(f(&mut pg.borrow_mut())),
-        }
-    }
-
-    /// The PostgreSQL connection, connected again if the database dropped it (a restart or a
-    /// failover) while no transaction was open on it.
-    fn pg(&self) -> Result<std::cell::RefMut<'_, Pg>, StoreError> {
+    /// Runs `f` on the PostgreSQL connection. Outside a transaction (its `BEGIN` included), a
+    /// connection the database dropped — a restart or a failover — is replaced and `f` run
+    /// again, so the next request after one succeeds; inside a transaction the error stands,
+    /// and the caller's transaction fails whole.
+    fn on_pg<T>(&self, f: impl Fn(&mut Pg) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let Engine::Postgres(cell) = &self.engine else {
             unreachable!("only called on PostgreSQL");
         };
         let mut pg = cell.borrow_mut();
-        if pg.client().is_closed() && self.depth.get() == 0 {
+        let outside = self.depth.get() == 0;
+        if outside && pg.client().is_closed() {
             *pg = Pg::connect(&pg.url)?;
         }
-        Ok(pg)
+        match f(&mut pg) {
+            Err(StoreError::Postgres(e)) if outside && dropped(&e) => {
+                *pg = Pg::connect(&pg.url)?;
+                f(&mut pg)
+            }
+            done => done,
+        }
     }
 
     /// Runs a statement; returns how many rows it changed.
@@ -183,12 +184,11 @@ impl Conn {
                 let params: Vec<&dyn rusqlite::ToSql> = params.iter().map(|p| p.lite()).collect();
                 Ok(c.prepare_cached(sql)?.execute(&*params)?)
             }
-            Engine::Postgres(_) => {
-                let mut pg = self.pg()?;
+            Engine::Postgres(_) => self.on_pg(|pg| {
                 let stmt = pg.statement(sql)?;
                 let params: Vec<_> = params.iter().map(|p| p.pg()).collect();
                 Ok(pg.client().execute(&stmt, &params)? as usize)
-            }
+            }),
         }
     }
 
@@ -211,12 +211,11 @@ impl Conn {
                 Ok(out)
             }
             Engine::Postgres(_) => {
-                let rows = {
-                    let mut pg = self.pg()?;
+                let rows = self.on_pg(|pg| {
                     let stmt = pg.statement(sql)?;
                     let params: Vec<_> = params.iter().map(|p| p.pg()).collect();
-                    pg.client().query(&stmt, &params)?
-                };
+                    Ok(pg.client().query(&stmt, &params)?)
+                })?;
                 rows.iter().map(|r| f(&Row::Postgres(r))).collect()
             }
         }
@@ -250,7 +249,7 @@ impl Conn {
     pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
         match &self.engine {
             Engine::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Engine::Postgres(_) => Ok(self.pg()?.client().batch_execute(sql)?),
+            Engine::Postgres(_) => self.on_pg(|pg| Ok(pg.client().batch_execute(sql)?)),
         }
     }
 
@@ -293,7 +292,10 @@ impl Conn {
 
     /// Commits (or rolls back) the transaction [`Conn::open`] opened at `depth`.
     pub fn close(&self, depth: u32, commit: bool) -> Result<(), StoreError> {
-        self.depth.set(depth);
+        // Run while still counted as inside the transaction: a `COMMIT` on a dropped
+        // connection must fail, never be retried on a new one (where it would succeed at
+        // committing nothing).
+        self.depth.set(depth + 1);
         let sql = match (depth, commit) {
             (0, true) => "COMMIT".to_string(),
             (0, false) => "ROLLBACK".to_string(),
@@ -307,8 +309,26 @@ impl Conn {
             // A failed COMMIT leaves the transaction for a ROLLBACK to end.
             let _ = self.close(depth, false);
         }
+        self.depth.set(depth);
         done
     }
+}
+
+/// Whether an error says the database ended the connection: closed, broken (an I/O error),
+/// or shutting down.
+fn dropped(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    use std::error::Error;
+    e.is_closed()
+        || e.source().is_some_and(|s| s.is::<std::io::Error>())
+        || e.code().is_some_and(|c| {
+            [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CONNECTION_FAILURE,
+            ]
+            .contains(c)
+        })
 }
 
 /// The advisory lock key of an organization: the first 8 bytes of a SHA-256 of its name, the

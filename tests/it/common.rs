@@ -865,6 +865,27 @@ impl Postgres {
         format!("{base}/{name}")
     }
 
+    /// Restarts the cluster, as an upgrade or a failover does: every connection to it ends.
+    pub fn restart(&self) {
+        // SAFETY: geteuid(2) cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let data = self.dir.path().join("data").display().to_string();
+        // With its log file, or the new server would hold this call's output pipes open.
+        let log = self.dir.path().join("log").display().to_string();
+        let args: Vec<String> = [
+            "pg_ctl", "-D", &data, "-l", &log, "-m", "fast", "-w", "restart",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = Postgres::command(root, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl restart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Stops the cluster and removes its files.
     fn stop(&self) {
         // SAFETY: geteuid(2) cannot fail.

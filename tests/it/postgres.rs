@@ -167,3 +167,31 @@ fn a_server_on_postgres_is_ready_until_the_database_moves_past_it() {
     assert!(body.contains("schema version 99, newer"), "{body}");
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
+
+#[test]
+fn a_server_carries_on_after_the_database_restarts() {
+    let pg = Postgres::start();
+    let server = Server::start_on(&pg.url, None, "127.0.0.1:0", &[]);
+    let client = reqwest::blocking::Client::new();
+    let create = |name: &str| {
+        client
+            .post(format!("{}/v1/organizations", server.url))
+            .bearer_auth(OPERATOR)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(create("before"), 201);
+    // Every connection of the server is cut; the next requests find new ones, no 500 between.
+    pg.restart();
+    for i in 0..8 {
+        assert_eq!(create(&format!("after-{i}")), 201, "{}", server.log());
+        let ready = client
+            .get(format!("{}/v1/ready", server.url))
+            .send()
+            .unwrap();
+        assert_eq!(ready.status().as_u16(), 200, "{}", server.log());
+    }
+}
