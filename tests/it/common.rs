@@ -820,6 +820,29 @@ impl Postgres {
             "postgresql://svcacct@{}/postgres",
             url::form_urlencoded::byte_serialize(socket_dir.as_bytes()).collect::<String>()
         );
+        // A test process killed (a CI timeout, say) runs no destructor and no exit handler:
+        // a watchdog stops the cluster and removes it once this process is gone.
+        let stop = format!(
+            "{}{}/pg_ctl -D {} -m immediate -w stop",
+            if root {
+                "setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env "
+            } else {
+                ""
+            },
+            PG_BIN,
+            data.display()
+        );
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {}",
+                std::process::id(),
+                dir.path().display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
         Postgres { dir, url }
     }
 
