@@ -8,7 +8,9 @@
 //! applied through the `http` backend; those rows also show how many HTTP requests the
 //! command made (from `-v`).
 //!
-//! `SCALE_SIZES=1000` limits the sizes.
+//! `SCALE_SIZES=1000` limits the sizes. `SCALE_POSTGRES_URL=postgres://…` (a database the
+//! benchmark may fill) adds the same http rows through a server on PostgreSQL, after a first
+//! apply of their own.
 //!
 //! `cargo bench --bench scale -- prefect` runs only the `prefect` rows: 1,000 bots in 20
 //! workspaces on the Prefect Cloud simulator of the tests (included below), with the
@@ -127,7 +129,7 @@ const TOKEN: &str = "scale-benchmark-operator-token";
 struct Server(std::process::Child, String);
 
 impl Server {
-    fn start(db: &Path) -> Server {
+    fn start(db: impl AsRef<std::ffi::OsStr>) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_svcacct"))
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
@@ -367,7 +369,7 @@ fn main() {
         );
         row("local", "one-change apply", apply);
 
-        let server = Server::start(&dir.join("scale.db"));
+        let server = Server::start(dir.join("scale.db"));
         let http = format!("backend:\n  type: http\n  url: {}\n", server.1);
         write("Round 4", &http);
         let plan = repeat(|_| {}, || run(dir, &["plan", "-v", "--detailed-exitcode"]));
@@ -384,5 +386,56 @@ fn main() {
         );
         row("http", "one-change apply", apply);
         drop(server);
+
+        if let Ok(url) = std::env::var("SCALE_POSTGRES_URL") {
+            postgres_rows(n, &url, dir, &row);
+        }
     }
+}
+
+/// The http rows through a server on PostgreSQL: its own first apply (an organization per
+/// size, in a directory of its own), then the same steps as on SQLite.
+fn postgres_rows(n: usize, url: &str, sqlite_dir: &Path, row: &dyn Fn(&str, &str, Summary)) {
+    let server = Server::start(url);
+    let http = format!("backend:\n  type: http\n  url: {}\n", server.1);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    std::fs::copy(
+        sqlite_dir.join("recipients.txt"),
+        dir.join("recipients.txt"),
+    )
+    .unwrap();
+    let write = |description: &str| {
+        let yaml = config(n, description, &http).replacen(
+            "organization: scale",
+            &format!("organization: scale-{n}"),
+            1,
+        );
+        std::fs::write(dir.join("svcacct.yaml"), yaml).unwrap();
+    };
+    const PG: &str = "http (postgres)";
+    write("Account");
+    let first = run(dir, &["apply", "--yes", "-q", "-v"]);
+    row(
+        PG,
+        "first apply",
+        Summary {
+            min: first.secs,
+            max: first.secs,
+            median: first,
+        },
+    );
+    let plan = repeat(|_| {}, || run(dir, &["plan", "-v", "--detailed-exitcode"]));
+    row(PG, "no-change plan", plan);
+    write("Changed");
+    row(
+        PG,
+        "one-change plan",
+        repeat(|_| {}, || run(dir, &["plan", "-v"])),
+    );
+    let apply = repeat(
+        |round| write(&format!("Again {round}")),
+        || run(dir, &["apply", "--yes", "-q", "-v"]),
+    );
+    row(PG, "one-change apply", apply);
 }

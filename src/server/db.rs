@@ -1,15 +1,17 @@
-//! The server's connections to the organization file: one writer behind a mutex (SQLite has
-//! one writer at a time anyway) and a few read-only connections, so that verifications and
-//! snapshots never queue behind an apply. Every call runs on tokio's blocking pool.
+//! The server's connections to its store: one writer behind a mutex (SQLite has one writer at
+//! a time anyway) and a few readers, so that verifications and snapshots never queue behind an
+//! apply. Every call runs on tokio's blocking pool. On PostgreSQL the same shape is the
+//! server's connection pool — five connections, each with its own prepared statements, and no
+//! pool crate needed for a fixed set that lives as long as the process — while exclusion
+//! between replicas comes from the database (see the store's write transactions), never from
+//! this process's mutex.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::ApiError;
 use super::verify_index::VerifyIndex;
-use crate::store::Store;
-use crate::store::StoreError;
+use crate::store::{Database, Store, StoreError};
 
 /// How many read-only connections the server keeps.
 const READERS: usize = 4;
@@ -31,16 +33,24 @@ fn lock(m: &Mutex<Store>) -> MutexGuard<'_, Store> {
 }
 
 impl Db {
-    /// Opens (creating if need be) the file at `path`.
-    pub fn open(path: &Path) -> Result<Db, StoreError> {
-        let writer = Store::open_for_server(path)?;
+    /// Opens (creating if need be) the file, or connects to the database, migrating it.
+    pub fn open(db: &Database) -> Result<Db, StoreError> {
+        let writer = match db {
+            Database::Sqlite(path) => Store::open_for_server(path)?,
+            Database::Postgres(url) => Store::open_postgres(url, true)?,
+        };
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            let reader = Store::open_read_only(path)?.ok_or_else(|| StoreError::Io {
-                action: "open",
-                path: path.to_path_buf(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound).into(),
-            })?;
+            let reader = match db {
+                Database::Sqlite(path) => {
+                    Store::open_read_only(path)?.ok_or_else(|| StoreError::Io {
+                        action: "open",
+                        path: path.to_path_buf(),
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound).into(),
+                    })?
+                }
+                Database::Postgres(url) => Store::open_postgres(url, false)?,
+            };
             readers.push(Mutex::new(reader));
         }
         Ok(Db {

@@ -308,6 +308,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         faults::inject_faults,
     ));
     app.layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn(middleware::refuse_nul))
         .layer(axum::middleware::from_fn(middleware::refuse_oversized))
         .layer(axum::middleware::from_fn(middleware::log_requests))
         .with_state(state)
@@ -316,14 +317,12 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Opens the store and builds the shared state.
 pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
     use anyhow::Context;
-    let db = match &settings.db {
-        crate::store::Database::Sqlite(path) => Db::open(path)
-            .with_context(|| format!("cannot open organization file {}", path.display()))?,
-        crate::store::Database::Postgres(_) => anyhow::bail!(
-            "serving from PostgreSQL is not built yet; `svcacct serve --migrate --db {}` prepares its schema",
-            settings.db
-        ),
-    };
+    let db = Db::open(&settings.db).with_context(|| match &settings.db {
+        crate::store::Database::Sqlite(path) => {
+            format!("cannot open organization file {}", path.display())
+        }
+        crate::store::Database::Postgres(_) => format!("cannot open database {}", settings.db),
+    })?;
     let metrics = metrics::Metrics::default();
     for c in db.verify_index().collectors() {
         metrics.register(c);
@@ -345,7 +344,8 @@ pub fn state(settings: &Settings) -> anyhow::Result<Arc<AppState>> {
 /// requests in flight then finish before this returns.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
-    let state = state(&settings)?;
+    // Opening may connect to PostgreSQL, whose synchronous client blocks.
+    let state = tokio::task::block_in_place(|| state(&settings))?;
     last_use::spawn_flusher(state.clone());
     warm_verify_index(state.clone());
     let app = router(state.clone());

@@ -116,55 +116,65 @@ where
     let outcome = state
         .db
         .write(move |store| {
-            // Leases and stored responses live in real time, whatever SVCACCT_NOW says.
-            let real_now = OffsetDateTime::now_utc();
-            let scope = w.org.as_deref().unwrap_or("");
-            // Keyed by caller too (idempotency keys are visible ASCII, so never hold a space):
-            // a replay answers only the caller that made the first request.
-            let record = w
-                .pre
-                .idempotency_key
-                .as_ref()
-                .map(|k| format!("{} {k}", w.by));
-            if let Some(replayed) = check(store, &w, record.as_deref(), real_now)? {
-                return Ok(replayed);
-            }
-            let (status, body) = match f(store) {
-                Ok(reply) => (
-                    reply.status,
-                    reply.body.map(|b| b.to_string()).unwrap_or_default(),
-                ),
-                Err(e) if e.status.is_server_error() => return Err(e),
-                Err(e) => (
-                    e.status,
-                    serde_json::json!({"error": {"code": e.code, "message": e.message}})
-                        .to_string(),
-                ),
-            };
-            if let Some(key) = &record {
-                store.store_response(
-                    scope,
-                    key,
-                    &StoredResponse {
-                        fingerprint: w.fingerprint.clone(),
-                        status: status.as_u16(),
-                        body: without_secret(&body),
-                    },
-                    real_now,
-                )?;
-            }
-            let revision = match &w.org {
-                Some(org) => store.revision(org)?,
-                None => None,
-            };
-            Ok(Outcome::Done {
-                status,
-                body,
-                revision,
-            })
+            let scope = w.org.clone().unwrap_or_default();
+            // One transaction, exclusive for the organization in the database (not just in
+            // this process): replicas run their checks and changes one at a time.
+            store.exclusive(&scope, |store| checked(store, w, f))
         })
         .await?;
     Ok(answer(outcome))
+}
+
+/// The checks, the change and its stored response, inside [`run`]'s transaction.
+fn checked<F>(store: &mut Store, w: Write, f: F) -> Result<Outcome, ApiError>
+where
+    F: FnOnce(&mut Store) -> Result<Reply, ApiError>,
+{
+    // Leases and stored responses live in real time, whatever SVCACCT_NOW says.
+    let real_now = OffsetDateTime::now_utc();
+    let scope = w.org.as_deref().unwrap_or("");
+    // Keyed by caller too (idempotency keys are visible ASCII, so never hold a space):
+    // a replay answers only the caller that made the first request.
+    let record = w
+        .pre
+        .idempotency_key
+        .as_ref()
+        .map(|k| format!("{} {k}", w.by));
+    if let Some(replayed) = check(store, &w, record.as_deref(), real_now)? {
+        return Ok(replayed);
+    }
+    let (status, body) = match f(store) {
+        Ok(reply) => (
+            reply.status,
+            reply.body.map(|b| b.to_string()).unwrap_or_default(),
+        ),
+        Err(e) if e.status.is_server_error() => return Err(e),
+        Err(e) => (
+            e.status,
+            serde_json::json!({"error": {"code": e.code, "message": e.message}}).to_string(),
+        ),
+    };
+    if let Some(key) = &record {
+        store.store_response(
+            scope,
+            key,
+            &StoredResponse {
+                fingerprint: w.fingerprint.clone(),
+                status: status.as_u16(),
+                body: without_secret(&body),
+            },
+            real_now,
+        )?;
+    }
+    let revision = match &w.org {
+        Some(org) => store.revision(org)?,
+        None => None,
+    };
+    Ok(Outcome::Done {
+        status,
+        body,
+        revision,
+    })
 }
 
 /// The checks before the change, in order: the organization exists, a stored response to

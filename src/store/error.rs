@@ -17,7 +17,7 @@ pub enum StoreError {
     Conflict { target: String, message: String },
     /// A unique constraint refused the write: a key id or hash registered twice.
     #[error("a key with this id or hash already exists")]
-    Duplicate(#[source] Arc<rusqlite::Error>),
+    Duplicate(#[source] Arc<dyn std::error::Error + Send + Sync>),
     #[error("SQLite failed")]
     Sqlite(#[source] Arc<rusqlite::Error>),
     #[error("PostgreSQL failed")]
@@ -31,7 +31,7 @@ pub enum StoreError {
     },
     /// A stored value that does not decode. Never read as a default: a default scope set
     /// would widen what a key may do.
-    #[error("the store holds an unreadable {what}: `{value}`")]
+    #[error("the store holds an unreadable {what} `{value}`")]
     Corrupt { what: &'static str, value: String },
     /// Another writer's lease holds the organization.
     #[error("locked by {owner} until {}", crate::clock::rfc3339(*until))]
@@ -64,6 +64,17 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        StoreError::Postgres(Arc::new(e))
+        use postgres::error::SqlState;
+        // The constraints SQLite reports as one code, so both engines answer alike.
+        let constraint = [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::FOREIGN_KEY_VIOLATION,
+            SqlState::NOT_NULL_VIOLATION,
+            SqlState::CHECK_VIOLATION,
+        ];
+        match e.code() {
+            Some(code) if constraint.contains(code) => StoreError::Duplicate(Arc::new(e)),
+            _ => StoreError::Postgres(Arc::new(e)),
+        }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
 
+use super::sql::{Begin, Conn, Row};
 use super::{Store, StoreError, col_date, col_set, col_ts_opt};
 use crate::model::Verification;
 
@@ -146,59 +147,67 @@ type Roles = HashMap<(String, String), Result<BTreeSet<String>, ()>>;
 impl Store {
     /// Where the organizations' revisions stand now.
     pub fn change_stamp(&self) -> Result<ChangeStamp, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT count(*), coalesce(sum(revision), 0) FROM organizations")?
-            .query_row([], |r| {
-                Ok(ChangeStamp {
-                    organizations: r.get(0)?,
-                    revisions: r.get(1)?,
-                })
-            })?)
+        change_stamp(&self.conn)
     }
 
     /// Every registered key (by hex SHA-256) with its grant, and the stamp they were read at,
     /// from one read transaction.
     pub fn key_grants(&self) -> Result<(ChangeStamp, Vec<(String, KeyGrant)>), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let stamp = self.change_stamp()?;
+        let tx = self.conn.begin(Begin::Read, None)?;
+        let stamp = change_stamp(&tx)?;
         let mut interned = Interned::default();
         let roles = read_roles(&tx)?;
         let accounts = read_accounts(&tx, &roles, &mut interned)?;
-        let mut stmt = tx.prepare(
+        let grants = tx.query(
             "SELECT hash, id, org, account, name, scopes, expires_at, retires_at, revoked_at FROM api_keys",
+            &[],
+            |r| {
+                let hash: String = r.get(0)?;
+                let account = accounts.get(&(r.get(2)?, r.get(3)?));
+                let grant = match (r.get::<Option<i64>>(8)?, account) {
+                    (Some(_), _) | (None, None) => KeyGrant::Revoked,
+                    (None, Some(Err(()))) => KeyGrant::Unreadable,
+                    (None, Some(Ok(account))) => live_key(r, account, &mut interned)
+                        .map_or(KeyGrant::Unreadable, KeyGrant::Live),
+                };
+                Ok((hash, grant))
+            },
         )?;
-        let mut rows = stmt.query([])?;
-        let mut grants = Vec::new();
-        while let Some(r) = rows.next()? {
-            let hash: String = r.get(0)?;
-            let account = accounts.get(&(r.get(2)?, r.get(3)?));
-            let grant = match (r.get::<_, Option<i64>>(8)?, account) {
-                (Some(_), _) | (None, None) => KeyGrant::Revoked,
-                (None, Some(Err(()))) => KeyGrant::Unreadable,
-                (None, Some(Ok(account))) => {
-                    live_key(r, account, &mut interned).map_or(KeyGrant::Unreadable, KeyGrant::Live)
-                }
-            };
-            grants.push((hash, grant));
-        }
+        tx.commit()?;
         Ok((stamp, grants))
     }
 }
 
+fn change_stamp(conn: &Conn) -> Result<ChangeStamp, StoreError> {
+    conn.query_opt(
+        "SELECT count(*), CAST(coalesce(sum(revision), 0) AS BIGINT) FROM organizations",
+        &[],
+        |r| {
+            Ok(ChangeStamp {
+                organizations: r.get(0)?,
+                revisions: r.get(1)?,
+            })
+        },
+    )?
+    .ok_or(StoreError::Corrupt {
+        what: "organization count",
+        value: "no row".into(),
+    })
+}
+
 fn live_key(
-    r: &rusqlite::Row<'_>,
+    r: &Row<'_>,
     account: &Arc<AccountGrant>,
     interned: &mut Interned,
-) -> rusqlite::Result<LiveGrant> {
+) -> Result<LiveGrant, StoreError> {
     let scopes = col_set(r, 5)?;
     let narrowed = (!scopes.is_empty()).then(|| {
         let granted: BTreeSet<String> = account.permissions.iter().cloned().collect();
         interned.get(super::verify::narrow(&granted, &scopes))
     });
     Ok(LiveGrant {
-        id: r.get::<_, String>(1)?.into(),
-        name: r.get::<_, String>(4)?.into(),
+        id: r.get::<String>(1)?.into(),
+        name: r.get::<String>(4)?.into(),
         account: account.clone(),
         scopes: interned.get(scopes.into_iter().collect()),
         narrowed,
@@ -207,64 +216,64 @@ fn live_key(
     })
 }
 
-fn read_roles(tx: &rusqlite::Connection) -> Result<Roles, StoreError> {
-    let mut stmt = tx.prepare("SELECT org, name, permissions FROM roles")?;
-    let rows = stmt.query_map([], |r| {
+fn read_roles(tx: &Conn) -> Result<Roles, StoreError> {
+    let rows = tx.query("SELECT org, name, permissions FROM roles", &[], |r| {
         Ok(((r.get(0)?, r.get(1)?), col_set(r, 2).map_err(|_| ())))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.into_iter().collect())
 }
 
 type Accounts = HashMap<(String, String), Result<Arc<AccountGrant>, ()>>;
 
 fn read_accounts(
-    tx: &rusqlite::Connection,
+    tx: &Conn,
     roles: &Roles,
     interned: &mut Interned,
 ) -> Result<Accounts, StoreError> {
     // (org, account) → the roles it holds through its teams.
     let mut held: HashMap<(String, String), Vec<String>> = HashMap::new();
-    let mut stmt = tx.prepare("SELECT org, account, role FROM memberships")?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
+    tx.query("SELECT org, account, role FROM memberships", &[], |r| {
         held.entry((r.get(0)?, r.get(1)?))
             .or_default()
             .push(r.get(2)?);
-    }
+        Ok(())
+    })?;
     let mut orgs: HashMap<String, Arc<str>> = HashMap::new();
-    let mut stmt =
-        tx.prepare("SELECT org, name, admin, disabled, expires FROM service_accounts")?;
-    let mut rows = stmt.query([])?;
     let mut accounts = Accounts::new();
-    while let Some(r) = rows.next()? {
-        let (org, name): (String, String) = (r.get(0)?, r.get(1)?);
-        let org_name = orgs
-            .entry(org.clone())
-            .or_insert_with(|| org.as_str().into());
-        let grant = (|| {
-            let admin: bool = r.get(2).map_err(|_| ())?;
-            let permissions = if admin {
-                BTreeSet::from(["*:*".to_string()])
-            } else {
-                let mut all = BTreeSet::new();
-                for role in held.get(&(org.clone(), name.clone())).into_iter().flatten() {
-                    // A membership naming no role grants nothing, as the SQL join does.
-                    if let Some(p) = roles.get(&(org.clone(), role.clone())) {
-                        all.extend(p.as_ref().map_err(|_| ())?.iter().cloned());
+    tx.query(
+        "SELECT org, name, admin, disabled, expires FROM service_accounts",
+        &[],
+        |r| {
+            let (org, name): (String, String) = (r.get(0)?, r.get(1)?);
+            let org_name = orgs
+                .entry(org.clone())
+                .or_insert_with(|| org.as_str().into());
+            let grant = (|| {
+                let admin: bool = r.get(2).map_err(|_| ())?;
+                let permissions = if admin {
+                    BTreeSet::from(["*:*".to_string()])
+                } else {
+                    let mut all = BTreeSet::new();
+                    for role in held.get(&(org.clone(), name.clone())).into_iter().flatten() {
+                        // A membership naming no role grants nothing, as the SQL join does.
+                        if let Some(p) = roles.get(&(org.clone(), role.clone())) {
+                            all.extend(p.as_ref().map_err(|_| ())?.iter().cloned());
+                        }
                     }
-                }
-                all
-            };
-            Ok(Arc::new(AccountGrant {
-                org: org_name.clone(),
-                name: name.as_str().into(),
-                disabled: r.get(3).map_err(|_| ())?,
-                expires: col_date(r, 4).map_err(|_| ())?,
-                permissions: interned.get(permissions.into_iter().collect()),
-            }))
-        })();
-        accounts.insert((org, name), grant);
-    }
+                    all
+                };
+                Ok(Arc::new(AccountGrant {
+                    org: org_name.clone(),
+                    name: name.as_str().into(),
+                    disabled: r.get(3).map_err(|_| ())?,
+                    expires: col_date(r, 4).map_err(|_| ())?,
+                    permissions: interned.get(permissions.into_iter().collect()),
+                }))
+            })();
+            accounts.insert((org, name), grant);
+            Ok(())
+        },
+    )?;
     Ok(accounts)
 }
 

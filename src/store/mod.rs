@@ -1,5 +1,6 @@
-//! The SQLite store: organizations, their roles, teams, service accounts, memberships, key
-//! hashes and audit log. The `local` backend and the server share it as it is.
+//! The store: organizations, their roles, teams, service accounts, memberships, key hashes
+//! and audit log, in a SQLite file or a PostgreSQL database. The `local` backend and the
+//! server share it as it is; its queries are written once for both engines (see [`sql`]).
 
 mod error;
 mod key_grants;
@@ -7,6 +8,7 @@ mod location;
 pub mod migrations;
 pub mod postgres;
 mod server;
+mod sql;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -14,13 +16,14 @@ mod verify;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags};
 use time::{Date, OffsetDateTime};
 
 pub use error::StoreError;
 pub use key_grants::{ChangeStamp, KeyGrant};
 pub use location::Database;
 pub use server::{Acquired, AuditFilter, AuditRecord, KeyRecord, Lease, StoredResponse};
+use sql::{Begin, Conn, Row};
 
 use crate::duration::Duration;
 use crate::model::{
@@ -29,9 +32,9 @@ use crate::model::{
 };
 use crate::operation::{NewKey, Operation, Replaces};
 
-/// An open store file.
+/// An open store: a SQLite file or a PostgreSQL database.
 pub struct Store {
-    conn: Connection,
+    conn: Conn,
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -42,52 +45,51 @@ fn ts(t: OffsetDateTime) -> i64 {
 // empty scope set read from a garbled column would give a key its account's every permission,
 // and a missing expiry date would make an account work forever.
 
-/// A failed decode of column `i`, as rusqlite reports conversion failures.
-fn undecodable(i: usize, what: &str, value: impl std::fmt::Display) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        i,
-        rusqlite::types::Type::Text,
-        format!("unreadable {what} `{value}`").into(),
-    )
+/// A failed decode of a column.
+fn undecodable(what: &'static str, value: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        value: value.to_string(),
+    }
 }
 
 /// A Unix timestamp column.
-fn col_ts(r: &Row<'_>, i: usize) -> rusqlite::Result<OffsetDateTime> {
+fn col_ts(r: &Row<'_>, i: usize) -> Result<OffsetDateTime, StoreError> {
     let s: i64 = r.get(i)?;
-    OffsetDateTime::from_unix_timestamp(s).map_err(|_| undecodable(i, "timestamp", s))
+    OffsetDateTime::from_unix_timestamp(s).map_err(|_| undecodable("timestamp", s))
 }
 
 /// A nullable Unix timestamp column.
-fn col_ts_opt(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
-    match r.get::<_, Option<i64>>(i)? {
+fn col_ts_opt(r: &Row<'_>, i: usize) -> Result<Option<OffsetDateTime>, StoreError> {
+    match r.get::<Option<i64>>(i)? {
         None => Ok(None),
         Some(_) => col_ts(r, i).map(Some),
     }
 }
 
 /// A nullable duration column, in seconds.
-fn col_dur(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Duration>> {
-    match r.get::<_, Option<i64>>(i)? {
+fn col_dur(r: &Row<'_>, i: usize) -> Result<Option<Duration>, StoreError> {
+    match r.get::<Option<i64>>(i)? {
         None => Ok(None),
         Some(s) => u64::try_from(s)
             .map(|s| Some(Duration(s)))
-            .map_err(|_| undecodable(i, "duration", s)),
+            .map_err(|_| undecodable("duration", s)),
     }
 }
 
 /// A JSON array of strings: permissions or scopes.
-fn col_set(r: &Row<'_>, i: usize) -> rusqlite::Result<BTreeSet<String>> {
+fn col_set(r: &Row<'_>, i: usize) -> Result<BTreeSet<String>, StoreError> {
     let s: String = r.get(i)?;
-    serde_json::from_str(&s).map_err(|_| undecodable(i, "permission list", s))
+    serde_json::from_str(&s).map_err(|_| undecodable("permission list", s))
 }
 
 /// A nullable `YYYY-MM-DD` column.
-fn col_date(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<Date>> {
-    match r.get::<_, Option<String>>(i)? {
+fn col_date(r: &Row<'_>, i: usize) -> Result<Option<Date>, StoreError> {
+    match r.get::<Option<String>>(i)? {
         None => Ok(None),
         Some(s) => parse_date(&s)
             .map(Some)
-            .ok_or_else(|| undecodable(i, "date", s)),
+            .ok_or_else(|| undecodable("date", s)),
     }
 }
 
@@ -124,7 +126,12 @@ impl Store {
         }
         let mut conn = Connection::open(path)?;
         let was = Self::init(&mut conn, true)?;
-        Ok((Store { conn }, was))
+        Ok((
+            Store {
+                conn: Conn::sqlite(conn),
+            },
+            was,
+        ))
     }
 
     /// Opens an existing store file without ever writing to it; `None` when there is none.
@@ -152,7 +159,23 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         Self::init(&mut conn, false)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn: Conn::sqlite(conn),
+        })
+    }
+
+    /// Connects to a PostgreSQL database, migrating it to the latest schema when `migrate`
+    /// (a server's first connection) and otherwise refusing one at another version.
+    pub fn open_postgres(url: &str, migrate: bool) -> Result<Store, StoreError> {
+        let mut pg = sql::Pg::connect(url)?;
+        if migrate {
+            postgres::migrate(pg.client())?;
+        } else {
+            postgres::check_version(pg.client())?;
+        }
+        Ok(Store {
+            conn: Conn::postgres(pg),
+        })
     }
 
     /// Sets the connection up; a writable one is migrated to the latest schema, a read-only
@@ -174,9 +197,23 @@ impl Store {
     /// The schema version, when it is the one this binary knows; an error (newer, older or
     /// unreadable) otherwise. A server's readiness.
     pub fn schema_ready(&self) -> Result<u32, StoreError> {
-        let found = migrations::version(&self.conn)?;
+        let found = match self.conn.as_sqlite() {
+            Some(conn) => {
+                let found = migrations::version(conn)?;
+                if found != migrations::LATEST {
+                    migrations::check_readable(conn)?;
+                }
+                found
+            }
+            None => postgres::known_version(
+                self.conn
+                    .query_opt("SELECT version FROM svcacct_schema", &[], |r| {
+                        r.get::<i32>(0)
+                    })?
+                    .unwrap_or(0),
+            )?,
+        };
         if found != migrations::LATEST {
-            migrations::check_readable(&self.conn)?;
             return Err(StoreError::SchemaOutdated {
                 found,
                 latest: migrations::LATEST,
@@ -184,8 +221,9 @@ impl Store {
         }
         // A read of a table, not just of the header.
         self.conn
-            .prepare_cached("SELECT count(*) FROM organizations")?
-            .query_row([], |r| r.get::<_, i64>(0))?;
+            .query("SELECT count(*) FROM organizations", &[], |r| {
+                r.get::<i64>(0)
+            })?;
         Ok(found)
     }
 
@@ -204,23 +242,18 @@ impl Store {
         actor: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let exists: bool = tx
-            .query_row("SELECT 1 FROM organizations WHERE name = ?1", [org], |_| {
-                Ok(true)
-            })
-            .optional()?
-            .unwrap_or(false);
+        let tx = self.conn.begin(Begin::Write, Some(org))?;
+        let exists = tx.exists("SELECT 1 FROM organizations WHERE name = ?1", &[&org])?;
         if !exists {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO organizations (name, revision, created_at) VALUES (?1, 1, ?2)",
-                params![org, ts(now)],
+                &[&org, &ts(now)],
             )?;
             for name in BUILTIN_ROLES {
                 let role = builtin_role(name).expect("built-in");
-                tx.execute(
-                    "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, 1, 0, 1)",
-                    params![org, name, role.description, json_set(&role.permissions)],
+                tx.exec(
+                    "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, TRUE, FALSE, TRUE)",
+                    &[&org, &name, &role.description, &json_set(&role.permissions)],
                 )?;
             }
             audit(
@@ -239,21 +272,22 @@ impl Store {
 
     /// The whole organization as it is now, or `None` if it does not exist.
     pub fn snapshot(&self, org: &str) -> Result<Option<LiveOrganization>, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.begin(Begin::Read, None)?;
         // A file the first apply has only just created has no tables yet: no organization.
-        let initialized = tx
-            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'organizations'")?
-            .exists([])?;
+        // (A PostgreSQL database is migrated before anything reads it.)
+        let initialized = self.conn.as_sqlite().is_none()
+            || tx.exists(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'organizations'",
+                &[],
+            )?;
         if !initialized {
             return Ok(None);
         }
-        let Some(revision) = tx
-            .query_row(
-                "SELECT revision FROM organizations WHERE name = ?1",
-                [org],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
+        let Some(revision) = tx.query_opt(
+            "SELECT revision FROM organizations WHERE name = ?1",
+            &[&org],
+            |r| r.get::<i64>(0),
+        )?
         else {
             return Ok(None);
         };
@@ -305,18 +339,16 @@ impl Store {
         now: OffsetDateTime,
         lease: Option<Option<&str>>,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        // IMMEDIATE: the write lock is taken first, so a check read here still holds when the
-        // change is written, whoever else writes the file.
-        let mut tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // A write transaction: the write lock is taken first, so a check read here still holds
+        // when the change is written, whoever else writes the store.
+        let tx = self.conn.begin(Begin::Write, Some(org))?;
         if let Some(mine) = lease {
             server::check_lease(&tx, org, mine, OffsetDateTime::now_utc())?;
         }
         let mut results = Vec::with_capacity(ops.len());
         let mut applied = 0i64;
         for op in ops {
-            let sp = tx.savepoint()?;
+            let sp = tx.begin(Begin::Write, None)?;
             match apply_one(&sp, org, op, now).and_then(|detail| {
                 audit(
                     &sp,
@@ -340,9 +372,9 @@ impl Store {
             }
         }
         if applied > 0 {
-            tx.execute(
+            tx.exec(
                 "UPDATE organizations SET revision = revision + ?2 WHERE name = ?1",
-                params![org, applied],
+                &[&org, &applied],
             )?;
         }
         tx.commit()?;
@@ -351,14 +383,10 @@ impl Store {
 }
 
 /// Every account's own settings, without memberships and keys.
-fn read_accounts(
-    conn: &Connection,
-    org: &str,
-) -> Result<BTreeMap<String, LiveAccount>, StoreError> {
-    let mut stmt = conn.prepare("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1")?;
-    let rows = stmt.query_map([org], |r| {
+fn read_accounts(conn: &Conn, org: &str) -> Result<BTreeMap<String, LiveAccount>, StoreError> {
+    let rows = conn.query("SELECT name, description, admin, expires, disabled, protect, managed FROM service_accounts WHERE org = ?1", &[&org], |r| {
         Ok((
-            r.get::<_, String>(0)?,
+            r.get::<String>(0)?,
             LiveAccount {
                 description: r.get(1)?,
                 admin: r.get(2)?,
@@ -370,41 +398,37 @@ fn read_accounts(
             },
         ))
     })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Ok(rows.into_iter().collect())
 }
 
 /// Adds every membership to its account.
 fn read_memberships(
-    conn: &Connection,
+    conn: &Conn,
     org: &str,
     accounts: &mut BTreeMap<String, LiveAccount>,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare("SELECT account, team, role FROM memberships WHERE org = ?1")?;
-    let rows = stmt.query_map([org], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (account, team, role) = row?;
-        if let Some(a) = accounts.get_mut(&account) {
-            a.teams.insert(team, role);
-        }
-    }
+    conn.query(
+        "SELECT account, team, role FROM memberships WHERE org = ?1",
+        &[&org],
+        |r| {
+            let account = r.get::<String>(0)?;
+            if let Some(a) = accounts.get_mut(&account) {
+                a.teams.insert(r.get(1)?, r.get(2)?);
+            }
+            Ok(())
+        },
+    )?;
     Ok(())
 }
 
 /// Adds every live key: a current one to its account, one a rotation replaced to the
 /// retiring keys.
-fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare(
+fn read_keys(conn: &Conn, org: &str, o: &mut LiveOrganization) -> Result<(), StoreError> {
+    conn.query(
         "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed
          FROM api_keys WHERE org = ?1 AND revoked_at IS NULL",
-    )?;
-    let mut rows = stmt.query([org])?;
-    while let Some(r) = rows.next()? {
+        &[&org],
+        |r| {
         let id: String = r.get(0)?;
         let account: String = r.get(1)?;
         let name: String = r.get(2)?;
@@ -416,7 +440,7 @@ fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(
                 retires_at,
                 managed: r.get(11)?,
             });
-            continue;
+            return Ok(());
         }
         let key = LiveKey {
             settings: ApiKey {
@@ -436,7 +460,8 @@ fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(
         if let Some(a) = o.service_accounts.get_mut(&account) {
             a.keys.insert(name, key);
         }
-    }
+        Ok(())
+    })?;
     o.retiring_keys.sort_by(|a, b| {
         (&a.service_account, &a.key, &a.id).cmp(&(&b.service_account, &b.key, &b.id))
     });
@@ -444,7 +469,7 @@ fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(
 }
 
 fn audit(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     now: OffsetDateTime,
     actor: &str,
@@ -452,25 +477,23 @@ fn audit(
     target: &str,
     detail: &str,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached("INSERT INTO audit_log (org, time, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-        .execute(params![org, ts(now), actor, action, target, detail])?;
+    tx.exec("INSERT INTO audit_log (org, time, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        &[&org, &ts(now), &actor, &action, &target, &detail])?;
     Ok(())
 }
 
 fn protected(
-    tx: &Connection,
+    tx: &Conn,
     table: &str,
     org: &str,
     name: &str,
     target: String,
 ) -> Result<(), StoreError> {
-    let protect: Option<bool> = tx
-        .query_row(
-            &format!("SELECT protect FROM {table} WHERE org = ?1 AND name = ?2"),
-            params![org, name],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let protect: Option<bool> = tx.query_opt(
+        &format!("SELECT protect FROM {table} WHERE org = ?1 AND name = ?2"),
+        &[&org, &name],
+        |r| r.get(0),
+    )?;
     match protect {
         None => Err(StoreError::NotFound { target }),
         Some(true) => Err(StoreError::Protected { target }),
@@ -480,7 +503,7 @@ fn protected(
 
 /// Applies one operation; returns the audit detail (never key material).
 fn apply_one(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     op: &Operation,
     now: OffsetDateTime,
@@ -522,7 +545,7 @@ fn apply_one(
 }
 
 fn put_role(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     name: &str,
     role: &Role,
@@ -534,37 +557,34 @@ fn put_role(
             message: "built-in roles cannot be changed".into(),
         });
     }
-    tx.prepare_cached(
-        "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)
+    tx.exec(
+        "INSERT INTO roles (org, name, description, permissions, builtin, managed, protect) VALUES (?1, ?2, ?3, ?4, FALSE, ?5, ?6)
          ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, permissions = excluded.permissions,
          managed = excluded.managed, protect = excluded.protect",
-    )?
-    .execute(params![org, name, role.description, json_set(&role.permissions), role.managed, role.protect])?;
+    &[&org, &name, &role.description, &json_set(&role.permissions), &role.managed, &role.protect])?;
     Ok(String::new())
 }
 
-fn put_team(tx: &Connection, org: &str, name: &str, team: &Team) -> Result<String, StoreError> {
-    tx.prepare_cached(
+fn put_team(tx: &Conn, org: &str, name: &str, team: &Team) -> Result<String, StoreError> {
+    tx.exec(
         "INSERT INTO teams (org, name, description, managed, protect) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, managed = excluded.managed, protect = excluded.protect",
-    )?
-    .execute(params![org, name, team.description, team.managed, team.protect])?;
+    &[&org, &name, &team.description, &team.managed, &team.protect])?;
     Ok(String::new())
 }
 
 /// An account's own settings; its memberships and keys are written by their own operations.
 fn put_service_account(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     name: &str,
     a: &ServiceAccount,
 ) -> Result<String, StoreError> {
-    tx.prepare_cached(
+    tx.exec(
         "INSERT INTO service_accounts (org, name, description, admin, expires, disabled, protect, managed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (org, name) DO UPDATE SET description = excluded.description, admin = excluded.admin, expires = excluded.expires,
          disabled = excluded.disabled, protect = excluded.protect, managed = excluded.managed",
-    )?
-    .execute(params![org, name, a.description, a.admin, a.expires.map(date_text), a.disabled, a.protect, a.managed])?;
+    &[&org, &name, &a.description, &a.admin, &a.expires.map(date_text), &a.disabled, &a.protect, &a.managed])?;
     Ok(if a.disabled {
         "disabled".into()
     } else {
@@ -573,22 +593,24 @@ fn put_service_account(
 }
 
 fn set_memberships(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     account: &str,
     teams: &BTreeMap<String, String>,
     target: &str,
 ) -> Result<String, StoreError> {
     exists(tx, "service_accounts", org, account, target)?;
-    tx.prepare_cached("DELETE FROM memberships WHERE org = ?1 AND account = ?2")?
-        .execute(params![org, account])?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO memberships (org, account, team, role) VALUES (?1, ?2, ?3, ?4)",
+    tx.exec(
+        "DELETE FROM memberships WHERE org = ?1 AND account = ?2",
+        &[&org, &account],
     )?;
     for (team, role) in teams {
         exists(tx, "teams", org, team, &format!("team.{team}"))?;
         exists(tx, "roles", org, role, &format!("role.{role}"))?;
-        insert.execute(params![org, account, team, role])?;
+        tx.exec(
+            "INSERT INTO memberships (org, account, team, role) VALUES (?1, ?2, ?3, ?4)",
+            &[&org, &account, team, role],
+        )?;
     }
     Ok(teams
         .iter()
@@ -599,19 +621,17 @@ fn set_memberships(
 
 /// A current key's declared settings (a retiring or revoked one is not updated).
 fn update_key(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     account: &str,
     name: &str,
     key: &ApiKey,
     target: String,
 ) -> Result<String, StoreError> {
-    let n = tx
-        .prepare_cached(
+    let n = tx.exec(
             "UPDATE api_keys SET description = ?4, scopes = ?5, expires_in = ?6, rotate_every = ?7, overlap = ?8, managed = ?9
              WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL",
-        )?
-        .execute(params![org, account, name, key.description, json_set(&key.scopes), dur(key.expires_in), dur(key.rotate_every), dur(key.overlap), key.managed])?;
+        &[&org, &account, &name, &key.description, &json_set(&key.scopes), &dur(key.expires_in), &dur(key.rotate_every), &dur(key.overlap), &key.managed])?;
     if n == 0 {
         return Err(StoreError::NotFound { target });
     }
@@ -619,16 +639,15 @@ fn update_key(
 }
 
 fn revoke_key(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     account: &str,
     id: &str,
     now: OffsetDateTime,
     target: String,
 ) -> Result<String, StoreError> {
-    let n = tx
-        .prepare_cached("UPDATE api_keys SET revoked_at = ?4 WHERE org = ?1 AND account = ?2 AND id = ?3 AND revoked_at IS NULL")?
-        .execute(params![org, account, id, ts(now)])?;
+    let n = tx.exec("UPDATE api_keys SET revoked_at = ?4 WHERE org = ?1 AND account = ?2 AND id = ?3 AND revoked_at IS NULL",
+        &[&org, &account, &id, &ts(now)])?;
     if n == 0 {
         return Err(StoreError::NotFound { target });
     }
@@ -637,24 +656,25 @@ fn revoke_key(
 
 /// Deletes an account, revoking every key it holds.
 fn delete_account(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     name: &str,
     now: OffsetDateTime,
     target: String,
 ) -> Result<String, StoreError> {
     protected(tx, "service_accounts", org, name, target)?;
-    let revoked = tx
-        .prepare_cached("UPDATE api_keys SET revoked_at = ?3 WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL")?
-        .execute(params![org, name, ts(now)])?;
-    tx.prepare_cached("DELETE FROM service_accounts WHERE org = ?1 AND name = ?2")?
-        .execute(params![org, name])?;
+    let revoked = tx.exec("UPDATE api_keys SET revoked_at = ?3 WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL",
+        &[&org, &name, &ts(now)])?;
+    tx.exec(
+        "DELETE FROM service_accounts WHERE org = ?1 AND name = ?2",
+        &[&org, &name],
+    )?;
     Ok(format!("revoked {revoked} keys"))
 }
 
 /// Deletes a team or a role (`column` in the memberships table) that no membership names.
 fn delete_unused(
-    tx: &Connection,
+    tx: &Conn,
     table: &str,
     column: &str,
     org: &str,
@@ -669,23 +689,18 @@ fn delete_unused(
         name,
         &target,
     )?;
-    tx.prepare_cached(&format!("DELETE FROM {table} WHERE org = ?1 AND name = ?2"))?
-        .execute(params![org, name])?;
+    tx.exec(
+        &format!("DELETE FROM {table} WHERE org = ?1 AND name = ?2"),
+        &[&org, &name],
+    )?;
     Ok(String::new())
 }
 
-fn exists(
-    tx: &Connection,
-    table: &str,
-    org: &str,
-    name: &str,
-    target: &str,
-) -> Result<(), StoreError> {
-    let found = tx
-        .prepare_cached(&format!(
-            "SELECT 1 FROM {table} WHERE org = ?1 AND name = ?2"
-        ))?
-        .exists(params![org, name])?;
+fn exists(tx: &Conn, table: &str, org: &str, name: &str, target: &str) -> Result<(), StoreError> {
+    let found = tx.exists(
+        &format!("SELECT 1 FROM {table} WHERE org = ?1 AND name = ?2"),
+        &[&org, &name],
+    )?;
     if found {
         Ok(())
     } else {
@@ -695,17 +710,8 @@ fn exists(
     }
 }
 
-fn in_use(
-    tx: &Connection,
-    sql: &str,
-    org: &str,
-    name: &str,
-    target: &str,
-) -> Result<(), StoreError> {
-    let users: Vec<String> = tx
-        .prepare_cached(sql)?
-        .query_map(params![org, name], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+fn in_use(tx: &Conn, sql: &str, org: &str, name: &str, target: &str) -> Result<(), StoreError> {
+    let users: Vec<String> = tx.query(sql, &[&org, &name], |r| r.get(0))?;
     if users.is_empty() {
         return Ok(());
     }
@@ -716,17 +722,15 @@ fn in_use(
 }
 
 fn register_key(
-    tx: &Connection,
+    tx: &Conn,
     org: &str,
     account: &str,
     name: &str,
     key: &NewKey,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let live: Vec<String> = tx
-        .prepare_cached("SELECT id FROM api_keys WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL")?
-        .query_map(params![org, account, name], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let live: Vec<String> = tx.query("SELECT id FROM api_keys WHERE org = ?1 AND account = ?2 AND name = ?3 AND revoked_at IS NULL AND retires_at IS NULL",
+        &[&org, &account, &name], |r| r.get(0))?;
     match (&key.replaces, live.as_slice()) {
         (None, []) => {}
         (
@@ -737,11 +741,15 @@ fn register_key(
             [current],
         ) if current == old => {
             if *retires_at <= now {
-                tx.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1")?
-                    .execute(params![old, ts(now)])?;
+                tx.exec(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1",
+                    &[old, &ts(now)],
+                )?;
             } else {
-                tx.prepare_cached("UPDATE api_keys SET retires_at = ?2 WHERE id = ?1")?
-                    .execute(params![old, ts(*retires_at)])?;
+                tx.exec(
+                    "UPDATE api_keys SET retires_at = ?2 WHERE id = ?1",
+                    &[old, &ts(*retires_at)],
+                )?;
             }
         }
         _ => {
@@ -752,8 +760,9 @@ fn register_key(
         }
     }
     let active: i64 = tx
-        .prepare_cached("SELECT count(*) FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL AND retires_at IS NULL")?
-        .query_row(params![org, account], |r| r.get(0))?;
+        .query_opt("SELECT count(*) FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL AND retires_at IS NULL",
+            &[&org, &account], |r| r.get(0))?
+        .unwrap_or(0);
     if active as usize >= crate::model::MAX_KEYS_PER_ACCOUNT {
         return Err(StoreError::Conflict {
             target: format!("key.{account}.{name}"),
@@ -763,13 +772,12 @@ fn register_key(
         });
     }
     let s = &key.settings;
-    tx.prepare_cached(
+    tx.exec(
         "INSERT INTO api_keys (id, org, account, name, description, scopes, display_prefix, hash, created_at, expires_at, expires_in, rotate_every, overlap, managed)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
-        key.id, org, account, name, s.description, json_set(&s.scopes), key.display_prefix, key.hash,
-        ts(key.created_at), key.expires_at.map(ts), dur(s.expires_in), dur(s.rotate_every), dur(s.overlap), s.managed
+    &[
+        &key.id, &org, &account, &name, &s.description, &json_set(&s.scopes), &key.display_prefix, &key.hash,
+        &ts(key.created_at), &key.expires_at.map(ts), &dur(s.expires_in), &dur(s.rotate_every), &dur(s.overlap), &s.managed
     ])?;
     Ok(())
 }

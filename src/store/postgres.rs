@@ -1,7 +1,7 @@
-//! The PostgreSQL engine. So far its schema: the same versions as the SQLite schema (one
-//! list of migrations per engine, numbered alike), kept in a `svcacct_schema` row and brought
-//! forward under a transaction-scoped advisory lock, so replicas starting at once migrate the
-//! database once.
+//! The PostgreSQL engine's schema: the same versions as the SQLite schema (one list of
+//! migrations per engine, numbered alike), kept in a `svcacct_schema` row and brought forward
+//! under a transaction-scoped advisory lock, so replicas starting at once migrate the database
+//! once. The store's queries are shared with SQLite (see `sql.rs`).
 
 use postgres::{Client, NoTls};
 
@@ -24,6 +24,30 @@ const MIGRATION_LOCK: i64 = 0x0073_7663_6163_6374;
 /// Connects to the database at `url`.
 pub fn connect(url: &str) -> Result<Client, StoreError> {
     Ok(Client::connect(url, NoTls)?)
+}
+
+/// The version the database is at, refused when this binary does not know it.
+pub fn check_version(client: &mut Client) -> Result<u32, StoreError> {
+    let found = client
+        .query_opt("SELECT version FROM svcacct_schema", &[])?
+        .map(|r| r.get::<_, i32>(0))
+        .unwrap_or(0);
+    known_version(found)
+}
+
+/// A stored version, refused when this binary does not know it.
+pub(super) fn known_version(found: i32) -> Result<u32, StoreError> {
+    let found = u32::try_from(found).map_err(|_| StoreError::Corrupt {
+        what: "schema version",
+        value: found.to_string(),
+    })?;
+    if found > LATEST {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            latest: LATEST,
+        });
+    }
+    Ok(found)
 }
 
 /// Brings the database to [`LATEST`]; returns the version it was at.

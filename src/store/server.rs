@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::StoreError;
+use super::sql::{Begin, Conn, Row};
 use super::{Store, apply_one, audit, col_date, col_dur, col_set, col_ts, col_ts_opt, ts};
 use crate::model::{ApiKey, IssuedKey, LiveAccount, LiveKey, Role, Team};
 use crate::operation::Operation;
@@ -136,9 +136,7 @@ impl Store {
         ops: &[Operation],
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(Begin::Write, Some(org))?;
         for op in ops {
             let detail = apply_one(&tx, org, op, now)?;
             audit(
@@ -152,22 +150,51 @@ impl Store {
             )?;
         }
         if !ops.is_empty() {
-            tx.execute(
+            tx.exec(
                 "UPDATE organizations SET revision = revision + ?2 WHERE name = ?1",
-                params![org, ops.len() as i64],
+                &[&org, &(ops.len() as i64)],
             )?;
         }
         tx.commit()?;
         Ok(())
     }
 
+    /// Runs `f` in one write transaction, exclusive for `org` (or for creating one), committed
+    /// when `f` succeeds and rolled back when it fails: the server's checks (`If-Match`, the
+    /// lease, a stored response) and its change then see and write one state, whichever
+    /// replica runs them. The store calls inside `f` nest in it.
+    pub fn exclusive<T, E: From<StoreError>>(
+        &mut self,
+        org: &str,
+        f: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let depth = self.conn.open(Begin::Write, Some(org))?;
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        match done {
+            Ok(Ok(value)) => {
+                self.conn.close(depth, true)?;
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                let _ = self.conn.close(depth, false);
+                Err(e)
+            }
+            Err(panic) => {
+                let _ = self.conn.close(depth, false);
+                std::panic::resume_unwind(panic)
+            }
+        }
+    }
+
     /// An organization's revision, or `None` if it does not exist.
     pub fn revision(&self, org: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT revision FROM organizations WHERE name = ?1")?
-            .query_row([org], |r| r.get::<_, i64>(0))
-            .optional()?
+            .query_opt(
+                "SELECT revision FROM organizations WHERE name = ?1",
+                &[&org],
+                |r| r.get::<i64>(0),
+            )?
             .map(|r| r as u64))
     }
 
@@ -186,23 +213,24 @@ impl Store {
         org: &str,
         name: Option<&str>,
     ) -> Result<BTreeMap<String, Role>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.query(
             "SELECT name, description, permissions, builtin, managed, protect FROM roles
-             WHERE org = ?1 AND (?2 IS NULL OR name = ?2)",
+             WHERE org = ?1 AND (CAST(?2 AS TEXT) IS NULL OR name = ?2)",
+            &[&org, &name],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    Role {
+                        description: r.get(1)?,
+                        permissions: col_set(r, 2)?,
+                        builtin: r.get(3)?,
+                        managed: r.get(4)?,
+                        protect: r.get(5)?,
+                    },
+                ))
+            },
         )?;
-        let rows = stmt.query_map(params![org, name], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Role {
-                    description: r.get(1)?,
-                    permissions: col_set(r, 2)?,
-                    builtin: r.get(3)?,
-                    managed: r.get(4)?,
-                    protect: r.get(5)?,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows.into_iter().collect())
     }
 
     /// Every team of an organization.
@@ -220,21 +248,22 @@ impl Store {
         org: &str,
         name: Option<&str>,
     ) -> Result<BTreeMap<String, Team>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let rows = self.conn.query(
             "SELECT name, description, managed, protect FROM teams
-             WHERE org = ?1 AND (?2 IS NULL OR name = ?2)",
+             WHERE org = ?1 AND (CAST(?2 AS TEXT) IS NULL OR name = ?2)",
+            &[&org, &name],
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    Team {
+                        description: r.get(1)?,
+                        managed: r.get(2)?,
+                        protect: r.get(3)?,
+                    },
+                ))
+            },
         )?;
-        let rows = stmt.query_map(params![org, name], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                Team {
-                    description: r.get(1)?,
-                    managed: r.get(2)?,
-                    protect: r.get(3)?,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(rows.into_iter().collect())
     }
 
     /// One service account with its memberships and current (not retiring) keys.
@@ -243,13 +272,11 @@ impl Store {
         org: &str,
         name: &str,
     ) -> Result<Option<LiveAccount>, StoreError> {
-        let account = self
-            .conn
-            .prepare_cached(
-                "SELECT description, admin, expires, disabled, protect, managed
+        let account = self.conn.query_opt(
+            "SELECT description, admin, expires, disabled, protect, managed
                  FROM service_accounts WHERE org = ?1 AND name = ?2",
-            )?
-            .query_row(params![org, name], |r| {
+            &[&org, &name],
+            |r| {
                 Ok(LiveAccount {
                     description: r.get(0)?,
                     admin: r.get(1)?,
@@ -259,18 +286,20 @@ impl Store {
                     managed: r.get(5)?,
                     ..Default::default()
                 })
-            })
-            .optional()?;
+            },
+        )?;
         let Some(mut account) = account else {
             return Ok(None);
         };
-        let mut stmt = self
+        account.teams = self
             .conn
-            .prepare_cached("SELECT team, role FROM memberships WHERE org = ?1 AND account = ?2")?;
-        let rows = stmt.query_map(params![org, name], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        account.teams = rows.collect::<Result<_, _>>()?;
+            .query(
+                "SELECT team, role FROM memberships WHERE org = ?1 AND account = ?2",
+                &[&org, &name],
+                |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?)),
+            )?
+            .into_iter()
+            .collect();
         for k in self.keys(org, name)? {
             if k.retires_at.is_some() {
                 continue;
@@ -290,22 +319,22 @@ impl Store {
 
     /// The accounts that hold `role` through a membership.
     pub fn accounts_with_role(&self, org: &str, role: &str) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT DISTINCT account FROM memberships WHERE org = ?1 AND role = ?2",
-        )?;
-        let rows = stmt.query_map(params![org, role], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            &[&org, &role],
+            |r| r.get::<String>(0),
+        )
     }
 
     /// The live (not revoked) keys of an account, retiring ones included, by name then age.
     pub fn keys(&self, org: &str, account: &str) -> Result<Vec<KeyRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT id, name, description, scopes, display_prefix, created_at, expires_at, retires_at,
                     expires_in, rotate_every, overlap, managed, last_used_at
              FROM api_keys WHERE org = ?1 AND account = ?2 AND revoked_at IS NULL
              ORDER BY name, created_at, id",
-        )?;
-        let rows = stmt.query_map(params![org, account], |r| {
+            &[&org, &account],
+            |r| {
             Ok(KeyRecord {
                 id: r.get(0)?,
                 name: r.get(1)?,
@@ -321,24 +350,22 @@ impl Store {
                 managed: r.get(11)?,
                 last_used_at: col_ts_opt(r, 12)?,
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Records when keys were last used (id, Unix seconds), in one transaction; a time older
     /// than the one stored is ignored. Not a change to any organization: no revision, no audit.
     pub fn record_last_use(&mut self, uses: &[(String, i64)]) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        {
-            let mut update = tx.prepare_cached(
+        let tx = self.conn.begin(Begin::Write, None)?;
+        // In one order, so two replicas writing the same keys cannot deadlock.
+        let mut uses: Vec<_> = uses.iter().collect();
+        uses.sort();
+        for (id, at) in uses {
+            tx.exec(
                 "UPDATE api_keys SET last_used_at = ?2
                  WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+                &[id, at],
             )?;
-            for (id, at) in uses {
-                update.execute(params![id, at])?;
-            }
         }
         tx.commit()?;
         Ok(())
@@ -346,10 +373,10 @@ impl Store {
 
     /// Whether a key with this id or this hash was ever registered (revoked ones included).
     pub fn key_exists(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM api_keys WHERE id = ?1 OR hash = ?2")?
-            .exists(params![id, hash])?)
+        self.conn.exists(
+            "SELECT 1 FROM api_keys WHERE id = ?1 OR hash = ?2",
+            &[&id, &hash],
+        )
     }
 
     /// The unexpired lease on an organization, if any.
@@ -395,11 +422,9 @@ impl Store {
         now: OffsetDateTime,
         kind: &str,
     ) -> Result<Acquired, StoreError> {
-        // IMMEDIATE: two writers of the file (processes, not just connections) cannot both
+        // A write transaction: two writers of the store (processes, replicas) cannot both
         // find the lease free.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.begin(Begin::Write, Some(org))?;
         let held = live_lease(&tx, org, now)?;
         if let Some(lease) = held
             && !(kind == LOCAL_LEASE && lease.lease_id.starts_with(LOCAL_LEASE))
@@ -411,11 +436,11 @@ impl Store {
             owner: owner.to_string(),
             expires_at: now + time::Duration::seconds(ttl_seconds as i64),
         };
-        tx.execute(
+        tx.exec(
             "INSERT INTO leases (org, lease_id, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (org) DO UPDATE SET lease_id = excluded.lease_id, owner = excluded.owner,
              expires_at = excluded.expires_at",
-            params![org, lease.lease_id, lease.owner, ts(lease.expires_at)],
+            &[&org, &lease.lease_id, &lease.owner, &ts(lease.expires_at)],
         )?;
         tx.commit()?;
         Ok(Acquired::Granted(lease))
@@ -430,14 +455,17 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Option<Lease>, StoreError> {
         let expires_at = now + time::Duration::seconds(ttl_seconds as i64);
-        let n = self.conn.execute(
+        let tx = self.conn.begin(Begin::Write, Some(org))?;
+        let n = tx.exec(
             "UPDATE leases SET expires_at = ?4 WHERE org = ?1 AND lease_id = ?2 AND expires_at > ?3",
-            params![org, lease_id, ts(now), ts(expires_at)],
+            &[&org, &lease_id, &ts(now), &ts(expires_at)],
         )?;
         if n == 0 {
             return Ok(None);
         }
-        self.active_lease(org, now)
+        let lease = live_lease(&tx, org, now)?;
+        tx.commit()?;
+        Ok(lease)
     }
 
     /// Ends an unexpired lease; `false` when it is unknown or has expired.
@@ -447,15 +475,17 @@ impl Store {
         lease_id: &str,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let live = self.conn.execute(
+        let tx = self.conn.begin(Begin::Write, Some(org))?;
+        let live = tx.exec(
             "DELETE FROM leases WHERE org = ?1 AND lease_id = ?2 AND expires_at > ?3",
-            params![org, lease_id, ts(now)],
+            &[&org, &lease_id, &ts(now)],
         )?;
         // An expired lease of this id is gone either way.
-        self.conn.execute(
+        tx.exec(
             "DELETE FROM leases WHERE org = ?1 AND lease_id = ?2",
-            params![org, lease_id],
+            &[&org, &lease_id],
         )?;
+        tx.commit()?;
         Ok(live > 0)
     }
 
@@ -466,20 +496,18 @@ impl Store {
         key: &str,
         now: OffsetDateTime,
     ) -> Result<Option<StoredResponse>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT fingerprint, status, body FROM idempotency
-                 WHERE org = ?1 AND key = ?2 AND created_at > ?3",
-            )?
-            .query_row(params![org, key, ts(now) - IDEMPOTENCY_TTL_SECS], |r| {
+        self.conn.query_opt(
+            "SELECT fingerprint, status, body FROM idempotency
+             WHERE org = ?1 AND key = ?2 AND created_at > ?3",
+            &[&org, &key, &(ts(now) - IDEMPOTENCY_TTL_SECS)],
+            |r| {
                 Ok(StoredResponse {
                     fingerprint: r.get(0)?,
-                    status: r.get::<_, i64>(1)? as u16,
+                    status: r.get::<i32>(1)? as u16,
                     body: r.get(2)?,
                 })
-            })
-            .optional()?)
+            },
+        )
     }
 
     /// Stores a response for replay, forgetting the ones too old to replay.
@@ -490,44 +518,39 @@ impl Store {
         response: &StoredResponse,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.prepare_cached("DELETE FROM idempotency WHERE created_at <= ?1")?
-            .execute([ts(now) - IDEMPOTENCY_TTL_SECS])?;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO idempotency (org, key, fingerprint, status, body, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            org,
-            key,
-            response.fingerprint,
-            response.status as i64,
-            response.body,
-            ts(now)
-        ])?;
+        let tx = self.conn.begin(Begin::Write, Some(org))?;
+        tx.exec(
+            "DELETE FROM idempotency WHERE created_at <= ?1",
+            &[&(ts(now) - IDEMPOTENCY_TTL_SECS)],
+        )?;
+        tx.exec(
+            "INSERT INTO idempotency (org, key, fingerprint, status, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (org, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+             status = excluded.status, body = excluded.body, created_at = excluded.created_at",
+            &[
+                &org,
+                &key,
+                &response.fingerprint,
+                &i32::from(response.status),
+                &response.body,
+                &ts(now),
+            ],
+        )?;
         tx.commit()?;
         Ok(())
     }
 
     /// The newest audit entry of each target of an organization, in one pass over its log.
     pub fn last_changes(&self, org: &str) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.conn.query(
             "SELECT a.id, a.time, a.actor, a.action, a.target, a.detail FROM audit_log a
              JOIN (SELECT max(id) AS id FROM audit_log WHERE org = ?1 GROUP BY target) l
                ON a.id = l.id
              ORDER BY a.id",
-        )?;
-        let rows = stmt.query_map(params![org], |r| {
-            Ok(AuditRecord {
-                id: r.get(0)?,
-                time: col_ts(r, 1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                target: r.get(4)?,
-                detail: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            &[&org],
+            audit_record,
+        )
     }
 
     /// A page of an organization's audit log, oldest first, and the id to continue after
@@ -538,34 +561,23 @@ impl Store {
         filter: &AuditFilter,
     ) -> Result<(Vec<AuditRecord>, Option<i64>), StoreError> {
         let limit = filter.limit.max(1) as i64;
-        let mut stmt = self.conn.prepare_cached(
+        let mut entries = self.conn.query(
             "SELECT id, time, actor, action, target, detail FROM audit_log
-             WHERE org = ?1 AND id > ?2 AND (?3 IS NULL OR time >= ?3) AND (?4 IS NULL OR time <= ?4)
-               AND (?5 IS NULL OR actor = ?5) AND (?6 IS NULL OR target = ?6)
+             WHERE org = ?1 AND id > ?2
+               AND (CAST(?3 AS BIGINT) IS NULL OR time >= ?3) AND (CAST(?4 AS BIGINT) IS NULL OR time <= ?4)
+               AND (CAST(?5 AS TEXT) IS NULL OR actor = ?5) AND (CAST(?6 AS TEXT) IS NULL OR target = ?6)
              ORDER BY id LIMIT ?7",
-        )?;
-        let rows = stmt.query_map(
-            params![
-                org,
-                filter.after.unwrap_or(0),
-                filter.since.map(ts),
-                filter.until.map(ts),
-                filter.actor,
-                filter.target,
-                limit + 1
+            &[
+                &org,
+                &filter.after.unwrap_or(0),
+                &filter.since.map(ts),
+                &filter.until.map(ts),
+                &filter.actor,
+                &filter.target,
+                &(limit + 1),
             ],
-            |r| {
-                Ok(AuditRecord {
-                    id: r.get(0)?,
-                    time: col_ts(r, 1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    target: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            },
+            audit_record,
         )?;
-        let mut entries: Vec<AuditRecord> = rows.collect::<Result<_, _>>()?;
         let next = if entries.len() as i64 > limit {
             entries.truncate(limit as usize);
             entries.last().map(|e| e.id)
@@ -576,29 +588,35 @@ impl Store {
     }
 }
 
-fn live_lease(
-    conn: &rusqlite::Connection,
-    org: &str,
-    now: OffsetDateTime,
-) -> Result<Option<Lease>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
-        )?
-        .query_row(params![org, ts(now)], |r| {
+fn audit_record(r: &Row<'_>) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        id: r.get(0)?,
+        time: col_ts(r, 1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        target: r.get(4)?,
+        detail: r.get(5)?,
+    })
+}
+
+fn live_lease(conn: &Conn, org: &str, now: OffsetDateTime) -> Result<Option<Lease>, StoreError> {
+    conn.query_opt(
+        "SELECT lease_id, owner, expires_at FROM leases WHERE org = ?1 AND expires_at > ?2",
+        &[&org, &ts(now)],
+        |r| {
             Ok(Lease {
                 lease_id: r.get(0)?,
                 owner: r.get(1)?,
                 expires_at: col_ts(r, 2)?,
             })
-        })
-        .optional()?)
+        },
+    )
 }
 
 /// Refuses a write when a live lease other than `mine` holds the organization: the rule every
 /// writer follows, the server's requests and `local` applies alike.
 pub(super) fn check_lease(
-    conn: &rusqlite::Connection,
+    conn: &Conn,
     org: &str,
     mine: Option<&str>,
     now: OffsetDateTime,

@@ -1,10 +1,10 @@
 //! Key verification: who a key belongs to and what it may do, right now. The shape check
 //! runs before any lookup, so garbage never reaches the database.
 
-use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::StoreError;
+use super::sql::{Begin, Conn};
 use super::{Store, col_date, col_set, col_ts_opt};
 use crate::model::{Organization, ServiceAccount, Verification, pattern_intersection};
 use crate::secrets::{hash_secret, looks_like_key};
@@ -20,31 +20,30 @@ impl Store {
         let hash = hash_secret(secret);
         // One read transaction: the key and its account's memberships come from the same
         // snapshot, so a delete between the two reads cannot turn into a missing row.
-        let tx = self.conn.unchecked_transaction()?;
+        let tx = self.conn.begin(Begin::Read, None)?;
         let row = tx
-            .query_row(
+            .query_opt(
                 "SELECT k.id, k.org, k.account, k.name, k.scopes, k.expires_at, k.retires_at, k.revoked_at,
                         a.admin, a.disabled, a.expires
                  FROM api_keys k LEFT JOIN service_accounts a ON a.org = k.org AND a.name = k.account
                  WHERE k.hash = ?1",
-                params![hash],
+                &[&hash],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
+                        r.get::<String>(0)?,
+                        r.get::<String>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<String>(3)?,
                         col_set(r, 4)?,
                         col_ts_opt(r, 5)?,
-                        r.get::<_, Option<i64>>(6)?,
-                        r.get::<_, Option<i64>>(7)?,
-                        r.get::<_, Option<bool>>(8)?,
-                        r.get::<_, Option<bool>>(9)?,
+                        r.get::<Option<i64>>(6)?,
+                        r.get::<Option<i64>>(7)?,
+                        r.get::<Option<bool>>(8)?,
+                        r.get::<Option<bool>>(9)?,
                         col_date(r, 10)?,
                     ))
                 },
-            )
-            .optional()?;
+            )?;
         let Some((
             id,
             org,
@@ -100,34 +99,28 @@ impl Store {
 }
 
 /// Just enough of an organization to compute one account's permissions.
-fn snapshot_account(
-    conn: &rusqlite::Connection,
-    org: &str,
-    account: &str,
-) -> Result<Organization, StoreError> {
+fn snapshot_account(conn: &Conn, org: &str, account: &str) -> Result<Organization, StoreError> {
     let mut o = Organization::new(org);
-    let admin: bool = conn.query_row(
-        "SELECT admin FROM service_accounts WHERE org = ?1 AND name = ?2",
-        params![org, account],
-        |r| r.get(0),
-    )?;
+    let admin: bool = conn
+        .query_opt(
+            "SELECT admin FROM service_accounts WHERE org = ?1 AND name = ?2",
+            &[&org, &account],
+            |r| r.get(0),
+        )?
+        .ok_or_else(|| StoreError::NotFound {
+            target: format!("service_account.{account}"),
+        })?;
     let mut sa = ServiceAccount {
         admin,
         ..Default::default()
     };
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query(
             "SELECT m.team, m.role, r.permissions FROM memberships m JOIN roles r ON r.org = m.org AND r.name = m.role
              WHERE m.org = ?1 AND m.account = ?2",
-        )?;
-    let rows = stmt.query_map(params![org, account], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            col_set(r, 2)?,
-        ))
-    })?;
-    for row in rows {
-        let (team, role, permissions) = row?;
+        &[&org, &account],
+        |r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, col_set(r, 2)?)),
+    )?;
+    for (team, role, permissions) in rows {
         o.roles.entry(role.clone()).or_default().permissions = permissions;
         sa.teams.insert(team, role);
     }

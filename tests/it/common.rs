@@ -396,8 +396,29 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
 }
 
-/// Every key the organization file holds, live or not.
+/// Every key the organization file holds, live or not (or, for a server started on
+/// PostgreSQL over this path, its database).
 pub fn key_rows(db: &Path) -> Vec<KeyRow> {
+    if let Some(url) = served_database(db) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        return client
+            .query(
+                "SELECT id, account, name, hash, display_prefix, retires_at, revoked_at FROM api_keys ORDER BY account, name, created_at, id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| KeyRow {
+                id: r.get(0),
+                account: r.get(1),
+                name: r.get(2),
+                hash: r.get(3),
+                display_prefix: r.get(4),
+                retires_at: r.get(5),
+                revoked_at: r.get(6),
+            })
+            .collect();
+    }
     let conn = open_db(db);
     // An apply killed right after SQLite created the file leaves it without tables yet.
     let has_table: bool = conn
@@ -429,6 +450,27 @@ pub fn key_rows(db: &Path) -> Vec<KeyRow> {
     .unwrap()
     .collect::<Result<_, _>>()
     .unwrap()
+}
+
+/// The first column, as text, of every row a query returns from the organization file or a
+/// server's PostgreSQL database (see [`key_rows`]).
+pub fn query_text(db: &Path, sql: &str) -> Vec<String> {
+    if let Some(url) = served_database(db) {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        return client
+            .query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    }
+    open_db(db)
+        .prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// Keys that are current: not revoked and not rotated out.
@@ -555,6 +597,62 @@ pub fn needs_fault_hooks() {
 /// The operator token every test server is started with.
 pub const OPERATOR: &str = "operator-token-for-tests-0123456789";
 
+/// Whether servers run on PostgreSQL (`SVCACCT_TEST_ENGINE=postgres`) instead of SQLite files:
+/// the same tests, held to the same behaviour on both engines.
+pub fn on_postgres() -> bool {
+    match std::env::var("SVCACCT_TEST_ENGINE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("SVCACCT_TEST_ENGINE is `sqlite` or `postgres`, not `{other}`"),
+    }
+}
+
+/// The one throwaway cluster of this test process, started on first use and stopped when the
+/// process exits; each test gets databases of its own in it.
+pub fn shared_cluster() -> &'static Postgres {
+    static CLUSTER: std::sync::OnceLock<Postgres> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        extern "C" fn stop() {
+            if let Some(pg) = CLUSTER.get() {
+                pg.stop();
+            }
+        }
+        let pg = Postgres::start();
+        // SAFETY: registers a plain function to run at exit; statics are never dropped.
+        unsafe { libc::atexit(stop) };
+        pg
+    })
+}
+
+/// Database URLs of the servers started on PostgreSQL, by the path a test gave for the file.
+static SERVED: std::sync::Mutex<BTreeMap<PathBuf, String>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// The PostgreSQL database a server over `db` used, if it ran on PostgreSQL.
+pub fn served_database(db: &Path) -> Option<String> {
+    SERVED.lock().unwrap().get(db).cloned()
+}
+
+/// What `--db` a server over `db` gets: the path itself, or on PostgreSQL a new database of the
+/// shared cluster (the same one again for the same path, as a restarted server finds its file).
+pub fn server_db(db: &Path) -> String {
+    if !on_postgres() {
+        return db.display().to_string();
+    }
+    postgres_db(db)
+}
+
+/// The database of the shared cluster that stands for `db` (created on first use), whatever
+/// engine the other tests run on: for servers that only run on PostgreSQL, such as replicas.
+pub fn postgres_db(db: &Path) -> String {
+    let mut served = SERVED.lock().unwrap();
+    if let Some(url) = served.get(db) {
+        return url.clone();
+    }
+    let url = shared_cluster().new_database();
+    served.insert(db.to_path_buf(), url.clone());
+    url
+}
+
 /// A `svcacct serve` process; stopped with SIGTERM on drop.
 pub struct Server {
     child: std::process::Child,
@@ -571,13 +669,18 @@ impl Server {
     /// [`Server::start`] on `listen`, with extra arguments such as `--inject-faults 0.3`.
     #[track_caller]
     pub fn start_with(db: &Path, now: Option<&str>, listen: &str, extra: &[&str]) -> Server {
+        Server::start_on(&server_db(db), now, listen, extra)
+    }
+
+    /// A server with `--db` exactly `db` (a path or a URL).
+    #[track_caller]
+    pub fn start_on(db: &str, now: Option<&str>, listen: &str, extra: &[&str]) -> Server {
         if extra.contains(&"--inject-faults") {
             needs_fault_hooks();
         }
         use std::io::{BufRead, BufReader};
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--db"])
-            .arg(db)
+        cmd.args(["serve", "--db", db])
             .args(["--listen", listen])
             .args(extra)
             .env("SVCACCT_ADMIN_TOKEN", OPERATOR)
@@ -625,6 +728,12 @@ impl Server {
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         self.child.wait().unwrap()
+    }
+
+    /// Sends SIGKILL, as a crash or an OOM kill would, and waits for the server to die.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit code.
@@ -723,6 +832,29 @@ impl Postgres {
             "postgresql://svcacct@{}/postgres",
             url::form_urlencoded::byte_serialize(socket_dir.as_bytes()).collect::<String>()
         );
+        // A test process killed (a CI timeout, say) runs no destructor and no exit handler:
+        // a watchdog stops the cluster and removes it once this process is gone.
+        let stop = format!(
+            "{}{}/pg_ctl -D {} -m immediate -w stop",
+            if root {
+                "setpriv --reuid=postgres --regid=postgres --clear-groups --reset-env "
+            } else {
+                ""
+            },
+            PG_BIN,
+            data.display()
+        );
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {}",
+                std::process::id(),
+                dir.path().display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
         Postgres { dir, url }
     }
 
@@ -750,10 +882,47 @@ impl Postgres {
     pub fn client(&self) -> postgres::Client {
         postgres::Client::connect(&self.url, postgres::NoTls).unwrap()
     }
-}
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
+    /// A new empty database in the cluster; returns its URL.
+    pub fn new_database(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "t{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        self.client()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let base = self
+            .url
+            .strip_suffix("/postgres")
+            .expect("the postgres database");
+        format!("{base}/{name}")
+    }
+
+    /// Restarts the cluster, as an upgrade or a failover does: every connection to it ends.
+    pub fn restart(&self) {
+        // SAFETY: geteuid(2) cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        let data = self.dir.path().join("data").display().to_string();
+        // With its log file, or the new server would hold this call's output pipes open.
+        let log = self.dir.path().join("log").display().to_string();
+        let args: Vec<String> = [
+            "pg_ctl", "-D", &data, "-l", &log, "-m", "fast", "-w", "restart",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let out = Postgres::command(root, &args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl restart failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the cluster and removes its files.
+    fn stop(&self) {
         // SAFETY: geteuid(2) cannot fail.
         let root = unsafe { libc::geteuid() } == 0;
         let data = self.dir.path().join("data").display().to_string();
@@ -770,5 +939,12 @@ impl Drop for Postgres {
             ],
         )
         .output();
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -703,3 +703,71 @@ fn an_idempotency_key_replays_only_to_the_caller_that_used_it() {
     assert_eq!((status, replayed), (201, true));
     assert_eq!(again["id"], other["id"]);
 }
+
+#[test]
+fn a_nul_character_anywhere_is_a_4xx_on_every_engine() {
+    // SQLite stores a NUL in text; PostgreSQL refuses it. Either way the caller gets a 4xx
+    // and nothing changes, never a 500.
+    let sb = Sandbox::new();
+    let server = Server::start(&sb.db(), None);
+    let c = client();
+    let ok = |method: Method, path: &str, body: Option<Value>| {
+        call(&c, &server, OPERATOR, method, path, body)
+    };
+    assert_eq!(
+        ok(
+            Method::POST,
+            "/v1/organizations",
+            Some(json!({"name": "acme"}))
+        )
+        .0,
+        StatusCode::CREATED
+    );
+    let revision =
+        |c: &Client| call(c, &server, OPERATOR, Method::GET, ORG, None).1["revision"].clone();
+    let before = revision(&c);
+    let nul = "a\u{0}b";
+    let attempts: Vec<(Method, String, Option<Value>)> = vec![
+        (
+            Method::POST,
+            format!("{ORG}/teams"),
+            Some(json!({"name": "t", "description": nul})),
+        ),
+        (
+            Method::POST,
+            format!("{ORG}/service_accounts"),
+            Some(json!({"name": "bot", "description": nul})),
+        ),
+        (
+            Method::POST,
+            format!("{ORG}/lock"),
+            Some(json!({"owner": nul})),
+        ),
+        (
+            Method::POST,
+            "/v1/keys/verify".into(),
+            Some(json!({"key": format!("svca_{nul}")})),
+        ),
+        (Method::GET, "/v1/organizations/a%00b".into(), None),
+        (Method::GET, format!("{ORG}/teams/a%00b"), None),
+        (Method::GET, format!("{ORG}/audit?actor=a%00b"), None),
+        (Method::GET, format!("{ORG}/audit?target=a%00b"), None),
+    ];
+    for (method, path, body) in attempts {
+        let (status, answer) = ok(method.clone(), &path, body);
+        assert!(
+            status.is_client_error(),
+            "{method} {path}: {status} {answer:#}"
+        );
+        assert!(
+            answer.is_object(),
+            "{method} {path}: a JSON answer: {answer}"
+        );
+    }
+    assert_eq!(revision(&c), before, "nothing changed");
+    assert!(
+        !server.log().contains("storage failure"),
+        "{}",
+        server.log()
+    );
+}

@@ -105,25 +105,15 @@ fn two_applies_at_once_against_one_server_never_interleave() {
     }
     // Both ran one after the other (the second waited): the audit log is in two blocks, never
     // interleaved, and the second config's team description won.
-    let conn = open_db(&db);
-    let description: String = conn
-        .query_row(
-            "SELECT description FROM teams WHERE name = 'crew'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert!(["Everyone", "Everybody"].contains(&description.as_str()));
-    let keys_per_account: Vec<i64> = conn
-        .prepare("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL AND retires_at IS NULL GROUP BY account")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let description = query_text(&db, "SELECT description FROM teams WHERE name = 'crew'");
+    assert!(["Everyone", "Everybody"].contains(&description[0].as_str()));
+    let keys_per_account = query_text(
+        &db,
+        "SELECT CAST(count(*) AS TEXT) FROM api_keys WHERE revoked_at IS NULL AND retires_at IS NULL GROUP BY account",
+    );
     assert_eq!(keys_per_account.len(), 60);
     assert!(
-        keys_per_account.iter().all(|n| *n == 2),
+        keys_per_account.iter().all(|n| n == "2"),
         "one current key per name: {keys_per_account:?}"
     );
     // The second apply planned after the first had finished, so it issued nothing again

@@ -23,6 +23,7 @@ mod operations;
 mod postgres;
 mod prefect;
 mod prefect_sim;
+mod replicas;
 mod review;
 mod revocation;
 mod rotation;

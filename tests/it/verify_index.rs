@@ -282,7 +282,9 @@ fn a_local_apply_on_the_served_file_is_seen_within_the_bound() {
     sb.run(&["apply", "--yes", "-c", CFG]).ok();
     let main = secret_of(&sb.join("org/secrets/bot/main.age"), &identity);
     let spare = secret_of(&sb.join("org/secrets/bot/spare.age"), &identity);
-    let server = Server::start(&sb.join("org/.svcacct/acme.db"), None);
+    // The local backend's own file: SQLite on either engine's run.
+    let file = sb.join("org/.svcacct/acme.db");
+    let server = Server::start_on(file.to_str().unwrap(), None, "127.0.0.1:0", &[]);
     let op = Op::new(&server);
     assert_eq!(op.verify(&main)["valid"], true);
     let builds = op.builds();
