@@ -384,7 +384,7 @@ fn read_memberships(
 /// retiring keys.
 fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(), StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed
+        "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed, last_used_at
          FROM api_keys WHERE org = ?1 AND revoked_at IS NULL",
     )?;
     let mut rows = stmt.query([org])?;
@@ -399,6 +399,7 @@ fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(
                 key: name,
                 retires_at,
                 managed: r.get(11)?,
+                last_used_at: col_ts_opt(r, 12)?,
             });
             continue;
         }
@@ -415,6 +416,7 @@ fn read_keys(conn: &Connection, org: &str, o: &mut LiveOrganization) -> Result<(
                 id,
                 created_at: col_ts(r, 5)?,
                 expires_at: col_ts_opt(r, 6)?,
+                last_used_at: col_ts_opt(r, 12)?,
             },
         };
         if let Some(a) = o.service_accounts.get_mut(&account) {
