@@ -121,6 +121,93 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    fn key_change(action: Action, revokes: &[&str], replaces: Option<&str>) -> Change {
+        Change {
+            address: Address::key("bot", "main"),
+            action,
+            reason: None,
+            before: None,
+            after: None,
+            work: replaces
+                .map(|id| Operation::IssueKey {
+                    account: "bot".into(),
+                    name: "main".into(),
+                    key: crate::operation::KeyIssue {
+                        settings: Default::default(),
+                        replaces: Some(crate::operation::Rotation {
+                            id: id.into(),
+                            overlap: crate::duration::Duration(0),
+                        }),
+                    },
+                })
+                .into_iter()
+                .collect(),
+            revokes: revokes.iter().map(|s| s.to_string()).collect(),
+            depends_on: Vec::new(),
+        }
+    }
+
+    /// Retire, replace and delete each destroy a live secret and carry its last use (the
+    /// latest of several); a rotation, which keeps the old key working, carries none; a
+    /// backend that records no uses gets none at all.
+    #[test]
+    fn destroying_changes_carry_the_last_use_of_their_secrets() {
+        let used = datetime!(2026-06-01 11:57 UTC);
+        let mut live = LiveOrganization::new("acme");
+        let mut bot = crate::model::LiveAccount::default();
+        bot.keys.insert(
+            "main".into(),
+            crate::model::LiveKey {
+                settings: Default::default(),
+                issued: crate::model::IssuedKey {
+                    id: "k1".into(),
+                    created_at: used,
+                    expires_at: None,
+                    last_used_at: None,
+                },
+            },
+        );
+        live.service_accounts.insert("bot".into(), bot);
+        live.retiring_keys.push(crate::model::RetiringKey {
+            id: "k0".into(),
+            service_account: "bot".into(),
+            key: "main".into(),
+            retires_at: used,
+            managed: true,
+            last_used_at: Some(used),
+        });
+        let mut plan = Plan {
+            organization: "acme".into(),
+            revision: 1,
+            changes: vec![
+                key_change(Action::Retire, &["k0"], None),
+                key_change(Action::Replace, &[], Some("k1")),
+                key_change(Action::Delete, &["k1", "k0"], None),
+                key_change(Action::Rotate, &[], Some("k1")),
+            ],
+            unmanaged: Vec::new(),
+            secrets_not_held: Vec::new(),
+            notes: Vec::new(),
+            effects: Default::default(),
+            last_changed: Default::default(),
+            key_uses: Default::default(),
+        };
+        plan.key_uses =
+            destroyed_key_uses(&plan, &live, &crate::backend::capabilities::SVCACCT_STORE);
+        let last = |i: usize| plan.last_use_of(&plan.changes[i]).map(|u| u.last_used_at);
+        assert_eq!(last(0), Some(Some(used)));
+        assert_eq!(last(1), Some(None), "never used");
+        assert_eq!(last(2), Some(Some(used)), "the latest of its secrets");
+        assert_eq!(last(3), None, "a rotation destroys nothing");
+
+        const NO_RECORD: Capabilities = Capabilities {
+            records_key_use: false,
+            ..crate::backend::capabilities::SVCACCT_STORE
+        };
+        plan.key_uses = destroyed_key_uses(&plan, &live, &NO_RECORD);
+        assert!(plan.changes.iter().all(|c| plan.last_use_of(c).is_none()));
+    }
+
     #[test]
     fn ages_read_in_the_largest_whole_unit() {
         let now = datetime!(2026-06-01 12:00 UTC);
