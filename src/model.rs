@@ -314,6 +314,15 @@ pub struct IssuedKey {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// When the key was last used, where the backend records it
+    /// ([`crate::backend::capabilities::Capabilities::records_key_use`]); `None` when it was
+    /// never used or the backend cannot tell.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// A key replaced by rotation, working until `retires_at`.
@@ -329,6 +338,13 @@ pub struct RetiringKey {
     /// unmanaged key's predecessor is never revoked by mistake.
     #[serde(default)]
     pub managed: bool,
+    /// When it was last used, as on [`IssuedKey::last_used_at`].
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// The answer to "is this key good, and for what?".
@@ -436,6 +452,7 @@ mod tests {
                 id: "k1".into(),
                 created_at: time::macros::datetime!(2026-01-01 00:00 UTC),
                 expires_at: None,
+                last_used_at: None,
             },
         };
         let json = serde_json::to_string(&key).unwrap();

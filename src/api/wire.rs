@@ -223,6 +223,14 @@ pub struct IssuedKey {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
+    /// Left out when the key was never used or the server does not record uses, so a server
+    /// that predates it still decodes.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 /// A key replaced by rotation, working until `retires_at`.
@@ -237,6 +245,13 @@ pub struct RetiringKey {
     /// Left out, it means no: an unmanaged key's predecessor is never revoked by mistake.
     #[serde(default)]
     pub managed: bool,
+    /// As on [`IssuedKey::last_used_at`].
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 // ---- conversions ----------------------------------------------------------------------------
@@ -479,7 +494,8 @@ same_fields!(
     IssuedKey {
         id,
         created_at,
-        expires_at
+        expires_at,
+        last_used_at
     }
 );
 same_fields!(operation::Replaces, Replaces { id, retires_at });
@@ -502,7 +518,8 @@ same_fields!(
         service_account,
         key,
         retires_at,
-        managed
+        managed,
+        last_used_at
     }
 );
 same_fields!(
@@ -704,6 +721,7 @@ mod tests {
                     id: "k1".into(),
                     created_at: datetime!(2026-01-01 00:00 UTC),
                     expires_at: None,
+                    last_used_at: None,
                 },
             },
         );

@@ -69,6 +69,9 @@ pub struct Capabilities {
     /// object is then the config's to change whatever made it, so the plan compares it as
     /// managed; the record only decides whether an undeclared one may be deleted.
     pub ownership_record: bool,
+    /// Whether the backend records when each key was last used, so a plan can say "never
+    /// used" of a key without a recorded use rather than nothing.
+    pub records_key_use: bool,
 }
 
 impl Capabilities {
@@ -135,4 +138,5 @@ pub const SVCACCT_STORE: Capabilities = Capabilities {
     fixed_teams: false,
     reserved_roles: &[],
     ownership_record: false,
+    records_key_use: true,
 };

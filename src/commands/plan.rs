@@ -11,8 +11,8 @@ use crate::clock;
 use crate::config::{Config, config_digest};
 use crate::escape;
 use crate::plan::{
-    Plan, PlanOptions, SavedPlan, SecretsDir, Slice, diff, drifted, render_markdown, render_text,
-    to_json,
+    Plan, PlanOptions, SavedPlan, SecretsDir, Slice, destroyed_key_uses, diff, drifted,
+    render_markdown, render_text, to_json,
 };
 
 /// Computes the plan of `config` against the live organization the backend holds.
@@ -66,6 +66,7 @@ pub fn compute(
     {
         plan.last_changed = found;
     }
+    plan.key_uses = destroyed_key_uses(&plan, live, config.backend.capabilities());
     Ok(plan)
 }
 

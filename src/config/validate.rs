@@ -654,6 +654,7 @@ mod tests {
         fixed_teams: false,
         reserved_roles: &[],
         ownership_record: false,
+        records_key_use: false,
     };
 
     /// The error messages and places `validate` finds in `yaml` checked against `caps`.

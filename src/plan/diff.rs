@@ -209,6 +209,7 @@ pub fn diff(
         notes: b.notes,
         effects: Default::default(),
         last_changed: Default::default(),
+        key_uses: Default::default(),
     })
 }
 
@@ -761,6 +762,7 @@ pub fn rotate_now(
         notes: Vec::new(),
         effects: Default::default(),
         last_changed: Default::default(),
+        key_uses: Default::default(),
     })
 }
 
@@ -903,6 +905,7 @@ mod tests {
                 id: "k1".into(),
                 created_at: NOW - time::Duration::days(2),
                 expires_at: None,
+                last_used_at: None,
             },
         };
         LiveOrganization {
@@ -985,6 +988,7 @@ mod tests {
             key: "main".into(),
             retires_at: NOW + time::Duration::days(1),
             managed: true,
+            last_used_at: None,
         });
         let mut want = desired();
         want.service_accounts.get_mut("bot").unwrap().keys.clear();

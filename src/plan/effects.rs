@@ -347,6 +347,7 @@ mod tests {
                 id: "k1".into(),
                 created_at: time::OffsetDateTime::UNIX_EPOCH,
                 expires_at: None,
+                last_used_at: None,
             },
         };
         live.service_accounts.get_mut("k").unwrap().keys =

@@ -7,7 +7,8 @@
 //!                  "changed": ["description"], "before": {…}, "after": {…},
 //!                  "revokes": ["key ids this change revokes"],
 //!                  "reaches": ["accounts a changed role reaches"],
-//!                  "last_changed": { "time": "…", "actor": "…", "action": "put_team" } } ],
+//!                  "last_changed": { "time": "…", "actor": "…", "action": "put_team" },
+//!                  "last_used_at": "2026-05-31T09:12:00Z" } ],
 //!   "effects": { "accounts": [ { "account": "ci-bot", "gained": ["warehouse:*"],
 //!                                "lost": [], "widening": true,
 //!                                "keys": [ { "key": "prod", "gained": [], "lost": [] } ] } ],
@@ -16,7 +17,10 @@
 //!   "notes": [] }
 //! ```
 //! `reaches` is on role changes only, `last_changed` (where the backend keeps an audit log)
-//! on changes of objects that drifted from the config.
+//! on changes of objects that drifted from the config. `last_used_at` is on changes that
+//! revoke, retire, replace or delete a live key (an account's deletion included) where the
+//! backend records key uses: the latest use among the secrets the change destroys, or null
+//! when none was ever used.
 //! Fields are only ever added to this shape, never renamed or removed. No secret, hash or
 //! display prefix is in any of it.
 
@@ -104,6 +108,9 @@ pub fn to_json(plan: &Plan) -> Value {
             }
             if let Some(l) = plan.last_changed.get(&c.address) {
                 m.insert("last_changed".into(), json!(l));
+            }
+            if let Some(u) = plan.last_use_of(c) {
+                m.insert("last_used_at".into(), json!(u.last_used_at.map(rfc3339)));
             }
             v
         }).collect::<Vec<_>>(),

@@ -6,6 +6,7 @@ mod drift;
 mod effects;
 mod json;
 mod key_files;
+mod last_use;
 mod render;
 mod saved;
 mod slice;
@@ -20,6 +21,7 @@ pub use drift::{LastChange, drifted};
 pub use effects::{AccountEffect, Effects, KeyEffect, RoleReach};
 pub use json::to_json;
 pub use key_files::{Held, KeyFiles, SecretsDir};
+pub use last_use::{KeyUse, destroyed_key_uses};
 pub use render::{render_markdown, render_text};
 pub use saved::{SavedPlan, SavedPlanError};
 pub use slice::Slice;
@@ -182,6 +184,10 @@ pub struct Plan {
     /// For objects that drifted from the config, their last live change, where the backend
     /// keeps an audit log.
     pub last_changed: BTreeMap<Address, LastChange>,
+    /// When each live secret the plan destroys was last used, by key id, where the backend
+    /// records uses. Left out of plans saved before it existed.
+    #[serde(default)]
+    pub key_uses: BTreeMap<String, KeyUse>,
 }
 
 impl Plan {

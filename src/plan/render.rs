@@ -9,9 +9,10 @@ use std::fmt::Write;
 use owo_colors::{OwoColorize, Style};
 use serde_json::Value;
 
+use super::last_use::{self, RECENT};
 use super::{Action, Change, Plan};
 use crate::address::Address;
-use crate::escape;
+use crate::{clock, escape};
 
 /// Text styling that is a no-op when colour is off.
 struct Paint {
@@ -172,7 +173,8 @@ fn list(items: &[String]) -> String {
 }
 
 /// What a reviewer learns about a change besides its fields: the accounts a role change
-/// reaches, and who last changed a drifted object live. Unescaped.
+/// reaches, who last changed a drifted object live, and when a key it destroys was last
+/// used. Unescaped.
 fn review_lines(plan: &Plan, c: &Change) -> Vec<String> {
     let mut out = Vec::new();
     if let Address::Role(r) = &c.address
@@ -192,6 +194,14 @@ fn review_lines(plan: &Plan, c: &Change) -> Vec<String> {
             "last changed live {} by {} ({})",
             l.time, l.actor, l.action
         ));
+    }
+    if let Some(u) = plan.last_use_of(c) {
+        let what = last_use::describe(u.last_used_at, clock::now());
+        out.push(if c.address == u.key {
+            what
+        } else {
+            format!("{}: {what}", u.key)
+        });
     }
     out
 }
@@ -449,9 +459,48 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     out
 }
 
+/// Keys used in the last [`RECENT`] that a change destroys, each once with its latest use:
+/// the items the comment opens with.
+fn recently_used(plan: &Plan, c: &Change, now: time::OffsetDateTime) -> Vec<String> {
+    let mut latest: Vec<(&Address, time::OffsetDateTime)> = Vec::new();
+    for id in last_use::destroyed_ids(c) {
+        let Some(u) = plan.key_uses.get(id) else {
+            continue;
+        };
+        let Some(t) = u.last_used_at.filter(|t| now - *t < RECENT) else {
+            continue;
+        };
+        match latest.iter_mut().find(|(k, _)| **k == u.key) {
+            Some((_, seen)) => *seen = (*seen).max(t),
+            None => latest.push((&u.key, t)),
+        }
+    }
+    let what = match (c.action, &c.address) {
+        (Action::Replace, _) => "replaces it".to_string(),
+        (_, Address::ServiceAccount(_)) => format!("revokes it, deleting `{}`", c.address),
+        _ => "revokes it".to_string(),
+    };
+    latest
+        .into_iter()
+        .map(|(key, t)| {
+            format!(
+                "- ⚠️ `{key}` was used {} and this plan {what}\n",
+                last_use::ago(t, now)
+            )
+        })
+        .collect()
+}
+
 /// What cannot be undone, and who gains access: one item each, and how many accounts widen.
+/// Keys in recent use that the plan destroys come first.
 fn attention_items(plan: &Plan) -> (Vec<String>, usize) {
     let mut items = Vec::new();
+    if !plan.key_uses.is_empty() {
+        let now = clock::now();
+        for c in &plan.changes {
+            items.extend(recently_used(plan, c, now));
+        }
+    }
     for c in &plan.changes {
         if let Some(what) = destructive(c) {
             let why = c

@@ -253,6 +253,7 @@ mod tests {
             notes: Vec::new(),
             effects: Default::default(),
             last_changed: Default::default(),
+            key_uses: Default::default(),
         }
     }
 

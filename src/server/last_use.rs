@@ -49,7 +49,9 @@ pub async fn flush(state: &Arc<AppState>) {
         .db
         .write(move |store| Ok(store.record_last_use(&uses)?))
         .await;
-    if written.is_err() {
+    if written.is_ok() {
+        state.snapshots.uses_written();
+    } else {
         tracing::warn!("cannot record when keys were last used; retrying");
         for (id, at) in retry {
             if let Ok(at) = OffsetDateTime::from_unix_timestamp(at) {

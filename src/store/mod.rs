@@ -425,7 +425,7 @@ fn read_memberships(
 /// retiring keys.
 fn read_keys(conn: &Conn, org: &str, o: &mut LiveOrganization) -> Result<(), StoreError> {
     conn.query(
-        "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed
+        "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed, last_used_at
          FROM api_keys WHERE org = ?1 AND revoked_at IS NULL",
         &[&org],
         |r| {
@@ -439,6 +439,7 @@ fn read_keys(conn: &Conn, org: &str, o: &mut LiveOrganization) -> Result<(), Sto
                 key: name,
                 retires_at,
                 managed: r.get(11)?,
+                last_used_at: col_ts_opt(r, 12)?,
             });
             return Ok(());
         }
@@ -455,6 +456,7 @@ fn read_keys(conn: &Conn, org: &str, o: &mut LiveOrganization) -> Result<(), Sto
                 id,
                 created_at: col_ts(r, 5)?,
                 expires_at: col_ts_opt(r, 6)?,
+                last_used_at: col_ts_opt(r, 12)?,
             },
         };
         if let Some(a) = o.service_accounts.get_mut(&account) {

@@ -310,6 +310,7 @@ impl Store {
                     id: k.id.clone(),
                     created_at: k.created_at,
                     expires_at: k.expires_at,
+                    last_used_at: k.last_used_at,
                 },
             };
             account.keys.insert(k.name, key);

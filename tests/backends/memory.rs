@@ -36,6 +36,8 @@ const CAPABILITIES: Capabilities = Capabilities {
     revision: false,
     lock: false,
     audit_log: false,
+    // It notes no use of a key.
+    records_key_use: false,
     ..SVCACCT_STORE
 };
 
@@ -157,6 +159,7 @@ impl Memory {
                             key: name.clone(),
                             retires_at: now + rotation.overlap.to_time(),
                             managed: key.settings.managed,
+                            last_used_at: None,
                         });
                     }
                 }
@@ -171,6 +174,7 @@ impl Memory {
                             id: minted.id.clone(),
                             created_at: now,
                             expires_at,
+                            last_used_at: None,
                         },
                     },
                 );

@@ -16,6 +16,7 @@ mod hardening_server;
 mod http;
 mod init;
 mod key_files;
+mod key_last_use;
 mod lifecycle;
 mod lock_model;
 mod migrations;

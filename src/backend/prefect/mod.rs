@@ -154,6 +154,8 @@ pub const PREFECT: Capabilities = Capabilities {
     fixed_teams: true,
     reserved_roles: &crate::model::BUILTIN_ROLES,
     ownership_record: true,
+    // Prefect's bot API says nothing of when a key was last used.
+    records_key_use: false,
 };
 
 const DEFAULT_URL: &str = "https://api.prefect.cloud/api";
@@ -627,6 +629,7 @@ impl Live {
                 key: key_name.clone(),
                 retires_at: r.retires_at,
                 managed: true,
+                last_used_at: None,
             });
         }
         org.service_accounts.insert(
@@ -667,6 +670,8 @@ fn bot_keys(
         id: b.api_key.id.clone(),
         created_at: b.api_key.created,
         expires_at: b.api_key.expiration,
+        // Prefect's bot API reports no last use of a key.
+        last_used_at: None,
     };
     let mut keys = BTreeMap::new();
     let key_name = match record.and_then(|r| r.key.as_ref()) {
