@@ -27,13 +27,17 @@ impl Duration {
     }
 }
 
+/// How a duration that does not parse is reported: the server tells a bad value (422) from a
+/// bad body (400) by this prefix of serde's message, the one thing that survives its errors.
+pub const INVALID: &str = "invalid duration `";
+
 impl FromStr for Duration {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
             format!(
-                "invalid duration `{s}`: expected a number and a unit (s, m, h, d, w), such as 30m, 24h or 90d"
+                "{INVALID}{s}`: expected a number and a unit (s, m, h, d, w), such as 30m, 24h or 90d"
             )
         };
         let unit = s.chars().last().ok_or_else(bad)?;

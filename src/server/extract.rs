@@ -74,8 +74,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ErrorCode::MalformedJson,
                 format!("malformed JSON: {message}"),
             ),
-            // Our own value parsers (durations) say "invalid duration"; the rest is shape.
-            Category::Data if message.contains("duration") => ApiError::invalid(message),
+            // A duration that does not parse is a bad value; any other data error is shape.
+            Category::Data if message.starts_with(crate::duration::INVALID) => {
+                ApiError::invalid(message)
+            }
             Category::Data => ApiError::bad_request(ErrorCode::InvalidBody, message),
         }
     })

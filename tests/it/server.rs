@@ -862,6 +862,10 @@ fn bad_input_is_a_json_4xx_and_changes_nothing() {
     .error(422, "invalid_value");
     op.post(&keys, json!({"name": "k", "expires_in": "3 days"}))
         .error(422, "invalid_value");
+    // Only a duration that does not parse is a bad value: a field merely named like one is
+    // a bad body.
+    op.post(&keys, json!({"name": "k", "duration": "3d"}))
+        .error(400, "invalid_body");
     op.post(&keys, json!({"name": "k", "expires_in": "99999d"}))
         .error(422, "invalid_value");
     op.post(&keys, json!({"name": "k", "scopes": ["read"]}))
