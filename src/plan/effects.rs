@@ -134,6 +134,37 @@ fn same_access(want: &ServiceAccount, have: &LiveAccount, changed: &BTreeSet<&st
 }
 
 /// The access `changes` (the plan of `desired` against `live`) changes.
+/// What each key whose scopes change gains and loses, within its account's access before
+/// (`old`) and after (`new`).
+fn key_effects(
+    want: &ServiceAccount,
+    have: &LiveAccount,
+    old: &BTreeSet<String>,
+    new: &BTreeSet<String>,
+) -> Vec<KeyEffect> {
+    let mut keys = Vec::new();
+    for (key, wk) in &want.keys {
+        let Some(hk) = have.keys.get(key) else {
+            continue;
+        };
+        if wk.scopes == hk.settings.scopes {
+            continue;
+        }
+        let (kg, kl) = gained_lost(
+            &key_effective(old, &hk.settings.scopes),
+            &key_effective(new, &wk.scopes),
+        );
+        if !kg.is_empty() || !kl.is_empty() {
+            keys.push(KeyEffect {
+                key: key.clone(),
+                gained: kg,
+                lost: kl,
+            });
+        }
+    }
+    keys
+}
+
 pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Change]) -> Effects {
     let changed = changed_roles(desired, live);
     let deleted_set: BTreeSet<&Address> = changes
@@ -163,28 +194,10 @@ pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Chang
         let new = want.map_or_else(BTreeSet::new, |a| effective(desired, a));
         let old = have.map_or_else(BTreeSet::new, |a| effective(live, a));
         let (gained, lost) = gained_lost(&old, &new);
-        let mut keys = Vec::new();
-        if let (Some(want), Some(have)) = (want, have) {
-            for (key, wk) in &want.keys {
-                let Some(hk) = have.keys.get(key) else {
-                    continue;
-                };
-                if wk.scopes == hk.settings.scopes {
-                    continue;
-                }
-                let (kg, kl) = gained_lost(
-                    &key_effective(&old, &hk.settings.scopes),
-                    &key_effective(&new, &wk.scopes),
-                );
-                if !kg.is_empty() || !kl.is_empty() {
-                    keys.push(KeyEffect {
-                        key: key.clone(),
-                        gained: kg,
-                        lost: kl,
-                    });
-                }
-            }
-        }
+        let keys = match (want, have) {
+            (Some(want), Some(have)) => key_effects(want, have, &old, &new),
+            _ => Vec::new(),
+        };
         if !gained.is_empty() || !lost.is_empty() || !keys.is_empty() {
             accounts.push(AccountEffect {
                 account: name.clone(),

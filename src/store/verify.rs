@@ -60,20 +60,14 @@ impl Store {
         else {
             return Ok(Verification::refused("unknown"));
         };
-        let now_ts = now.unix_timestamp();
-        let refusal = if revoked_at.is_some() || admin.is_none() {
-            Some("revoked")
-        } else if retires_at.is_some_and(|t| t <= now_ts) {
-            Some("retired")
-        } else if expires_at.is_some_and(|t| t <= now) {
-            Some("expired")
-        } else if disabled == Some(true) {
-            Some("account_disabled")
-        } else if expires.is_some_and(|d| now.date() > d) {
-            Some("account_expired")
-        } else {
-            None
-        };
+        let refusal = refusal(
+            now,
+            (revoked_at.is_some(), admin.is_none()),
+            retires_at,
+            expires_at,
+            disabled,
+            expires,
+        );
         if let Some(reason) = refusal {
             return Ok(Verification::refused(reason));
         }
@@ -140,4 +134,29 @@ pub(super) fn narrow(
         }
     }
     out.into_iter().collect()
+}
+
+/// Why a key is refused at `now`, if it is: revoked (or its account gone), retired after a
+/// rotation's overlap, expired, its account disabled or past its `expires` date.
+fn refusal(
+    now: OffsetDateTime,
+    (revoked, account_gone): (bool, bool),
+    retires_at: Option<i64>,
+    expires_at: Option<OffsetDateTime>,
+    disabled: Option<bool>,
+    account_expires: Option<time::Date>,
+) -> Option<&'static str> {
+    if revoked || account_gone {
+        Some("revoked")
+    } else if retires_at.is_some_and(|t| t <= now.unix_timestamp()) {
+        Some("retired")
+    } else if expires_at.is_some_and(|t| t <= now) {
+        Some("expired")
+    } else if disabled == Some(true) {
+        Some("account_disabled")
+    } else if account_expires.is_some_and(|d| now.date() > d) {
+        Some("account_expired")
+    } else {
+        None
+    }
 }
