@@ -83,16 +83,28 @@ fn apply_saved(
             .with_context(|| format!("cannot read {}", backend.describe()))?
     {
         saved.check_objects(&objects)?;
-        return confirm_and_execute(
-            &saved.plan,
-            config,
-            backend.as_mut(),
-            true,
-            args.parallelism,
-            out,
-        );
+    } else {
+        check_whole(&saved, config, backend.as_mut(), out)?;
     }
-    let (live, files) = read_live(backend.as_mut(), config, out, || {
+    confirm_and_execute(
+        &saved.plan,
+        config,
+        backend.as_mut(),
+        true,
+        args.parallelism,
+        out,
+    )
+}
+
+/// Reads the whole organization under the lock and refuses the saved plan unless it still
+/// holds: the same revision, or (without one) the same plan made again now.
+fn check_whole(
+    saved: &crate::plan::SavedPlan,
+    config: &Config,
+    backend: &mut dyn Backend,
+    out: Output,
+) -> Result<()> {
+    let (live, files) = read_live(backend, config, out, || {
         SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed)
     })?;
     // Under the lock: nothing can move the organization between this check and the apply.
@@ -105,7 +117,7 @@ fn apply_saved(
             &files,
             true,
             &crate::cli::SliceArgs::default(),
-            backend.as_mut(),
+            backend,
             // Compared with the saved plan, which was made to be read.
             true,
         )?)
@@ -119,14 +131,7 @@ fn apply_saved(
     };
     let revision = if still_new { 0 } else { live.revision };
     saved.check_live(revision, fresh.as_ref().unwrap_or(&saved.plan))?;
-    confirm_and_execute(
-        &saved.plan,
-        config,
-        backend.as_mut(),
-        true,
-        args.parallelism,
-        out,
-    )
+    Ok(())
 }
 
 /// Refuses to go on without `--yes` when nobody can be asked.

@@ -59,16 +59,7 @@ pub fn migrate(client: &mut Client) -> Result<u32, StoreError> {
         .query_opt("SELECT version FROM svcacct_schema", &[])?
         .map(|r| r.get::<_, i32>(0))
         .unwrap_or(0);
-    let found = u32::try_from(found).map_err(|_| StoreError::Corrupt {
-        what: "schema version",
-        value: found.to_string(),
-    })?;
-    if found > LATEST {
-        return Err(StoreError::SchemaTooNew {
-            found,
-            latest: LATEST,
-        });
-    }
+    let found = known_version(found)?;
     for sql in &MIGRATIONS[found as usize..] {
         tx.batch_execute(sql)?;
     }
