@@ -246,3 +246,31 @@ impl VerifyIndex {
             .then_some(b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Database;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn news_of_no_change_costs_a_stamp_check_not_a_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&Database::Sqlite(dir.path().join("o.db"))).unwrap();
+        let index = db.verify_index();
+        index.prepare(&db).await.unwrap();
+        assert_eq!(index.builds.get(), 1);
+        // As when a replica hears the `NOTIFY` of its own write, already rebuilt for.
+        index.store_changed();
+        index.prepare(&db).await.unwrap();
+        assert_eq!(index.builds.get(), 1, "rebuilt with the stamp unchanged");
+
+        db.write(|store| {
+            store.ensure_organization("acme", OffsetDateTime::now_utc())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        index.prepare(&db).await.unwrap();
+        assert_eq!(index.builds.get(), 2, "a change is rebuilt for");
+    }
+}
