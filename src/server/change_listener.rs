@@ -1,9 +1,10 @@
 //! News of other replicas' writes on PostgreSQL. Every committed change to an organization is
 //! announced with `NOTIFY` (see [`crate::store::postgres::CHANGES_CHANNEL`]); one connection
 //! per server `LISTEN`s on a thread of its own and tells the verify index at once, so a
-//! revocation through one replica is usually refused by the others about as soon as the
-//! revoking request is answered (a notification crosses loopback in well under a
-//! millisecond), instead of up to [`super::verify_index::CONFIRM_EVERY`] later.
+//! revocation through one replica is usually refused by the others as soon as the revoking
+//! request is answered (on loopback the notification mostly arrives before the writer's
+//! response reaches its client: see the replicas tests), instead of up to
+//! [`super::verify_index::CONFIRM_EVERY`] later.
 //!
 //! Delivery is a hint, never the guarantee: it races the revoking replica's response, and a
 //! listener that lost its connection hears nothing until it reconnects. The index's periodic
