@@ -4,7 +4,8 @@
 //! server's connection pool — five connections, each with its own prepared statements, and no
 //! pool crate needed for a fixed set that lives as long as the process — while exclusion
 //! between replicas comes from the database (see the store's write transactions), never from
-//! this process's mutex.
+//! this process's mutex. On PostgreSQL one more connection listens for other replicas'
+//! writes (see [`super::change_listener`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -53,11 +54,15 @@ impl Db {
             };
             readers.push(Mutex::new(reader));
         }
+        let index = Arc::new(VerifyIndex::new());
+        if let Database::Postgres(url) = db {
+            super::change_listener::spawn(url.clone(), Arc::downgrade(&index));
+        }
         Ok(Db {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
             next: Arc::new(AtomicUsize::new(0)),
-            index: Arc::new(VerifyIndex::new()),
+            index,
         })
     }
 

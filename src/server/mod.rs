@@ -6,6 +6,7 @@
 //! holds `schemas/openapi.yaml` to it.
 
 pub mod auth;
+mod change_listener;
 mod db;
 pub mod error;
 mod extract;

@@ -16,8 +16,13 @@
 //!   last read; then the next verification reads the stamp again (one small query) and either
 //!   keeps the table or rebuilds it. So a write committed elsewhere is seen by every
 //!   verification that starts more than [`CONFIRM_EVERY`] after its commit.
-//! - **Anything else that learns of a change** (PostgreSQL `LISTEN/NOTIFY` from another replica,
-//!   say) calls [`VerifyIndex::store_changed`]: that is the one hook.
+//! - **Anything else that learns of a change** calls [`VerifyIndex::store_changed`]: that is
+//!   the one hook. On PostgreSQL, every replica hears every committed change through
+//!   `LISTEN/NOTIFY` (see [`super::change_listener`]), usually before the writing replica's
+//!   response reaches its client; the bound above is then only the fallback.
+//!
+//! A table marked stale is checked against the stamp first and rebuilt only when the stamp
+//! moved, so news of a write this process already rebuilt for costs one small query.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -194,9 +199,9 @@ impl VerifyIndex {
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let started = Instant::now();
-        if let Some(b) = self.built.load_full()
-            && b.generation == generation
-        {
+        // Even after news of a change, the stamp decides: news may be of this process's own
+        // write (already rebuilt for), or of a write that changed no organization.
+        if let Some(b) = self.built.load_full() {
             let stamp = db.read(|store| Ok(store.change_stamp()?)).await?;
             if stamp == b.stamp {
                 let confirmed = Arc::new(Built {
@@ -239,5 +244,33 @@ impl VerifyIndex {
         (b.generation == self.generation.load(Ordering::SeqCst)
             && b.confirmed.elapsed() < CONFIRM_EVERY)
             .then_some(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Database;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn news_of_no_change_costs_a_stamp_check_not_a_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&Database::Sqlite(dir.path().join("o.db"))).unwrap();
+        let index = db.verify_index();
+        index.prepare(&db).await.unwrap();
+        assert_eq!(index.builds.get(), 1);
+        // As when a replica hears the `NOTIFY` of its own write, already rebuilt for.
+        index.store_changed();
+        index.prepare(&db).await.unwrap();
+        assert_eq!(index.builds.get(), 1, "rebuilt with the stamp unchanged");
+
+        db.write(|store| {
+            store.ensure_organization("acme", OffsetDateTime::now_utc())?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        index.prepare(&db).await.unwrap();
+        assert_eq!(index.builds.get(), 2, "a change is rebuilt for");
     }
 }

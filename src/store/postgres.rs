@@ -2,6 +2,15 @@
 //! migrations per engine, numbered alike), kept in a `svcacct_schema` row and brought forward
 //! under a transaction-scoped advisory lock, so replicas starting at once migrate the database
 //! once. The store's queries are shared with SQLite (see `sql.rs`).
+//!
+//! Every statement that moves the store's change stamp (an organization created, deleted, or
+//! its revision bumped) fires a trigger that sends `NOTIFY` on [`CHANGES_CHANNEL`]; PostgreSQL
+//! delivers it only when the transaction commits, so replicas listening there learn of a
+//! write as soon as it can be read. A trigger rather than a `NOTIFY` in the store's code, so
+//! no write path, present or future, can forget it. It is installed at every migration rather
+//! than as a schema version: it changes no data, a binary without it works on a database with
+//! it, and a version would make older binaries refuse the database (and SQLite need an empty
+//! migration of its own).
 
 use postgres::{Client, NoTls};
 
@@ -20,6 +29,23 @@ const _: () = assert!(
 
 /// The advisory lock key migrations hold (`svcacct` in ASCII).
 const MIGRATION_LOCK: i64 = 0x0073_7663_6163_6374;
+
+/// The channel every committed change to an organization is announced on.
+pub const CHANGES_CHANNEL: &str = "svcacct_changes";
+
+/// The announcing trigger (see the module doc): per statement, as one `NOTIFY` per
+/// transaction is all a listener needs (PostgreSQL folds identical ones anyway).
+const CHANGES_TRIGGER: &str = "
+CREATE OR REPLACE FUNCTION svcacct_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{channel}', '');
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER svcacct_announce_change
+    AFTER INSERT OR DELETE OR UPDATE OF revision ON organizations
+    FOR EACH STATEMENT EXECUTE FUNCTION svcacct_announce_change();
+";
 
 /// Connects to the database at `url`.
 pub fn connect(url: &str) -> Result<Client, StoreError> {
@@ -62,6 +88,17 @@ pub fn migrate(client: &mut Client) -> Result<u32, StoreError> {
     let found = known_version(found)?;
     for sql in &MIGRATIONS[found as usize..] {
         tx.batch_execute(sql)?;
+    }
+    // Created only when missing: replacing it would lock `organizations` against writes at
+    // every replica's start.
+    let announced = tx
+        .query_opt(
+            "SELECT 1 FROM pg_trigger WHERE tgname = 'svcacct_announce_change'",
+            &[],
+        )?
+        .is_some();
+    if !announced {
+        tx.batch_execute(&CHANGES_TRIGGER.replace("{channel}", CHANGES_CHANNEL))?;
     }
     if found == 0 {
         tx.execute(
