@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::error::ApiError;
-use super::verify_index::VerifyIndex;
+use super::verify_index::{Reader, VerifyIndex};
 use crate::store::{Database, Store, StoreError};
 
 /// How many read-only connections the server keeps.
@@ -127,4 +127,14 @@ where
         tracing::error!(error = %e, "a database task failed");
         Err(ApiError::internal("the request failed inside the server"))
     })
+}
+
+impl Reader for Db {
+    fn read<T, F>(&self, f: F) -> impl std::future::Future<Output = Result<T, ApiError>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    {
+        Db::read(self, f)
+    }
 }

@@ -33,11 +33,19 @@ use arc_swap::ArcSwapOption;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::db::Db;
 use super::error::ApiError;
 use crate::model::Verification;
 use crate::secrets::looks_like_key;
 use crate::store::{ChangeStamp, KeyGrant, Store};
+
+/// How the index reads the store: on a connection of the server's, off the async threads.
+/// The server's `Db` is the one reader; the index needs nothing else of it.
+pub trait Reader: Sync {
+    fn read<T, F>(&self, f: F) -> impl std::future::Future<Output = Result<T, ApiError>> + Send
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, ApiError> + Send + 'static;
+}
 
 /// How long a table is used without reading the store's stamp again: the bound on how late a
 /// write made by another process is seen.
@@ -165,7 +173,7 @@ impl VerifyIndex {
     /// Verifies a presented secret at `now`.
     pub async fn verify(
         &self,
-        db: &Db,
+        db: &impl Reader,
         secret: &str,
         now: OffsetDateTime,
     ) -> Result<Verification, ApiError> {
@@ -183,12 +191,12 @@ impl VerifyIndex {
     }
 
     /// Builds the table now (at start), so the first verification does not wait for it.
-    pub async fn prepare(&self, db: &Db) -> Result<(), ApiError> {
+    pub async fn prepare(&self, db: &impl Reader) -> Result<(), ApiError> {
         self.current(db).await.map(drop)
     }
 
     /// A table that may answer now: the current one, or one built or confirmed for this call.
-    async fn current(&self, db: &Db) -> Result<Arc<Built>, ApiError> {
+    async fn current(&self, db: &impl Reader) -> Result<Arc<Built>, ApiError> {
         if let Some(b) = self.usable() {
             return Ok(b);
         }
@@ -249,14 +257,28 @@ impl VerifyIndex {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::store::Database;
+    use std::sync::Mutex;
 
-    #[tokio::test(flavor = "multi_thread")]
+    use super::*;
+
+    /// The store read in place, as the server's `Db` reads it on its blocking pool.
+    struct Direct(Mutex<Store>);
+
+    impl Reader for Direct {
+        async fn read<T, F>(&self, f: F) -> Result<T, ApiError>
+        where
+            T: Send + 'static,
+            F: FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+        {
+            f(&self.0.lock().unwrap())
+        }
+    }
+
+    #[tokio::test]
     async fn news_of_no_change_costs_a_stamp_check_not_a_build() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&Database::Sqlite(dir.path().join("o.db"))).unwrap();
-        let index = db.verify_index();
+        let db = Direct(Mutex::new(Store::open(&dir.path().join("o.db")).unwrap()));
+        let index = VerifyIndex::new();
         index.prepare(&db).await.unwrap();
         assert_eq!(index.builds.get(), 1);
         // As when a replica hears the `NOTIFY` of its own write, already rebuilt for.
@@ -264,12 +286,12 @@ mod tests {
         index.prepare(&db).await.unwrap();
         assert_eq!(index.builds.get(), 1, "rebuilt with the stamp unchanged");
 
-        db.write(|store| {
-            store.ensure_organization("acme", OffsetDateTime::now_utc())?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+        // As when a replica hears of another's write.
+        db.0.lock()
+            .unwrap()
+            .ensure_organization("acme", OffsetDateTime::now_utc())
+            .unwrap();
+        index.store_changed();
         index.prepare(&db).await.unwrap();
         assert_eq!(index.builds.get(), 2, "a change is rebuilt for");
     }
