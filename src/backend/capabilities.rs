@@ -72,6 +72,9 @@ pub struct Capabilities {
     /// Whether the backend records when each key was last used, so a plan can say "never
     /// used" of a key without a recorded use rather than nothing.
     pub records_key_use: bool,
+    /// Why `svcacct verify` cannot ask this backend about a key, if it cannot: refused before
+    /// anything is opened or read, so no credential is needed to learn it.
+    pub cannot_verify: Option<&'static str>,
 }
 
 impl Capabilities {
@@ -139,4 +142,5 @@ pub const SVCACCT_STORE: Capabilities = Capabilities {
     reserved_roles: &[],
     ownership_record: false,
     records_key_use: true,
+    cannot_verify: None,
 };

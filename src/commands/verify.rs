@@ -15,6 +15,13 @@ pub fn verify(
     credentials: &crate::config::CredentialPolicy,
 ) -> Result<u8> {
     let config = load_config(&args.config, out, credentials)?;
+    let caps = config.backend.capabilities();
+    if let Some(why) = caps.cannot_verify {
+        anyhow::bail!(
+            "svcacct verify is not available with the {} backend: {why}",
+            caps.name
+        );
+    }
     let mut input = Zeroizing::new(String::new());
     std::io::stdin().take(4096).read_to_string(&mut input)?;
     let mut backend = config.backend.open(&config.desired.name, false)?;

@@ -655,6 +655,7 @@ mod tests {
         reserved_roles: &[],
         ownership_record: false,
         records_key_use: false,
+        cannot_verify: None,
     };
 
     /// The error messages and places `validate` finds in `yaml` checked against `caps`.

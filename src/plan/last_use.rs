@@ -202,6 +202,7 @@ mod tests {
 
         const NO_RECORD: Capabilities = Capabilities {
             records_key_use: false,
+            cannot_verify: None,
             ..crate::backend::capabilities::SVCACCT_STORE
         };
         plan.key_uses = destroyed_key_uses(&plan, &live, &NO_RECORD);

@@ -38,6 +38,7 @@ const CAPABILITIES: Capabilities = Capabilities {
     audit_log: false,
     // It notes no use of a key.
     records_key_use: false,
+    cannot_verify: None,
     ..SVCACCT_STORE
 };
 

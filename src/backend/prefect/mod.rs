@@ -156,6 +156,9 @@ pub const PREFECT: Capabilities = Capabilities {
     ownership_record: true,
     // Prefect's bot API says nothing of when a key was last used.
     records_key_use: false,
+    cannot_verify: Some(
+        "Prefect Cloud has no endpoint that takes a key and says which bot it belongs to or what it may do (its API lists bots with masked keys only); check a bot's key by using it against Prefect instead",
+    ),
 };
 
 const DEFAULT_URL: &str = "https://api.prefect.cloud/api";
@@ -1451,8 +1454,9 @@ impl Backend for PrefectBackend {
     }
 
     fn verify(&mut self, _secret: &str) -> Result<Verification, BackendError> {
+        // `svcacct verify` refuses before opening the backend; see `cannot_verify`.
         Err(BackendError::Setup(
-            "svcacct verify is not available with the prefect backend: Prefect Cloud has no endpoint that takes a key and says which bot it belongs to or what it may do (its API lists bots with masked keys only); check a bot's key by using it against Prefect instead".into(),
+            PREFECT.cannot_verify.unwrap_or_default().into(),
         ))
     }
 
