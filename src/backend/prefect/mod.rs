@@ -1283,21 +1283,24 @@ impl PrefectBackend {
             let c = &mut self.client;
             let by_name = c.w(&ws, &format!("variables/name/{name}"));
             let target = "svcacct's record";
+            // Writes the variable in place: when it exists, or when a create's answer was lost.
+            let patch = |c: &mut Client, v: &serde_json::Value| {
+                c.call(
+                    Method::PATCH,
+                    &by_name,
+                    Some(&json!({ "value": v })),
+                    &[200, 204],
+                    Retry::Idempotent,
+                    target,
+                )
+            };
             match (&value, exists) {
                 (None, _) => {
                     c.delete(&by_name, target)
                     .map_err(failed)?;
                 }
                 (Some(v), true) => {
-                    c.call(
-                        Method::PATCH,
-                        &by_name,
-                        Some(&json!({ "value": v })),
-                        &[200, 204],
-                        Retry::Idempotent,
-                        target,
-                    )
-                    .map_err(failed)?;
+                    patch(c, v).map_err(failed)?;
                 }
                 (Some(v), false) => {
                     let created = c.call(
@@ -1313,15 +1316,7 @@ impl PrefectBackend {
                         // Made by the lost answer's request, or meanwhile: write it in place.
                         Err(CallError::Uncertain(_))
                         | Err(CallError::Failed(BackendError::Conflict { .. })) => {
-                            c.call(
-                                Method::PATCH,
-                                &by_name,
-                                Some(&json!({ "value": v })),
-                                &[200, 204],
-                                Retry::Idempotent,
-                                target,
-                            )
-                            .map_err(failed)?;
+                            patch(c, v).map_err(failed)?;
                         }
                         Err(CallError::Failed(e)) => return Err(e),
                     }
