@@ -1,6 +1,7 @@
 //! One file per command; each takes resolved settings and returns an exit code.
 
 mod apply;
+mod execute;
 mod export;
 mod init;
 mod plan;
@@ -22,7 +23,7 @@ pub use serve::serve;
 pub use validate::validate;
 pub use verify::verify;
 
-use crate::cli::ColorChoice;
+use crate::cli::{ColorChoice, SliceArgs};
 use crate::config::{Config, ConfigError, CredentialPolicy, Severity};
 
 /// Settings every command shares, resolved from flags and the environment.
@@ -78,4 +79,12 @@ pub fn load_config(
         }
     }
     Ok(config)
+}
+
+/// The part of the organization `--target` and `--exclude` limit a plan to.
+fn slice_of(args: &SliceArgs) -> crate::plan::Slice {
+    crate::plan::Slice {
+        targets: args.targets.clone(),
+        excludes: args.excludes.clone(),
+    }
 }

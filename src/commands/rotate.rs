@@ -5,11 +5,12 @@
 
 use anyhow::{Result, anyhow, bail};
 
-use super::apply::{confirm_and_execute, open_locked, refuse_unconfirmed};
+use super::execute::{confirm_and_execute, refuse_unconfirmed, report_recovered};
 use super::{Output, load_config};
 use crate::address::Address;
 use crate::cli::RotateArgs;
 use crate::plan::rotate_now;
+use crate::reconcile::{self, LockSettings};
 
 /// Rotates the key `args.address` names.
 pub fn rotate(
@@ -33,12 +34,13 @@ pub fn rotate(
         bail!("{address} is not in the config; only a key the config declares can be rotated");
     }
     refuse_unconfirmed(args.yes)?;
-    let (mut backend, live) = open_locked(
-        &config,
-        args.lock_timeout,
-        crate::cli::DEFAULT_REQUESTS_PER_MINUTE,
-        out,
-    )?;
-    let plan = rotate_now(&config.desired, &live, account, key).map_err(|e| anyhow!(e))?;
+    let lock = LockSettings {
+        timeout: args.lock_timeout,
+        requests_per_minute: crate::cli::DEFAULT_REQUESTS_PER_MINUTE,
+    };
+    let mut backend = reconcile::open_and_lock(&config, lock)?;
+    let read = reconcile::read_locked(backend.as_mut(), &config, || {})?;
+    report_recovered(read.recovered, out);
+    let plan = rotate_now(&config.desired, &read.live, account, key).map_err(|e| anyhow!(e))?;
     confirm_and_execute(&plan, &config, backend.as_mut(), args.yes, 1, out)
 }

@@ -3,11 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::json::{account_json, key_json, live_key_json, role_json, team_json};
-use super::{Action, Change, Held, KeyFiles, Plan, PlanError};
+use super::{Action, Change, Held, KeyFiles, Plan, PlanError, Snapshot};
 use crate::address::Address;
 use crate::duration::Duration;
 use crate::model::{
@@ -57,19 +55,19 @@ impl Builder {
         address: Address,
         want: &T,
         have: Option<&T>,
-        json: fn(&T) -> Value,
+        snapshot: fn(&T) -> Snapshot,
         work: Operation,
     ) {
         let (action, before) = match have {
             None => (Action::Create, None),
-            Some(h) if h != want => (Action::Update, Some(json(h))),
+            Some(h) if h != want => (Action::Update, Some(snapshot(h))),
             Some(_) => return,
         };
         self.push(change(
             address,
             action,
             before,
-            Some(json(want)),
+            Some(snapshot(want)),
             vec![work],
         ));
     }
@@ -81,7 +79,7 @@ impl Builder {
         address: Address,
         managed: bool,
         protect: bool,
-        before: Value,
+        before: Snapshot,
         work: Operation,
     ) -> Option<usize> {
         if !(managed || self.delete_unmanaged) {
@@ -105,8 +103,8 @@ impl Builder {
 fn change(
     address: Address,
     action: Action,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
+    before: Option<Snapshot>,
+    after: Option<Snapshot>,
     work: Vec<Operation>,
 ) -> Change {
     Change {
@@ -224,7 +222,7 @@ fn roles_and_teams(b: &mut Builder, desired: &Organization, live: &LiveOrganizat
             Address::role(name),
             want,
             live.roles.get(name),
-            role_json,
+            |r| Snapshot::Role(r.clone()),
             work,
         );
     }
@@ -237,7 +235,7 @@ fn roles_and_teams(b: &mut Builder, desired: &Organization, live: &LiveOrganizat
             Address::team(name),
             want,
             live.teams.get(name),
-            team_json,
+            |t| Snapshot::Team(t.clone()),
             work,
         );
     }
@@ -277,8 +275,8 @@ fn account(
         let mut c = change(
             address.clone(),
             action,
-            have.map(account_json),
-            Some(account_json(want)),
+            have.map(Snapshot::account),
+            Some(Snapshot::account(want)),
             work,
         );
         c.depends_on = want
@@ -320,7 +318,7 @@ fn keys(
                 address,
                 Action::Create,
                 None,
-                Some(key_json(want_key)),
+                Some(Snapshot::Key(want_key.clone())),
                 vec![issue(None)],
             ),
             Some(have_key) => {
@@ -359,7 +357,7 @@ fn keys(
             let mut c = change(
                 address,
                 Action::Delete,
-                Some(live_key_json(have_key)),
+                Some(Snapshot::live_key(have_key)),
                 None,
                 Vec::new(),
             );
@@ -398,8 +396,8 @@ fn live_key(
         let mut c = change(
             address,
             Action::Replace,
-            Some(live_key_json(have_key)),
-            Some(key_json(want_key)),
+            Some(Snapshot::live_key(have_key)),
+            Some(Snapshot::Key(want_key.clone())),
             vec![issue(replaces)],
         );
         c.reason = Some(format!("{reason}; {}", old_key_works(overlap)));
@@ -408,8 +406,8 @@ fn live_key(
         let mut c = change(
             address,
             Action::Rotate,
-            Some(live_key_json(have_key)),
-            Some(key_json(want_key)),
+            Some(Snapshot::live_key(have_key)),
+            Some(Snapshot::Key(want_key.clone())),
             vec![issue(replaces)],
         );
         c.reason = Some(if overlap.seconds() > 0 {
@@ -422,8 +420,8 @@ fn live_key(
         Some(change(
             address,
             Action::Update,
-            Some(live_key_json(have_key)),
-            Some(key_json(want_key)),
+            Some(Snapshot::live_key(have_key)),
+            Some(Snapshot::Key(want_key.clone())),
             vec![Operation::UpdateKey {
                 account: name.to_string(),
                 name: key.to_string(),
@@ -553,7 +551,9 @@ fn retiring_keys(
                     let mut c = change(
                         address,
                         Action::Delete,
-                        Some(serde_json::json!({ "key_ids": ids })),
+                        Some(Snapshot::Secrets {
+                            key_ids: ids.clone(),
+                        }),
                         None,
                         Vec::new(),
                     );
@@ -568,9 +568,10 @@ fn retiring_keys(
             let mut c = change(
                 address.clone(),
                 Action::Retire,
-                Some(
-                    serde_json::json!({ "key_id": r.id, "retires_at": crate::clock::rfc3339(r.retires_at) }),
-                ),
+                Some(Snapshot::RotatedOut {
+                    key_id: r.id.clone(),
+                    retires_at: r.retires_at,
+                }),
                 None,
                 vec![Operation::RevokeKey {
                     account: r.service_account.clone(),
@@ -598,7 +599,7 @@ fn deletions(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
             address,
             have.managed,
             have.protect,
-            account_json(have),
+            Snapshot::account(have),
             work,
         ) {
             account_revokes(b, i, live, name, have);
@@ -614,7 +615,7 @@ fn deletions(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
             Address::team(name),
             have.managed,
             have.protect,
-            team_json(have),
+            Snapshot::Team(have.clone()),
             work,
         ) {
             b.changes[i].depends_on = users_of(live, b, |a| a.teams.contains_key(name));
@@ -630,7 +631,7 @@ fn deletions(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
             Address::role(name),
             have.managed,
             have.protect,
-            role_json(have),
+            Snapshot::Role(have.clone()),
             work,
         ) {
             b.changes[i].depends_on = users_of(live, b, |a| a.teams.values().any(|r| r == name));
@@ -738,8 +739,8 @@ pub fn rotate_now(
     let mut c = change(
         address,
         Action::Rotate,
-        Some(live_key_json(have)),
-        Some(key_json(want)),
+        Some(Snapshot::live_key(have)),
+        Some(Snapshot::Key(want.clone())),
         vec![Operation::IssueKey {
             account: account.to_string(),
             name: key.to_string(),

@@ -4,27 +4,26 @@
 mod diff;
 mod drift;
 mod effects;
-mod json;
 mod key_files;
 mod last_use;
 mod render;
 mod saved;
 mod slice;
+mod snapshot;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use diff::{PlanOptions, diff, rotate_now};
 pub use drift::{LastChange, drifted};
 pub use effects::{AccountEffect, Effects, KeyEffect, RoleReach};
-pub use json::to_json;
 pub use key_files::{Held, KeyFiles, SecretsDir};
 pub use last_use::{KeyUse, destroyed_key_uses};
-pub use render::{render_markdown, render_text};
+pub use render::{render_markdown, render_text, to_json};
 pub use saved::{SavedPlan, SavedPlanError};
 pub use slice::Slice;
+pub use snapshot::{Field, FieldValue, Snapshot};
 
 use crate::address::Address;
 use crate::operation::Operation;
@@ -140,8 +139,8 @@ pub struct Change {
     pub action: Action,
     /// Why, when the action is not obvious from the config (rotation, retirement, …).
     pub reason: Option<String>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
+    pub before: Option<Snapshot>,
+    pub after: Option<Snapshot>,
     /// The backend writes the apply makes for it.
     pub work: Vec<Operation>,
     /// Ids of the key secrets this change revokes, for people to check (never a secret).
@@ -151,14 +150,17 @@ pub struct Change {
 }
 
 impl Change {
-    /// Names of the fields whose value differs between before and after.
-    pub fn changed_fields(&self) -> Vec<String> {
+    /// The fields whose value differs between before and after.
+    pub fn changed_fields(&self) -> Vec<Field> {
         match (&self.before, &self.after) {
-            (Some(Value::Object(b)), Some(Value::Object(a))) => a
-                .iter()
-                .filter(|(k, v)| b.get(*k) != Some(v))
-                .map(|(k, _)| k.clone())
-                .collect(),
+            (Some(b), Some(a)) => {
+                let before = b.fields();
+                a.fields()
+                    .into_iter()
+                    .filter(|(f, v)| !before.iter().any(|(g, w)| g == f && w == v))
+                    .map(|(f, _)| f)
+                    .collect()
+            }
             _ => Vec::new(),
         }
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{Action, Plan};
+use super::{Action, Field, Plan, Snapshot};
 use crate::address::Address;
 use crate::model::LiveOrganization;
 
@@ -41,6 +41,12 @@ pub struct SavedPlan {
 /// Why a saved plan is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SavedPlanError {
+    #[error("cannot read the plan {path}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0} is not a saved plan: {1}")]
     Unreadable(String, String),
     #[error(
@@ -103,6 +109,16 @@ impl SavedPlan {
         let sum = checksum_of(v.clone());
         v["checksum"] = Value::String(sum);
         serde_json::to_string_pretty(&v).expect("a plan serializes") + "\n"
+    }
+
+    /// Reads a saved plan file, refusing one that was edited or that another version made.
+    pub fn read(path: &std::path::Path) -> Result<SavedPlan, SavedPlanError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SavedPlanError::Io {
+            path: name.clone(),
+            source,
+        })?;
+        SavedPlan::parse(&text, &name)
     }
 
     /// Reads a saved plan, refusing one whose content does not match its checksum or that
@@ -183,7 +199,7 @@ impl SavedPlan {
     /// the plan saw. Other kinds of change are not checked this way.
     pub fn check_objects(&self, live: &LiveOrganization) -> Result<(), SavedPlanError> {
         for c in &self.plan.changes {
-            let now = live_json(live, &c.address);
+            let now = live_snapshot(live, &c.address);
             let moved = |what: String| SavedPlanError::Moved {
                 address: c.address.to_string(),
                 what,
@@ -194,13 +210,13 @@ impl SavedPlan {
                 (_, None, _) => return Err(moved("it no longer exists".into())),
                 (Action::Update, Some(now), Some(before)) => {
                     for field in c.changed_fields() {
-                        if now.get(&field) != before.get(&field) {
+                        if now.get(field) != before.get(field) {
                             return Err(moved(format!("its `{field}`")));
                         }
                     }
                 }
                 (Action::Delete, Some(now), Some(before)) => {
-                    for field in ["managed", "protect"] {
+                    for field in [Field::Managed, Field::Protect] {
                         if now.get(field) != before.get(field) {
                             return Err(moved(format!("its `{field}`")));
                         }
@@ -214,17 +230,16 @@ impl SavedPlan {
 }
 
 /// An object of `live` as plans show it.
-fn live_json(live: &LiveOrganization, address: &Address) -> Option<Value> {
-    use super::json::{account_json, live_key_json, role_json, team_json};
+fn live_snapshot(live: &LiveOrganization, address: &Address) -> Option<Snapshot> {
     match address {
-        Address::Role(n) => live.roles.get(n).map(role_json),
-        Address::Team(n) => live.teams.get(n).map(team_json),
-        Address::ServiceAccount(n) => live.service_accounts.get(n).map(account_json),
+        Address::Role(n) => live.roles.get(n).cloned().map(Snapshot::Role),
+        Address::Team(n) => live.teams.get(n).cloned().map(Snapshot::Team),
+        Address::ServiceAccount(n) => live.service_accounts.get(n).map(Snapshot::account),
         Address::Key { account, key } => live
             .service_accounts
             .get(account)
             .and_then(|a| a.keys.get(key))
-            .map(live_key_json),
+            .map(Snapshot::live_key),
         Address::Organization(_) => None,
     }
 }
@@ -243,7 +258,10 @@ mod tests {
                 action: Action::Create,
                 reason: Some(reason.into()),
                 before: None,
-                after: Some(serde_json::json!({"description": "x"})),
+                after: Some(Snapshot::Team(crate::model::Team {
+                    description: "x".into(),
+                    ..Default::default()
+                })),
                 work: Vec::new(),
                 revokes: Vec::new(),
                 depends_on: Vec::new(),
@@ -313,8 +331,8 @@ mod tests {
             address: Address::account("ci"),
             action: Action::Update,
             reason: None,
-            before: Some(crate::plan::json::account_json(&account)),
-            after: Some(crate::plan::json::account_json(&ServiceAccount {
+            before: Some(Snapshot::account(&account)),
+            after: Some(Snapshot::account(&ServiceAccount {
                 admin: true,
                 ..account.clone()
             })),

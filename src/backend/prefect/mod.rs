@@ -51,7 +51,7 @@ use super::{
 };
 use crate::address::Address;
 use crate::clock;
-use crate::plan::{Action, Change};
+use crate::plan::{Action, Change, Field};
 use crate::duration::Duration;
 use crate::model::{
     ApiKey, IssuedKey, LiveKey, LiveOrganization, RetiringKey, Role, ServiceAccount, Team,
@@ -463,9 +463,9 @@ impl ObjectReads {
                 return None;
             }
             for field in c.changed_fields() {
-                match field.as_str() {
-                    "admin" => reads.account_roles = true,
-                    "description" | "protect" => reads.record = true,
+                match field {
+                    Field::Admin => reads.account_roles = true,
+                    Field::Description | Field::Protect => reads.record = true,
                     _ => return None,
                 }
             }

@@ -1,312 +1,14 @@
-//! Plans for people: coloured text for a terminal, Markdown for a pull-request comment. Each
-//! changed field reads `old → new`; multi-line text is shown as a line diff. Every value
-//! goes through [`crate::escape`] for its format: terminal control sequences and markup in
-//! a description are shown, never obeyed.
+//! The plan as Markdown for a pull-request comment: what cannot be undone first, then each
+//! object in a collapsible block, within GitHub's comment size.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use owo_colors::{OwoColorize, Style};
-use serde_json::Value;
-
-use super::last_use::{self, RECENT};
-use super::{Action, Change, Plan};
+use super::{LIST_MAX, Paint, effect_rows, field_lines, list, review_lines};
 use crate::address::Address;
+use crate::plan::last_use::{self, RECENT};
+use crate::plan::{AccountEffect, Action, Change, Field, FieldValue, Plan, Snapshot};
 use crate::{clock, escape};
-
-/// Text styling that is a no-op when colour is off.
-struct Paint {
-    color: bool,
-}
-
-impl Paint {
-    fn style(&self, s: &str, style: Style) -> String {
-        if self.color {
-            s.style(style).to_string()
-        } else {
-            s.to_string()
-        }
-    }
-    fn action(&self, a: Action, s: &str) -> String {
-        let style = match a {
-            Action::Create => Style::new().green(),
-            Action::Update => Style::new().yellow(),
-            Action::Replace | Action::Rotate => Style::new().cyan(),
-            Action::Retire | Action::Delete => Style::new().red(),
-        };
-        self.style(s, style)
-    }
-    fn dim(&self, s: &str) -> String {
-        self.style(s, Style::new().dimmed())
-    }
-    fn bold(&self, s: &str) -> String {
-        self.style(s, Style::new().bold())
-    }
-}
-
-/// A value as plans print it, escaped for a terminal.
-fn show(v: &Value) -> String {
-    let text = match v {
-        Value::Null => "none".into(),
-        Value::String(s) => format!("{s:?}"),
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter()
-                .map(|x| x
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        other => other.to_string(),
-    };
-    escape::terminal(&text).into_owned()
-}
-
-/// Lines describing a change's fields, indented under its header.
-fn field_lines(c: &Change, p: &Paint) -> Vec<String> {
-    let mut out = Vec::new();
-    match (c.action, &c.before, &c.after) {
-        (Action::Create, _, Some(Value::Object(after))) => {
-            for (k, v) in after {
-                if k == "managed" || is_default(v) {
-                    continue;
-                }
-                out.push(format!("{k}: {}", show_field(v)));
-            }
-        }
-        (_, Some(Value::Object(before)), Some(Value::Object(after))) => {
-            for k in c.changed_fields() {
-                let (old, new) = (&before.get(&k).cloned().unwrap_or(Value::Null), &after[&k]);
-                match (old, new) {
-                    (Value::Object(o), Value::Object(n)) => {
-                        // Memberships: one line per team that changed.
-                        for (team, role) in n {
-                            match o.get(team) {
-                                None => out.push(format!(
-                                    "{k}.{team}: {}",
-                                    p.action(Action::Create, &format!("+ {}", show(role)))
-                                )),
-                                Some(r) if r != role => {
-                                    out.push(format!("{k}.{team}: {} → {}", show(r), show(role)))
-                                }
-                                _ => {}
-                            }
-                        }
-                        for (team, role) in o.iter().filter(|(t, _)| !n.contains_key(*t)) {
-                            out.push(format!(
-                                "{k}.{team}: {}",
-                                p.action(Action::Delete, &format!("- {}", show(role)))
-                            ));
-                        }
-                    }
-                    (Value::String(o), Value::String(n))
-                        if o.contains('\n') || n.contains('\n') =>
-                    {
-                        out.push(format!("{k}:"));
-                        let diff = similar::TextDiff::from_lines(o.as_str(), n.as_str());
-                        for change in diff.iter_all_changes() {
-                            let line = change.to_string_lossy();
-                            let line = escape::terminal(line.trim_end_matches('\n'));
-                            match change.tag() {
-                                similar::ChangeTag::Delete => {
-                                    out.push(p.action(Action::Delete, &format!("  - {line}")))
-                                }
-                                similar::ChangeTag::Insert => {
-                                    out.push(p.action(Action::Create, &format!("  + {line}")))
-                                }
-                                similar::ChangeTag::Equal => {
-                                    out.push(p.dim(&format!("    {line}")))
-                                }
-                            }
-                        }
-                    }
-                    _ => out.push(format!("{k}: {} → {}", show(old), show(new))),
-                }
-            }
-        }
-        _ => {}
-    }
-    out
-}
-
-fn show_field(v: &Value) -> String {
-    match v {
-        Value::Object(m) => escape::terminal(
-            &m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
-        .into_owned(),
-        other => show(other),
-    }
-}
-
-fn is_default(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty() || s == "never",
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::Number(_) => false,
-    }
-}
-
-/// Names shown of a long list before "and N more".
-const LIST_MAX: usize = 10;
-
-/// `a, b, c` or `a, b, … and 7 more`.
-fn list(items: &[String]) -> String {
-    let mut s = items
-        .iter()
-        .take(LIST_MAX)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > LIST_MAX {
-        let _ = write!(s, ", … and {} more", items.len() - LIST_MAX);
-    }
-    s
-}
-
-/// What a reviewer learns about a change besides its fields: the accounts a role change
-/// reaches, who last changed a drifted object live, and when a key it destroys was last
-/// used. Unescaped.
-fn review_lines(plan: &Plan, c: &Change) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Address::Role(r) = &c.address
-        && let Some(reach) = plan.effects.reach_of(r)
-    {
-        out.push(match reach.len() {
-            0 => "reaches no account".to_string(),
-            n => format!(
-                "reaches {n} account{}: {}",
-                if n == 1 { "" } else { "s" },
-                list(reach)
-            ),
-        });
-    }
-    if let Some(l) = plan.last_changed.get(&c.address) {
-        out.push(format!(
-            "last changed live {} by {} ({})",
-            l.time, l.actor, l.action
-        ));
-    }
-    if let Some(u) = plan.last_use_of(c) {
-        let what = last_use::describe(u.last_used_at, clock::now());
-        out.push(if c.address == u.key {
-            what
-        } else {
-            format!("{}: {what}", u.key)
-        });
-    }
-    out
-}
-
-/// Per account and per scoped key: its address, gained and lost permissions.
-fn effect_rows(plan: &Plan) -> Vec<(String, Vec<String>, Vec<String>)> {
-    let mut rows = Vec::new();
-    for a in &plan.effects.accounts {
-        if !a.gained.is_empty() || !a.lost.is_empty() {
-            rows.push((
-                Address::account(&a.account).to_string(),
-                a.gained.clone(),
-                a.lost.clone(),
-            ));
-        }
-        for k in &a.keys {
-            rows.push((
-                Address::key(&a.account, &k.key).to_string(),
-                k.gained.clone(),
-                k.lost.clone(),
-            ));
-        }
-    }
-    rows
-}
-
-/// The plan as text; `color` adds ANSI colours.
-pub fn render_text(plan: &Plan, color: bool) -> String {
-    let p = Paint { color };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{}",
-        p.bold(&format!(
-            "Plan for organization {} at revision {}",
-            escape::terminal(&plan.organization),
-            plan.revision
-        ))
-    );
-    if plan.changes.is_empty() {
-        let _ = writeln!(out, "\nNo changes. The organization matches the config.");
-    } else {
-        out.push('\n');
-    }
-    for c in &plan.changes {
-        let header = format!(
-            "{:>3} {}",
-            c.action.symbol(),
-            escape::terminal(&c.address.to_string())
-        );
-        let mut line = p.action(c.action, &header);
-        line.push_str(&p.dim(&format!(" ({})", c.action.name())));
-        if let Some(reason) = &c.reason {
-            line.push_str(&p.dim(&format!(": {}", escape::terminal(reason))));
-        }
-        let _ = writeln!(out, "{line}");
-        for f in field_lines(c, &p) {
-            let _ = writeln!(out, "      {f}");
-        }
-        for f in review_lines(plan, c) {
-            let _ = writeln!(out, "      {}", p.dim(&escape::terminal(&f)));
-        }
-    }
-    if !plan.effects.accounts.is_empty() {
-        let _ = writeln!(out, "\nPermission changes (who gains and loses what):");
-        for (who, gained, lost) in effect_rows(plan) {
-            let mut parts = Vec::new();
-            if !gained.is_empty() {
-                parts.push(p.action(
-                    Action::Delete,
-                    &format!("+ {} (widening)", escape::terminal(&gained.join(", "))),
-                ));
-            }
-            if !lost.is_empty() {
-                parts.push(p.action(
-                    Action::Create,
-                    &format!("- {}", escape::terminal(&lost.join(", "))),
-                ));
-            }
-            let _ = writeln!(out, "    {who}: {}", parts.join("; "));
-        }
-    }
-    if !plan.unmanaged.is_empty() {
-        let _ = writeln!(out, "\nUnmanaged (made outside svcacct, left alone):");
-        for u in &plan.unmanaged {
-            let _ = writeln!(out, "    {}", p.dim(&escape::terminal(&u.to_string())));
-        }
-    }
-    if !plan.secrets_not_held.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nSecret not held by svcacct (made outside it, left working; `svcacct rotate ADDRESS` brings one under svcacct):"
-        );
-        for a in &plan.secrets_not_held {
-            let _ = writeln!(out, "    {}", p.dim(&escape::terminal(&a.to_string())));
-        }
-    }
-    for n in &plan.notes {
-        let _ = writeln!(out, "\nnote: {}", escape::terminal(n));
-    }
-    if plan.has_changes() {
-        let _ = writeln!(out, "\n{}", p.bold(&format!("Plan: {}.", plan.summary())));
-    }
-    out
-}
 
 /// GitHub refuses a comment longer than this many characters.
 pub const COMMENT_LIMIT: usize = 65_536;
@@ -351,13 +53,10 @@ fn destructive(c: &Change) -> Option<&'static str> {
         Action::Retire => Some("revokes"),
         Action::Replace | Action::Rotate => Some("rotates"),
         Action::Update => {
-            let disables = |v: &Option<Value>| {
-                v.as_ref()
-                    .and_then(|v| v.get("disabled"))
-                    .and_then(Value::as_bool)
-            };
-            (disables(&c.before) == Some(false) && disables(&c.after) == Some(true))
-                .then_some("disables")
+            let disabled = |s: &Option<Snapshot>| s.as_ref().and_then(|s| s.get(Field::Disabled));
+            (disabled(&c.before) == Some(FieldValue::Flag(false))
+                && disabled(&c.after) == Some(FieldValue::Flag(true)))
+            .then_some("disables")
         }
         Action::Create => None,
     }
@@ -403,7 +102,7 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     let (attention, widening_count) = attention_items(plan);
     let head = md_head(plan, widening_count);
     let groups = object_groups(plan);
-    let effects: HashMap<&str, &super::AccountEffect> = plan
+    let effects: HashMap<&str, &AccountEffect> = plan
         .effects
         .accounts
         .iter()
@@ -621,7 +320,7 @@ fn object_groups(plan: &Plan) -> Vec<(Address, Vec<&Change>)> {
 /// One object's collapsible block: its changes and the access they change.
 fn md_block(
     plan: &Plan,
-    effects: &HashMap<&str, &super::AccountEffect>,
+    effects: &HashMap<&str, &AccountEffect>,
     g: &Address,
     cs: &[&Change],
 ) -> String {
@@ -671,7 +370,7 @@ fn md_block(
 }
 
 /// The access an account and its keys gain and lose, as list items.
-fn md_effect(b: &mut String, e: &super::AccountEffect) {
+fn md_effect(b: &mut String, e: &AccountEffect) {
     if !e.gained.is_empty() {
         let _ = writeln!(b, "- gains (widening): {}", code_list(&e.gained));
     }

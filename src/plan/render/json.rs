@@ -26,56 +26,9 @@
 
 use serde_json::{Value, json};
 
-use super::Plan;
 use crate::address::Address;
 use crate::clock::rfc3339;
-use crate::model::{ApiKey, LiveKey, Role, ServiceAccount, Team};
-
-/// A role as plans show it.
-pub fn role_json(r: &Role) -> Value {
-    json!({ "description": r.description, "permissions": r.permissions, "protect": r.protect, "managed": r.managed })
-}
-
-/// A team as plans show it.
-pub fn team_json(t: &Team) -> Value {
-    json!({ "description": t.description, "protect": t.protect, "managed": t.managed })
-}
-
-/// An account's own settings and memberships as plans show them.
-pub fn account_json<K>(a: &ServiceAccount<K>) -> Value {
-    json!({
-        "description": a.description,
-        "teams": a.teams,
-        "admin": a.admin,
-        "expires": a.expires.map_or("never".to_string(), |d| d.to_string()),
-        "disabled": a.disabled,
-        "protect": a.protect,
-        "managed": a.managed,
-    })
-}
-
-/// A key's declared settings.
-pub fn key_json(k: &ApiKey) -> Value {
-    json!({
-        "description": k.description,
-        "scopes": k.scopes,
-        "expires_in": k.expires_in.map(|d| d.to_string()),
-        "rotate_every": k.rotate_every.map(|d| d.to_string()),
-        "overlap": k.overlap.map(|d| d.to_string()),
-        "managed": k.managed,
-    })
-}
-
-/// A live key: its settings plus public facts about the issued key.
-pub fn live_key_json(k: &LiveKey) -> Value {
-    let mut v = key_json(&k.settings);
-    if let Value::Object(m) = &mut v {
-        m.insert("key_id".into(), json!(k.issued.id));
-        m.insert("created_at".into(), json!(rfc3339(k.issued.created_at)));
-        m.insert("expires_at".into(), json!(k.issued.expires_at.map(rfc3339)));
-    }
-    v
-}
+use crate::plan::Plan;
 
 /// The plan in its stable JSON form.
 pub fn to_json(plan: &Plan) -> Value {
@@ -95,9 +48,9 @@ pub fn to_json(plan: &Plan) -> Value {
                 "address": c.address,
                 "action": c.action,
                 "reason": c.reason,
-                "changed": c.changed_fields(),
-                "before": c.before,
-                "after": c.after,
+                "changed": c.changed_fields().iter().map(|f| f.name()).collect::<Vec<_>>(),
+                "before": c.before.as_ref().map(|s| s.to_json()),
+                "after": c.after.as_ref().map(|s| s.to_json()),
                 "revokes": c.revokes,
             });
             let m = v.as_object_mut().expect("an object");
