@@ -9,7 +9,10 @@
 //! - the snapshot (server → client) is what a plan believes about live access, so every field
 //!   is required: a server that leaves out `protect`, `scopes` or `disabled` is a protocol
 //!   error, never a default that widens access. A live key's issue facts are required too
-//!   (not even null): they are what makes it a [`model::LiveKey`].
+//!   (not even null): they are what makes it a [`model::LiveKey`]. A field the client does not
+//!   know is ignored: a newer server adds fields, and an older svcacct must still plan against
+//!   it. The server only ever adds to an answer; what narrows access is never a new field of
+//!   its own but a change of one the client reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -151,7 +154,6 @@ pub struct Replaces {
 
 /// The answer of `GET /v1/organizations/{org}/snapshot`: a whole organization.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Organization {
     pub name: String,
     pub revision: u64,
@@ -163,7 +165,6 @@ pub struct Organization {
 
 /// A live role; every field required.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Role {
     pub description: String,
     pub permissions: BTreeSet<String>,
@@ -174,7 +175,6 @@ pub struct Role {
 
 /// A live team; every field required.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Team {
     pub description: String,
     pub managed: bool,
@@ -184,7 +184,6 @@ pub struct Team {
 /// A live account with its memberships and keys; every field required (`expires` may be null,
 /// not absent).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceAccount {
     pub description: String,
     pub teams: BTreeMap<String, String>,
@@ -200,7 +199,6 @@ pub struct ServiceAccount {
 /// A live key's settings and issue facts; every field required (the optional settings may be
 /// null, not absent; `issued` may be neither).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ApiKey {
     pub description: String,
     pub scopes: BTreeSet<String>,
@@ -216,7 +214,6 @@ pub struct ApiKey {
 
 /// Facts about an issued key (OpenAPI `IssuedKeyFacts`). Never the secret, never its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct IssuedKey {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -235,7 +232,6 @@ pub struct IssuedKey {
 
 /// A key replaced by rotation, working until `retires_at`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RetiringKey {
     pub id: String,
     pub service_account: String,

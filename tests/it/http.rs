@@ -273,3 +273,100 @@ fn a_snapshot_key_without_issue_facts_is_refused_naming_it() {
         }
     }
 }
+
+/// An older svcacct keeps working against a newer server: fields it does not know, added to
+/// every object of the snapshot, are ignored, so the plan is the same (no changes) and export
+/// writes the same YAML. Request bodies stay strict: the server still refuses a batch with a
+/// field it does not know.
+#[test]
+fn a_newer_server_adding_fields_to_its_answers_is_still_understood() {
+    let sb = Sandbox::new();
+    demo_files(&sb);
+    let server = Server::start(&sb.join("server.db"), Some(T0));
+    sb.write(CFG, &http_config(&server.url, 2, 2, "Everyone"));
+    run(&sb, &["apply", "--yes", "-q", "-c", CFG], T0).ok();
+    // A rotation leaves a retiring key, so every kind of object is in the snapshot.
+    run(
+        &sb,
+        &["rotate", "key.acct-000.key-0", "--yes", "-q", "-c", CFG],
+        T0,
+    )
+    .ok();
+    let exported = run(&sb, &["export", "-c", CFG], T0).ok().stdout.clone();
+    let snapshot: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/organizations/acme/snapshot", server.url))
+        .bearer_auth(OPERATOR)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+
+    let mut newer = snapshot.clone();
+    let mut added = 0;
+    let mut add = |v: &mut serde_json::Value| {
+        v.as_object_mut().unwrap().insert(
+            "added_by_a_newer_server".into(),
+            serde_json::json!({"x": [1]}),
+        );
+        added += 1;
+    };
+    add(&mut newer);
+    for (_, role) in newer["roles"].as_object_mut().unwrap() {
+        add(role);
+    }
+    for (_, team) in newer["teams"].as_object_mut().unwrap() {
+        add(team);
+    }
+    for (_, account) in newer["service_accounts"].as_object_mut().unwrap() {
+        add(account);
+        for (_, key) in account["keys"].as_object_mut().unwrap() {
+            add(key);
+            add(&mut key["issued"]);
+        }
+    }
+    let retiring = newer["retiring_keys"].as_array_mut().unwrap();
+    assert_eq!(retiring.len(), 1, "{snapshot}");
+    for r in retiring {
+        add(r);
+    }
+    // The organization, 3 built-in roles, 1 team, 2 accounts, 4 keys and their issue facts,
+    // 1 retiring key.
+    assert!(added >= 15, "{added}");
+
+    let canned = CannedSnapshot::serve(newer.to_string());
+    sb.write(CFG, &http_config(&canned.url, 2, 2, "Everyone"));
+    let out = run(&sb, &["plan", "--detailed-exitcode", "-c", CFG], T0);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("No changes."), "{out:?}");
+    let again = run(&sb, &["export", "-c", CFG], T0).ok().stdout.clone();
+    assert_eq!(
+        again.replace(&canned.url, "URL"),
+        exported.replace(&server.url, "URL")
+    );
+
+    // A request body with a field the server does not know is refused (400), changing nothing.
+    let refused = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/organizations/acme/batch", server.url))
+        .bearer_auth(OPERATOR)
+        .json(&serde_json::json!({
+            "operations": [{"op": "put_team", "name": "new", "team": {"description": ""}}],
+            "added_by_a_newer_client": true
+        }))
+        .send()
+        .unwrap();
+    let status = refused.status().as_u16();
+    let body = refused.text().unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("unknown field `added_by_a_newer_client`"),
+        "{body}"
+    );
+    let after: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{}/v1/organizations/acme/snapshot", server.url))
+        .bearer_auth(OPERATOR)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(after["revision"], snapshot["revision"]);
+}
