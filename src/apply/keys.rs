@@ -91,7 +91,6 @@ fn issue_client_minted(
     }
     let registered = faults::registered(backend.apply(ops.clone()));
     faults::before_promotion();
-    let dir = opts.keys.dir;
     let mut to_promote = Vec::new();
     for ((change, op), result) in changes.into_iter().zip(&ops).zip(registered) {
         let Operation::RegisterKey { account, name, key } = op else {
@@ -108,6 +107,19 @@ fn issue_client_minted(
             }
         }
     }
+    promote(run, to_promote, opts) && settled
+}
+
+/// Moves the registered keys' pending files into place, an account's together on the apply's
+/// threads; whether every one moved. A file that did not is reported: the key is live, and the
+/// next apply's recovery moves it.
+fn promote(
+    run: &mut Run<'_>,
+    to_promote: Vec<(usize, &str, &str, &str)>,
+    opts: &ApplyOptions<'_>,
+) -> bool {
+    let dir = opts.keys.dir;
+    let mut settled = true;
     let groups = by_account(to_promote.into_iter(), |&(_, account, ..)| account);
     let promoted = Mutex::new(Vec::with_capacity(groups.len()));
     on_threads(opts.parallelism, &groups, |group| {

@@ -84,9 +84,40 @@ pub fn reencrypt(
     let io = |what: &Path, e: io::Error| format!("{}: {e}", what.display());
     check_secrets_dir(dir).map_err(|e| io(dir, e))?;
     let fingerprint = super::recipients_fingerprint(recipients);
+    let todo = to_reencrypt(dir, &fingerprint)?;
+    // Stage everything; on any failure, remove what was staged and change nothing.
+    for (i, t) in todo.iter().enumerate() {
+        if let Err(e) = stage(t, recipients, &fingerprint, identities) {
+            for s in &todo[..=i] {
+                let _ = fs::remove_file(&s.staged_file);
+                let _ = fs::remove_file(&s.staged_meta);
+            }
+            return Err(format!("{e}; nothing was re-encrypted"));
+        }
+    }
+    let mut dirs: Vec<&Path> = todo.iter().map(|t| t.account_dir.as_path()).collect();
+    dirs.dedup();
+    for d in &dirs {
+        sync_dir(d).map_err(|e| io(d, e))?;
+    }
+    for t in &todo {
+        fs::rename(&t.staged_file, &t.file).map_err(|e| io(&t.file, e))?;
+        fs::rename(&t.staged_meta, &t.meta).map_err(|e| io(&t.meta, e))?;
+        super::faults::reencrypt_renamed();
+    }
+    for d in &dirs {
+        sync_dir(d).map_err(|e| io(d, e))?;
+    }
+    Ok(todo.into_iter().map(|t| t.file).collect())
+}
+
+/// The key files not encrypted to the recipients of `fingerprint` (or without metadata that
+/// says so), staged names chosen; leftovers of an interrupted re-encryption are removed.
+fn to_reencrypt(dir: &Path, fingerprint: &str) -> Result<Vec<Staged>, String> {
+    let io = |what: &Path, e: io::Error| format!("{}: {e}", what.display());
     let mut todo = Vec::new();
     let accounts = match fs::read_dir(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(todo),
         other => other.map_err(|e| io(dir, e))?,
     };
     let mut accounts: Vec<_> = accounts
@@ -126,30 +157,7 @@ pub fn reencrypt(
             }
         }
     }
-    // Stage everything; on any failure, remove what was staged and change nothing.
-    for (i, t) in todo.iter().enumerate() {
-        if let Err(e) = stage(t, recipients, &fingerprint, identities) {
-            for s in &todo[..=i] {
-                let _ = fs::remove_file(&s.staged_file);
-                let _ = fs::remove_file(&s.staged_meta);
-            }
-            return Err(format!("{e}; nothing was re-encrypted"));
-        }
-    }
-    let mut dirs: Vec<&Path> = todo.iter().map(|t| t.account_dir.as_path()).collect();
-    dirs.dedup();
-    for d in &dirs {
-        sync_dir(d).map_err(|e| io(d, e))?;
-    }
-    for t in &todo {
-        fs::rename(&t.staged_file, &t.file).map_err(|e| io(&t.file, e))?;
-        fs::rename(&t.staged_meta, &t.meta).map_err(|e| io(&t.meta, e))?;
-        super::faults::reencrypt_renamed();
-    }
-    for d in &dirs {
-        sync_dir(d).map_err(|e| io(d, e))?;
-    }
-    Ok(todo.into_iter().map(|t| t.file).collect())
+    Ok(todo)
 }
 
 /// Decrypts one file and writes its re-encrypted copy and metadata, durably, beside it.

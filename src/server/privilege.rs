@@ -24,6 +24,29 @@ pub fn check(
     grants: &[String],
     ops: &[Operation],
 ) -> Result<(), ApiError> {
+    let (state, reached) = after_writes(store, org, ops)?;
+    for name in &reached {
+        let account: &LiveAccount = &state.service_accounts[name];
+        let beyond = state
+            .permissions_of(account)
+            .into_iter()
+            .find(|p| !grants.iter().any(|g| pattern_covers(g, p)));
+        if let Some(p) = beyond {
+            return Err(ApiError::forbidden(format!(
+                "service_account.{name} would hold {p}, which this key does not: a key may create, change or issue keys only for accounts with no more permissions than its own"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The accounts the writes reach, as they would be after them (their admin flag and
+/// memberships, and every role as written), with the roles they hold.
+fn after_writes(
+    store: &Store,
+    org: &str,
+    ops: &[Operation],
+) -> Result<(LiveOrganization, BTreeSet<String>), ApiError> {
     let mut state = LiveOrganization {
         name: org.to_string(),
         roles: store.roles(org)?,
@@ -72,17 +95,5 @@ pub fn check(
             | Operation::RevokeKey { .. } => {}
         }
     }
-    for name in &reached {
-        let account: &LiveAccount = &state.service_accounts[name];
-        let beyond = state
-            .permissions_of(account)
-            .into_iter()
-            .find(|p| !grants.iter().any(|g| pattern_covers(g, p)));
-        if let Some(p) = beyond {
-            return Err(ApiError::forbidden(format!(
-                "service_account.{name} would hold {p}, which this key does not: a key may create, change or issue keys only for accounts with no more permissions than its own"
-            )));
-        }
-    }
-    Ok(())
+    Ok((state, reached))
 }

@@ -24,44 +24,8 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     } else {
         out.push('\n');
     }
-    for c in &plan.changes {
-        let header = format!(
-            "{:>3} {}",
-            c.action.symbol(),
-            escape::terminal(&c.address.to_string())
-        );
-        let mut line = p.action(c.action, &header);
-        line.push_str(&p.dim(&format!(" ({})", c.action.name())));
-        if let Some(reason) = &c.reason {
-            line.push_str(&p.dim(&format!(": {}", escape::terminal(reason))));
-        }
-        let _ = writeln!(out, "{line}");
-        for f in field_lines(c, &p) {
-            let _ = writeln!(out, "      {f}");
-        }
-        for f in review_lines(plan, c) {
-            let _ = writeln!(out, "      {}", p.dim(&escape::terminal(&f)));
-        }
-    }
-    if !plan.effects.accounts.is_empty() {
-        let _ = writeln!(out, "\nPermission changes (who gains and loses what):");
-        for (who, gained, lost) in effect_rows(plan) {
-            let mut parts = Vec::new();
-            if !gained.is_empty() {
-                parts.push(p.action(
-                    Action::Delete,
-                    &format!("+ {} (widening)", escape::terminal(&gained.join(", "))),
-                ));
-            }
-            if !lost.is_empty() {
-                parts.push(p.action(
-                    Action::Create,
-                    &format!("- {}", escape::terminal(&lost.join(", "))),
-                ));
-            }
-            let _ = writeln!(out, "    {who}: {}", parts.join("; "));
-        }
-    }
+    changes(&mut out, plan, &p);
+    effects(&mut out, plan, &p);
     if !plan.unmanaged.is_empty() {
         let _ = writeln!(out, "\nUnmanaged (made outside svcacct, left alone):");
         for u in &plan.unmanaged {
@@ -84,4 +48,50 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out, "\n{}", p.bold(&format!("Plan: {}.", plan.summary())));
     }
     out
+}
+
+/// Each change: its header, reason, fields and what a reviewer learns of it.
+fn changes(out: &mut String, plan: &Plan, p: &Paint) {
+    for c in &plan.changes {
+        let header = format!(
+            "{:>3} {}",
+            c.action.symbol(),
+            escape::terminal(&c.address.to_string())
+        );
+        let mut line = p.action(c.action, &header);
+        line.push_str(&p.dim(&format!(" ({})", c.action.name())));
+        if let Some(reason) = &c.reason {
+            line.push_str(&p.dim(&format!(": {}", escape::terminal(reason))));
+        }
+        let _ = writeln!(out, "{line}");
+        for f in field_lines(c, p) {
+            let _ = writeln!(out, "      {f}");
+        }
+        for f in review_lines(plan, c) {
+            let _ = writeln!(out, "      {}", p.dim(&escape::terminal(&f)));
+        }
+    }
+}
+
+/// Who gains and loses what, account by account and key by key.
+fn effects(out: &mut String, plan: &Plan, p: &Paint) {
+    if !plan.effects.accounts.is_empty() {
+        let _ = writeln!(out, "\nPermission changes (who gains and loses what):");
+        for (who, gained, lost) in effect_rows(plan) {
+            let mut parts = Vec::new();
+            if !gained.is_empty() {
+                parts.push(p.action(
+                    Action::Delete,
+                    &format!("+ {} (widening)", escape::terminal(&gained.join(", "))),
+                ));
+            }
+            if !lost.is_empty() {
+                parts.push(p.action(
+                    Action::Create,
+                    &format!("- {}", escape::terminal(&lost.join(", "))),
+                ));
+            }
+            let _ = writeln!(out, "    {who}: {}", parts.join("; "));
+        }
+    }
 }
