@@ -25,6 +25,7 @@ mod packaging;
 mod postgres;
 mod prefect;
 mod prefect_sim;
+mod prune;
 mod replicas;
 mod review;
 mod revocation;
