@@ -275,3 +275,283 @@ fn healthcheck_exits_0_on_a_ready_server_and_1_otherwise() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     sb.run(&["healthcheck", "--url", "not a url"]).expect(1);
 }
+
+/// A stand-in for a release binary: a small script that runs the binary under test, so the
+/// tarballs stay small and the "installed" svcacct is real.
+fn wrapper(sb: &Sandbox, name: &str) -> std::path::PathBuf {
+    let path = sb.write(name, &format!("#!/bin/sh\nexec {BIN} \"$@\"\n"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn package(sb: &Sandbox, version: &str, dist: &str) -> Out {
+    let bin = wrapper(sb, "build/svcacct");
+    Out::from(
+        Command::new("bash")
+            .arg(repo().join("scripts/package-release"))
+            .args([version, dist, "x86_64-unknown-linux-gnu"])
+            .arg(&bin)
+            .arg("aarch64-unknown-linux-gnu")
+            .arg(&bin)
+            .current_dir(sb.root())
+            .env("SOURCE_DATE_EPOCH", "1767225600")
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Runs the action's install.sh as its step does, with `env`; the step's result and what it
+/// added to $GITHUB_PATH.
+fn install(sb: &Sandbox, env: &[(&str, &str)]) -> (Out, String) {
+    let github_path = sb.join("runner/github_path");
+    std::fs::create_dir_all(sb.join("runner/temp")).unwrap();
+    let _ = std::fs::remove_file(&github_path);
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join(".github/actions/svcacct/install.sh"))
+        .current_dir(sb.root())
+        .env("RUNNER_TEMP", sb.join("runner/temp"))
+        .env("GITHUB_PATH", &github_path)
+        .env("SVCACCT_INSTALL", "release")
+        .env("SVCACCT_INSTALL_VERSION", "0.1.0")
+        .env(
+            "SVCACCT_RELEASE_URL",
+            format!("file://{}", sb.join("dist").display()),
+        )
+        .env_remove("SVCACCT_RELEASE_SHA256");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = Out::from(cmd.output().unwrap());
+    (
+        out,
+        std::fs::read_to_string(&github_path).unwrap_or_default(),
+    )
+}
+
+#[test]
+fn release_tarballs_install_through_the_action_only_when_their_checksum_matches() {
+    let sb = Sandbox::new();
+    let out = package(&sb, "0.1.0", "dist");
+    out.ok();
+    let sums = sb.read("dist/SHA256SUMS");
+    let assets: Vec<&str> = sums
+        .lines()
+        .map(|l| l.split_once("  ").unwrap().1)
+        .collect();
+    assert_eq!(
+        assets,
+        [
+            "svcacct-0.1.0-aarch64-unknown-linux-gnu.tar.gz",
+            "svcacct-0.1.0-x86_64-unknown-linux-gnu.tar.gz"
+        ]
+    );
+    let check = Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(sb.join("dist"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let listing = Command::new("tar")
+        .arg("-tzvf")
+        .arg(sb.join("dist/svcacct-0.1.0-x86_64-unknown-linux-gnu.tar.gz"))
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    for file in [
+        "svcacct",
+        "README.md",
+        "svcacct.1",
+        "completions/svcacct.bash",
+        "completions/_svcacct",
+        "completions/svcacct.fish",
+        "completions/_svcacct.ps1",
+    ] {
+        assert!(
+            listing.contains(&format!(" svcacct-0.1.0-x86_64-unknown-linux-gnu/{file}\n")),
+            "{file} is not in the tarball:\n{listing}"
+        );
+    }
+    assert!(listing.contains("0/0"), "owned by root: {listing}");
+    // Reproducible: the same inputs give the same checksums.
+    package(&sb, "0.1.0", "dist2").ok();
+    assert_eq!(sb.read("dist2/SHA256SUMS"), sums);
+    // A tag that is not the binary's version is refused.
+    let wrong = package(&sb, "9.9.9", "dist3");
+    wrong.expect(1);
+    assert!(
+        wrong.stderr.contains("is the tag right?"),
+        "{}",
+        wrong.stderr
+    );
+
+    // The action installs the runner's tarball once it matches SHA256SUMS.
+    let (out, path) = install(&sb, &[]);
+    out.ok();
+    let dir = path.trim();
+    assert!(
+        dir.ends_with("svcacct-0.1.0-x86_64-unknown-linux-gnu"),
+        "{path}"
+    );
+    let version = Command::new(format!("{dir}/svcacct"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(version.stdout).unwrap().trim(),
+        "svcacct 0.1.0"
+    );
+    // A pinned checksum that matches is accepted; one that does not is refused.
+    let x86 = "svcacct-0.1.0-x86_64-unknown-linux-gnu.tar.gz";
+    let pinned = sums.lines().find(|l| l.ends_with(x86)).unwrap()[..64].to_string();
+    install(&sb, &[("SVCACCT_RELEASE_SHA256", &pinned)]).0.ok();
+    let (out, path) = install(&sb, &[("SVCACCT_RELEASE_SHA256", &"0".repeat(64))]);
+    out.expect(1);
+    assert!(out.stderr.contains("not the pinned"), "{}", out.stderr);
+    assert!(path.is_empty(), "nothing installed: {path}");
+
+    // A tarball changed after SHA256SUMS was made is refused, and nothing is installed.
+    let tarball = sb.join(&format!("dist/{x86}"));
+    let mut bytes = std::fs::read(&tarball).unwrap();
+    bytes.push(0);
+    std::fs::write(&tarball, bytes).unwrap();
+    let (out, path) = install(&sb, &[]);
+    out.expect(1);
+    assert!(
+        out.stderr.contains("does not match its SHA-256"),
+        "{}",
+        out.stderr
+    );
+    assert!(path.is_empty(), "nothing installed: {path}");
+    // So is a SHA256SUMS that does not list the tarball.
+    sb.write("dist/SHA256SUMS", &sums.replace(x86, "other.tar.gz"));
+    let (out, _) = install(&sb, &[]);
+    out.expect(1);
+    assert!(out.stderr.contains("does not list"), "{}", out.stderr);
+    // And a version that is not one.
+    let (out, _) = install(&sb, &[("SVCACCT_INSTALL_VERSION", "0.1.0; touch pwned")]);
+    out.expect(1);
+    assert!(
+        out.stderr.contains("invalid svcacct version"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sb.join("pwned").exists());
+}
+
+/// Runs the action's run.sh as its step does, svcacct on PATH; the step's result and its
+/// outputs.
+fn action_run(sb: &Sandbox, env: &[(&str, &str)]) -> (Out, String) {
+    let tools = sb.join("tools");
+    if !tools.exists() {
+        std::fs::create_dir_all(&tools).unwrap();
+        std::os::unix::fs::symlink(BIN, tools.join("svcacct")).unwrap();
+    }
+    let output = sb.join("github_output");
+    let _ = std::fs::remove_file(&output);
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join(".github/actions/svcacct/run.sh"))
+        .current_dir(sb.root())
+        .env(
+            "PATH",
+            format!("{}:{}", tools.display(), std::env::var("PATH").unwrap()),
+        )
+        .env("GITHUB_OUTPUT", &output)
+        .env("SVCACCT_NOW", T0)
+        .env("USER", "svcacct-test")
+        .env_remove("SVCACCT_CONFIG")
+        .env_remove("SVCACCT_BACKEND_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = Out::from(cmd.output().unwrap());
+    (out, std::fs::read_to_string(&output).unwrap_or_default())
+}
+
+#[test]
+fn the_action_plans_applies_and_says_whether_there_are_changes() {
+    let sb = Sandbox::new();
+    let config = format!("{}/svcacct.yaml", sb.copy_example("small"));
+    let plan = [
+        ("SVCACCT_COMMAND", "plan"),
+        ("SVCACCT_CONFIG_PATH", config.as_str()),
+    ];
+
+    let (out, outputs) = action_run(&sb, &plan);
+    out.ok();
+    assert_eq!(outputs, "exit-code=2\nchanges=true\n");
+    assert!(
+        out.stdout.contains("+ key.ci-bot.github-actions-prod"),
+        "{}",
+        out.stdout
+    );
+
+    // Arguments and an output file: the saved plan is applied exactly.
+    let (out, _) = action_run(
+        &sb,
+        &[
+            plan[0],
+            plan[1],
+            ("SVCACCT_ARGS", "--format markdown --out saved/plan.json"),
+            ("SVCACCT_OUTPUT", "saved/comment.md"),
+        ],
+    );
+    out.ok();
+    assert!(
+        sb.read("saved/comment.md").contains("<!-- svcacct-plan"),
+        "markdown"
+    );
+    let (out, outputs) = action_run(
+        &sb,
+        &[
+            ("SVCACCT_COMMAND", "apply"),
+            ("SVCACCT_CONFIG_PATH", config.as_str()),
+            ("SVCACCT_PLAN_FILE", "saved/plan.json"),
+        ],
+    );
+    out.ok();
+    assert_eq!(outputs, "exit-code=0\nchanges=false\n");
+    let (out, outputs) = action_run(&sb, &plan);
+    out.ok();
+    assert_eq!(outputs, "exit-code=0\nchanges=false\n");
+
+    // A failure fails the step; an input is data, never shell.
+    let (out, outputs) = action_run(
+        &sb,
+        &[
+            ("SVCACCT_COMMAND", "validate"),
+            ("SVCACCT_CONFIG_PATH", "$(touch pwned).yaml"),
+            ("SVCACCT_ARGS", "; touch pwned2 *"),
+        ],
+    );
+    out.expect(1);
+    assert!(outputs.starts_with("exit-code=2\n") || outputs.starts_with("exit-code=1\n"));
+    assert!(!sb.join("pwned").exists() && !sb.join("pwned2").exists());
+    let (out, _) = action_run(&sb, &[("SVCACCT_COMMAND", "destroy")]);
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("must be plan, apply, validate or install")
+    );
+}
+
+#[test]
+fn the_action_passes_every_input_through_the_environment() {
+    // zizmor checks this too; here it is a test that a new input cannot skip.
+    let action =
+        std::fs::read_to_string(repo().join(".github/actions/svcacct/action.yml")).unwrap();
+    let mut seen = 0;
+    for line in action.lines() {
+        if let Some(at) = line.find("${{ inputs.") {
+            seen += 1;
+            let before = line[..at].trim();
+            let in_env = before.starts_with("SVCACCT_") && before.ends_with(':');
+            let harmless = before == "- name: svcacct" || before.starts_with("if:");
+            assert!(in_env || harmless, "an input outside env: {line}");
+        }
+        assert!(
+            !(line.trim_start().starts_with("run:") && line.contains("${{")),
+            "an expression in a run: script: {line}"
+        );
+    }
+    assert!(seen >= 9, "{seen}");
+}
