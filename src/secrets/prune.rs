@@ -17,8 +17,6 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::file::check_secrets_dir;
-
 /// Staging directories start with this.
 const STAGING: &str = ".prune-";
 
@@ -210,27 +208,27 @@ pub fn find_orphans(
     dir: &Path,
     is_live: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<OrphanFile>, PruneError> {
-    if let Err(e) = check_secrets_dir(dir) {
-        return Err(match e.kind() {
-            io::ErrorKind::InvalidInput => PruneError::Unsafe {
-                path: dir.to_path_buf(),
-                what: "a secrets directory with a symbolic link among its accounts",
-            },
-            _ => PruneError::Read {
-                path: dir.to_path_buf(),
-                source: e,
-            },
-        });
-    }
     let mut orphans = Vec::new();
     let entries = match fs::read_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(orphans),
         other => other.map_err(read_err(dir))?,
     };
-    for account in entries {
-        let account = account.map_err(read_err(dir))?;
+    // Every link among the accounts is refused before anything is decided, as apply does.
+    let mut accounts = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(read_err(dir))?;
+        let kind = entry.file_type().map_err(read_err(dir))?;
+        if kind.is_symlink() {
+            return Err(PruneError::Unsafe {
+                path: entry.path(),
+                what: "a symbolic link",
+            });
+        }
+        accounts.push((entry, kind));
+    }
+    for (account, kind) in accounts {
         let account_name = account.file_name().to_string_lossy().into_owned();
-        if account_name.starts_with('.') || !account.file_type().map_err(read_err(dir))?.is_dir() {
+        if account_name.starts_with('.') || !kind.is_dir() {
             continue;
         }
         for file in fs::read_dir(account.path()).map_err(read_err(&account.path()))? {
