@@ -421,3 +421,52 @@ fn a_terminal_is_asked_and_only_yes_deletes() {
     assert_eq!(code, Some(0), "{shown}");
     assert_eq!(secrets(&sb).len(), before.len() - 6);
 }
+
+/// `chattr +i` on a file for as long as it lives, so the sandbox can still be removed.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    /// `None` where the file system or the user cannot make files immutable.
+    fn set(path: PathBuf) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(&path)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then_some(Immutable(path))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[test]
+fn a_file_the_file_system_will_not_move_puts_every_file_back() {
+    let sb = Sandbox::new();
+    let _ = org_with_orphans(&sb, false);
+    let before = secrets(&sb);
+    // A real refusal, even for root: the fifth of the six orphans is immutable.
+    let Some(guard) = Immutable::set(sb.join(&format!("{SECRETS}/acct-001/key-1.age"))) else {
+        eprintln!("chattr +i is not available here; the injected failure test covers this");
+        return;
+    };
+    let out = run(&sb, &["secrets", "prune", "--yes", "-c", CFG]);
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("cannot move org/secrets/acct-001/key-1.age aside"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing was deleted"), "{}", out.stderr);
+    assert_eq!(secrets(&sb), before);
+    drop(guard);
+    run(&sb, &["secrets", "prune", "--yes", "-c", CFG]).ok();
+    assert_eq!(secrets(&sb).len(), before.len() - 6);
+}
