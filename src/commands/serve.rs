@@ -46,7 +46,8 @@ fn read_token_file(path: &std::path::Path) -> Result<Zeroizing<String>> {
     let shown = path.display();
     let mut file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_CLOEXEC)
+        // A FIFO would block the open until something writes; it is refused below instead.
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .with_context(|| format!("cannot read admin token file {shown}"))?;
     let meta = file

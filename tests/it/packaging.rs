@@ -216,6 +216,19 @@ fn the_operator_token_file_must_be_private_and_not_empty() {
     std::fs::write(&file, "  \n").unwrap();
     let err = serve_with_token_file(&sb, &file, false).expect_err("an empty file is refused");
     assert!(err.contains("is empty"), "{err}");
+    // A FIFO (or a directory) is refused, without waiting for a writer.
+    let fifo = sb.join("token.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg("-m")
+            .arg("600")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = serve_with_token_file(&sb, &fifo, false).expect_err("a FIFO is refused");
+    assert!(err.contains("is not a regular file"), "{err}");
     let err = serve_with_token_file(&sb, &sb.join("missing"), true).expect_err("no file");
     assert!(err.contains("cannot read admin token file"), "{err}");
 
