@@ -330,7 +330,8 @@ fn install(sb: &Sandbox, env: &[(&str, &str)]) -> (Out, String) {
             "SVCACCT_RELEASE_URL",
             format!("file://{}", sb.join("dist").display()),
         )
-        .env_remove("SVCACCT_RELEASE_SHA256");
+        .env_remove("SVCACCT_RELEASE_SHA256")
+        .env_remove("SVCACCT_ACTION_REPOSITORY");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -440,6 +441,10 @@ fn release_tarballs_install_through_the_action_only_when_their_checksum_matches(
     let (out, _) = install(&sb, &[]);
     out.expect(1);
     assert!(out.stderr.contains("does not list"), "{}", out.stderr);
+    // A local copy of the action must be told where releases are.
+    let (out, _) = install(&sb, &[("SVCACCT_RELEASE_URL", "")]);
+    out.expect(1);
+    assert!(out.stderr.contains("needs release-url"), "{}", out.stderr);
     // And a version that is not one.
     let (out, _) = install(&sb, &[("SVCACCT_INSTALL_VERSION", "0.1.0; touch pwned")]);
     out.expect(1);

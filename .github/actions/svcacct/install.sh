@@ -25,7 +25,16 @@ case "$mode" in
         cargo install --locked svcacct --version "=$version"
         ;;
     release)
-        base=${SVCACCT_RELEASE_URL:?install: release needs release-url}
+        base=${SVCACCT_RELEASE_URL:-}
+        # Used from another repository, the action knows where it comes from; a local copy
+        # (uses: ./...) does not, and must be told.
+        if [ -z "$base" ] && [ -n "${SVCACCT_ACTION_REPOSITORY:-}" ]; then
+            base="https://github.com/$SVCACCT_ACTION_REPOSITORY/releases/download/v$version"
+        fi
+        if [ -z "$base" ]; then
+            echo "::error::install: release needs release-url (https://github.com/OWNER/svcacct/releases/download/v$version)" >&2
+            exit 1
+        fi
         case "$(uname -s)-$(uname -m)" in
             Linux-x86_64 | Linux-amd64) target=x86_64-unknown-linux-gnu ;;
             Linux-aarch64 | Linux-arm64) target=aarch64-unknown-linux-gnu ;;
