@@ -66,6 +66,35 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write a new organization's repository: config, recipients.txt, .gitignore.
     Init(InitArgs),
+    /// Print a shell completion script (`svcacct completions bash > ...`).
+    Completions(CompletionsArgs),
+    /// Print the man page, as roff (`svcacct man > svcacct.1`).
+    Man,
+    /// Ask a running server whether it is ready (GET /v1/ready): exit 0 when it is, 1 when
+    /// not; for container health checks, where there is no curl.
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// The readiness URL to GET.
+    #[arg(
+        long,
+        env = "SVCACCT_HEALTHCHECK_URL",
+        default_value = "http://127.0.0.1:8080/v1/ready",
+        value_name = "URL"
+    )]
+    pub url: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +203,20 @@ pub enum SecretsCommand {
     Reencrypt(ReencryptArgs),
     /// Print one key's secret to standard output, for a person (the only command that does).
     Show(ShowSecretArgs),
+    /// Delete the key files of keys that no longer exist live, all or none.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Delete without asking for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// How long to wait for an apply to release the organization, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -251,8 +294,9 @@ pub struct ServeArgs {
     /// The address to listen on; port 0 picks a free port (printed on stderr).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// A file holding the operator token (instead of the SVCACCT_ADMIN_TOKEN variable).
-    #[arg(long)]
+    /// A file holding the operator token (instead of the SVCACCT_ADMIN_TOKEN variable); it
+    /// must not be readable by group or others.
+    #[arg(long, env = "SVCACCT_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
     /// Write request logs as JSON lines.
     #[arg(long)]

@@ -36,6 +36,9 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify(a, out, c),
         Command::Serve(a) => commands::serve(a, out),
         Command::Init(a) => commands::init(a, out, c),
+        Command::Completions(a) => commands::completions(a),
+        Command::Man => commands::man(),
+        Command::Healthcheck(a) => commands::healthcheck(a, out),
         Command::Schema => {
             print!("{}", svcacct::config::schema::config_schema());
             Ok(exit::OK)

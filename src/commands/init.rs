@@ -30,8 +30,8 @@ const RECIPIENTS_FILE: &str = "recipients.txt";
 const GITIGNORE: &str = ".gitignore";
 
 /// The CI of examples/github-actions: plan on pull requests, apply on merge, nightly drift.
-/// The workflows call the scripts by these paths.
-const CI_FILES: [(&str, &str); 8] = [
+/// The workflows call the scripts, and the action that installs svcacct, by these paths.
+const CI_FILES: [(&str, &str); 11] = [
     (
         ".github/workflows/svcacct-plan.yml",
         include_str!("../../examples/github-actions/svcacct-plan.yml"),
@@ -63,6 +63,18 @@ const CI_FILES: [(&str, &str); 8] = [
     (
         ".github/svcacct/drift.sh",
         include_str!("../../examples/github-actions/scripts/drift.sh"),
+    ),
+    (
+        ".github/actions/svcacct/action.yml",
+        include_str!("../../.github/actions/svcacct/action.yml"),
+    ),
+    (
+        ".github/actions/svcacct/install.sh",
+        include_str!("../../.github/actions/svcacct/install.sh"),
+    ),
+    (
+        ".github/actions/svcacct/run.sh",
+        include_str!("../../.github/actions/svcacct/run.sh"),
     ),
 ];
 

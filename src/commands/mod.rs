@@ -1,12 +1,16 @@
 //! One file per command; each takes resolved settings and returns an exit code.
 
 mod apply;
+mod completions;
 mod execute;
 mod export;
+mod healthcheck;
 mod init;
+mod man;
 mod plan;
 mod rotate;
 mod secrets;
+mod secrets_prune;
 mod serve;
 mod validate;
 mod verify;
@@ -14,8 +18,11 @@ mod verify;
 use std::io::IsTerminal;
 
 pub use apply::apply;
+pub use completions::completions;
 pub use export::export;
+pub use healthcheck::healthcheck;
 pub use init::init;
+pub use man::man;
 pub use plan::{plan, show};
 pub use rotate::rotate;
 pub use secrets::secrets;

@@ -68,5 +68,6 @@ pub fn secrets(
             println!("{}", secret.as_str());
             Ok(exit::OK)
         }
+        SecretsCommand::Prune(args) => super::secrets_prune::prune(args, out, credentials),
     }
 }

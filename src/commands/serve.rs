@@ -16,12 +16,7 @@ const SHORT_TOKEN: usize = 16;
 
 fn admin_token(args: &ServeArgs) -> Result<Zeroizing<String>> {
     let token = match &args.admin_token_file {
-        Some(path) => Zeroizing::new(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read admin token file {}", path.display()))?
-                .trim()
-                .to_string(),
-        ),
+        Some(path) => read_token_file(path)?,
         None => Zeroizing::new(
             std::env::var(ADMIN_TOKEN_ENV)
                 .unwrap_or_default()
@@ -38,6 +33,42 @@ fn admin_token(args: &ServeArgs) -> Result<Zeroizing<String>> {
     }
     if token.chars().any(char::is_whitespace) {
         bail!("the operator token must not contain whitespace");
+    }
+    Ok(token)
+}
+
+/// Reads the operator token from a file only the server's user can read: a token any local
+/// user can read is anyone's operator token. The mode is checked on the open file, so it is
+/// the file read that was checked.
+fn read_token_file(path: &std::path::Path) -> Result<Zeroizing<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        // A FIFO would block the open until something writes; it is refused below instead.
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("cannot read admin token file {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read admin token file {shown}"))?;
+    if !meta.is_file() {
+        bail!("admin token file {shown} is not a regular file");
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "admin token file {shown} is readable or writable by group or others (mode {mode:04o}); \
+             make it private to the server's user: chmod 600 {shown}"
+        );
+    }
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text)
+        .with_context(|| format!("cannot read admin token file {shown}"))?;
+    let token = Zeroizing::new(text.trim().to_string());
+    if token.is_empty() {
+        bail!("admin token file {shown} is empty; write the operator token into it");
     }
     Ok(token)
 }

@@ -4,6 +4,7 @@
 mod faults;
 mod file;
 mod mint;
+mod prune;
 mod recipient;
 mod reencrypt;
 
@@ -14,5 +15,6 @@ pub use file::{
     write_key_files,
 };
 pub use mint::{MintedKey, SECRET_PREFIX, hash_secret, looks_like_key, mint};
+pub use prune::{Interrupted, OrphanFile, PruneError, find_orphans, finish_interrupted, prune};
 pub use recipient::{Recipient, parse_recipient, parse_recipients_file, recipients_fingerprint};
 pub use reencrypt::{Identities, decrypt_file, load_identities, reencrypt};

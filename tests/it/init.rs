@@ -133,6 +133,14 @@ fn two_organizations_from_one_template_apply_each_to_its_own_files() {
                 .unwrap()
             );
         }
+        // And the action the workflows install svcacct with, where they call it.
+        for file in ["action.yml", "install.sh", "run.sh"] {
+            let path = std::path::Path::new(".github/actions/svcacct").join(file);
+            assert_eq!(
+                std::fs::read_to_string(dir.join(&path)).unwrap(),
+                std::fs::read_to_string(repo().join(&path)).unwrap()
+            );
+        }
     }
 }
 

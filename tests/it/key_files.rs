@@ -189,7 +189,7 @@ fn orphaned_files_are_a_note() {
     assert_eq!(
         p["notes"],
         serde_json::json!([
-            "1 key file of keys that no longer exist: org/secrets/acct-001/key-0.age"
+            "1 key file of keys that no longer exist: org/secrets/acct-001/key-0.age; `svcacct secrets prune` deletes it"
         ])
     );
     assert_eq!(p["changes"], serde_json::json!([]));

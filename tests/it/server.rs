@@ -291,6 +291,12 @@ fn refuses_to_start_without_an_operator_token() {
     // A token file works, and the server stops cleanly on SIGTERM.
     let token_file = sb.dir.path().join("token");
     std::fs::write(&token_file, format!("{OPERATOR}\n")).unwrap();
+    // Private to the server's user: a readable one is refused (tests/it/packaging.rs).
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let mut child = Command::new(BIN)
         .args(["serve", "--db"])
         .arg(sb.db())

@@ -83,10 +83,11 @@ pub(super) fn notes(
             .collect();
         if !orphans.is_empty() {
             b.notes.push(format!(
-                "{} key file{} of keys that no longer exist: {}",
+                "{} key file{} of keys that no longer exist: {}; `svcacct secrets prune` deletes {}",
                 orphans.len(),
                 if orphans.len() == 1 { "" } else { "s" },
                 list(&orphans),
+                if orphans.len() == 1 { "it" } else { "them" },
             ));
         }
     }
