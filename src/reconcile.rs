@@ -36,6 +36,9 @@ pub struct Request<'a> {
 /// How an organization is opened for writing.
 #[derive(Debug, Clone, Copy)]
 pub struct LockSettings {
+    /// The command that holds the lock, as another writer waiting for it is told
+    /// (`locked by svcacct apply by alice …`).
+    pub command: &'static str,
     /// Seconds to wait for another writer's lock.
     pub timeout: u64,
     /// Paces a SaaS backend.
@@ -189,7 +192,11 @@ pub fn open_and_lock(config: &Config, settings: LockSettings) -> Result<Box<dyn 
     })?;
     let mut backend = config.backend.open(&config.desired.name, true)?;
     backend.set_request_budget(settings.requests_per_minute);
-    let owner = format!("svcacct apply by {}", crate::actor::local_user());
+    let owner = format!(
+        "svcacct {} by {}",
+        settings.command,
+        crate::actor::local_user()
+    );
     backend.lock(&owner, Duration::from_secs(settings.timeout))?;
     Ok(backend)
 }

@@ -18,6 +18,7 @@ pub fn apply(
 ) -> Result<u8> {
     let config = load_config(&args.config.config, out, credentials)?;
     let lock = LockSettings {
+        command: "apply",
         timeout: args.lock_timeout,
         requests_per_minute: args.max_requests_per_minute,
     };

@@ -35,6 +35,7 @@ pub fn rotate(
     }
     refuse_unconfirmed(args.yes)?;
     let lock = LockSettings {
+        command: "rotate",
         timeout: args.lock_timeout,
         requests_per_minute: crate::cli::DEFAULT_REQUESTS_PER_MINUTE,
     };

@@ -51,6 +51,7 @@ pub fn prune(
     // Under the lock, decide again: an apply may have issued a key of one of these names.
     // The lock is apply's own, taken the way apply takes it.
     let lock = LockSettings {
+        command: "secrets prune",
         timeout: args.lock_timeout,
         requests_per_minute: crate::cli::DEFAULT_REQUESTS_PER_MINUTE,
     };
