@@ -101,7 +101,7 @@ pub fn compute(
     {
         plan.last_changed = found;
     }
-    plan.key_uses = destroyed_key_uses(&plan, live, config.backend.capabilities());
+    plan.key_uses = destroyed_key_uses(&plan, live, config.backend.capabilities().records_key_use);
     Ok(plan)
 }
 

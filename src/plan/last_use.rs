@@ -2,7 +2,7 @@
 //! minute ago breaks that service; a reviewer should see it before approving, so every change
 //! that revokes, retires, replaces or deletes a live secret shows its key's last use, and the
 //! pull-request comment calls out the recent ones. Only a backend that records uses
-//! ([`Capabilities::records_key_use`]) can say "never used"; on the others the plan says
+//! (`records_key_use` among its capabilities) can say "never used"; on the others the plan says
 //! nothing rather than guess.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,6 @@ use time::OffsetDateTime;
 
 use super::{Action, Change, Plan};
 use crate::address::Address;
-use crate::backend::capabilities::Capabilities;
 use crate::model::LiveOrganization;
 use crate::operation::Operation;
 
@@ -47,13 +46,13 @@ pub fn destroyed_ids(c: &Change) -> Vec<&str> {
 }
 
 /// The last use of every live secret the plan destroys, by key id; empty when the backend
-/// does not record uses.
+/// does not record uses (`records_key_use` false): it cannot tell "never used" from unknown.
 pub fn destroyed_key_uses(
     plan: &Plan,
     live: &LiveOrganization,
-    caps: &Capabilities,
+    records_key_use: bool,
 ) -> BTreeMap<String, KeyUse> {
-    if !caps.records_key_use {
+    if !records_key_use {
         return BTreeMap::new();
     }
     let mut all: BTreeMap<&str, KeyUse> = BTreeMap::new();
@@ -192,20 +191,14 @@ mod tests {
             last_changed: Default::default(),
             key_uses: Default::default(),
         };
-        plan.key_uses =
-            destroyed_key_uses(&plan, &live, &crate::backend::capabilities::SVCACCT_STORE);
+        plan.key_uses = destroyed_key_uses(&plan, &live, true);
         let last = |i: usize| plan.last_use_of(&plan.changes[i]).map(|u| u.last_used_at);
         assert_eq!(last(0), Some(Some(used)));
         assert_eq!(last(1), Some(None), "never used");
         assert_eq!(last(2), Some(Some(used)), "the latest of its secrets");
         assert_eq!(last(3), None, "a rotation destroys nothing");
 
-        const NO_RECORD: Capabilities = Capabilities {
-            records_key_use: false,
-            cannot_verify: None,
-            ..crate::backend::capabilities::SVCACCT_STORE
-        };
-        plan.key_uses = destroyed_key_uses(&plan, &live, &NO_RECORD);
+        plan.key_uses = destroyed_key_uses(&plan, &live, false);
         assert!(plan.changes.iter().all(|c| plan.last_use_of(c).is_none()));
     }
 
