@@ -108,10 +108,15 @@ fn confirmed(plan: &Plan, yes: bool, out: Output) -> Result<bool> {
         return Ok(true);
     }
     print!("{}", render_text(plan, out.color));
-    print!(
+    ask(&format!(
         "\nApply these changes to organization {}? Type `yes` to apply: ",
         escape::terminal(&plan.organization)
-    );
+    ))
+}
+
+/// Asks on the terminal; whether the answer was `yes`.
+pub fn ask(question: &str) -> Result<bool> {
+    print!("{question}");
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;

@@ -4,10 +4,11 @@
 //! that name between the decision and the deletion; the deletion itself is all or none
 //! (see `secrets::prune`).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
 
+use super::execute::ask;
 use super::{Output, exit, load_config};
 use crate::cli::PruneArgs;
 use crate::config::Config;
@@ -88,7 +89,7 @@ pub fn prune(
             escape::terminal(&f.path(dir).display().to_string())
         );
     }
-    if !args.yes && !confirmed()? {
+    if !args.yes && !ask("\nDelete these files? Type `yes` to delete: ")? {
         println!("Prune cancelled; nothing was deleted.");
         return Ok(exit::ERROR);
     }
@@ -142,13 +143,4 @@ fn staging_left(dir: &std::path::Path) -> bool {
             .filter_map(Result::ok)
             .any(|e| e.file_name().to_string_lossy().starts_with(".prune-"))
     })
-}
-
-/// Asks on the terminal; whether the answer was `yes`.
-fn confirmed() -> Result<bool> {
-    print!("\nDelete these files? Type `yes` to delete: ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
 }
