@@ -307,28 +307,25 @@ impl PrefectBackend {
         target: &str,
     ) -> Result<(BotWire, bool), BackendError> {
         let c = &mut self.client;
-        let not_found = || BackendError::NotFound {
-            target: target.to_string(),
+        let created = c.call(
+            Method::POST,
+            &c.a("bots/"),
+            Some(body),
+            &[201],
+            Retry::Create,
+            target,
+        );
+        let proven = match created {
+            Ok(answer) => return Ok((answer.json::<BotWire>("bot")?, true)),
+            Err(CallError::Uncertain(_)) => true,
+            // Made meanwhile, or made by us and not yet readable: whose it is, the record says.
+            Err(CallError::Failed(BackendError::Conflict { .. })) => false,
+            Err(CallError::Failed(e)) => return Err(e),
         };
-        Ok(
-            match c.call(
-                Method::POST,
-                &c.a("bots/"),
-                Some(body),
-                &[201],
-                Retry::Create,
-                target,
-            ) {
-                Ok(answer) => (answer.json::<BotWire>("bot")?, true),
-                Err(CallError::Uncertain(_)) => (self.find_bot(name)?.ok_or_else(not_found)?, true),
-                // Made meanwhile, or made by us and not yet readable: whose it is, the record
-                // says.
-                Err(CallError::Failed(BackendError::Conflict { .. })) => {
-                    (self.find_bot(name)?.ok_or_else(not_found)?, false)
-                }
-                Err(CallError::Failed(e)) => return Err(e),
-            },
-        )
+        let bot = self.find_bot(name)?.ok_or_else(|| BackendError::NotFound {
+            target: target.to_string(),
+        })?;
+        Ok((bot, proven))
     }
 
     /// Records a created bot (the proof if this apply made it, its key's settings), keeps the
