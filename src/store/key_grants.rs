@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
 
+use super::columns::{col_date, col_set, col_ts_opt};
 use super::sql::{Begin, Conn, Row};
-use super::{Store, StoreError, col_date, col_set, col_ts_opt};
+use super::{Store, StoreError};
 use crate::model::Verification;
 
 /// Where the organizations' revisions stand; see the module doc.

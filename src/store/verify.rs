@@ -1,13 +1,30 @@
 //! Key verification: who a key belongs to and what it may do, right now. The shape check
 //! runs before any lookup, so garbage never reaches the database.
 
-use time::OffsetDateTime;
+use std::collections::BTreeSet;
 
-use super::StoreError;
+use time::{Date, OffsetDateTime};
+
+use super::columns::{col_date, col_set, col_ts_opt};
 use super::sql::{Begin, Conn};
-use super::{Store, col_date, col_set, col_ts_opt};
+use super::{Store, StoreError};
 use crate::model::{Organization, ServiceAccount, Verification, pattern_intersection};
 use crate::secrets::{hash_secret, looks_like_key};
+
+/// A key as verification reads it, with its account's state (`None` when the account is gone).
+struct KeyRow {
+    id: String,
+    org: String,
+    account: String,
+    name: String,
+    scopes: BTreeSet<String>,
+    expires_at: Option<OffsetDateTime>,
+    retires_at: Option<i64>,
+    revoked_at: Option<i64>,
+    admin: Option<bool>,
+    disabled: Option<bool>,
+    expires: Option<Date>,
+}
 
 impl Store {
     /// Verifies a presented secret at `now`.
@@ -21,75 +38,65 @@ impl Store {
         // One read transaction: the key and its account's memberships come from the same
         // snapshot, so a delete between the two reads cannot turn into a missing row.
         let tx = self.conn.begin(Begin::Read, None)?;
-        let row = tx
-            .query_opt(
-                "SELECT k.id, k.org, k.account, k.name, k.scopes, k.expires_at, k.retires_at, k.revoked_at,
-                        a.admin, a.disabled, a.expires
-                 FROM api_keys k LEFT JOIN service_accounts a ON a.org = k.org AND a.name = k.account
-                 WHERE k.hash = ?1",
-                &[&hash],
-                |r| {
-                    Ok((
-                        r.get::<String>(0)?,
-                        r.get::<String>(1)?,
-                        r.get::<String>(2)?,
-                        r.get::<String>(3)?,
-                        col_set(r, 4)?,
-                        col_ts_opt(r, 5)?,
-                        r.get::<Option<i64>>(6)?,
-                        r.get::<Option<i64>>(7)?,
-                        r.get::<Option<bool>>(8)?,
-                        r.get::<Option<bool>>(9)?,
-                        col_date(r, 10)?,
-                    ))
-                },
-            )?;
-        let Some((
-            id,
-            org,
-            account,
-            name,
-            scopes,
-            expires_at,
-            retires_at,
-            revoked_at,
-            admin,
-            disabled,
-            expires,
-        )) = row
-        else {
+        let Some(key) = key_row(&tx, &hash)? else {
             return Ok(Verification::refused("unknown"));
         };
         let refusal = refusal(
             now,
-            (revoked_at.is_some(), admin.is_none()),
-            retires_at,
-            expires_at,
-            disabled,
-            expires,
+            (key.revoked_at.is_some(), key.admin.is_none()),
+            key.retires_at,
+            key.expires_at,
+            key.disabled,
+            key.expires,
         );
         if let Some(reason) = refusal {
             return Ok(Verification::refused(reason));
         }
-        let org_state = snapshot_account(&tx, &org, &account)?;
-        let granted = org_state.permissions_of(&org_state.service_accounts[&account]);
-        let permissions: Vec<String> = if scopes.is_empty() {
+        let org_state = snapshot_account(&tx, &key.org, &key.account)?;
+        let granted = org_state.permissions_of(&org_state.service_accounts[&key.account]);
+        let permissions: Vec<String> = if key.scopes.is_empty() {
             granted.into_iter().collect()
         } else {
-            narrow(&granted, &scopes)
+            narrow(&granted, &key.scopes)
         };
         Ok(Verification {
             valid: true,
             reason: None,
-            organization: Some(org),
-            service_account: Some(account),
-            key: Some(name),
-            key_id: Some(id),
+            organization: Some(key.org),
+            service_account: Some(key.account),
+            key: Some(key.name),
+            key_id: Some(key.id),
             permissions,
-            scopes: scopes.into_iter().collect(),
-            expires_at,
+            scopes: key.scopes.into_iter().collect(),
+            expires_at: key.expires_at,
         })
     }
+}
+
+/// The key whose hash is `hash`, joined with its account, if any key has it.
+fn key_row(conn: &Conn, hash: &str) -> Result<Option<KeyRow>, StoreError> {
+    conn.query_opt(
+        "SELECT k.id, k.org, k.account, k.name, k.scopes, k.expires_at, k.retires_at, k.revoked_at,
+                a.admin, a.disabled, a.expires
+         FROM api_keys k LEFT JOIN service_accounts a ON a.org = k.org AND a.name = k.account
+         WHERE k.hash = ?1",
+        &[&hash],
+        |r| {
+            Ok(KeyRow {
+                id: r.get::<String>(0)?,
+                org: r.get::<String>(1)?,
+                account: r.get::<String>(2)?,
+                name: r.get::<String>(3)?,
+                scopes: col_set(r, 4)?,
+                expires_at: col_ts_opt(r, 5)?,
+                retires_at: r.get::<Option<i64>>(6)?,
+                revoked_at: r.get::<Option<i64>>(7)?,
+                admin: r.get::<Option<bool>>(8)?,
+                disabled: r.get::<Option<bool>>(9)?,
+                expires: col_date(r, 10)?,
+            })
+        },
+    )
 }
 
 /// Just enough of an organization to compute one account's permissions.

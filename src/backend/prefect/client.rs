@@ -90,6 +90,14 @@ impl Budget {
     }
 }
 
+/// One answer of Prefect, whatever its status: the status, the wait its `Retry-After` asks
+/// for, and its body (which may hold a secret).
+struct Reply {
+    status: u16,
+    wait: Option<Duration>,
+    body: Zeroizing<Vec<u8>>,
+}
+
 pub struct Client {
     http: reqwest::blocking::Client,
     /// `{url}`: Cloud's `https://api.prefect.cloud/api`.
@@ -209,30 +217,8 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Some(b) = self.budget.as_mut() {
-                b.wait_turn();
-            }
-            self.requests += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(self.token.as_str());
-            // Prefect refuses a POST or PATCH without Content-Length (411): always a body.
-            if method == Method::POST || method == Method::PATCH {
-                req = req.json(body.unwrap_or(&json!({})));
-            }
-            let (status, wait, body) = match req.send() {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let wait = resp
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-                    (Some(status), wait, Zeroizing::new(bytes))
-                }
+            let Reply { status, wait, body: answer } = match self.send(&method, url, body) {
+                Ok(reply) => reply,
                 Err(e) => {
                     let err = BackendError::Unreachable {
                         url: self.root.clone(),
@@ -248,9 +234,8 @@ impl Client {
                     continue;
                 }
             };
-            let status = status.expect("an answer has a status");
             if accept.contains(&status) {
-                return Ok(Answer { body });
+                return Ok(Answer { body: answer });
             }
             // 429 is refused before anything runs; 503 with Retry-After is the same promise.
             let not_run = status == 429 || (status == 503 && wait.is_some());
@@ -259,13 +244,48 @@ impl Client {
                 std::thread::sleep(backoff(attempt, wait));
                 continue;
             }
-            let err = self.refusal(status, &body, attempt, target);
+            let err = self.refusal(status, &answer, attempt, target);
             return Err(if server_error && retry == Retry::Create {
                 CallError::Uncertain(err)
             } else {
                 CallError::Failed(err)
             });
         }
+    }
+
+    /// One attempt, within the request budget.
+    fn send(
+        &mut self,
+        method: &Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, reqwest::Error> {
+        if let Some(b) = self.budget.as_mut() {
+            b.wait_turn();
+        }
+        self.requests += 1;
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(self.token.as_str());
+        // Prefect refuses a POST or PATCH without Content-Length (411): always a body.
+        if *method == Method::POST || *method == Method::PATCH {
+            req = req.json(body.unwrap_or(&json!({})));
+        }
+        let resp = req.send()?;
+        let status = resp.status().as_u16();
+        let wait = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
+        Ok(Reply {
+            status,
+            wait,
+            body: Zeroizing::new(bytes),
+        })
     }
 
     /// The error of a status no retry made acceptable, with Prefect's `detail`.
