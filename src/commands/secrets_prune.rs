@@ -76,6 +76,18 @@ pub fn prune(
         return Ok(exit::OK);
     }
 
+    delete(&config, &orphans, &live, args.yes)
+}
+
+/// Lists the orphans, asks unless `yes`, and deletes them all or none.
+fn delete(
+    config: &Config,
+    orphans: &[OrphanFile],
+    live: &LiveOrganization,
+    yes: bool,
+) -> Result<u8> {
+    let dir = &config.secrets.dir;
+    let shown_dir = escape::terminal(&dir.display().to_string()).into_owned();
     // Paths only: a key file's name is its account and key, never its secret.
     println!(
         "{} file{} of keys that no longer exist in organization {}:",
@@ -83,17 +95,17 @@ pub fn prune(
         if orphans.len() == 1 { "" } else { "s" },
         escape::terminal(&config.desired.name)
     );
-    for f in &orphans {
+    for f in orphans {
         println!(
             "  - {}",
             escape::terminal(&f.path(dir).display().to_string())
         );
     }
-    if !args.yes && !ask("\nDelete these files? Type `yes` to delete: ")? {
+    if !yes && !ask("\nDelete these files? Type `yes` to delete: ")? {
         println!("Prune cancelled; nothing was deleted.");
         return Ok(exit::ERROR);
     }
-    secrets::prune(dir, &orphans, |account| {
+    secrets::prune(dir, orphans, |account| {
         live.service_accounts.contains_key(account)
     })
     .with_context(|| format!("cannot prune {shown_dir}"))?;
