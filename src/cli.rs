@@ -66,6 +66,23 @@ pub enum Command {
     Serve(ServeArgs),
     /// Write a new organization's repository: config, recipients.txt, .gitignore.
     Init(InitArgs),
+    /// Work with the config's policy rules.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Which rules apply to an object, and why it passes or fails (offline).
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The object: role.NAME, team.NAME, service_account.NAME or key.ACCOUNT.KEY.
+    pub address: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, Args)]

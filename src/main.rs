@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify(a, out, c),
         Command::Serve(a) => commands::serve(a, out),
         Command::Init(a) => commands::init(a, out, c),
+        Command::Policy(a) => commands::policy(a, out, c),
         Command::Schema => {
             print!("{}", svcacct::config::schema::config_schema());
             Ok(exit::OK)

@@ -28,6 +28,8 @@ pub fn apply(
     credentials: &crate::config::CredentialPolicy,
 ) -> Result<u8> {
     let config = load_config(&args.config.config, out, credentials)?;
+    // Before any backend is opened: a config that breaks a policy rule changes nothing.
+    super::policy::check(&config, out)?;
     if let Some(path) = &args.plan {
         return apply_saved(path, args, &config, out);
     }

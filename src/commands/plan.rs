@@ -67,6 +67,8 @@ pub fn compute(
         plan.last_changed = found;
     }
     plan.key_uses = destroyed_key_uses(&plan, live, config.backend.capabilities());
+    plan.policy = crate::policy::evaluate(&config.rules, &config.desired);
+    crate::policy::attach_causes(&mut plan.policy, &plan.changes);
     Ok(plan)
 }
 
@@ -174,7 +176,8 @@ pub fn plan(
     {
         eprintln!("{} made {n} requests", backend.describe());
     }
-    if let Some(path) = &args.out {
+    let blocking = crate::policy::blocking(&plan.policy);
+    if let Some(path) = args.out.as_ref().filter(|_| blocking == 0) {
         let saved = SavedPlan::new(
             plan.clone(),
             config.backend.identity(),
@@ -185,6 +188,18 @@ pub fn plan(
             .with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
     print_plan(&plan, args.format, out)?;
+    if blocking > 0 {
+        // The plan is shown (the pull-request comment lists the violations) and refused.
+        bail!(
+            "the config violates its policy: {}{}",
+            crate::policy::render::counts(&plan.policy),
+            if args.out.is_some() {
+                "; the plan was not saved"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES
     } else {

@@ -210,6 +210,7 @@ pub fn diff(
         effects: Default::default(),
         last_changed: Default::default(),
         key_uses: Default::default(),
+        policy: Vec::new(),
     })
 }
 
@@ -763,6 +764,7 @@ pub fn rotate_now(
         effects: Default::default(),
         last_changed: Default::default(),
         key_uses: Default::default(),
+        policy: Vec::new(),
     })
 }
 

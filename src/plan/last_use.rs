@@ -191,6 +191,7 @@ mod tests {
             effects: Default::default(),
             last_changed: Default::default(),
             key_uses: Default::default(),
+            policy: Vec::new(),
         };
         plan.key_uses =
             destroyed_key_uses(&plan, &live, &crate::backend::capabilities::SVCACCT_STORE);
