@@ -95,6 +95,29 @@ pub fn text(findings: &[Finding]) -> String {
     out
 }
 
+/// Text as inline code: a backtick or line break could end the span early, so they go.
+fn code(s: &str) -> String {
+    format!("`{}`", s.replace('`', "'").replace(['\n', '\r'], " "))
+}
+
+/// A message whose `quoted` parts are names and permissions: those become code spans, the
+/// rest is escaped, so nothing in a config can inject markdown into the comment.
+fn md_message(s: &str) -> String {
+    s.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                code(part)
+            } else {
+                escape::markdown(part)
+            }
+        })
+        .collect()
+}
+
+/// At most this many violations are listed in the comment; the rest are counted.
+const MARKDOWN_ITEMS: usize = 100;
+
 /// The comment's policy section; empty when there is nothing to show.
 pub fn markdown(findings: &[Finding]) -> String {
     let mut out = String::new();
@@ -106,38 +129,48 @@ pub fn markdown(findings: &[Finding]) -> String {
     } else {
         "Policy"
     };
-    let _ = writeln!(out, "#### {head}: {}\n", counts(findings));
-    let md = |s: &str| escape::markdown(s);
-    for f in findings.iter().filter(|f| f.excepted.is_none()) {
+    let _ = writeln!(out, "\n#### {head}: {}\n", counts(findings));
+    let (violations, excepted): (Vec<&Finding>, Vec<&Finding>) =
+        findings.iter().partition(|f| f.excepted.is_none());
+    for f in violations.iter().take(MARKDOWN_ITEMS) {
         let _ = write!(
             out,
-            "- **{}** `{}` — {} (rule `{}`, `{}`)",
+            "- **{}** {} — {} (rule {}, {})",
             f.severity.label(),
-            f.object,
-            md(&f.message),
-            md(&f.rule),
-            md(&f.place())
+            code(&f.object.to_string()),
+            md_message(&f.message),
+            code(&f.rule),
+            code(&f.place())
         );
         if let Some(c) = &f.cause {
-            let _ = write!(out, "; caused by `{c}`");
+            let _ = write!(out, "; caused by {}", code(c));
         }
-        let _ = writeln!(out, "\n  - help: {}", md(&f.help));
+        let _ = writeln!(out, "\n  - help: {}", md_message(&f.help));
     }
-    let excepted: Vec<&Finding> = findings.iter().filter(|f| f.excepted.is_some()).collect();
+    if violations.len() > MARKDOWN_ITEMS {
+        let _ = writeln!(
+            out,
+            "- … and {} more (run `svcacct validate` to see them all)",
+            violations.len() - MARKDOWN_ITEMS
+        );
+    }
     if !excepted.is_empty() {
         let _ = writeln!(
             out,
             "\n**Exceptions** (let through by a rule's `except`, with the reason given):\n"
         );
-        for f in excepted {
+        for f in excepted.iter().take(MARKDOWN_ITEMS) {
             let _ = writeln!(
                 out,
-                "- `{}` — {} (rule `{}`): *{}*",
-                f.object,
-                md(&f.message),
-                md(&f.rule),
-                md(f.excepted.as_deref().unwrap_or(""))
+                "- {} — {} (rule {}): *{}*",
+                code(&f.object.to_string()),
+                md_message(&f.message),
+                code(&f.rule),
+                escape::markdown(f.excepted.as_deref().unwrap_or(""))
             );
+        }
+        if excepted.len() > MARKDOWN_ITEMS {
+            let _ = writeln!(out, "- … and {} more", excepted.len() - MARKDOWN_ITEMS);
         }
     }
     out.push('\n');

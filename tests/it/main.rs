@@ -21,6 +21,7 @@ mod lifecycle;
 mod lock_model;
 mod migrations;
 mod operations;
+mod policy;
 mod postgres;
 mod prefect;
 mod prefect_sim;
