@@ -189,8 +189,9 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
                 .unwrap_or_default();
             out.push(breach(
                 format!(
-                    "service account `{name}` has {} keys, more than {max}",
-                    a.keys.len()
+                    "service account `{name}` has {} {}, more than {max}",
+                    a.keys.len(),
+                    if a.keys.len() == 1 { "key" } else { "keys" }
                 ),
                 format!("keep at most {max}; remove a key, or except the account with a reason"),
                 at,

@@ -594,7 +594,7 @@ fn rules_in_a_policy_directory() {
     let out = sb.run(&["validate", "-c", "org"]);
     out.expect(1);
     assert!(
-        out.stderr.contains("error: policy rule `max_keys_per_account`: service account `ci-bot` has 1 keys, more than 0\n"),
+        out.stderr.contains("error: policy rule `max_keys_per_account`: service account `ci-bot` has 1 key, more than 0\n"),
         "{}",
         out.stderr
     );
