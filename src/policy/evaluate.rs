@@ -228,14 +228,11 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
                 }
             }
         }
-        (Kind::TeamRoleCeiling(ceiling), Object::Team(team)) => {
+        (Kind::TeamRoleCeiling(ceiling), Object::Team(team, members)) => {
             let Some(top) = org.roles.get(ceiling) else {
                 return out;
             };
-            for (name, a) in &org.service_accounts {
-                let Some(role) = a.teams.get(team) else {
-                    continue;
-                };
+            for (name, role) in members {
                 out.extend(above_ceiling(rules, org, (team, ceiling, top), name, role));
             }
         }
@@ -283,8 +280,27 @@ fn names_a_team(description: &str, org: &Organization) -> bool {
         .any(|w| org.teams.contains_key(&w.to_ascii_lowercase()))
 }
 
+/// Each team's memberships, (account, role), in account order: built once, so a team rule
+/// does not scan every account for every team.
+pub type Members<'a> = HashMap<&'a str, Vec<(&'a str, &'a str)>>;
+
+/// The memberships of every team of `org`.
+pub fn members(org: &Organization) -> Members<'_> {
+    let mut m: Members<'_> = HashMap::new();
+    for (name, a) in &org.service_accounts {
+        for (team, role) in &a.teams {
+            m.entry(team.as_str()).or_default().push((name, role));
+        }
+    }
+    m
+}
+
 /// Every object of the organization that a rule of `kind` judges, with its address.
-pub fn objects<'a>(org: &'a Organization, rule: &Rule) -> Vec<(Address, Object<'a>)> {
+pub fn objects<'a>(
+    org: &'a Organization,
+    rule: &Rule,
+    members: &'a Members<'a>,
+) -> Vec<(Address, Object<'a>)> {
     use super::rule::Target;
     let mut out = Vec::new();
     for t in rule.kind.targets() {
@@ -295,11 +311,10 @@ pub fn objects<'a>(org: &'a Organization, rule: &Rule) -> Vec<(Address, Object<'
                     .filter(|(_, r)| !r.builtin)
                     .map(|(n, _)| (Address::role(n), Object::Role(n))),
             ),
-            Target::Team => out.extend(
-                org.teams
-                    .keys()
-                    .map(|n| (Address::team(n), Object::Team(n))),
-            ),
+            Target::Team => out.extend(org.teams.keys().map(|n| {
+                let m = members.get(n.as_str()).map_or(&[][..], Vec::as_slice);
+                (Address::team(n), Object::Team(n, m))
+            })),
             Target::Account => out.extend(
                 org.service_accounts
                     .iter()
@@ -345,8 +360,9 @@ pub fn applies(
 /// Every violation of the organization, excepted ones included (marked with the reason).
 pub fn evaluate(rules: &Rules, org: &Organization) -> Vec<Finding> {
     let mut out = Vec::new();
+    let members = members(org);
     for rule in &rules.rules {
-        for (address, object) in objects(org, rule) {
+        for (address, object) in objects(org, rule, &members) {
             let excepted = match applies(rule, object, &rules.owners) {
                 Ok(_) => None,
                 Err(None) => continue,

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::Rules;
-use super::evaluate::{applies, judge};
+use super::evaluate::{Members, applies, judge, members};
 use super::matching::Object;
 use crate::address::Address;
 use crate::model::Organization;
@@ -18,10 +18,17 @@ pub struct NotInConfig {
     pub help: Option<String>,
 }
 
-fn object<'a>(org: &'a Organization, address: &'a Address) -> Option<Object<'a>> {
+fn object<'a>(
+    org: &'a Organization,
+    address: &'a Address,
+    members: &'a Members<'a>,
+) -> Option<Object<'a>> {
     match address {
         Address::Role(n) => org.roles.contains_key(n).then_some(Object::Role(n)),
-        Address::Team(n) => org.teams.contains_key(n).then_some(Object::Team(n)),
+        Address::Team(n) => org.teams.contains_key(n).then_some(Object::Team(
+            n,
+            members.get(n.as_str()).map_or(&[][..], Vec::as_slice),
+        )),
         Address::ServiceAccount(n) => org.service_accounts.get(n).map(|a| Object::Account(n, a)),
         Address::Key { account, key } => org
             .service_accounts
@@ -66,7 +73,8 @@ pub fn explain(
     org: &Organization,
     address: &Address,
 ) -> Result<String, NotInConfig> {
-    let Some(obj) = object(org, address) else {
+    let members = members(org);
+    let Some(obj) = object(org, address, &members) else {
         return Err(NotInConfig {
             address: address.clone(),
             help: closest(org, address),
@@ -161,7 +169,7 @@ pub fn explain(
 fn kind_of(obj: Object<'_>) -> &'static str {
     match obj {
         Object::Role(_) => "roles",
-        Object::Team(_) => "teams",
+        Object::Team(..) => "teams",
         Object::Account(..) => "service accounts",
         Object::Key { .. } => "keys",
     }
@@ -173,7 +181,7 @@ fn judges(rule: &super::Rule, obj: Object<'_>) -> bool {
         matches!(
             (t, obj),
             (Target::Role, Object::Role(_))
-                | (Target::Team, Object::Team(_))
+                | (Target::Team, Object::Team(..))
                 | (Target::Account, Object::Account(..))
                 | (Target::Key, Object::Key { .. })
         )

@@ -60,7 +60,8 @@ pub struct Match {
 #[derive(Debug, Clone, Copy)]
 pub enum Object<'a> {
     Role(&'a str),
-    Team(&'a str),
+    /// A team, with its memberships: (account, role).
+    Team(&'a str, &'a [(&'a str, &'a str)]),
     Account(&'a str, &'a ServiceAccount),
     Key {
         account: &'a str,
@@ -76,7 +77,7 @@ impl Match {
         let mut why = Vec::new();
         if let Some(g) = &self.name {
             let hit = match object {
-                Object::Role(n) | Object::Team(n) | Object::Account(n, _) => g.matches(n),
+                Object::Role(n) | Object::Team(n, _) | Object::Account(n, _) => g.matches(n),
                 Object::Key { account, key, .. } => {
                     g.matches(account) || g.matches(&format!("{account}.{key}"))
                 }
@@ -92,7 +93,7 @@ impl Match {
             };
             let hit = match object {
                 Object::Role(_) => false,
-                Object::Team(n) => n == team,
+                Object::Team(n, _) => n == team,
                 Object::Account(n, a) => in_team(n, a),
                 Object::Key { account, of, .. } => in_team(account, of),
             };
