@@ -199,33 +199,50 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
         }
         (Kind::ForbidPermission(forbidden), Object::Account(name, a)) => {
             let all = grants(org, a);
+            // One violation per path, naming every forbidden permission it reaches: `admin:
+            // true` against `[*, secrets:*]` is one thing to fix, not two.
+            let mut by_path: Vec<(&super::effective::Grant, Vec<&str>)> = Vec::new();
             for f in forbidden {
                 for g in paths_to(&all, f) {
-                    let held = if g.pattern == *f {
-                        String::new()
-                    } else {
-                        format!(" (`{}` covers it)", g.pattern)
-                    };
-                    let help = match g.role() {
-                        Some(role) if !g.builtin => format!(
-                            "narrow role `{role}`, or remove the account's membership in that team"
-                        ),
-                        Some(_) => "give the membership a narrower role".into(),
-                        None => {
-                            "remove `admin: true` and grant what it needs through a role".into()
-                        }
-                    };
-                    let mut b = breach(
-                        format!(
-                            "service account `{name}` may gain forbidden permission `{f}` through {}{held}",
-                            g.describe()
-                        ),
-                        help,
-                        g.place(spans, name),
-                    );
-                    b.via_role = g.role().map(str::to_string);
-                    out.push(b);
+                    match by_path.iter_mut().find(|(p, _)| std::ptr::eq(*p, g)) {
+                        Some((_, fs)) => fs.push(f),
+                        None => by_path.push((g, vec![f])),
+                    }
                 }
+            }
+            for (g, fs) in by_path {
+                let list = fs
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let held = if fs.len() == 1 && g.pattern == fs[0] {
+                    String::new()
+                } else {
+                    format!(
+                        " (`{}` covers {})",
+                        g.pattern,
+                        if fs.len() == 1 { "it" } else { "them" }
+                    )
+                };
+                let help = match g.role() {
+                    Some(role) if !g.builtin => format!(
+                        "narrow role `{role}`, or remove the account's membership in that team"
+                    ),
+                    Some(_) => "give the membership a narrower role".into(),
+                    None => "remove `admin: true` and grant what it needs through a role".into(),
+                };
+                let mut b = breach(
+                    format!(
+                        "service account `{name}` may gain forbidden permission{} {list} through {}{held}",
+                        if fs.len() == 1 { "" } else { "s" },
+                        g.describe()
+                    ),
+                    help,
+                    g.place(spans, name),
+                );
+                b.via_role = g.role().map(str::to_string);
+                out.push(b);
             }
         }
         (Kind::TeamRoleCeiling(ceiling), Object::Team(team, members)) => {

@@ -578,7 +578,7 @@ service_accounts:
     let out = sb.run(&["validate", "-c", "org"]);
     out.expect(1);
     let want = format!(
-        "error: policy rule `no-secrets`: service account `syncer` may gain forbidden permission `*:*` through `admin: true`\n  --> org/svcacct.yaml:{line}:{column}\n"
+        "error: policy rule `no-secrets`: service account `syncer` may gain forbidden permissions `*:*`, `secrets:*` through `admin: true` (`*:*` covers them)\n  --> org/svcacct.yaml:{line}:{column}\n"
     );
     assert!(out.stderr.contains(&want), "{want}\nin\n{}", out.stderr);
 }
@@ -670,4 +670,59 @@ fn explain_says_which_rules_apply_and_why() {
         "{}",
         out.stderr
     );
+}
+
+/// A rule without a kind, and two rules of one name, are refused at their places; a config
+/// that meets its rules plans exactly as one without rules.
+#[test]
+fn rule_names_and_kinds_and_a_clean_plan() {
+    let rules = "    - severity: warn
+    - key_max_lifetime: 90d
+    - key_max_lifetime: 30d
+";
+    let text = config(rules, BODY);
+    let sb = sandbox(&text);
+    let out = sb.run(&["validate", "-c", "org"]);
+    out.expect(1);
+    let (l, c) = place(&text, "severity: warn", 0);
+    assert!(
+        out.stderr.contains(&format!(
+            "error: policy rule has no rule kind\n{}--> org/svcacct.yaml:{l}:{c}\n",
+            " ".repeat(l.to_string().len())
+        )),
+        "{}",
+        out.stderr
+    );
+    let (l, c) = place(&text, "30d\n", 0);
+    assert!(
+        out.stderr.contains(&format!(
+            "error: policy rule `key_max_lifetime` is defined twice\n{}--> org/svcacct.yaml:{l}:{c}\n",
+            " ".repeat(l.to_string().len())
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("= help: give each rule its own `name:`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("config is invalid: 2 errors"),
+        "{}",
+        out.stderr
+    );
+
+    let clean = sandbox(&config("    - key_max_lifetime: 90d\n", BODY));
+    let bare = sandbox(&format!(
+        "organization: acme\nsecrets:\n  recipients_file: ../examples/demo-recipients.txt\n{BODY}"
+    ));
+    let with = clean.run(&["plan", "-c", "org"]);
+    with.ok();
+    let without = bare.run(&["plan", "-c", "org"]);
+    without.ok();
+    assert_eq!(with.stdout, without.stdout);
+    assert!(!with.stdout.contains("Policy"), "{}", with.stdout);
+    assert_eq!(clean.plan_json("org", T0)["policy"], serde_json::json!([]));
 }
