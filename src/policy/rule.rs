@@ -263,3 +263,20 @@ pub struct Exception {
     pub reason: String,
     pub at: Place,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Editors show the schema's descriptions: every kind says what it does, with an example.
+    #[test]
+    fn every_rule_kind_is_documented_with_an_example_in_the_schema() {
+        let schema = serde_json::to_value(schemars::schema_for!(RawRule)).unwrap();
+        for kind in KINDS {
+            let d = schema["properties"][kind]["description"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{kind} has a description"));
+            assert!(d.contains("Example:") && d.contains(kind), "{kind}: {d}");
+        }
+    }
+}
