@@ -19,6 +19,8 @@ pub struct Breach {
     pub at: Place,
     /// The role the offending permission comes through, to find the change that causes it.
     pub via_role: Option<String>,
+    /// The account whose membership is at fault, when the object is another (a team).
+    pub account: Option<String>,
 }
 
 fn breach(message: String, help: String, at: Place) -> Breach {
@@ -27,6 +29,7 @@ fn breach(message: String, help: String, at: Place) -> Breach {
         help,
         at,
         via_role: None,
+        account: None,
     }
 }
 
@@ -287,6 +290,7 @@ fn above_ceiling(
         ),
         at,
         via_role: Some(role.to_string()),
+        account: Some(account.to_string()),
     })
 }
 

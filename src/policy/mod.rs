@@ -68,6 +68,9 @@ pub struct Finding {
     /// The role a permission comes through, to find the cause.
     #[serde(skip)]
     pub via_role: Option<String>,
+    /// The account whose membership is at fault when the object is a team.
+    #[serde(skip)]
+    pub account: Option<String>,
 }
 
 impl Finding {
@@ -91,6 +94,7 @@ impl Finding {
             excepted: excepted.map(|e| e.reason.clone()),
             cause: None,
             via_role: b.via_role,
+            account: b.account,
         }
     }
 
@@ -111,8 +115,8 @@ pub fn blocking(findings: &[Finding]) -> usize {
 }
 
 /// Names, on each finding, the plan's change that brings it in: a change of the role the
-/// offending permission comes through, else a change of the object itself (or of a key's
-/// account). A finding no change causes is already live.
+/// offending permission comes through, else a change of the object itself, else of the
+/// account at fault (a key's, or a team's member). A finding no change causes is already live.
 pub fn attach_causes(findings: &mut [Finding], changes: &[crate::plan::Change]) {
     if findings.is_empty() || changes.is_empty() {
         return;
@@ -124,7 +128,7 @@ pub fn attach_causes(findings: &mut [Finding], changes: &[crate::plan::Change]) 
         let role = f.via_role.as_deref().map(Address::role);
         let owner = match &f.object {
             Address::Key { account, .. } => Some(Address::account(account)),
-            _ => None,
+            _ => f.account.as_deref().map(Address::account),
         };
         f.cause = role
             .as_ref()

@@ -288,6 +288,24 @@ fn team_role_ceiling() {
         "deployer}",
         0,
     );
+    // In a plan, the membership change that breaks the ceiling is named as the cause.
+    let sb = sandbox(&config(
+        rules,
+        &BODY.replace("{platform: deployer}", "{platform: deployer, data: viewer}"),
+    ));
+    sb.apply("org", T0);
+    let text = config(
+        rules,
+        &BODY.replace("{platform: deployer}", "{platform: viewer, data: deployer}"),
+    );
+    sb.write("org/svcacct.yaml", &text);
+    let (line, column) = place(&text, "deployer}", 0);
+    let out = sb.run(&["plan", "-c", "org"]);
+    out.expect(1);
+    let want = format!(
+        "  error[team_role_ceiling] team.data: team `data` hands role `deployer` to service account `ci-bot`, above its ceiling `viewer`\n      at org/svcacct.yaml:{line}:{column}, caused by service_account.ci-bot (update)\n      help: `deployer` grants `deployments:execute`, which `viewer` does not; use `viewer` or a narrower role\n"
+    );
+    assert!(out.stdout.contains(&want), "{want}\nin\n{}", out.stdout);
 }
 
 /// A rule that is itself wrong is a config error at its place, and all of them are reported.
