@@ -8,7 +8,6 @@ use super::effective::{grants, paths_to};
 use super::matching::Object;
 use super::rule::{Kind, Place, Rule};
 use super::{Finding, Rules};
-use crate::address::Address;
 use crate::model::{Organization, pattern_covers};
 
 /// One way an object breaks a rule, before it is tied to the rule and the object.
@@ -55,38 +54,38 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
     match (&rule.kind, object) {
         (Kind::KeyMaxLifetime(max), Object::Key { account, key, of }) => {
             let k = &of.keys[key];
-            let s = spans.accounts.get(account).and_then(|a| a.keys.get(key));
-            let key_at = s.map(|s| s.at).unwrap_or_default();
+            let s = || spans.accounts.get(account).and_then(|a| a.keys.get(key));
+            let key_at = || s().map(|s| s.at).unwrap_or_default();
             match k.expires_in {
                 None => out.push(breach(
                     format!(
                         "key `{account}.{key}` has no `expires_in`; keys must expire within {max}"
                     ),
                     format!("set `expires_in: {max}` or less"),
-                    key_at,
+                    key_at(),
                 )),
                 Some(d) if d > *max => out.push(breach(
                     format!("key `{account}.{key}` expires in {d}, longer than {max}"),
                     format!("set `expires_in: {max}` or less"),
-                    s.and_then(|s| s.expires_in).unwrap_or(key_at),
+                    s().and_then(|s| s.expires_in).unwrap_or_else(key_at),
                 )),
                 Some(_) => {}
             }
         }
         (Kind::RotationRequired(max), Object::Key { account, key, of }) => {
             let k = &of.keys[key];
-            let s = spans.accounts.get(account).and_then(|a| a.keys.get(key));
-            let key_at = s.map(|s| s.at).unwrap_or_default();
+            let s = || spans.accounts.get(account).and_then(|a| a.keys.get(key));
+            let key_at = || s().map(|s| s.at).unwrap_or_default();
             match k.rotate_every {
                 None => out.push(breach(
                     format!("key `{account}.{key}` has no `rotate_every`; keys must rotate at least every {max}"),
                     format!("set `rotate_every: {max}` or less"),
-                    key_at,
+                    key_at(),
                 )),
                 Some(d) if d > *max => out.push(breach(
                     format!("key `{account}.{key}` rotates every {d}, less often than every {max}"),
                     format!("set `rotate_every: {max}` or less"),
-                    s.and_then(|s| s.rotate_every).unwrap_or(key_at),
+                    s().and_then(|s| s.rotate_every).unwrap_or_else(key_at),
                 )),
                 Some(_) => {}
             }
@@ -109,13 +108,13 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
             ));
         }
         (Kind::NoWildcardPermissions { allow }, Object::Key { account, key, of }) => {
-            let s = spans.accounts.get(account).and_then(|a| a.keys.get(key));
+            let s = || spans.accounts.get(account).and_then(|a| a.keys.get(key));
             for scope in &of.keys[key].scopes {
                 if scope.contains('*') && !allow.contains(scope) {
                     out.push(breach(
                         format!("key `{account}.{key}` is scoped to wildcard permission `{scope}`"),
                         wildcard_help(allow),
-                        s.and_then(|s| s.scopes.get(scope).copied())
+                        s().and_then(|s| s.scopes.get(scope).copied())
                             .unwrap_or_default(),
                     ));
                 }
@@ -137,7 +136,9 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
                 }
             }
         }
-        (Kind::NoWildcardPermissions { allow }, Object::Account(name, a)) => {
+        (Kind::NoWildcardPermissions { allow }, Object::Account(name, a))
+            if holds(org, a, |p| p.contains('*') && !allow.iter().any(|x| x == p)) =>
+        {
             // Custom roles are judged where their permissions are written; an account is
             // judged for what it takes that the config does not spell out.
             for g in grants(org, a) {
@@ -156,10 +157,9 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
                 }
             }
         }
-        (Kind::AdminRequiresProtect, Object::Account(name, a)) => {
-            if a.protect {
-                return out;
-            }
+        (Kind::AdminRequiresProtect, Object::Account(name, a))
+            if !a.protect && holds(org, a, |p| p == "*:*") =>
+        {
             if let Some(g) = grants(org, a).iter().find(|g| g.pattern == "*:*") {
                 let mut b = breach(
                     format!(
@@ -200,7 +200,9 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
                 at,
             ));
         }
-        (Kind::ForbidPermission(forbidden), Object::Account(name, a)) => {
+        (Kind::ForbidPermission(forbidden), Object::Account(name, a))
+            if holds(org, a, |p| forbidden.iter().any(|f| pattern_covers(p, f))) =>
+        {
             let all = grants(org, a);
             // One violation per path, naming every forbidden permission it reaches: `admin:
             // true` against `[*, secrets:*]` is one thing to fix, not two.
@@ -259,6 +261,21 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
         _ => {}
     }
     out
+}
+
+/// Whether `admin` or a role of the account grants a pattern `test` accepts: a check that
+/// allocates nothing, run on every account before the paths are worked out for a violation.
+fn holds(
+    org: &Organization,
+    a: &crate::model::ServiceAccount,
+    test: impl Fn(&str) -> bool,
+) -> bool {
+    (a.admin && test("*:*"))
+        || a.teams.values().any(|role| {
+            org.roles
+                .get(role)
+                .is_some_and(|r| r.permissions.iter().any(|p| test(p)))
+        })
 }
 
 /// A membership of `account` in `team` with `role`, judged against the team's ceiling.
@@ -321,7 +338,7 @@ pub fn objects<'a>(
     org: &'a Organization,
     rule: &Rule,
     members: &'a Members<'a>,
-) -> Vec<(Address, Object<'a>)> {
+) -> Vec<Object<'a>> {
     use super::rule::Target;
     let mut out = Vec::new();
     for t in rule.kind.targets() {
@@ -330,28 +347,25 @@ pub fn objects<'a>(
                 org.roles
                     .iter()
                     .filter(|(_, r)| !r.builtin)
-                    .map(|(n, _)| (Address::role(n), Object::Role(n))),
+                    .map(|(n, _)| Object::Role(n)),
             ),
             Target::Team => out.extend(org.teams.keys().map(|n| {
                 let m = members.get(n.as_str()).map_or(&[][..], Vec::as_slice);
-                (Address::team(n), Object::Team(n, m))
+                Object::Team(n, m)
             })),
             Target::Account => out.extend(
                 org.service_accounts
                     .iter()
-                    .map(|(n, a)| (Address::account(n), Object::Account(n, a))),
+                    .map(|(n, a)| Object::Account(n, a)),
             ),
             Target::Key => {
                 for (n, a) in &org.service_accounts {
                     for k in a.keys.keys() {
-                        out.push((
-                            Address::key(n, k),
-                            Object::Key {
-                                account: n,
-                                key: k,
-                                of: a,
-                            },
-                        ));
+                        out.push(Object::Key {
+                            account: n,
+                            key: k,
+                            of: a,
+                        });
                     }
                 }
             }
@@ -383,13 +397,21 @@ pub fn evaluate(rules: &Rules, org: &Organization) -> Vec<Finding> {
     let mut out = Vec::new();
     let members = members(org);
     for rule in &rules.rules {
-        for (address, object) in objects(org, rule, &members) {
-            let excepted = match applies(rule, object, &rules.owners) {
-                Ok(_) => None,
-                Err(None) => continue,
-                Err(Some(i)) => Some(&rule.exceptions[i]),
-            };
-            for b in judge(rules, org, rule, object) {
+        for object in objects(org, rule, &members) {
+            if !rule.matches.matches(object, &rules.owners) {
+                continue;
+            }
+            let breaches = judge(rules, org, rule, object);
+            if breaches.is_empty() {
+                continue;
+            }
+            // Exceptions are looked at only for objects that break the rule.
+            let excepted = rule
+                .exceptions
+                .iter()
+                .find(|e| e.matches.matches(object, &rules.owners));
+            let address = object.address();
+            for b in breaches {
                 out.push(Finding::new(rules, rule, &address, b, excepted));
             }
         }

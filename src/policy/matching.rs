@@ -71,10 +71,9 @@ pub enum Object<'a> {
 }
 
 impl Match {
-    /// Whether the object matches, and why (for `policy explain`); `None` when it does not.
-    /// `owners` are the `owner:` teams of accounts.
-    pub fn why(&self, object: Object<'_>, owners: &HashMap<String, String>) -> Option<String> {
-        let mut why = Vec::new();
+    /// Whether the object matches. Allocates nothing for an account, team or role: it runs
+    /// for every object of every rule.
+    pub fn matches(&self, object: Object<'_>, owners: &HashMap<String, String>) -> bool {
         if let Some(g) = &self.name {
             let hit = match object {
                 Object::Role(n) | Object::Team(n, _) | Object::Account(n, _) => g.matches(n),
@@ -83,9 +82,8 @@ impl Match {
                 }
             };
             if !hit {
-                return None;
+                return false;
             }
-            why.push(format!("its name matches `{}`", g.0));
         }
         if let Some(team) = &self.team {
             let in_team = |name: &str, a: &ServiceAccount| {
@@ -98,14 +96,42 @@ impl Match {
                 Object::Key { account, of, .. } => in_team(account, of),
             };
             if !hit {
-                return None;
+                return false;
             }
+        }
+        true
+    }
+
+    /// Whether the object matches, and why (for `policy explain`); `None` when it does not.
+    /// `owners` are the `owner:` teams of accounts.
+    pub fn why(&self, object: Object<'_>, owners: &HashMap<String, String>) -> Option<String> {
+        if !self.matches(object, owners) {
+            return None;
+        }
+        let mut why = Vec::new();
+        if let Some(g) = &self.name {
+            why.push(format!("its name matches `{}`", g.0));
+        }
+        if let Some(team) = &self.team {
             why.push(format!("it belongs to team `{team}`"));
         }
         if why.is_empty() {
             why.push("the rule matches every object of its kind".into());
         }
         Some(why.join(" and "))
+    }
+}
+
+impl Object<'_> {
+    /// The object's address.
+    pub fn address(&self) -> crate::address::Address {
+        use crate::address::Address;
+        match *self {
+            Object::Role(n) => Address::role(n),
+            Object::Team(n, _) => Address::team(n),
+            Object::Account(n, _) => Address::account(n),
+            Object::Key { account, key, .. } => Address::key(account, key),
+        }
     }
 }
 
