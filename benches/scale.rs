@@ -8,6 +8,9 @@
 //! applied through the `http` backend; those rows also show how many HTTP requests the
 //! command made (from `-v`).
 //!
+//! The local no-change plan and validate run again with a realistic policy ([`RULES`]: every
+//! rule kind, matching by name and team, an exception), to show what the rules cost.
+//!
 //! `SCALE_SIZES=1000` limits the sizes. `SCALE_POSTGRES_URL=postgres://…` (a database the
 //! benchmark may fill) adds the same http rows through a server on PostgreSQL, after a first
 //! apply of their own.
@@ -24,6 +27,37 @@ use std::time::Instant;
 const TEAMS: usize = 200;
 const ROLES: usize = 50;
 const KEYS: usize = 3;
+
+/// A realistic policy: every rule kind, some matched by name or team, one with an exception.
+/// The generated organization meets it, but for three warnings (`ci-scopes`).
+const RULES: &str = r#"policy:
+  rules:
+    - key_max_lifetime: 90d
+    - rotation_required: 30d
+    - admin_requires_protect: true
+    - no_wildcard_permissions: { allow: ["*:read"] }
+    - account_requires_owner: true
+    - max_keys_per_account: 5
+    - name: no-full-access
+      forbid_permission: ["*:*", "secrets:*"]
+    - name: no-deletes
+      forbid_permission: ["res-0:delete"]
+      match: { name: "account-9*" }
+    - name: ci-scopes
+      require_scopes: true
+      severity: warn
+      match: { name: "account-4?" }
+      except:
+        - match: { team: team-41 }
+          reason: generated keys
+    - team_role_ceiling: member
+      match: { name: "team-*" }
+"#;
+
+/// `yaml` with [`RULES`].
+fn with_rules(yaml: &str) -> String {
+    yaml.replacen("roles:\n", &format!("{RULES}roles:\n"), 1)
+}
 
 fn config(accounts: usize, description: &str, backend: &str) -> String {
     let mut y = String::with_capacity(accounts * 400);
@@ -49,7 +83,8 @@ fn config(accounts: usize, description: &str, backend: &str) -> String {
         };
         let _ = writeln!(
             y,
-            "  account-{a}:\n    description: {desc} {a}\n    teams:\n      team-{}: role-{}\n      team-{}: viewer\n    keys:",
+            "  account-{a}:\n    description: {desc} {a}\n    owner: team-{}\n    teams:\n      team-{}: role-{}\n      team-{}: viewer\n    keys:",
+            a % TEAMS,
             a % TEAMS,
             a % ROLES,
             (a + 1) % TEAMS
@@ -370,6 +405,28 @@ fn main() {
         row(
             "local",
             "no-change plan",
+            repeat(|_| {}, || run(dir, &["plan", "--detailed-exitcode"])),
+        );
+        std::fs::write(
+            dir.join("svcacct.yaml"),
+            with_rules(&config(n, "Account", local)),
+        )
+        .unwrap();
+        row(
+            "local",
+            "validate, with policy rules",
+            repeat(|_| {}, || run(dir, &["validate", "-q"])),
+        );
+        row(
+            "local",
+            "no-change plan, with policy rules",
+            repeat(|_| {}, || run(dir, &["plan", "--detailed-exitcode"])),
+        );
+        // Once more without, so the two are measured side by side.
+        write("Account", local);
+        row(
+            "local",
+            "no-change plan, again without rules",
             repeat(|_| {}, || run(dir, &["plan", "--detailed-exitcode"])),
         );
         write("Changed", local);

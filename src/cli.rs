@@ -73,6 +73,9 @@ pub enum Command {
     /// Ask a running server whether it is ready (GET /v1/ready): exit 0 when it is, 1 when
     /// not; for container health checks, where there is no curl.
     Healthcheck(HealthcheckArgs),
+    /// Work with the config's policy rules.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +98,20 @@ pub struct HealthcheckArgs {
     /// Seconds to wait for the answer.
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Which rules apply to an object, and why it passes or fails (offline).
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The object: role.NAME, team.NAME, service_account.NAME or key.ACCOUNT.KEY.
+    pub address: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, Args)]

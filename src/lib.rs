@@ -17,6 +17,7 @@ pub mod escape;
 pub mod model;
 pub mod operation;
 pub mod plan;
+pub mod policy;
 pub mod reconcile;
 pub mod secrets;
 pub mod server;

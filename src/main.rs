@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Completions(a) => commands::completions(a),
         Command::Man => commands::man(),
         Command::Healthcheck(a) => commands::healthcheck(a, out),
+        Command::Policy(a) => commands::policy(a, out, c),
         Command::Schema => {
             print!("{}", svcacct::config::schema::config_schema());
             Ok(exit::OK)

@@ -102,6 +102,8 @@ pub fn compute(
         plan.last_changed = found;
     }
     plan.key_uses = destroyed_key_uses(&plan, live, config.backend.capabilities().records_key_use);
+    plan.policy = crate::policy::evaluate(&config.rules, &config.desired);
+    crate::policy::attach_causes(&mut plan.policy, &plan.changes);
     Ok(plan)
 }
 

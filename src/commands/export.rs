@@ -67,6 +67,7 @@ pub fn to_yaml(config: &Config, live: &LiveOrganization, out_dir: &Path) -> Resu
                 Loc::new(RawPolicy {
                     unmanaged: Some(p.unmanaged),
                     max_delete_percent: Some(Loc::new(p.max_delete_percent)),
+                    rules: Vec::new(),
                 })
             },
         ),
@@ -114,6 +115,7 @@ pub fn to_yaml(config: &Config, live: &LiveOrganization, out_dir: &Path) -> Resu
 fn account(a: &LiveAccount) -> RawServiceAccount {
     RawServiceAccount {
         description: a.description.clone(),
+        owner: None,
         teams: a
             .teams
             .iter()
@@ -132,9 +134,9 @@ fn account(a: &LiveAccount) -> RawServiceAccount {
                 let key = &key.settings;
                 let key = RawKey {
                     description: key.description.clone(),
-                    expires_in: key.expires_in,
+                    expires_in: key.expires_in.map(Loc::new),
                     scopes: key.scopes.iter().cloned().map(Loc::new).collect(),
-                    rotate_every: key.rotate_every,
+                    rotate_every: key.rotate_every.map(Loc::new),
                     overlap: key.overlap,
                 };
                 (k.clone(), key)

@@ -418,6 +418,26 @@ secrets:
   recipients_file: recipients.txt   # who can decrypt them: one public key a line
 ";
 
+/// The starter's policy: rules most organizations want from the first day, each commented,
+/// and all met by the starter itself.
+const POLICY_YAML: &str = "\
+policy:
+  # Rules checked by `validate`, `plan` and `apply`; `svcacct policy explain ADDRESS` shows which
+  # apply to an object and why. `severity: error` (the default) blocks; `warn` only reports. A
+  # rule may `match: { name: \"ci-*\", team: platform }` and grant exceptions, each with a reason
+  # that every plan shows: `except: [{ match: { name: legacy-bot }, reason: \"...\" }]`.
+  rules:
+    - key_max_lifetime: 90d         # every key has an `expires_in` of at most 90 days
+    - rotation_required: 30d        # and a `rotate_every` of at most 30 days
+    - admin_requires_protect: true  # an account holding every permission is `protect: true`
+    - name: no-full-access          # no account gains these through any role or `admin`
+      forbid_permission: [\"*:*\", \"secrets:*\"]
+    - account_requires_owner: true  # `owner: <team>`, or a team named in the description
+      severity: warn
+    - max_keys_per_account: 5
+      severity: warn
+";
+
 const GITIGNORE_TEXT: &str = "\
 # The local backend's organization (SQLite) and its lock: state, not source.
 .svcacct/
@@ -437,6 +457,7 @@ fn manager_yaml(manager: &[String]) -> (String, String, String) {
         format!("  {MANAGER_TEAM}:\n    description: svcacct itself\n"),
         format!(
             "  {MANAGER_ACCOUNT}:\n    description: CI plans and applies this repository with its key\n    \
+             owner: {MANAGER_TEAM}\n    \
              teams:\n      {MANAGER_TEAM}: {MANAGER_ROLE}\n    \
              protect: true                   # CI cannot apply without it\n    \
              keys:\n      ci:\n        description: the CI job's SVCACCT_TOKEN\n        \
@@ -471,7 +492,7 @@ fn starter_yaml(org: &str, backend: &str, manager: Option<&[String]>) -> String 
 # account with one key to start from. `svcacct plan` shows what `svcacct apply` would change.
 organization: {org}
 backend:
-{backend}{SECRETS_YAML}roles:
+{backend}{SECRETS_YAML}{POLICY_YAML}roles:
   deployer:
     description: Deploys flows
     permissions: [deployments:read, deployments:execute, flows:read]

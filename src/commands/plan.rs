@@ -2,7 +2,7 @@
 //! organization or the key files. `--out` saves it for `svcacct apply PLAN`, and
 //! `svcacct show PLAN` renders a saved one again.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use super::execute::warn_partial;
 use super::{Output, exit, load_config, slice_of};
@@ -32,7 +32,8 @@ pub fn plan(
     {
         eprintln!("{} made {n} requests", backend.describe());
     }
-    if let Some(path) = &args.out {
+    let blocking = crate::policy::blocking(&plan.policy);
+    if let Some(path) = args.out.as_ref().filter(|_| blocking == 0) {
         let saved = SavedPlan::new(
             plan.clone(),
             config.backend.identity(),
@@ -43,6 +44,18 @@ pub fn plan(
             .with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
     print_plan(&plan, args.format, out)?;
+    if blocking > 0 {
+        // The plan is shown (the pull-request comment lists the violations) and refused.
+        bail!(
+            "the config violates its policy: {}{}",
+            crate::policy::render::counts(&plan.policy),
+            if args.out.is_some() {
+                "; the plan was not saved"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES
     } else {

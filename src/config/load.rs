@@ -22,6 +22,8 @@ pub struct Merged {
     pub backend: Option<Defined<BackendConfig>>,
     pub secrets: Option<Defined<RawSecrets>>,
     pub policy: Option<Defined<RawPolicy>>,
+    /// Policy rules of every file, in file order, each with its file.
+    pub rules: Vec<(usize, Loc<crate::policy::RawRule>)>,
     pub roles: Vec<Defined<(String, RawRole)>>,
     pub teams: Vec<Defined<(String, RawTeam)>>,
     pub service_accounts: Vec<Defined<(String, RawServiceAccount)>>,
@@ -64,6 +66,8 @@ pub fn read_sources(path: &Path) -> Result<(PathBuf, Vec<Source>), ConfigError> 
             })
             .collect::<Result<_, _>>()?;
         paths.sort();
+        // Policy rules may live in `policy/*.yaml` beside the config's own files.
+        paths.extend(policy_files(&path.join("policy")).map_err(|e| read_err(path, e))?);
         if paths.is_empty() {
             return Err(ConfigError::EmptyDirectory {
                 path: path.to_path_buf(),
@@ -94,6 +98,22 @@ pub fn read_sources(path: &Path) -> Result<(PathBuf, Vec<Source>), ConfigError> 
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
     Ok((base, sources))
+}
+
+/// The `*.yaml`/`*.yml` files of a config directory's `policy/` directory, in name order;
+/// none when there is no such directory.
+fn policy_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 /// Where in the merged list each name sits, per kind, to report a second definition.
@@ -148,9 +168,15 @@ impl Merged {
             &self.sources,
             errors,
         );
+        // Rules may be spread over files (`policy/*.yaml`); the other settings are set once.
+        let policy = raw.policy.and_then(|mut p| {
+            let rules = std::mem::take(&mut p.value.rules);
+            self.rules.extend(rules.into_iter().map(|r| (file, r)));
+            (p.value.unmanaged.is_some() || p.value.max_delete_percent.is_some()).then_some(p)
+        });
         set_once(
             &mut self.policy,
-            raw.policy,
+            policy,
             file,
             "policy",
             &self.sources,
@@ -205,6 +231,7 @@ pub fn parse_and_merge(sources: Vec<Source>) -> Result<Merged, ConfigError> {
         backend: None,
         secrets: None,
         policy: None,
+        rules: Vec::new(),
         roles: Vec::new(),
         teams: Vec::new(),
         service_accounts: Vec::new(),
@@ -256,11 +283,28 @@ fn parse(source: &Source) -> Result<RawConfig, Box<Diagnostic>> {
         // The library suggests a parser option; duplicates are never acceptable here.
         let message = message.replace(", set DuplicateKeyPolicy in Options if acceptable", "");
         let mut d = source.diagnostic(Severity::Error, line.max(1), column.max(1), message);
+        d.help = unknown_field_help(&d.message);
         if d.message.contains("expected mapping") && line <= 1 {
             d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
         }
         Box::new(d)
     })
+}
+
+/// For "unknown field `x`, expected one of a, b": the closest of the expected fields (a
+/// misspelled policy rule kind is such a field).
+fn unknown_field_help(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (field, rest) = rest.split_once('`')?;
+    let expected = rest
+        .strip_prefix(", expected one of ")
+        .or_else(|| rest.strip_prefix(", expected "))?;
+    let names = expected.split(", ").map(|n| {
+        n.trim_matches('`')
+            .trim_start_matches("or ")
+            .trim_matches('`')
+    });
+    crate::suggest::closest(field, names).map(|c| format!("did you mean `{c}`?"))
 }
 
 /// The parser's defaults, with room for organizations of tens of thousands of accounts. The

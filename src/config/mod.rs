@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
 pub use credentials::{CredentialPolicy, PinnedUrl, TOKEN_ENV_PREFIXES};
 pub use diagnostic::{Diagnostic, Severity, Source};
+pub(crate) use load::Merged;
 pub use load::config_digest;
 
 use crate::backend::BackendConfig;
@@ -36,6 +37,8 @@ pub struct Config {
     pub policy: Policy,
     /// What the organization should look like; every object in it is managed.
     pub desired: Organization,
+    /// Policy rules, checked by validate, plan and apply.
+    pub rules: crate::policy::Rules,
     pub warnings: Vec<Diagnostic>,
 }
 

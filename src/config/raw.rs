@@ -140,7 +140,7 @@ pub struct RawConfig {
     /// Where newly issued keys are written, encrypted to whom.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Loc<RawSecrets>>,
-    /// Safety rules for deletions.
+    /// Safety rules for deletions, and policy rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Loc<RawPolicy>>,
     /// Custom roles. The built-in roles admin, member and viewer exist already.
@@ -169,7 +169,7 @@ pub struct RawSecrets {
     pub recipients_file: Option<Loc<String>>,
 }
 
-/// Deletion safety.
+/// Deletion safety and policy rules.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPolicy {
@@ -180,6 +180,11 @@ pub struct RawPolicy {
     /// `--allow-mass-delete`, once the organization has at least 10. Default: 25.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_delete_percent: Option<Loc<u32>>,
+    /// Policy rules checked by validate, plan and apply, each with one rule kind (see
+    /// README "Policy rules"). In a config directory, `policy/*.yaml` files may hold more;
+    /// rules from every file are checked together.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Loc<crate::policy::RawRule>>,
 }
 
 /// A custom role.
@@ -213,6 +218,9 @@ pub struct RawTeam {
 pub struct RawServiceAccount {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// The team that owns the account (for policy rules; kept in the config only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Loc<String>>,
     /// Memberships: team → role.
     #[serde(default, skip_serializing_if = "NamedMap::is_empty")]
     pub teams: NamedMap<Loc<String>>,
@@ -241,13 +249,13 @@ pub struct RawKey {
     pub description: String,
     /// How long an issued key works. Default: until revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<Duration>,
+    pub expires_in: Option<Loc<Duration>>,
     /// Permissions the key is narrowed to, within the account's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<Loc<String>>,
     /// Plan a rotation once the key is this old.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rotate_every: Option<Duration>,
+    pub rotate_every: Option<Loc<Duration>>,
     /// How long a rotated-out key keeps working. Default: 0 (revoked at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overlap: Option<Duration>,

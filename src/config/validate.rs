@@ -196,6 +196,7 @@ pub fn validate(
     }
     let secrets = secrets(&mut f, &merged, &base_dir, first_key);
     let policy = policy(&mut f, &merged);
+    let rules = crate::policy::compile(&merged, &desired, &mut f.all);
     if f.all.iter().any(|d| d.severity == Severity::Error) {
         return Err(ConfigError::Invalid(f.all));
     }
@@ -204,6 +205,7 @@ pub fn validate(
         backend,
         secrets,
         policy,
+        rules,
         desired,
         warnings: f.all,
     })
@@ -384,8 +386,8 @@ fn service_accounts(
                 ApiKey {
                     description: k.description.clone(),
                     scopes,
-                    expires_in: k.expires_in,
-                    rotate_every: k.rotate_every,
+                    expires_in: k.expires_in.as_ref().map(|d| d.value),
+                    rotate_every: k.rotate_every.as_ref().map(|d| d.value),
                     overlap: k.overlap,
                     managed: true,
                 },

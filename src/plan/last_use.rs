@@ -190,6 +190,7 @@ mod tests {
             effects: Default::default(),
             last_changed: Default::default(),
             key_uses: Default::default(),
+            policy: Vec::new(),
         };
         plan.key_uses = destroyed_key_uses(&plan, &live, true);
         let last = |i: usize| plan.last_use_of(&plan.changes[i]).map(|u| u.last_used_at);

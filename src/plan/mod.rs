@@ -190,6 +190,10 @@ pub struct Plan {
     /// records uses. Left out of plans saved before it existed.
     #[serde(default)]
     pub key_uses: BTreeMap<String, KeyUse>,
+    /// Violations of the config's policy rules, excepted ones included, each with the change
+    /// that causes it where one does.
+    #[serde(default)]
+    pub policy: Vec<crate::policy::Finding>,
 }
 
 impl Plan {

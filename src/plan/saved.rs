@@ -272,6 +272,7 @@ mod tests {
             effects: Default::default(),
             last_changed: Default::default(),
             key_uses: Default::default(),
+            policy: Vec::new(),
         }
     }
 

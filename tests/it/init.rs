@@ -453,3 +453,47 @@ fn http_init_applies_against_a_real_server_and_ci_takes_over_with_its_own_key() 
     assert!(out.stderr.contains("--url"), "{}", out.stderr);
     assert!(!sb.join("nowhere").exists());
 }
+
+/// The starter carries a commented default policy that its own config meets, and that
+/// catches the first key written without an expiry.
+#[test]
+fn the_starter_has_a_default_policy_it_meets() {
+    let sb = Sandbox::new();
+    sb.run(&[
+        "init",
+        "acme",
+        "--organization",
+        "acme",
+        "--identity-out",
+        "ids/acme.txt",
+    ])
+    .ok();
+    let dir = sb.join("acme");
+    let out = Cmd::new(&dir, &["validate"]).run();
+    out.ok();
+    assert!(!out.stderr.contains("policy rule"), "{}", out.stderr);
+    let yaml = sb.read("acme/svcacct.yaml");
+    for rule in [
+        "    - key_max_lifetime: 90d         # every key has an `expires_in` of at most 90 days\n",
+        "    - rotation_required: 30d",
+        "    - admin_requires_protect: true",
+        "      forbid_permission: [\"*:*\", \"secrets:*\"]",
+        "    - account_requires_owner: true",
+        "    - max_keys_per_account: 5",
+    ] {
+        assert!(yaml.contains(rule), "{rule} in\n{yaml}");
+    }
+    sb.write(
+        "acme/svcacct.yaml",
+        &yaml.replace("        expires_in: 90d ", "        # no expiry "),
+    );
+    let out = Cmd::new(&dir, &["validate"]).run();
+    out.expect(1);
+    assert!(
+        out.stderr.contains(
+            "error: policy rule `key_max_lifetime`: key `ci-bot.deploy` has no `expires_in`; keys must expire within 90d"
+        ),
+        "{}",
+        out.stderr
+    );
+}

@@ -22,6 +22,7 @@ mod lock_model;
 mod migrations;
 mod operations;
 mod packaging;
+mod policy;
 mod postgres;
 mod prefect;
 mod prefect_sim;

@@ -243,6 +243,7 @@ pub fn rotate_now(
         effects: Default::default(),
         last_changed: Default::default(),
         key_uses: Default::default(),
+        policy: Vec::new(),
     })
 }
 

@@ -184,6 +184,7 @@ pub fn diff(
         effects: Default::default(),
         last_changed: Default::default(),
         key_uses: Default::default(),
+        policy: Vec::new(),
     })
 }
 

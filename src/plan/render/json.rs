@@ -14,8 +14,15 @@
 //!                                "keys": [ { "key": "prod", "gained": [], "lost": [] } ] } ],
 //!                "roles": [ { "role": "deployer", "accounts": ["ci-bot"] } ] },
 //!   "unmanaged": ["team.hand-made"], "secrets_not_held": ["key.hand-made.main"],
-//!   "notes": [] }
+//!   "notes": [],
+//!   "policy": [ { "rule": "no-secrets", "kind": "forbid_permission", "severity": "error",
+//!                 "object": "service_account.ci-bot", "message": "…", "help": "…",
+//!                 "file": "svcacct.yaml", "line": 12, "column": 20,
+//!                 "excepted": false, "reason": null, "cause": "role.wh (update)" } ] }
 //! ```
+//! `policy` lists every violation of the config's policy rules: `severity` is `error` (blocks
+//! plan and apply) or `warn`; an excepted one has `excepted: true` and the exception's
+//! `reason`; `cause` names the change that brings it in, null when it is already live.
 //! `reaches` is on role changes only, `last_changed` (where the backend keeps an audit log)
 //! on changes of objects that drifted from the config. `last_used_at` is on changes that
 //! revoke, retire, replace or delete a live key (an account's deletion included) where the
@@ -80,5 +87,6 @@ pub fn to_json(plan: &Plan) -> Value {
         "unmanaged": plan.unmanaged,
         "secrets_not_held": plan.secrets_not_held,
         "notes": plan.notes,
+        "policy": crate::policy::render::json(&plan.policy),
     })
 }

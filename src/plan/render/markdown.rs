@@ -113,6 +113,12 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     // Assemble within the limit; what does not fit is counted, not cut mid-block.
     let budget = limit.saturating_sub(NOTE_ROOM);
     let mut out = head;
+    // Policy violations come first when one blocks the plan, else after the changes.
+    let policy = crate::policy::render::markdown(&plan.policy);
+    let policy_first = crate::policy::blocking(&plan.policy) > 0;
+    if policy_first {
+        out.push_str(&policy);
+    }
     let (mut left_destructive, mut left_blocks) = (0, 0);
     if !attention.is_empty() {
         out.push_str("#### ⚠️ Destructive changes and widened access\n\n");
@@ -141,6 +147,9 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
                 left_blocks += 1;
             }
         }
+    }
+    if !policy_first {
+        out.push_str(&policy);
     }
     if out.len() + tail.len() <= budget {
         out.push_str(&tail);

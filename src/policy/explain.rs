@@ -1,0 +1,189 @@
+//! `svcacct policy explain ADDRESS`: for one object, each rule of the config, whether it
+//! applies (and why: its match, or the exception that takes the object out, with the reason),
+//! and whether the object passes. Offline: the config alone is judged.
+
+use std::fmt::Write;
+
+use super::Rules;
+use super::evaluate::{Members, applies, judge, members};
+use super::matching::Object;
+use crate::address::Address;
+use crate::model::Organization;
+
+/// Why an address names nothing in the config.
+#[derive(Debug, thiserror::Error)]
+#[error("{address} is not in the config{}", help.as_ref().map(|h| format!("; did you mean {h}?")).unwrap_or_default())]
+pub struct NotInConfig {
+    pub address: Address,
+    pub help: Option<String>,
+}
+
+fn object<'a>(
+    org: &'a Organization,
+    address: &'a Address,
+    members: &'a Members<'a>,
+) -> Option<Object<'a>> {
+    match address {
+        Address::Role(n) => org.roles.contains_key(n).then_some(Object::Role(n)),
+        Address::Team(n) => org.teams.contains_key(n).then_some(Object::Team(
+            n,
+            members.get(n.as_str()).map_or(&[][..], Vec::as_slice),
+        )),
+        Address::ServiceAccount(n) => org.service_accounts.get(n).map(|a| Object::Account(n, a)),
+        Address::Key { account, key } => org
+            .service_accounts
+            .get(account)
+            .filter(|a| a.keys.contains_key(key))
+            .map(|of| Object::Key { account, key, of }),
+        Address::Organization(_) => None,
+    }
+}
+
+/// The closest address of the same kind, for a did-you-mean.
+fn closest(org: &Organization, address: &Address) -> Option<String> {
+    let names: Vec<String> = match address {
+        Address::Role(_) => org
+            .roles
+            .keys()
+            .map(|n| Address::role(n).to_string())
+            .collect(),
+        Address::Team(_) => org
+            .teams
+            .keys()
+            .map(|n| Address::team(n).to_string())
+            .collect(),
+        Address::ServiceAccount(_) | Address::Organization(_) => org
+            .service_accounts
+            .keys()
+            .map(|n| Address::account(n).to_string())
+            .collect(),
+        Address::Key { .. } => org
+            .service_accounts
+            .iter()
+            .flat_map(|(n, a)| a.keys.keys().map(move |k| Address::key(n, k).to_string()))
+            .collect(),
+    };
+    crate::suggest::closest(&address.to_string(), names.iter().map(String::as_str))
+        .map(|c| format!("`{c}`"))
+}
+
+/// The explanation, as text.
+pub fn explain(
+    rules: &Rules,
+    org: &Organization,
+    address: &Address,
+) -> Result<String, NotInConfig> {
+    let members = members(org);
+    let Some(obj) = object(org, address, &members) else {
+        return Err(NotInConfig {
+            address: address.clone(),
+            help: closest(org, address),
+        });
+    };
+    let mut out = String::new();
+    if rules.rules.is_empty() {
+        let _ = writeln!(out, "{address}: the config has no policy rules.");
+        return Ok(out);
+    }
+    let mut failing = 0;
+    let mut applying = 0;
+    let mut body = String::new();
+    for rule in &rules.rules {
+        let _ = writeln!(
+            body,
+            "\n  {} ({}, {}): {}",
+            rule.name,
+            rule.kind.name(),
+            match rule.severity {
+                super::RuleSeverity::Error => "error",
+                super::RuleSeverity::Warn => "warn",
+            },
+            rule.kind.requirement()
+        );
+        let at = rules.spans.describe(rule.at);
+        let judged_kind = judges(rule, obj);
+        if !judged_kind {
+            let _ = writeln!(
+                body,
+                "      does not apply: it does not judge {}",
+                kind_of(obj)
+            );
+            continue;
+        }
+        let breaches = judge(rules, org, rule, obj);
+        match applies(rule, obj, &rules.owners) {
+            Err(None) => {
+                let _ = writeln!(
+                    body,
+                    "      does not apply: its `match` leaves it out ({at})"
+                );
+            }
+            Err(Some(i)) => {
+                let e = &rule.exceptions[i];
+                let _ = writeln!(
+                    body,
+                    "      excepted at {}: {}",
+                    rules.spans.describe(e.at),
+                    e.reason
+                );
+                for b in &breaches {
+                    let _ = writeln!(
+                        body,
+                        "      would fail: {} ({})",
+                        b.message,
+                        rules.spans.describe(b.at)
+                    );
+                }
+            }
+            Ok(why) => {
+                applying += 1;
+                let _ = writeln!(body, "      applies: {why}");
+                if breaches.is_empty() {
+                    let _ = writeln!(body, "      passes");
+                }
+                if !breaches.is_empty() {
+                    failing += 1;
+                }
+                for b in &breaches {
+                    let _ = writeln!(
+                        body,
+                        "      fails: {} ({})",
+                        b.message,
+                        rules.spans.describe(b.at)
+                    );
+                    let _ = writeln!(body, "      help: {}", b.help);
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{address}: {applying} of {} rules apply, {failing} {}.",
+        rules.rules.len(),
+        if failing == 1 { "fails" } else { "fail" }
+    );
+    out.push_str(&body);
+    Ok(out)
+}
+
+fn kind_of(obj: Object<'_>) -> &'static str {
+    match obj {
+        Object::Role(_) => "roles",
+        Object::Team(..) => "teams",
+        Object::Account(..) => "service accounts",
+        Object::Key { .. } => "keys",
+    }
+}
+
+fn judges(rule: &super::Rule, obj: Object<'_>) -> bool {
+    use super::rule::Target;
+    rule.kind.targets().iter().any(|t| {
+        matches!(
+            (t, obj),
+            (Target::Role, Object::Role(_))
+                | (Target::Team, Object::Team(..))
+                | (Target::Account, Object::Account(..))
+                | (Target::Key, Object::Key { .. })
+        )
+    })
+}
