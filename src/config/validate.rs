@@ -196,9 +196,14 @@ pub fn validate(
     }
     let secrets = secrets(&mut f, &merged, &base_dir, first_key);
     let policy = policy(&mut f, &merged);
-    let rules = crate::policy::compile(&merged, &desired, &mut f.all);
+    let mut rules = crate::policy::compile(&merged, &desired, &mut f.all);
     if f.all.iter().any(|d| d.severity == Severity::Error) {
         return Err(ConfigError::Invalid(f.all));
+    }
+    let warnings = f.all;
+    // Violations quote the config's lines; the text moves to the rules rather than copied.
+    if !rules.rules.is_empty() {
+        rules.spans.sources = merged.sources;
     }
     Ok(Config {
         base_dir,
@@ -207,7 +212,7 @@ pub fn validate(
         policy,
         rules,
         desired,
-        warnings: f.all,
+        warnings,
     })
 }
 

@@ -108,6 +108,9 @@ pub fn explain(
                 "      does not apply: it does not judge {}",
                 kind_of(obj)
             );
+            if let Object::Role(role) = obj {
+                through_role(&mut body, rules, org, rule, role);
+            }
             continue;
         }
         let breaches = judge(rules, org, rule, obj);
@@ -164,6 +167,36 @@ pub fn explain(
     );
     out.push_str(&body);
     Ok(out)
+}
+
+/// For a role and a rule about accounts: the accounts that break the rule through the role,
+/// since a role edit is how many accounts gain a permission at once.
+fn through_role(
+    body: &mut String,
+    rules: &Rules,
+    org: &Organization,
+    rule: &super::Rule,
+    role: &str,
+) {
+    for (name, a) in &org.service_accounts {
+        if !a.teams.values().any(|r| r == role) {
+            continue;
+        }
+        let obj = Object::Account(name, a);
+        if applies(rule, obj, &rules.owners).is_err() {
+            continue;
+        }
+        for b in judge(rules, org, rule, obj) {
+            if b.via_role.as_deref() == Some(role) {
+                let _ = writeln!(
+                    body,
+                    "      through this role: {} ({})",
+                    b.message,
+                    rules.spans.describe(b.at)
+                );
+            }
+        }
+    }
 }
 
 fn kind_of(obj: Object<'_>) -> &'static str {

@@ -115,8 +115,9 @@ fn md_message(s: &str) -> String {
         .collect()
 }
 
-/// At most this many violations are listed in the comment; the rest are counted.
-const MARKDOWN_ITEMS: usize = 100;
+/// At most this many violations (and as many exceptions) are listed in the comment; the rest
+/// are counted. Fifty of each stay well inside GitHub's limit and leave room for the changes.
+const MARKDOWN_ITEMS: usize = 50;
 
 /// The comment's policy section; empty when there is nothing to show.
 pub fn markdown(findings: &[Finding]) -> String {

@@ -588,6 +588,15 @@ service_accounts:
         "{}",
         out.stdout
     );
+    // Explaining the role names the accounts that break the rule through it.
+    let out = sb.run(&["policy", "explain", "role.wh", "-c", "org"]);
+    out.ok();
+    for a in ["loader", "reporter", "syncer"] {
+        let want = format!(
+            "      through this role: service account `{a}` may gain forbidden permission `secrets:*` through role `wh` in team `data` (org/svcacct.yaml:{line}:{column})\n"
+        );
+        assert!(out.stdout.contains(&want), "{want}\nin\n{}", out.stdout);
+    }
 
     // `*` alone means every permission; `admin: true` is a path to it.
     let admin = text.replace("  syncer:\n", "  syncer:\n    admin: true\n");
