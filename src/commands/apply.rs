@@ -23,7 +23,7 @@ pub fn apply(
         requests_per_minute: args.max_requests_per_minute,
     };
     // Before any backend is opened: a config that breaks a policy rule changes nothing.
-    super::policy::check(&config, out)?;
+    super::check_policy(&config, out)?;
     if let Some(path) = &args.plan {
         return apply_saved(path, args, &config, lock, out);
     }

@@ -97,3 +97,25 @@ fn slice_of(args: &SliceArgs) -> crate::plan::Slice {
         excludes: args.excludes.clone(),
     }
 }
+
+/// Judges the config against its rules, prints what it finds on stderr (warnings and
+/// exceptions unless quiet; errors always), and fails when a violation blocks.
+pub fn check_policy(config: &Config, out: Output) -> anyhow::Result<Vec<crate::plan::Finding>> {
+    let findings = crate::policy::evaluate(&config.rules, &config.desired);
+    let blocking = crate::plan::blocking(&findings);
+    for f in &findings {
+        let text = match &f.excepted {
+            _ if out.quiet && !f.blocks() => continue,
+            Some(_) => format!("note: {}\n", crate::policy::render::excepted_line(f)),
+            None => crate::policy::render::diagnostic(f, &config.rules.spans).to_string(),
+        };
+        eprint!("{}", crate::escape::terminal_lines(&text));
+    }
+    if blocking > 0 {
+        anyhow::bail!(
+            "the config violates its policy: {}",
+            crate::plan::counts(&findings)
+        );
+    }
+    Ok(findings)
+}

@@ -32,7 +32,7 @@ pub fn plan(
     {
         eprintln!("{} made {n} requests", backend.describe());
     }
-    let blocking = crate::policy::blocking(&plan.policy);
+    let blocking = crate::plan::blocking(&plan.policy);
     if let Some(path) = args.out.as_ref().filter(|_| blocking == 0) {
         let saved = SavedPlan::new(
             plan.clone(),
@@ -48,7 +48,7 @@ pub fn plan(
         // The plan is shown (the pull-request comment lists the violations) and refused.
         bail!(
             "the config violates its policy: {}{}",
-            crate::policy::render::counts(&plan.policy),
+            crate::plan::counts(&plan.policy),
             if args.out.is_some() {
                 "; the plan was not saved"
             } else {

@@ -12,7 +12,7 @@ pub fn validate(
     credentials: &crate::config::CredentialPolicy,
 ) -> Result<u8> {
     let config = load_config(&args.config, out, credentials)?;
-    super::policy::check(&config, out)?;
+    super::check_policy(&config, out)?;
     if !out.quiet {
         let d = &config.desired;
         let keys: usize = d.service_accounts.values().map(|a| a.keys.len()).sum();

@@ -23,7 +23,7 @@ pub struct Merged {
     pub secrets: Option<Defined<RawSecrets>>,
     pub policy: Option<Defined<RawPolicy>>,
     /// Policy rules of every file, in file order, each with its file.
-    pub rules: Vec<(usize, Loc<crate::policy::RawRule>)>,
+    pub rules: Vec<(usize, Loc<super::raw::RawRule>)>,
     pub roles: Vec<Defined<(String, RawRole)>>,
     pub teams: Vec<Defined<(String, RawTeam)>>,
     pub service_accounts: Vec<Defined<(String, RawServiceAccount)>>,

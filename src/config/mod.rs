@@ -7,6 +7,7 @@ mod diagnostic;
 mod files;
 mod load;
 pub mod raw;
+pub mod rules;
 pub mod schema;
 mod split;
 mod validate;
@@ -16,7 +17,6 @@ use std::path::{Path, PathBuf};
 pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
 pub use credentials::{CredentialPolicy, PinnedUrl, TOKEN_ENV_PREFIXES};
 pub use diagnostic::{Diagnostic, Severity, Source};
-pub(crate) use load::Merged;
 pub use load::config_digest;
 
 use crate::backend::BackendConfig;
@@ -38,7 +38,7 @@ pub struct Config {
     /// What the organization should look like; every object in it is managed.
     pub desired: Organization,
     /// Policy rules, checked by validate, plan and apply.
-    pub rules: crate::policy::Rules,
+    pub rules: rules::Rules,
     pub warnings: Vec<Diagnostic>,
 }
 

@@ -184,7 +184,7 @@ pub struct RawPolicy {
     /// README "Policy rules"). In a config directory, `policy/*.yaml` files may hold more;
     /// rules from every file are checked together.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rules: Vec<Loc<crate::policy::RawRule>>,
+    pub rules: Vec<Loc<RawRule>>,
 }
 
 /// A custom role.
@@ -263,4 +263,113 @@ pub struct RawKey {
 
 fn is_false(b: &bool) -> bool {
     !b
+}
+
+// ---- policy rules, as written ----------------------------------------------------------------
+
+/// One policy rule: exactly one rule kind, and how it is applied.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// What violations and `svcacct policy explain` call the rule. Default: its kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Loc<String>>,
+    /// `error` (the default) blocks validate, plan and apply; `warn` is reported only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Loc<crate::plan::RuleSeverity>>,
+    /// Which objects the rule applies to. Default: every object of its kind. Example:
+    /// `match: { name: "ci-*", team: platform }` (both must hold).
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Loc<RawMatch>>,
+    /// Objects the rule does not apply to, each with the reason reviewers see in every plan.
+    /// Example: `except: [{ match: { name: legacy-bot }, reason: "retired in Q3 (OPS-12)" }]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<Loc<RawException>>,
+
+    /// Keys: every key needs an `expires_in` of at most this. Example:
+    /// `key_max_lifetime: 90d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_max_lifetime: Option<Loc<Duration>>,
+    /// Keys: every key needs a `rotate_every` of at most this. Example:
+    /// `rotation_required: 30d`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_required: Option<Loc<Duration>>,
+    /// Service accounts: an account that holds every permission (`admin: true`, or a role
+    /// granting `*:*`) must be `protect: true`. Example: `admin_requires_protect: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_requires_protect: Option<Loc<bool>>,
+    /// Roles, key scopes and the built-in roles accounts hold: no permission with a `*` unless
+    /// it is in `allow`. Example: `no_wildcard_permissions: { allow: ["*:read"] }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_wildcard_permissions: Option<Loc<RawWildcards>>,
+    /// Service accounts: each names its owning team, by `owner: <team>` or by a team's name in
+    /// its description. Example: `account_requires_owner: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_requires_owner: Option<Loc<bool>>,
+    /// Service accounts: at most this many keys. Example: `max_keys_per_account: 3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_keys_per_account: Option<Loc<u32>>,
+    /// Service accounts: none may hold any of these permissions through any path (admin, any
+    /// membership's role), judged on the effective permissions after the change, so a role
+    /// edit that widens many accounts is caught. A permission is held when a granted pattern
+    /// covers it: `*:*` holds `secrets:*`, `secrets:read` does not. Example:
+    /// `forbid_permission: ["*:*", "secrets:*"]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forbid_permission: Option<Loc<Vec<Loc<String>>>>,
+    /// Keys: every key narrows its account's permissions with `scopes`. Example:
+    /// `require_scopes: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_scopes: Option<Loc<bool>>,
+    /// Teams: the highest role a team may hand out; every membership in a matched team must
+    /// grant a role whose permissions this role covers. Example:
+    /// `{ team_role_ceiling: deployer, match: { team: data } }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_role_ceiling: Option<Loc<String>>,
+}
+
+/// The rule kinds, in the order they are documented.
+pub const KINDS: [&str; 9] = [
+    "key_max_lifetime",
+    "rotation_required",
+    "admin_requires_protect",
+    "no_wildcard_permissions",
+    "account_requires_owner",
+    "max_keys_per_account",
+    "forbid_permission",
+    "require_scopes",
+    "team_role_ceiling",
+];
+
+/// Which objects a rule (or an exception) applies to; every given condition must hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    /// A glob over the object's name (`*` any run of characters, `?` one character). A key
+    /// matches by its account's name or by `account.key`. Example: `name: "ci-*"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Loc<String>>,
+    /// A team: accounts that are members of it or name it as `owner`, their keys, and the team
+    /// itself. Example: `team: platform`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<Loc<String>>,
+}
+
+/// An exception to a rule: objects it does not apply to, and why.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawException {
+    /// The objects excepted.
+    #[serde(rename = "match")]
+    pub matches: Option<Loc<RawMatch>>,
+    /// Why, for reviewers: required, and shown in every plan.
+    pub reason: Option<Loc<String>>,
+}
+
+/// The settings of `no_wildcard_permissions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWildcards {
+    /// Wildcard permissions that are allowed anyway, exactly as written (`*:read`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Loc<String>>,
 }

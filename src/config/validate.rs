@@ -196,7 +196,7 @@ pub fn validate(
     }
     let secrets = secrets(&mut f, &merged, &base_dir, first_key);
     let policy = policy(&mut f, &merged);
-    let mut rules = crate::policy::compile(&merged, &desired, &mut f.all);
+    let mut rules = super::rules::compile(&merged, &desired, &mut f.all);
     if f.all.iter().any(|d| d.severity == Severity::Error) {
         return Err(ConfigError::Invalid(f.all));
     }

@@ -6,6 +6,7 @@ mod drift;
 mod effects;
 mod key_files;
 mod last_use;
+mod policy;
 mod render;
 mod saved;
 mod slice;
@@ -20,6 +21,7 @@ pub use drift::{LastChange, drifted};
 pub use effects::{AccountEffect, Effects, KeyEffect, RoleReach};
 pub use key_files::{Held, KeyFiles, SecretsDir};
 pub use last_use::{KeyUse, destroyed_key_uses};
+pub use policy::{Finding, RuleSeverity, blocking, counts};
 pub use render::{render_markdown, render_text, to_json};
 pub use saved::{SavedPlan, SavedPlanError};
 pub use slice::Slice;
@@ -193,7 +195,7 @@ pub struct Plan {
     /// Violations of the config's policy rules, excepted ones included, each with the change
     /// that causes it where one does.
     #[serde(default)]
-    pub policy: Vec<crate::policy::Finding>,
+    pub policy: Vec<Finding>,
 }
 
 impl Plan {

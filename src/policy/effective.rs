@@ -5,8 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::rule::Place;
-use super::spans::Spans;
+use crate::config::rules::{Place, Spans};
 use crate::model::{Organization, ServiceAccount, pattern_covers};
 
 /// How an account holds a permission pattern.

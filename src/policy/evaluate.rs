@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 
 use super::effective::{grants, paths_to};
-use super::matching::Object;
-use super::rule::{Kind, Place, Rule};
-use super::{Finding, Rules};
+use crate::address::Address;
+use crate::config::rules::matching::Object;
+use crate::config::rules::{Exception, Kind, Place, Rule, Rules};
 use crate::model::{Organization, pattern_covers};
+use crate::plan::Finding;
 
 /// One way an object breaks a rule, before it is tied to the rule and the object.
 #[derive(Debug, Clone)]
@@ -339,7 +340,7 @@ pub fn objects<'a>(
     rule: &Rule,
     members: &'a Members<'a>,
 ) -> Vec<Object<'a>> {
-    use super::rule::Target;
+    use crate::config::rules::Target;
     let mut out = Vec::new();
     for t in rule.kind.targets() {
         match t {
@@ -412,9 +413,34 @@ pub fn evaluate(rules: &Rules, org: &Organization) -> Vec<Finding> {
                 .find(|e| e.matches.matches(object, &rules.owners));
             let address = object.address();
             for b in breaches {
-                out.push(Finding::new(rules, rule, &address, b, excepted));
+                out.push(finding(rules, rule, &address, b, excepted));
             }
         }
     }
     out
+}
+
+/// A violation as plans carry it.
+fn finding(
+    rules: &Rules,
+    rule: &Rule,
+    object: &Address,
+    b: Breach,
+    excepted: Option<&Exception>,
+) -> Finding {
+    Finding {
+        rule: rule.name.clone(),
+        kind: rule.kind.name().into(),
+        severity: rule.severity,
+        object: object.clone(),
+        message: b.message,
+        help: b.help,
+        file: rules.spans.file(b.at),
+        line: b.at.line,
+        column: b.at.column,
+        excepted: excepted.map(|e| e.reason.clone()),
+        cause: None,
+        via_role: b.via_role,
+        account: b.account,
+    }
 }

@@ -4,10 +4,10 @@
 
 use std::fmt::Write;
 
-use super::Rules;
 use super::evaluate::{Members, applies, judge, members};
-use super::matching::Object;
 use crate::address::Address;
+use crate::config::rules::Rules;
+use crate::config::rules::matching::Object;
 use crate::model::Organization;
 
 /// Why an address names nothing in the config.
@@ -95,8 +95,8 @@ pub fn explain(
             rule.name,
             rule.kind.name(),
             match rule.severity {
-                super::RuleSeverity::Error => "error",
-                super::RuleSeverity::Warn => "warn",
+                crate::plan::RuleSeverity::Error => "error",
+                crate::plan::RuleSeverity::Warn => "warn",
             },
             rule.kind.requirement()
         );
@@ -175,7 +175,7 @@ fn through_role(
     body: &mut String,
     rules: &Rules,
     org: &Organization,
-    rule: &super::Rule,
+    rule: &crate::config::rules::Rule,
     role: &str,
 ) {
     for (name, a) in &org.service_accounts {
@@ -208,8 +208,8 @@ fn kind_of(obj: Object<'_>) -> &'static str {
     }
 }
 
-fn judges(rule: &super::Rule, obj: Object<'_>) -> bool {
-    use super::rule::Target;
+fn judges(rule: &crate::config::rules::Rule, obj: Object<'_>) -> bool {
+    use crate::config::rules::Target;
     rule.kind.targets().iter().any(|t| {
         matches!(
             (t, obj),

@@ -87,6 +87,6 @@ pub fn to_json(plan: &Plan) -> Value {
         "unmanaged": plan.unmanaged,
         "secrets_not_held": plan.secrets_not_held,
         "notes": plan.notes,
-        "policy": crate::policy::render::json(&plan.policy),
+        "policy": super::policy::json(&plan.policy),
     })
 }

@@ -114,8 +114,8 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     let budget = limit.saturating_sub(NOTE_ROOM);
     let mut out = head;
     // Policy violations come first when one blocks the plan, else after the changes.
-    let policy = crate::policy::render::markdown(&plan.policy);
-    let policy_first = crate::policy::blocking(&plan.policy) > 0;
+    let policy = super::policy::markdown(&plan.policy);
+    let policy_first = crate::plan::blocking(&plan.policy) > 0;
     if policy_first {
         out.push_str(&policy);
     }

@@ -6,6 +6,7 @@
 
 mod json;
 mod markdown;
+mod policy;
 mod text;
 
 use std::fmt::Write;

@@ -44,7 +44,7 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
     for n in &plan.notes {
         let _ = writeln!(out, "\nnote: {}", escape::terminal(n));
     }
-    out.push_str(&crate::policy::render::text(&plan.policy));
+    out.push_str(&super::policy::text(&plan.policy));
     if plan.has_changes() {
         let _ = writeln!(out, "\n{}", p.bold(&format!("Plan: {}.", plan.summary())));
     }

@@ -5,9 +5,28 @@
 
 use std::collections::HashMap;
 
-use super::rule::Place;
+use crate::config::diagnostic::{Diagnostic, Severity, Source};
+use crate::config::load::Merged;
 use crate::config::raw::Loc;
-use crate::config::{Diagnostic, Merged, Severity, Source};
+
+/// Where something is written: a file of the config (by index) and a line and column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place {
+    pub file: usize,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Place {
+    /// The place of a located value in `file`.
+    pub fn of<T>(file: usize, l: &Loc<T>) -> Place {
+        Place {
+            file,
+            line: l.line.max(1),
+            column: l.column.max(1),
+        }
+    }
+}
 
 /// The places of an account's parts.
 #[derive(Debug, Default)]

@@ -4,13 +4,15 @@
 
 use std::collections::HashMap;
 
-use super::Rules;
 use super::matching::{Glob, Match};
-use super::rule::{Exception, Kind, Place, RawMatch, RawRule, Rule};
+use super::rule::{Exception, Kind, Rule, Rules};
+use super::spans::Place;
 use super::spans::Spans;
-use crate::config::raw::Loc;
-use crate::config::{Diagnostic, Merged, Severity, valid_permission};
+use crate::config::diagnostic::{Diagnostic, Severity};
+use crate::config::load::Merged;
+use crate::config::raw::{KINDS, Loc, RawMatch, RawRule};
 use crate::model::Organization;
+use crate::model::valid_permission;
 use crate::suggest::closest;
 
 struct Check<'a> {
@@ -147,7 +149,7 @@ impl Check<'_> {
                 self.error(
                     rule_at,
                     "policy rule has no rule kind".into(),
-                    Some(format!("give it one of {}", super::rule::KINDS.join(", "))),
+                    Some(format!("give it one of {}", KINDS.join(", "))),
                 );
                 return None;
             }
