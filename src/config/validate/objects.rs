@@ -1,0 +1,179 @@
+//! Roles, teams, service accounts, their memberships and keys, as the desired organization.
+
+use std::collections::BTreeMap;
+
+use crate::config::diagnostic::Severity;
+use crate::config::load::Merged;
+use crate::config::raw::Loc;
+use crate::model::{ApiKey, Organization, Role, ServiceAccount, Team};
+use crate::suggest::closest;
+
+use super::capabilities::{builtin_help, reserved_role};
+use super::findings::{Findings, at, parse_expiry};
+
+/// Custom roles: not a built-in's name, a slug, permissions of the backend's vocabulary.
+pub(super) fn roles(f: &mut Findings<'_>, merged: &Merged, desired: &mut Organization) {
+    for d in &merged.roles {
+        let (name, raw) = &d.item.value;
+        if f.caps.reserved_roles.contains(&name.as_str()) {
+            let message = reserved_role(f.caps, name);
+            let help = builtin_help(f.caps, name);
+            f.push(Severity::Error, d.file, at(&d.item), message, Some(help));
+            continue;
+        }
+        if f.caps.builtin_roles.contains(&name.as_str()) {
+            f.push(
+                Severity::Error,
+                d.file,
+                at(&d.item),
+                format!("built-in role `{name}` cannot be changed"),
+                Some("define a custom role with another name".into()),
+            );
+            continue;
+        }
+        f.check_name(d.file, at(&d.item), "role", name);
+        let permissions = f.permissions(
+            d.file,
+            &raw.permissions,
+            "permission",
+            "permissions look like `flows:read`; `*` matches any resource or action",
+        );
+        desired.roles.insert(
+            name.clone(),
+            Role {
+                description: raw.description.clone(),
+                permissions,
+                builtin: false,
+                managed: true,
+                protect: raw.protect,
+            },
+        );
+    }
+}
+
+/// Teams: slugs.
+pub(super) fn teams(f: &mut Findings<'_>, merged: &Merged, desired: &mut Organization) {
+    for d in &merged.teams {
+        let (name, raw) = &d.item.value;
+        f.check_name(d.file, at(&d.item), "team", name);
+        desired.teams.insert(
+            name.clone(),
+            Team {
+                description: raw.description.clone(),
+                managed: true,
+                protect: raw.protect,
+            },
+        );
+    }
+}
+
+/// An account's memberships (team → role); each must name a defined team and a role that is
+/// defined (or built in) and not reserved by another backend. `names` are the defined teams
+/// and roles, for a did-you-mean.
+pub(super) fn memberships(
+    f: &mut Findings<'_>,
+    (file, name): (usize, &str),
+    raw: &[(Loc<String>, Loc<String>)],
+    desired: &Organization,
+    (team_names, role_names): (&[&str], &[&str]),
+) -> BTreeMap<String, String> {
+    let mut teams = BTreeMap::new();
+    for (team, role) in raw {
+        if !desired.teams.contains_key(&team.value) {
+            let help = closest(&team.value, team_names.iter().copied())
+                .map(|c| format!("did you mean `{c}`?"));
+            f.push(
+                Severity::Error,
+                file,
+                at(team),
+                format!(
+                    "undefined team `{}` in service account `{name}`",
+                    team.value
+                ),
+                help.or(Some("define it under `teams:`".into())),
+            );
+        }
+        if f.caps.reserved_roles.contains(&role.value.as_str()) {
+            let message = reserved_role(f.caps, &role.value);
+            let help = builtin_help(f.caps, &role.value);
+            f.push(Severity::Error, file, at(role), message, Some(help));
+        } else if !desired.roles.contains_key(&role.value) {
+            let help = closest(&role.value, role_names.iter().copied())
+                .map(|c| format!("did you mean `{c}`?"));
+            f.push(
+                Severity::Error,
+                file,
+                at(role),
+                format!(
+                    "undefined role `{}` in service account `{name}`",
+                    role.value
+                ),
+                help.or(Some(format!(
+                    "define it under `roles:` or use {}",
+                    f.caps.builtin_roles.join(", ")
+                ))),
+            );
+        }
+        teams.insert(team.value.clone(), role.value.clone());
+    }
+    teams
+}
+
+/// Service accounts and their keys; memberships must name defined teams and roles. Returns
+/// where the first key is declared (keys need recipients).
+pub(super) fn service_accounts(
+    f: &mut Findings<'_>,
+    merged: &Merged,
+    desired: &mut Organization,
+) -> Option<(usize, (u64, u64))> {
+    let team_names: Vec<&str> = desired.teams.keys().map(String::as_str).collect();
+    let role_names: Vec<&str> = desired.roles.keys().map(String::as_str).collect();
+    let mut first_key: Option<(usize, (u64, u64))> = None;
+
+    for d in &merged.service_accounts {
+        let (name, raw) = &d.item.value;
+        f.check_name(d.file, at(&d.item), "service account", name);
+        let names = (team_names.as_slice(), role_names.as_slice());
+        let teams = memberships(f, (d.file, name), &raw.teams.0, desired, names);
+        if teams.is_empty() && !raw.admin {
+            f.push(Severity::Warning, d.file, at(&d.item), format!("service account `{name}` has no team membership, so its keys grant no permission"), Some("add `teams: { <team>: <role> }`".into()));
+        }
+        let expires = raw
+            .expires
+            .as_ref()
+            .and_then(|e| parse_expiry(f, d.file, e));
+        let mut account = ServiceAccount {
+            description: raw.description.clone(),
+            teams,
+            admin: raw.admin,
+            expires,
+            disabled: raw.disabled,
+            protect: raw.protect,
+            managed: true,
+            keys: BTreeMap::new(),
+        };
+        for (key, k) in &raw.keys.0 {
+            first_key.get_or_insert((d.file, at(key)));
+            f.check_name(d.file, at(key), "key", &key.value);
+            let scopes = f.permissions(
+                d.file,
+                &k.scopes,
+                "scope",
+                "scopes are permissions such as `flows:read` or `*:read`",
+            );
+            account.keys.insert(
+                key.value.clone(),
+                ApiKey {
+                    description: k.description.clone(),
+                    scopes,
+                    expires_in: k.expires_in.as_ref().map(|d| d.value),
+                    rotate_every: k.rotate_every.as_ref().map(|d| d.value),
+                    overlap: k.overlap,
+                    managed: true,
+                },
+            );
+        }
+        desired.service_accounts.insert(name.clone(), account);
+    }
+    first_key
+}
