@@ -41,6 +41,8 @@ pub struct KeyOutput<'a> {
     pub dir: &'a Path,
     pub recipients: &'a [Recipient],
     pub minting: Minting,
+    /// Where the secrets issued are kept for delivery, if any key has a delivery target.
+    pub minted: Option<&'a crate::deliver::Minted>,
 }
 
 /// What happened to each change.

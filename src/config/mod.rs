@@ -3,6 +3,7 @@
 //! touches an organization.
 
 mod credentials;
+mod deliver;
 mod diagnostic;
 mod files;
 mod load;
@@ -39,6 +40,8 @@ pub struct Config {
     pub desired: Organization,
     /// Policy rules, checked by validate, plan and apply.
     pub rules: rules::Rules,
+    /// Where each key's secret is delivered, and whether its rotation waits for traffic.
+    pub delivery: crate::deliver::Deliveries,
     pub warnings: Vec<Diagnostic>,
 }
 

@@ -259,6 +259,13 @@ pub struct RawKey {
     /// How long a rotated-out key keeps working. Default: 0 (revoked at once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overlap: Option<Duration>,
+    /// Retire a rotated-out key once the backend has seen the new key in use; `overlap` is
+    /// then the longest the old key keeps working. Needs a backend that records key use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_traffic: Option<Loc<bool>>,
+    /// Where the key's secret is delivered besides its age file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliver: Vec<Loc<crate::deliver::raw::RawTarget>>,
 }
 
 fn is_false(b: &bool) -> bool {

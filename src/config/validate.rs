@@ -21,11 +21,11 @@ use crate::secrets::{parse_recipient, parse_recipients_file};
 use crate::suggest::closest;
 
 /// Collects diagnostics against the sources.
-struct Findings<'a> {
+pub(super) struct Findings<'a> {
     sources: &'a [Source],
     all: Vec<Diagnostic>,
     /// What the configured backend can store: its permission names, built-in roles, limits.
-    caps: &'static Capabilities,
+    pub(super) caps: &'static Capabilities,
 }
 
 impl Findings<'_> {
@@ -41,7 +41,7 @@ impl Findings<'_> {
         d.help = help;
         self.all.push(d);
     }
-    fn error(&mut self, file: usize, at: (u64, u64), message: String) {
+    pub(super) fn error(&mut self, file: usize, at: (u64, u64), message: String) {
         self.push(Severity::Error, file, at, message, None);
     }
 
@@ -81,7 +81,7 @@ impl Findings<'_> {
     }
 }
 
-fn at<T>(l: &Loc<T>) -> (u64, u64) {
+pub(super) fn at<T>(l: &Loc<T>) -> (u64, u64) {
     (l.line, l.column)
 }
 
@@ -197,6 +197,7 @@ pub fn validate(
     let secrets = secrets(&mut f, &merged, &base_dir, first_key);
     let policy = policy(&mut f, &merged);
     let mut rules = super::rules::compile(&merged, &desired, &mut f.all);
+    let delivery = super::deliver::deliveries(&mut f, &merged, &base_dir, credentials);
     if f.all.iter().any(|d| d.severity == Severity::Error) {
         return Err(ConfigError::Invalid(f.all));
     }
@@ -212,6 +213,7 @@ pub fn validate(
         policy,
         rules,
         desired,
+        delivery,
         warnings,
     })
 }
