@@ -95,7 +95,7 @@ pub fn compute(
         &desired,
         live,
         &config.delivery,
-        &config.secrets.dir,
+        (&config.secrets.dir, opts.now),
     );
     if !request.shown {
         return Ok(plan);

@@ -49,7 +49,7 @@ pub fn rotate(
         &config.desired,
         &read.live,
         &config.delivery,
-        &config.secrets.dir,
+        (&config.secrets.dir, crate::clock::now()),
     );
     // The new key is in memory: delivering it needs no identity.
     let delivery = DeliveryInputs {

@@ -17,8 +17,13 @@ pub fn run(
     names: (&str, &str, &str),
     secret: &[u8],
 ) -> Result<(), String> {
+    // Absolute: a relative program with a working directory set is resolved differently
+    // from one platform to the next.
     let program = if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
-        base_dir.join(&argv[0])
+        base_dir
+            .canonicalize()
+            .map_err(|e| format!("cannot resolve {}: {e}", base_dir.display()))?
+            .join(&argv[0])
     } else {
         argv[0].clone().into()
     };

@@ -116,7 +116,7 @@ pub fn add_deliveries(
     desired: &Organization,
     live: &LiveOrganization,
     deliveries: &Deliveries,
-    secrets_dir: &Path,
+    (secrets_dir, now): (&Path, OffsetDateTime),
 ) {
     let mut held_back: BTreeSet<Address> = BTreeSet::new();
     for ((account, key), d) in deliveries {
@@ -191,11 +191,24 @@ pub fn add_deliveries(
         .map(|(i, _)| i)
         .collect();
     for &i in &removed {
+        let c = &plan.changes[i];
         plan.notes.push(format!(
             "{}: the rotated-out key {} is retired once every delivery target holds the new key",
-            plan.changes[i].address,
-            plan.changes[i].revokes.join(", ")
+            c.address,
+            c.revokes.join(", ")
         ));
+        // The backend bounds a rotated-out key by its overlap whatever svcacct does: past
+        // it, the consumers still on the old key are failing now.
+        if let Some(Snapshot::RotatedOut { retires_at, .. }) = &c.before
+            && *retires_at <= now
+        {
+            plan.warnings.push(format!(
+                "{}: the overlap of the old key {} ended at {} but the new key has not reached every delivery target: consumers still holding the old key are failing; deliver it now (`svcacct apply -i IDENTITY`)",
+                c.address,
+                c.revokes.join(", "),
+                clock(*retires_at)
+            ));
+        }
     }
     remove_changes(plan, &removed);
 }
