@@ -174,6 +174,9 @@ pub fn execute(
         let (issues, writes): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .partition(|(_, op)| matches!(op, Operation::IssueKey { .. }));
+        if stage == Stage::KeyRevocation && !writes.is_empty() {
+            faults::before_revocation();
+        }
         if !writes.is_empty() {
             let (changes, ops) = writes.into_iter().map(|(i, op)| (i, op.clone())).unzip();
             send(&mut run, backend, changes, ops);

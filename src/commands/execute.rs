@@ -92,7 +92,9 @@ pub fn confirm_and_execute(
         },
         now,
     );
-    if !out.quiet || !outcome.failed.is_empty() {
+    // A plan that only delivers has no backend change to summarise.
+    let writes = plan.changes.iter().any(|c| !c.work.is_empty());
+    if (writes && !out.quiet) || !outcome.failed.is_empty() {
         print_outcome(&outcome, config);
     }
     // After the backend writes: a key counts as delivered once every target acknowledged it.

@@ -105,6 +105,7 @@ impl Cmd {
             .env_remove("SVCACCT_TEST_ABORT_AFTER_REGISTER")
             .env_remove("SVCACCT_TEST_LOSE_REGISTRATION_ANSWERS")
             .env_remove("SVCACCT_TEST_ABORT_AFTER_DELIVERIES")
+            .env_remove("SVCACCT_TEST_ABORT_BEFORE_REVOCATION")
             .env_remove("SVCACCT_IDENTITY_FILE")
             .env_remove("SVCACCT_ALLOW_DELIVER_PATH")
             .env_remove("SVCACCT_ALLOW_DELIVER_COMMAND")

@@ -761,3 +761,77 @@ fn delivery_works_on_the_http_backend_too() {
     }
     run(&sb, &sim, &["apply", "--yes", "-c", CFG], &at(31, 6)).ok();
 }
+
+#[test]
+fn a_crash_before_the_retire_converges_and_the_consumers_keep_the_live_key() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let sim = sim();
+    sb.write(CFG, &config("", "        verify_traffic: true\n"));
+    run(&sb, &sim, &["apply", "--yes", "-c", CFG], T0).ok();
+    let old = secret_of(&sb.join(KEY), &identity);
+    run(&sb, &sim, &["apply", "--yes", "-c", CFG], &at(31, 0)).ok();
+    used_at(&sb, &at(31, 1));
+
+    // The apply that retires the old key dies just before the revocation.
+    let out = sb
+        .cmd(&["apply", "--yes", "-c", CFG])
+        .now(&at(31, 2))
+        .env("SVCACCT_GITHUB_API_URL", sim.url())
+        .env("SVCACCT_GITHUB_TOKEN", TOKEN)
+        .fault("SVCACCT_TEST_ABORT_BEFORE_REVOCATION", "1")
+        .run();
+    assert_eq!(out.signal, Some(6), "{out:?}");
+    let (code, _) = sb.verify(CFG, &old, &at(31, 2));
+    assert_eq!(code, 0, "the old key still works");
+    consumers_hold_the_live_key(&sb, &sim, &identity);
+
+    // The next apply retires it; the consumers hold the live key throughout.
+    let plan = plan_json(&sb, &sim, &at(31, 3));
+    assert_eq!(
+        actions(&plan),
+        vec![("key.ci-bot.prod".to_string(), "retire".to_string())]
+    );
+    run(&sb, &sim, &["apply", "--yes", "-c", CFG], &at(31, 3)).ok();
+    let (code, v) = sb.verify(CFG, &old, &at(31, 3));
+    assert_eq!((code, v["reason"].as_str()), (1, Some("revoked")), "{v}");
+    consumers_hold_the_live_key(&sb, &sim, &identity);
+    run(
+        &sb,
+        &sim,
+        &["plan", "--detailed-exitcode", "-c", CFG],
+        &at(31, 4),
+    )
+    .expect(0);
+}
+
+#[test]
+fn rotate_and_a_saved_plan_deliver_too() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let sim = sim();
+    sb.write(CFG, &config("", ""));
+
+    // A saved plan carries its deliveries; applying it delivers.
+    run(&sb, &sim, &["plan", "--out", "plan.json", "-c", CFG], T0).ok();
+    let saved = sb.read("plan.json");
+    assert!(saved.contains("\"deliver\""), "{saved}");
+    run(&sb, &sim, &["apply", "plan.json", "-c", CFG], T0).ok();
+    consumers_hold_the_live_key(&sb, &sim, &identity);
+
+    // `svcacct rotate` delivers the new key from memory.
+    let before = secret_of(&sb.join(KEY), &identity);
+    let out = run(
+        &sb,
+        &sim,
+        &["rotate", "key.ci-bot.prod", "--yes", "-c", CFG],
+        &at(1, 0),
+    );
+    out.ok();
+    assert!(
+        out.stdout.contains("Delivery complete: 2 delivered"),
+        "{out:?}"
+    );
+    assert_ne!(secret_of(&sb.join(KEY), &identity), before);
+    consumers_hold_the_live_key(&sb, &sim, &identity);
+}
