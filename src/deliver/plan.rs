@@ -133,11 +133,13 @@ pub fn add_deliveries(
             c.address == address
                 && matches!(c.action, Action::Create | Action::Replace | Action::Rotate)
         });
-        let (missing, reason, depends_on): (Vec<&Target>, String, Vec<usize>) = match issuing {
+        let all: Vec<String> = d.targets.iter().map(Target::to_string).collect();
+        let (missing, reason, depends_on, before) = match issuing {
             Some(i) => (
-                d.targets.iter().collect(),
+                d.targets.iter().collect::<Vec<&Target>>(),
                 "the new key".to_string(),
                 vec![i],
+                None,
             ),
             None => {
                 let Some(current) = live
@@ -159,10 +161,19 @@ pub fn add_deliveries(
                     .iter()
                     .filter(|t| !have.contains(&t.to_string().as_str()))
                     .collect();
+                let holding = Snapshot::Delivery {
+                    key_id: Some(current.issued.id.clone()),
+                    targets: all
+                        .iter()
+                        .filter(|t| have.contains(&t.as_str()))
+                        .cloned()
+                        .collect(),
+                };
                 (
                     missing,
                     format!("the live key {}", current.issued.id),
                     Vec::new(),
+                    Some(holding),
                 )
             }
         };
@@ -175,8 +186,14 @@ pub fn add_deliveries(
             address,
             action: Action::Deliver,
             reason: Some(format!("{} to {} (lacking it)", reason, names.join(", "))),
-            before: None,
-            after: None,
+            after: Some(Snapshot::Delivery {
+                key_id: before.as_ref().and_then(|b| match b {
+                    Snapshot::Delivery { key_id, .. } => key_id.clone(),
+                    _ => None,
+                }),
+                targets: all,
+            }),
+            before,
             work: Vec::new(),
             revokes: Vec::new(),
             depends_on,
