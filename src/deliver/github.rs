@@ -69,11 +69,18 @@ pub fn put_secret(
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", API_VERSION)
     };
+    let request = |m: reqwest::Method, u: url::Url, body: Option<&PutSecret<'_>>| {
+        with_retries(|| {
+            let r = request(m.clone(), u.clone());
+            match body {
+                Some(b) => r.json(b).send(),
+                None => r.send(),
+            }
+        })
+    };
     // 200 with the key; 404 for an unknown repository or environment (or one the token
     // cannot see); 401/403 for a token refused.
-    let answer = request(reqwest::Method::GET, url(api, at, "public-key")?)
-        .send()
-        .map_err(|e| format!("cannot reach GitHub: {}", without_url(&e)))?;
+    let answer = request(reqwest::Method::GET, url(api, at, "public-key")?, None)?;
     let key: PublicKey = match answer.status().as_u16() {
         200 => answer
             .json()
@@ -93,14 +100,45 @@ pub fn put_secret(
         key_id: &key.key_id,
     };
     // 201 created, 204 updated; 422 when the key id is no longer the current one.
-    let answer = request(reqwest::Method::PUT, url(api, at, at.secret)?)
-        .json(&body)
-        .send()
-        .map_err(|e| format!("cannot reach GitHub: {}", without_url(&e)))?;
+    let answer = request(reqwest::Method::PUT, url(api, at, at.secret)?, Some(&body))?;
     match answer.status().as_u16() {
         201 => Ok("created"),
         204 => Ok("updated"),
         status => Err(refused("storing the secret", status, answer)),
+    }
+}
+
+/// How many times a request is sent before its failure is final.
+const ATTEMPTS: u32 = 4;
+
+/// Sends a request again on connection errors, 429 and 5xx, with exponential backoff and
+/// jitter, honouring `Retry-After` (at most 30 s). A `PUT` sent again stores the same sealed
+/// secret, so a retry cannot do harm.
+fn with_retries(
+    send: impl Fn() -> reqwest::Result<reqwest::blocking::Response>,
+) -> Result<reqwest::blocking::Response, String> {
+    use rand::Rng;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = send();
+        let retry_after = match &result {
+            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| std::time::Duration::from_secs(s.min(30))),
+            Ok(_) => return result.map_err(|e| e.to_string()),
+            Err(_) => None,
+        };
+        if attempt >= ATTEMPTS {
+            return result.map_err(|e| format!("cannot reach GitHub: {}", without_url(&e)));
+        }
+        let backoff = std::time::Duration::from_millis(
+            (200u64 << (attempt - 1)) + rand::rng().random_range(0..100),
+        );
+        std::thread::sleep(retry_after.unwrap_or(backoff));
     }
 }
 

@@ -835,3 +835,20 @@ fn rotate_and_a_saved_plan_deliver_too() {
     assert_ne!(secret_of(&sb.join(KEY), &identity), before);
     consumers_hold_the_live_key(&sb, &sim, &identity);
 }
+
+#[test]
+fn a_flaky_github_is_retried() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let sim = sim();
+    sb.write(CFG, &config("", ""));
+    sim.fail_next(3);
+    run(&sb, &sim, &["apply", "--yes", "-c", CFG], T0).ok();
+    consumers_hold_the_live_key(&sb, &sim, &identity);
+    assert_eq!(
+        sim.requests().len(),
+        7,
+        "3 answered 502, then 4: {:?}",
+        sim.requests()
+    );
+}

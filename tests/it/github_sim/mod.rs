@@ -54,6 +54,8 @@ struct Sim {
     next_key: u64,
     /// Answer every request with this status (an outage), when set.
     outage: Option<u16>,
+    /// Answer this many next requests with 502 (a flaky proxy).
+    flaky: u32,
 }
 
 impl Sim {
@@ -86,6 +88,7 @@ impl GithubSim {
             requests: Vec::new(),
             next_key: 0,
             outage: None,
+            flaky: 0,
         }));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -175,6 +178,11 @@ impl GithubSim {
     /// Every request so far, as `METHOD path`.
     pub fn requests(&self) -> Vec<String> {
         self.shared.lock().unwrap().requests.clone()
+    }
+
+    /// Answers the next `n` requests with 502.
+    pub fn fail_next(&self, n: u32) {
+        self.shared.lock().unwrap().flaky = n;
     }
 
     /// Answers every request with `status` from now on (`None`: serve again).
@@ -272,6 +280,10 @@ fn get_common(
     if let Some(status) = s.outage {
         return error(StatusCode::from_u16(status).unwrap(), "Server Error");
     }
+    if s.flaky > 0 {
+        s.flaky -= 1;
+        return error(StatusCode::BAD_GATEWAY, "Bad Gateway");
+    }
     if let Err((status, message)) = authorize(&s, headers) {
         return error(status, message);
     }
@@ -305,6 +317,10 @@ fn put_common(
     s.requests.push(format!("PUT {path}"));
     if let Some(status) = s.outage {
         return error(StatusCode::from_u16(status).unwrap(), "Server Error");
+    }
+    if s.flaky > 0 {
+        s.flaky -= 1;
+        return error(StatusCode::BAD_GATEWAY, "Bad Gateway");
     }
     if let Err((status, message)) = authorize(&s, headers) {
         return error(status, message);
