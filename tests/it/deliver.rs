@@ -818,6 +818,9 @@ fn rotate_and_a_saved_plan_deliver_too() {
     assert!(saved.contains("\"deliver\""), "{saved}");
     run(&sb, &sim, &["apply", "plan.json", "-c", CFG], T0).ok();
     consumers_hold_the_live_key(&sb, &sim, &identity);
+    let live = secret_of(&sb.join(KEY), &identity);
+    assert!(!sb.read("plan.json").contains(&live));
+    assert!(!sb.read(META).contains(&live));
 
     // `svcacct rotate` delivers the new key from memory.
     let before = secret_of(&sb.join(KEY), &identity);
