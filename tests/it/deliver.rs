@@ -855,3 +855,57 @@ fn a_flaky_github_is_retried() {
         sim.requests()
     );
 }
+
+#[test]
+fn a_server_minted_key_is_delivered_the_moment_it_arrives() {
+    use crate::prefect_sim::{PrefectSim, SimOptions};
+    let prefect = PrefectSim::start(SimOptions::default());
+    prefect.add_workspace("ops");
+    prefect.add_workspace("data-eng");
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let sim = sim();
+    sb.write(
+        CFG,
+        &format!(
+            "organization: acme
+backend:
+  type: prefect
+  account_id: {}
+  url: {}
+  ledger_workspace: ops
+secrets:
+  recipients_file: ../examples/demo-recipients.txt
+teams:
+  data-eng: {{}}
+service_accounts:
+  ci-bot:
+    teams: {{data-eng: Viewer}}
+    keys:
+      prod:
+        deliver:
+          - github_actions: {{repository: acme/deploy, secret: SVCACCT_KEY}}
+",
+            prefect.account_id(),
+            prefect.url()
+        ),
+    );
+    let now = prefect
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let out = sb
+        .cmd(&["apply", "--yes", "-c", CFG])
+        .now(&now)
+        .env("PREFECT_API_KEY", &prefect.token())
+        .env("SVCACCT_GITHUB_API_URL", sim.url())
+        .env("SVCACCT_GITHUB_TOKEN", TOKEN)
+        .run();
+    out.ok();
+    let live = secret_of(&sb.join(KEY), &identity);
+    assert!(live.starts_with("pnb_"), "Prefect minted it");
+    assert_eq!(
+        sim.secret_text("acme/deploy", None, "SVCACCT_KEY"),
+        Some(live)
+    );
+}
