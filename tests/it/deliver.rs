@@ -909,3 +909,33 @@ service_accounts:
         Some(live)
     );
 }
+
+#[test]
+fn reencrypting_a_key_file_keeps_what_its_targets_acknowledged() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let sim = sim();
+    sb.write(CFG, &config("", ""));
+    run(&sb, &sim, &["apply", "--yes", "-c", CFG], T0).ok();
+    let before: Value = serde_json::from_str(&sb.read(META)).unwrap();
+    let other = age::x25519::Identity::generate().to_public();
+    let recipients = sb.join("examples/demo-recipients.txt");
+    let mut text = std::fs::read_to_string(&recipients).unwrap();
+    text.push_str(&format!("{other}\n"));
+    std::fs::write(&recipients, text).unwrap();
+    sb.cmd(&[
+        "secrets",
+        "reencrypt",
+        "-i",
+        identity.to_str().unwrap(),
+        "-c",
+        CFG,
+    ])
+    .now(T0)
+    .run()
+    .ok();
+    let meta: Value = serde_json::from_str(&sb.read(META)).unwrap();
+    assert_ne!(meta["recipients"], before["recipients"], "re-encrypted");
+    assert_eq!(meta["delivered"], before["delivered"], "{meta:#}");
+    run(&sb, &sim, &["plan", "--detailed-exitcode", "-c", CFG], T0).expect(0);
+}
