@@ -205,6 +205,8 @@ impl SavedPlan {
                 what,
             };
             match (&c.action, &now, &c.before) {
+                // Delivery writes no backend object; what it sends is read at apply time.
+                (Action::Deliver, _, _) => {}
                 (Action::Create, None, _) => {}
                 (Action::Create, Some(_), _) => return Err(moved("it exists now".into())),
                 (_, None, _) => return Err(moved("it no longer exists".into())),
