@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::CredentialPolicy;
 use super::files::config_tree;
 use super::load::Merged;
 use super::raw::{Loc, RawKey};
 use super::validate::{Findings, at};
+use super::{CredentialPolicy, Severity};
 use crate::deliver::raw::{RawArgv, RawTarget};
 use crate::deliver::{Deliveries, KeyDelivery, Target};
 
@@ -70,6 +70,17 @@ fn key_delivery(
                 "the {} backend does not record when a key is used, so `verify_traffic` cannot wait for the new key's first use; use `overlap` alone",
                 f.caps.name
             ),
+        );
+    }
+    if let Some(v) = k.verify_traffic.as_ref().filter(|v| v.value)
+        && k.overlap.is_none_or(|o| o.0 == 0)
+    {
+        f.push(
+            Severity::Warning,
+            file,
+            at(v),
+            "`verify_traffic` has nothing to wait for: without an `overlap` the old key stops working at the rotation".into(),
+            Some("set `overlap`, the longest the old key may keep working".into()),
         );
     }
     KeyDelivery {

@@ -29,7 +29,7 @@ pub(super) struct Findings<'a> {
 }
 
 impl Findings<'_> {
-    fn push(
+    pub(super) fn push(
         &mut self,
         severity: Severity,
         file: usize,

@@ -614,6 +614,19 @@ fn verify_traffic_is_refused_where_the_backend_records_no_key_use() {
         out.stderr
     );
     assert!(out.stderr.contains("svcacct.yaml:18:25"), "{}", out.stderr);
+    // Without an overlap there is nothing to wait for: a warning.
+    sb.write(
+        CFG,
+        &config("", "        verify_traffic: true\n").replace("        overlap: 1d\n", ""),
+    );
+    let out = sb.run(&["validate", "-c", CFG]);
+    out.ok();
+    assert!(
+        out.stderr
+            .contains("`verify_traffic` has nothing to wait for"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
