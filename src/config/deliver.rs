@@ -28,7 +28,7 @@ pub(super) fn deliveries(
     for d in &merged.service_accounts {
         let (account, raw) = &d.item.value;
         for (key, k) in &raw.keys.0 {
-            let delivery = key_delivery(f, d.file, k, (base_dir, tree.as_deref()), credentials);
+            let delivery = key_delivery(f, d.file, k, tree.as_deref(), credentials);
             if delivery != KeyDelivery::default() {
                 out.insert((account.clone(), key.value.clone()), delivery);
             }
@@ -41,12 +41,12 @@ fn key_delivery(
     f: &mut Findings<'_>,
     file: usize,
     k: &RawKey,
-    (base_dir, tree): (&Path, Option<&Path>),
+    tree: Option<&Path>,
     credentials: &CredentialPolicy,
 ) -> KeyDelivery {
     let mut targets: Vec<Target> = Vec::new();
     for t in &k.deliver {
-        let Some(target) = target(f, file, t, (base_dir, tree), credentials) else {
+        let Some(target) = target(f, file, t, tree, credentials) else {
             continue;
         };
         if targets.contains(&target) {
@@ -93,7 +93,7 @@ fn target(
     f: &mut Findings<'_>,
     file: usize,
     t: &Loc<RawTarget>,
-    (base_dir, tree): (&Path, Option<&Path>),
+    tree: Option<&Path>,
     credentials: &CredentialPolicy,
 ) -> Option<Target> {
     match &t.value {
@@ -158,11 +158,17 @@ fn target(
                 );
                 return None;
             }
-            if let Some(tree) = tree
-                && inside(&path, tree)
-            {
-                f.error(file, at(&file_target.path), format!("delivery file `{}` is inside the config's directory tree {}: the secret would be in plaintext in git", file_target.path.value, tree.display()));
-                return None;
+            // Fail closed: a tree that cannot be resolved cannot be shown to be left.
+            match tree {
+                Some(tree) if !inside(&path, tree) => {}
+                Some(tree) => {
+                    f.error(file, at(&file_target.path), format!("delivery file `{}` is inside the config's directory tree {}: the secret would be in plaintext in git", file_target.path.value, tree.display()));
+                    return None;
+                }
+                None => {
+                    f.error(file, at(&file_target.path), format!("delivery file `{}` cannot be checked: the config's directory tree cannot be resolved", file_target.path.value));
+                    return None;
+                }
             }
             let mode = match &file_target.mode {
                 None => 0o600,
@@ -181,7 +187,6 @@ fn target(
                     }
                 },
             };
-            let _ = base_dir;
             Some(Target::File { path, mode })
         }
         RawTarget::Command(c) => match &c.run.value {
