@@ -632,10 +632,29 @@ fn verify_traffic_is_refused_where_the_backend_records_no_key_use() {
 #[test]
 fn a_crash_after_a_target_acknowledged_converges_and_retires_nothing_early() {
     let sb = Sandbox::new();
-    let identity = demo_files(&sb);
+    crash_mid_delivery(&sb, "");
+}
+
+#[test]
+fn a_crash_mid_delivery_converges_on_the_http_backend_too() {
+    let sb = Sandbox::new();
+    let server = Server::start(&sb.join("server.db"), Some(&at(31, 0)));
+    crash_mid_delivery(
+        &sb,
+        &format!(
+            "backend:\n  type: http\n  url: {}\n  token_env: SVCACCT_TEST_TOKEN\n",
+            server.url
+        ),
+    );
+}
+
+/// Kills a rotation's apply right after the first of two targets acknowledged the new key,
+/// then checks the next plans and applies converge without retiring anything early.
+fn crash_mid_delivery(sb: &Sandbox, backend: &str) {
+    let identity = demo_files(sb);
     let sim = sim();
-    sb.write(CFG, &config("", ""));
-    run(&sb, &sim, &["apply", "--yes", "-c", CFG], T0).ok();
+    sb.write(CFG, &config(backend, ""));
+    run(sb, &sim, &["apply", "--yes", "-c", CFG], T0).ok();
     let old = secret_of(&sb.join(KEY), &identity);
 
     // Rotation dies right after the first target acknowledged the new key.
@@ -645,6 +664,7 @@ fn a_crash_after_a_target_acknowledged_converges_and_retires_nothing_early() {
         .now(&rotate_at)
         .env("SVCACCT_GITHUB_API_URL", sim.url())
         .env("SVCACCT_GITHUB_TOKEN", TOKEN)
+        .env("SVCACCT_TEST_TOKEN", OPERATOR)
         .fault("SVCACCT_TEST_ABORT_AFTER_DELIVERIES", "1")
         .run();
     assert_eq!(out.signal, Some(6), "{out:?}");
@@ -662,13 +682,13 @@ fn a_crash_after_a_target_acknowledged_converges_and_retires_nothing_early() {
 
     // Past the overlap: deliver (both: the first acknowledgement was never recorded), no retire.
     let later = at(33, 0);
-    let plan = plan_json(&sb, &sim, &later);
+    let plan = plan_json(sb, &sim, &later);
     assert_eq!(
         actions(&plan),
         vec![("key.ci-bot.prod".to_string(), "deliver".to_string())]
     );
     let out = run(
-        &sb,
+        sb,
         &sim,
         &[
             "apply",
@@ -681,10 +701,10 @@ fn a_crash_after_a_target_acknowledged_converges_and_retires_nothing_early() {
         &later,
     );
     out.ok();
-    consumers_hold_the_live_key(&sb, &sim, &identity);
-    run(&sb, &sim, &["apply", "--yes", "-c", CFG], &later).ok();
+    consumers_hold_the_live_key(sb, &sim, &identity);
+    run(sb, &sim, &["apply", "--yes", "-c", CFG], &later).ok();
     run(
-        &sb,
+        sb,
         &sim,
         &["plan", "--detailed-exitcode", "-c", CFG],
         &later,
