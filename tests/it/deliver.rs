@@ -976,3 +976,20 @@ fn reencrypting_a_key_file_keeps_what_its_targets_acknowledged() {
     assert_eq!(meta["delivered"], before["delivered"], "{meta:#}");
     run(&sb, &sim, &["plan", "--detailed-exitcode", "-c", CFG], T0).expect(0);
 }
+
+#[test]
+fn a_github_enterprise_api_url_with_a_path_is_pinned_by_the_job() {
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    let sim = sim();
+    sb.write(CFG, &config("", ""));
+    let ghe = format!("{}/api/v3/", sim.url());
+    let out = sb
+        .cmd(&["--github-api-url", &ghe, "apply", "--yes", "-c", CFG])
+        .now(T0)
+        .env("SVCACCT_GITHUB_TOKEN", TOKEN)
+        .run();
+    out.ok();
+    // Only `/api/v3/repos/…` reached the simulator's nested routes.
+    consumers_hold_the_live_key(&sb, &sim, &identity);
+}

@@ -202,7 +202,14 @@ impl Drop for GithubSim {
     }
 }
 
+/// The API at the root, as api.github.com serves it, and under `/api/v3`, as GitHub
+/// Enterprise Server does.
 fn router(shared: Shared) -> Router {
+    let api = routes(shared);
+    Router::new().merge(api.clone()).nest("/api/v3", api)
+}
+
+fn routes(shared: Shared) -> Router {
     const R: &str = "/repos/{owner}/{repo}";
     Router::new()
         .route(
