@@ -41,6 +41,8 @@ pub struct KeyOutput<'a> {
     pub dir: &'a Path,
     pub recipients: &'a [Recipient],
     pub minting: Minting,
+    /// Where the secrets issued are kept for delivery, if any key has a delivery target.
+    pub minted: Option<&'a crate::deliver::Minted>,
 }
 
 /// What happened to each change.
@@ -172,6 +174,9 @@ pub fn execute(
         let (issues, writes): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .partition(|(_, op)| matches!(op, Operation::IssueKey { .. }));
+        if stage == Stage::KeyRevocation && !writes.is_empty() {
+            faults::before_revocation();
+        }
         if !writes.is_empty() {
             let (changes, ops) = writes.into_iter().map(|(i, op)| (i, op.clone())).unzip();
             send(&mut run, backend, changes, ops);

@@ -30,6 +30,35 @@ pub struct Cli {
         value_name = "NAME"
     )]
     pub allow_token_env: Vec<String>,
+    /// Let `file` delivery targets write under this path (repeatable; the variable takes a
+    /// comma-separated list).
+    #[arg(
+        long,
+        global = true,
+        env = "SVCACCT_ALLOW_DELIVER_PATH",
+        value_delimiter = ',',
+        value_name = "PATH"
+    )]
+    pub allow_deliver_path: Vec<PathBuf>,
+    /// Let `command` delivery targets run this program, as the config writes it (repeatable;
+    /// the variable takes a comma-separated list).
+    #[arg(
+        long,
+        global = true,
+        env = "SVCACCT_ALLOW_DELIVER_COMMAND",
+        value_delimiter = ',',
+        value_name = "PROGRAM"
+    )]
+    pub allow_deliver_command: Vec<String>,
+    /// The GitHub REST API that `github_actions` targets use (GitHub Enterprise Server:
+    /// `https://HOST/api/v3`). Default: https://api.github.com.
+    #[arg(
+        long,
+        global = true,
+        env = "SVCACCT_GITHUB_API_URL",
+        value_name = "URL"
+    )]
+    pub github_api_url: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -53,6 +82,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Rotate one key now, honouring its overlap (brings a key made outside svcacct under it).
     Rotate(RotateArgs),
+    /// Deliver keys to their delivery targets again, changing nothing else.
+    Deliver(DeliverArgs),
     /// Work with key files: re-encrypt them, or show one secret.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -189,6 +220,37 @@ pub struct ApplyArgs {
     pub max_requests_per_minute: u32,
     #[command(flatten)]
     pub slice: SliceArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// Identities that decrypt key files, for delivering keys issued by an earlier apply.
+#[derive(Debug, Args, Default)]
+pub struct IdentityArgs {
+    /// An age identity file or an unencrypted SSH private key (repeatable; the variable takes
+    /// a comma-separated list).
+    #[arg(
+        short = 'i',
+        long = "identity",
+        env = "SVCACCT_IDENTITY_FILE",
+        value_delimiter = ',',
+        value_name = "IDENTITY"
+    )]
+    pub identities: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// Keys to deliver, as plans name them (key.ACCOUNT.KEY); default: every key with targets.
+    #[arg(value_name = "ADDRESS")]
+    pub addresses: Vec<String>,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// How long to wait for another apply to release the organization, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]

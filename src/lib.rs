@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod deliver;
 pub mod duration;
 pub mod escape;
 pub mod model;

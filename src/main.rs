@@ -16,7 +16,7 @@ use svcacct::escape;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = Output::resolve(cli.color, cli.quiet, cli.verbose);
-    let credentials =
+    let mut credentials =
         match CredentialPolicy::resolve(cli.backend_url.as_deref(), &cli.allow_token_env) {
             Ok(c) => c,
             Err(e) => {
@@ -24,6 +24,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit::ERROR);
             }
         };
+    credentials.deliver = svcacct::config::DeliverPins::resolve(
+        &cli.allow_deliver_path,
+        &cli.allow_deliver_command,
+        cli.github_api_url.as_deref(),
+    );
     let c = &credentials;
     let result = match &cli.command {
         Command::Validate(a) => commands::validate(a, out, c),
@@ -31,6 +36,7 @@ fn main() -> ExitCode {
         Command::Apply(a) => commands::apply(a, out, c),
         Command::Export(a) => commands::export(a, out, c),
         Command::Rotate(a) => commands::rotate(a, out, c),
+        Command::Deliver(a) => commands::deliver(a, out, c),
         Command::Show(a) => commands::show(a, out),
         Command::Secrets(a) => commands::secrets(a, out, c),
         Command::Verify(a) => commands::verify(a, out, c),

@@ -89,6 +89,14 @@ pub fn compute(
         slice.limit(&mut plan, &pulled);
         (Cow::Owned(desired), plan)
     };
+    crate::deliver::verify_traffic(&mut plan, &desired, live, &config.delivery, opts.now);
+    crate::deliver::add_deliveries(
+        &mut plan,
+        &desired,
+        live,
+        &config.delivery,
+        (&config.secrets.dir, opts.now),
+    );
     if !request.shown {
         return Ok(plan);
     }

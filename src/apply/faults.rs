@@ -43,6 +43,13 @@ mod hooks {
             std::process::abort();
         }
     }
+
+    /// `SVCACCT_TEST_ABORT_BEFORE_REVOCATION`: die as the key revocations are about to go.
+    pub fn before_revocation() {
+        if std::env::var_os("SVCACCT_TEST_ABORT_BEFORE_REVOCATION").is_some() {
+            std::process::abort();
+        }
+    }
 }
 
 #[cfg(not(feature = "test-hooks"))]
@@ -59,6 +66,8 @@ mod hooks {
     }
 
     pub fn before_promotion() {}
+
+    pub fn before_revocation() {}
 }
 
 pub use hooks::*;

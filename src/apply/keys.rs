@@ -249,6 +249,11 @@ fn write_group<'a>(
         })
         .collect();
     let written = write_key_files(opts.keys.dir, opts.keys.recipients, account, &payloads);
+    if let Some(minted) = opts.keys.minted {
+        for (account, name, _, key, _) in &keys {
+            minted.keep(account, name, &key.id, &key.secret);
+        }
+    }
     keys.iter()
         .zip(written)
         .map(|((account, name, issue, key, expires_at), written)| {
@@ -345,5 +350,8 @@ fn write_issued(
             expires_at: issued.expires_at,
         },
     )?;
+    if let Some(minted) = opts.keys.minted {
+        minted.keep(account, name, &issued.id, &issued.secret);
+    }
     promote_key_file(opts.keys.dir, account, name, &issued.id)
 }

@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 
-use super::execute::{confirm_and_execute, refuse_unconfirmed, report_recovered, warn_partial};
+use super::execute::{
+    DeliveryInputs, confirm_and_execute, refuse_unconfirmed, report_recovered, warn_partial,
+};
 use super::{Output, load_config, slice_of};
 use crate::cli::ApplyArgs;
 use crate::config::{Config, config_digest};
@@ -25,7 +27,11 @@ pub fn apply(
     // Before any backend is opened: a config that breaks a policy rule changes nothing.
     super::check_policy(&config, out)?;
     if let Some(path) = &args.plan {
-        return apply_saved(path, args, &config, lock, out);
+        let delivery = DeliveryInputs {
+            identities: &args.identity.identities,
+            pins: &credentials.deliver,
+        };
+        return apply_saved(path, args, &config, (lock, &delivery), out);
     }
     refuse_unconfirmed(args.yes)?;
     let mut backend = reconcile::open_and_lock(&config, lock)?;
@@ -39,12 +45,16 @@ pub fn apply(
         shown: !args.yes || out.verbose > 0,
     };
     let plan = reconcile::compute(&config, &read.live, &read.files, &request, backend.as_mut())?;
+    let delivery = DeliveryInputs {
+        identities: &args.identity.identities,
+        pins: &credentials.deliver,
+    };
     confirm_and_execute(
         &plan,
         &config,
         backend.as_mut(),
-        args.yes,
-        args.parallelism,
+        (args.yes, args.parallelism),
+        &delivery,
         out,
     )
 }
@@ -56,7 +66,7 @@ fn apply_saved(
     path: &std::path::Path,
     args: &ApplyArgs,
     config: &Config,
-    lock: LockSettings,
+    (lock, delivery): (LockSettings, &DeliveryInputs<'_>),
     out: Output,
 ) -> Result<u8> {
     let saved = SavedPlan::read(path)?;
@@ -72,8 +82,8 @@ fn apply_saved(
         &saved.plan,
         config,
         backend.as_mut(),
-        true,
-        args.parallelism,
+        (true, args.parallelism),
+        delivery,
         out,
     )
 }

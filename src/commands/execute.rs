@@ -41,13 +41,20 @@ pub fn warn_partial(slice: &Slice, out: Output) {
     }
 }
 
-/// Shows the plan, asks unless `yes`, executes it and prints the summary.
+/// What delivering keys needs from the command line: identities that decrypt key files
+/// issued earlier, and where the job lets keys go.
+pub struct DeliveryInputs<'a> {
+    pub identities: &'a [std::path::PathBuf],
+    pub pins: &'a crate::config::DeliverPins,
+}
+
+/// Shows the plan, asks unless `yes`, executes it, delivers keys and prints the summary.
 pub fn confirm_and_execute(
     plan: &Plan,
     config: &Config,
     backend: &mut dyn Backend,
-    yes: bool,
-    parallelism: u16,
+    (yes, parallelism): (bool, u16),
+    delivery: &DeliveryInputs<'_>,
     out: Output,
 ) -> Result<u8> {
     if !plan.has_changes() {
@@ -68,6 +75,7 @@ pub fn confirm_and_execute(
         Progress::Lines
     };
     let now = clock::now();
+    let minted = crate::deliver::Minted::default();
     let outcome = execute(
         plan,
         backend,
@@ -79,23 +87,60 @@ pub fn confirm_and_execute(
                 dir: &config.secrets.dir,
                 recipients: &config.secrets.parsed,
                 minting: config.backend.capabilities().minting,
+                minted: (!config.delivery.is_empty()).then_some(&minted),
             },
         },
         now,
     );
-    if !out.quiet || !outcome.failed.is_empty() {
+    // A plan that only delivers has no backend change to summarise.
+    let writes = plan.changes.iter().any(|c| !c.work.is_empty());
+    if (writes && !out.quiet) || !outcome.failed.is_empty() {
         print_outcome(&outcome, config);
+    }
+    // After the backend writes: a key counts as delivered once every target acknowledged it.
+    let mut delivered = true;
+    if crate::deliver::needs_delivery(plan) {
+        let failed: Vec<_> = outcome
+            .failed
+            .iter()
+            .map(|(a, _)| a.clone())
+            .chain(outcome.skipped.iter().cloned())
+            .collect();
+        let report = crate::deliver::deliver_changes(
+            plan,
+            &failed,
+            config,
+            &crate::deliver::Settings {
+                identities: delivery.identities,
+                pins: delivery.pins,
+                minted: &minted,
+                now,
+            },
+        );
+        delivered = report.complete();
+        if !out.quiet || !delivered {
+            println!(
+                "\nDelivery {}: {} delivered, {} failed, {} skipped.",
+                if delivered { "complete" } else { "incomplete" },
+                report.delivered.len(),
+                report.failed.len(),
+                report.skipped.len()
+            );
+            report.print();
+        }
     }
     if out.verbose > 0
         && let Some(n) = backend.requests()
     {
         eprintln!("{} made {n} requests", backend.describe());
     }
-    Ok(if outcome.failed.is_empty() && outcome.skipped.is_empty() {
-        exit::OK
-    } else {
-        exit::ERROR
-    })
+    Ok(
+        if outcome.failed.is_empty() && outcome.skipped.is_empty() && delivered {
+            exit::OK
+        } else {
+            exit::ERROR
+        },
+    )
 }
 
 /// Shows the plan and asks, unless `yes` (which shows it only when verbose); whether the

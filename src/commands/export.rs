@@ -138,6 +138,9 @@ fn account(a: &LiveAccount) -> RawServiceAccount {
                     scopes: key.scopes.iter().cloned().map(Loc::new).collect(),
                     rotate_every: key.rotate_every.map(Loc::new),
                     overlap: key.overlap,
+                    // Delivery lives in the config only: the backend does not know it.
+                    verify_traffic: None,
+                    deliver: Vec::new(),
                 };
                 (k.clone(), key)
             })

@@ -2,6 +2,7 @@
 
 mod apply;
 mod completions;
+mod deliver;
 mod execute;
 mod export;
 mod healthcheck;
@@ -20,6 +21,7 @@ use std::io::IsTerminal;
 
 pub use apply::apply;
 pub use completions::completions;
+pub use deliver::deliver;
 pub use export::export;
 pub use healthcheck::healthcheck;
 pub use init::init;

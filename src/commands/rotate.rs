@@ -5,7 +5,7 @@
 
 use anyhow::{Result, anyhow, bail};
 
-use super::execute::{confirm_and_execute, refuse_unconfirmed, report_recovered};
+use super::execute::{DeliveryInputs, confirm_and_execute, refuse_unconfirmed, report_recovered};
 use super::{Output, load_config};
 use crate::address::Address;
 use crate::cli::RotateArgs;
@@ -42,6 +42,26 @@ pub fn rotate(
     let mut backend = reconcile::open_and_lock(&config, lock)?;
     let read = reconcile::read_locked(backend.as_mut(), &config, || {})?;
     report_recovered(read.recovered, out);
-    let plan = rotate_now(&config.desired, &read.live, account, key).map_err(|e| anyhow!(e))?;
-    confirm_and_execute(&plan, &config, backend.as_mut(), args.yes, 1, out)
+    let mut plan = rotate_now(&config.desired, &read.live, account, key).map_err(|e| anyhow!(e))?;
+    // The new key goes to the key's delivery targets too.
+    crate::deliver::add_deliveries(
+        &mut plan,
+        &config.desired,
+        &read.live,
+        &config.delivery,
+        (&config.secrets.dir, crate::clock::now()),
+    );
+    // The new key is in memory: delivering it needs no identity.
+    let delivery = DeliveryInputs {
+        identities: &[],
+        pins: &credentials.deliver,
+    };
+    confirm_and_execute(
+        &plan,
+        &config,
+        backend.as_mut(),
+        (args.yes, 1),
+        &delivery,
+        out,
+    )
 }

@@ -16,6 +16,8 @@ pub struct CredentialPolicy {
     pub pinned: Option<PinnedUrl>,
     /// Extra variable names a `token_env` may be (`--allow-token-env`, `SVCACCT_ALLOW_TOKEN_ENV`).
     pub allowed_token_env: Vec<String>,
+    /// Where delivery targets may send keys (`--allow-deliver-path`, …).
+    pub deliver: super::deliver_pins::DeliverPins,
 }
 
 impl CredentialPolicy {
@@ -37,6 +39,7 @@ impl CredentialPolicy {
                 .map(|n| n.trim().to_string())
                 .filter(|n| !n.is_empty())
                 .collect(),
+            deliver: Default::default(),
         })
     }
 

@@ -3,6 +3,8 @@
 //! touches an organization.
 
 mod credentials;
+mod deliver_pins;
+pub mod delivery;
 mod diagnostic;
 mod files;
 mod load;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::model::{MAX_KEYS_PER_ACCOUNT, valid_name, valid_permission};
 pub use credentials::{CredentialPolicy, PinnedUrl, TOKEN_ENV_PREFIXES};
+pub use deliver_pins::{DeliverPins, GITHUB_API};
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use load::config_digest;
 
@@ -39,6 +42,8 @@ pub struct Config {
     pub desired: Organization,
     /// Policy rules, checked by validate, plan and apply.
     pub rules: rules::Rules,
+    /// Where each key's secret is delivered, and whether its rotation waits for traffic.
+    pub delivery: delivery::Deliveries,
     pub warnings: Vec<Diagnostic>,
 }
 

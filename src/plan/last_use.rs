@@ -187,6 +187,7 @@ mod tests {
             unmanaged: Vec::new(),
             secrets_not_held: Vec::new(),
             notes: Vec::new(),
+            warnings: Vec::new(),
             effects: Default::default(),
             last_changed: Default::default(),
             key_uses: Default::default(),

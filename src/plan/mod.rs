@@ -40,6 +40,8 @@ pub enum Action {
     /// A rotated-out key whose overlap has ended is revoked.
     Retire,
     Delete,
+    /// A key's secret goes to delivery targets that lack its live key id (no backend write).
+    Deliver,
 }
 
 impl Serialize for Action {
@@ -58,6 +60,7 @@ impl<'de> Deserialize<'de> for Action {
             Action::Rotate,
             Action::Retire,
             Action::Delete,
+            Action::Deliver,
         ]
         .into_iter()
         .find(|a| a.name() == name)
@@ -75,6 +78,7 @@ impl Action {
             Action::Rotate => "rotate",
             Action::Retire => "retire",
             Action::Delete => "delete",
+            Action::Deliver => "deliver",
         }
     }
 
@@ -87,6 +91,7 @@ impl Action {
             Action::Rotate => "↻",
             Action::Retire => "-",
             Action::Delete => "-",
+            Action::Deliver => "→",
         }
     }
 }
@@ -183,6 +188,10 @@ pub struct Plan {
     pub secrets_not_held: Vec<Address>,
     /// Things worth knowing that change nothing.
     pub notes: Vec<String>,
+    /// Things a reviewer must not miss (a consumer that never switched to a rotated key).
+    /// Left out of plans saved before it existed.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Who gains and loses what ([`Plan::review`] fills it in).
     pub effects: Effects,
     /// For objects that drifted from the config, their last live change, where the backend

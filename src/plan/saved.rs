@@ -205,6 +205,8 @@ impl SavedPlan {
                 what,
             };
             match (&c.action, &now, &c.before) {
+                // Delivery writes no backend object; what it sends is read at apply time.
+                (Action::Deliver, _, _) => {}
                 (Action::Create, None, _) => {}
                 (Action::Create, Some(_), _) => return Err(moved("it exists now".into())),
                 (_, None, _) => return Err(moved("it no longer exists".into())),
@@ -269,6 +271,7 @@ mod tests {
             unmanaged: Vec::new(),
             secrets_not_held: Vec::new(),
             notes: Vec::new(),
+            warnings: Vec::new(),
             effects: Default::default(),
             last_changed: Default::default(),
             key_uses: Default::default(),

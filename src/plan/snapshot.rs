@@ -42,6 +42,11 @@ pub enum Snapshot {
     Secrets {
         key_ids: Vec<String>,
     },
+    /// The delivery targets holding a key (by its id; none for a key not issued yet).
+    Delivery {
+        key_id: Option<String>,
+        targets: Vec<String>,
+    },
 }
 
 /// A field of an object a plan shows. The variants are in the order plans list fields
@@ -67,6 +72,7 @@ pub enum Field {
     RetiresAt,
     RotateEvery,
     Scopes,
+    Targets,
     Teams,
 }
 
@@ -200,6 +206,10 @@ impl Snapshot {
                 (Field::RetiresAt, FieldValue::Text(rfc3339(*retires_at))),
             ],
             Snapshot::Secrets { key_ids } => vec![(Field::KeyIds, list(key_ids))],
+            Snapshot::Delivery { key_id, targets } => vec![
+                (Field::KeyId, optional(key_id.as_ref())),
+                (Field::Targets, list(targets)),
+            ],
         };
         fields.sort_by_key(|(f, _)| *f);
         fields

@@ -60,6 +60,9 @@ pub struct KeyMeta {
     /// [`super::recipients_fingerprint`] of the recipients the file is encrypted to.
     #[serde(default)]
     pub recipients: String,
+    /// The delivery targets that acknowledged a key, and which key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivered: Vec<Delivered>,
 }
 
 /// Where a key's metadata lives.
@@ -160,6 +163,7 @@ fn write_pending(
         created_at: Some(payload.created_at),
         expires_at: payload.expires_at,
         recipients: super::recipients_fingerprint(recipients),
+        delivered: Vec::new(),
     };
     write_meta(
         parent,
@@ -182,6 +186,13 @@ fn write_meta(parent: &Path, path: &Path, meta: &KeyMeta) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces a key's metadata durably (temporary file, fsync, rename, fsync of the directory).
+pub fn rewrite_meta(dir: &Path, account: &str, key: &str, meta: &KeyMeta) -> io::Result<()> {
+    let parent = real_dir(&dir.join(account))?;
+    write_meta(&parent, &meta_file_path(dir, account, key), meta)?;
+    open_dir(&parent)?.sync_all()
+}
+
 /// Records, before a backend is asked to mint `account`/`key`, that svcacct means to hold its
 /// secret: if the secret never arrives, the plan reads a lost file, not a key made elsewhere.
 /// Metadata already there (a rotation) says the same and is kept.
@@ -196,6 +207,7 @@ pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
         created_at: None,
         expires_at: None,
         recipients: String::new(),
+        delivered: Vec::new(),
     };
     write_meta(&parent, &path, &meta)?;
     open_dir(&parent)?.sync_all()
@@ -557,4 +569,14 @@ mod tests {
         let e = account_dir(&dir, "linked").expect_err("no key is written through a link");
         assert!(e.to_string().contains("symbolic link"), "{e}");
     }
+}
+
+/// One acknowledged delivery, as the key's metadata keeps it: never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivered {
+    /// The target's name, as plans show it (`github_actions:acme/deploy:KEY`).
+    pub target: String,
+    pub key_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }

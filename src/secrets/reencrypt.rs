@@ -192,11 +192,19 @@ fn stage(
         w.finish().and_then(|a| a.finish()).map_err(err)?;
     }
     out.sync_all().map_err(err)?;
+    // The same key: what its delivery targets acknowledged still holds.
+    let delivered = super::read_meta(&t.file.with_extension("meta.json"))
+        .map(|m| m.delivered)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| d.key_id == facts.key_id)
+        .collect();
     let meta = KeyMeta {
         key_id: Some(facts.key_id),
         created_at: Some(facts.created_at),
         expires_at: facts.expires_at,
         recipients: fingerprint.to_string(),
+        delivered,
     };
     let m = create_new(&t.staged_meta).map_err(err)?;
     serde_json::to_writer_pretty(&m, &meta).map_err(|e| err(io::Error::other(e)))?;

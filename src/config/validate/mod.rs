@@ -4,6 +4,7 @@
 
 mod backend;
 mod capabilities;
+mod deliver;
 mod findings;
 mod objects;
 mod secrets;
@@ -54,6 +55,7 @@ pub fn validate(
     let secrets = secrets(&mut f, &merged, &base_dir, first_key);
     let policy = policy(&mut f, &merged);
     let mut rules = super::rules::compile(&merged, &desired, &mut f.all);
+    let delivery = deliver::deliveries(&mut f, &merged, &base_dir, credentials);
     if f.all.iter().any(|d| d.severity == Severity::Error) {
         return Err(ConfigError::Invalid(f.all));
     }
@@ -69,6 +71,7 @@ pub fn validate(
         policy,
         rules,
         desired,
+        delivery,
         warnings,
     })
 }

@@ -240,6 +240,7 @@ pub fn rotate_now(
         unmanaged: Vec::new(),
         secrets_not_held: Vec::new(),
         notes: Vec::new(),
+        warnings: Vec::new(),
         effects: Default::default(),
         last_changed: Default::default(),
         key_uses: Default::default(),

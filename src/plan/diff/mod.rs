@@ -181,6 +181,7 @@ pub fn diff(
         unmanaged: b.unmanaged,
         secrets_not_held: b.not_held,
         notes: b.notes,
+        warnings: Vec::new(),
         effects: Default::default(),
         last_changed: Default::default(),
         key_uses: Default::default(),

@@ -88,5 +88,6 @@ pub fn to_json(plan: &Plan) -> Value {
         "secrets_not_held": plan.secrets_not_held,
         "notes": plan.notes,
         "policy": super::policy::json(&plan.policy),
+        "warnings": plan.warnings,
     })
 }

@@ -58,7 +58,7 @@ fn destructive(c: &Change) -> Option<&'static str> {
                 && disabled(&c.after) == Some(FieldValue::Flag(true)))
             .then_some("disables")
         }
-        Action::Create => None,
+        Action::Create | Action::Deliver => None,
     }
 }
 
@@ -113,6 +113,9 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     // Assemble within the limit; what does not fit is counted, not cut mid-block.
     let budget = limit.saturating_sub(NOTE_ROOM);
     let mut out = head;
+    for w in &plan.warnings {
+        let _ = writeln!(out, "> [!WARNING]\n> {}\n", escape::markdown(w));
+    }
     // Policy violations come first when one blocks the plan, else after the changes.
     let policy = super::policy::markdown(&plan.policy);
     let policy_first = crate::plan::blocking(&plan.policy) > 0;

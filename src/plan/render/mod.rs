@@ -41,6 +41,7 @@ impl Paint {
             Action::Update => Style::new().yellow(),
             Action::Replace | Action::Rotate => Style::new().cyan(),
             Action::Retire | Action::Delete => Style::new().red(),
+            Action::Deliver => Style::new().blue(),
         };
         self.style(s, style)
     }

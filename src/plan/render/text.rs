@@ -41,6 +41,9 @@ pub fn render_text(plan: &Plan, color: bool) -> String {
             let _ = writeln!(out, "    {}", p.dim(&escape::terminal(&a.to_string())));
         }
     }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "\n{} {}", p.bold("WARNING:"), escape::terminal(w));
+    }
     for n in &plan.notes {
         let _ = writeln!(out, "\nnote: {}", escape::terminal(n));
     }
