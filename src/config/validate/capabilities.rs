@@ -4,6 +4,7 @@
 use crate::backend::Capabilities;
 use crate::config::diagnostic::Severity;
 use crate::config::load::Merged;
+use crate::config::raw::{Loc, RawServiceAccount};
 use crate::model::Organization;
 use crate::suggest::closest;
 
@@ -35,58 +36,70 @@ pub(super) fn check_capabilities(f: &mut Findings<'_>, merged: &Merged) {
         }
     }
     for d in &merged.service_accounts {
-        let (name, raw) = &d.item.value;
-        let (file, place) = (d.file, at(&d.item));
-        if raw.protect && !caps.persists.protect {
-            f.error(file, place, cannot("`protect` on a service account"));
-        }
-        if raw.disabled && !caps.persists.disabled {
-            f.error(
-                file,
-                place,
-                cannot("`disabled` (a disabled service account)"),
-            );
-        }
-        if let Some(e) = raw.expires.as_ref().filter(|e| e.value != "never")
-            && !caps.persists.account_expiry
+        account_capabilities(f, d.file, &d.item);
+    }
+}
+
+/// What the backend cannot store of one service account and its keys.
+fn account_capabilities(
+    f: &mut Findings<'_>,
+    file: usize,
+    item: &Loc<(String, RawServiceAccount)>,
+) {
+    let caps = f.caps;
+    let backend = caps.name;
+    let cannot = |what: &str| format!("the {backend} backend cannot store {what}");
+    let (name, raw) = &item.value;
+    let place = at(item);
+    if raw.protect && !caps.persists.protect {
+        f.error(file, place, cannot("`protect` on a service account"));
+    }
+    if raw.disabled && !caps.persists.disabled {
+        f.error(
+            file,
+            place,
+            cannot("`disabled` (a disabled service account)"),
+        );
+    }
+    if let Some(e) = raw.expires.as_ref().filter(|e| e.value != "never")
+        && !caps.persists.account_expiry
+    {
+        f.error(
+            file,
+            at(e),
+            cannot("an account's `expires`; use `expires_in` on its key"),
+        );
+    }
+    if let Some((k, _)) = raw.keys.0.get(caps.max_keys_per_account) {
+        let n = caps.max_keys_per_account;
+        f.error(
+            file,
+            at(k),
+            format!(
+                "service account `{name}` declares {} keys; the {backend} backend keeps at most {n} {} per account",
+                raw.keys.0.len(),
+                if n == 1 { "key" } else { "keys" }
+            ),
+        );
+    }
+    for (key, k) in &raw.keys.0 {
+        if let Some(s) = k.scopes.first()
+            && !caps.persists.scopes
         {
             f.error(
                 file,
-                at(e),
-                cannot("an account's `expires`; use `expires_in` on its key"),
+                at(s),
+                cannot("key `scopes`; narrow the account's roles instead"),
             );
         }
-        if let Some((k, _)) = raw.keys.0.get(caps.max_keys_per_account) {
-            let n = caps.max_keys_per_account;
+        if let (Some(overlap), Some(max)) = (k.overlap, caps.max_overlap)
+            && overlap > max
+        {
             f.error(
                 file,
-                at(k),
-                format!(
-                    "service account `{name}` declares {} keys; the {backend} backend keeps at most {n} {} per account",
-                    raw.keys.0.len(),
-                    if n == 1 { "key" } else { "keys" }
-                ),
+                at(key),
+                format!("key `{}` has overlap {overlap}; the {backend} backend keeps a rotated-out key at most {max}", key.value),
             );
-        }
-        for (key, k) in &raw.keys.0 {
-            if let Some(s) = k.scopes.first()
-                && !caps.persists.scopes
-            {
-                f.error(
-                    file,
-                    at(s),
-                    cannot("key `scopes`; narrow the account's roles instead"),
-                );
-            }
-            if let (Some(overlap), Some(max)) = (k.overlap, caps.max_overlap)
-                && overlap > max
-            {
-                f.error(
-                    file,
-                    at(key),
-                    format!("key `{}` has overlap {overlap}; the {backend} backend keeps a rotated-out key at most {max}", key.value),
-                );
-            }
         }
     }
 }

@@ -7,7 +7,8 @@ use crate::config::SecretsSettings;
 use crate::config::diagnostic::Severity;
 use crate::config::files;
 use crate::config::load::Merged;
-use crate::secrets::{parse_recipient, parse_recipients_file};
+use crate::config::raw::Loc;
+use crate::secrets::{Recipient, parse_recipient, parse_recipients_file};
 
 use super::findings::{Findings, at};
 
@@ -33,27 +34,7 @@ pub(super) fn secrets(
             recipients.push(r.value.clone());
         }
         if let Some(rf) = &s.recipients_file {
-            let path = base_dir.join(&rf.value);
-            match files::read_confined(base_dir, &rf.value, files::MAX_RECIPIENTS_FILE) {
-                Ok(text) => match parse_recipients_file(&text) {
-                    Ok(mut more) => parsed.append(&mut more),
-                    Err((line, e)) => f.error(
-                        file,
-                        at(rf),
-                        format!("line {line} of recipients file {}: {e}", path.display()),
-                    ),
-                },
-                Err(e) => f.push(
-                    Severity::Error,
-                    file,
-                    at(rf),
-                    format!("invalid recipients file: {e}"),
-                    Some(
-                        "a recipients file is a regular file of at most 64 KiB in the config's directory tree"
-                            .into(),
-                    ),
-                ),
-            }
+            parsed.extend(recipients_file_of(f, file, base_dir, rf));
             recipients_file = Some(PathBuf::from(&rf.value));
         }
     }
@@ -80,4 +61,36 @@ pub(super) fn secrets(
         recipients_file,
         parsed,
     }
+}
+
+/// The recipients of the recipients file `rf` names, with an error at its place when it cannot
+/// be read or parsed.
+fn recipients_file_of(
+    f: &mut Findings<'_>,
+    file: usize,
+    base_dir: &Path,
+    rf: &Loc<String>,
+) -> Vec<Recipient> {
+    let path = base_dir.join(&rf.value);
+    match files::read_confined(base_dir, &rf.value, files::MAX_RECIPIENTS_FILE) {
+        Ok(text) => match parse_recipients_file(&text) {
+            Ok(more) => return more,
+            Err((line, e)) => f.error(
+                file,
+                at(rf),
+                format!("line {line} of recipients file {}: {e}", path.display()),
+            ),
+        },
+        Err(e) => f.push(
+            Severity::Error,
+            file,
+            at(rf),
+            format!("invalid recipients file: {e}"),
+            Some(
+                "a recipients file is a regular file of at most 64 KiB in the config's directory tree"
+                    .into(),
+            ),
+        ),
+    }
+    Vec::new()
 }
