@@ -207,7 +207,18 @@ pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Chang
             });
         }
     }
-    let roles = changes
+    let roles = role_reaches(desired, live, changes);
+    Effects { accounts, roles }
+}
+
+/// The accounts each changed role reaches: whoever holds a deleted role now, whoever will
+/// hold any other.
+fn role_reaches(
+    desired: &Organization,
+    live: &LiveOrganization,
+    changes: &[Change],
+) -> Vec<RoleReach> {
+    changes
         .iter()
         .filter_map(|c| match &c.address {
             Address::Role(role) => Some((role, c.action)),
@@ -225,8 +236,7 @@ pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Chang
                 accounts,
             }
         })
-        .collect();
-    Effects { accounts, roles }
+        .collect()
 }
 
 /// The accounts that hold `role` through a membership.

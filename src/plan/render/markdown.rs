@@ -101,13 +101,6 @@ pub fn render_markdown(plan: &Plan) -> String {
 pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     let (attention, widening_count) = attention_items(plan);
     let head = md_head(plan, widening_count);
-    let groups = object_groups(plan);
-    let effects: HashMap<&str, &AccountEffect> = plan
-        .effects
-        .accounts
-        .iter()
-        .map(|a| (a.account.as_str(), a))
-        .collect();
     let tail = md_tail(plan);
 
     // Assemble within the limit; what does not fit is counted, not cut mid-block.
@@ -122,35 +115,8 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
     if policy_first {
         out.push_str(&policy);
     }
-    let (mut left_destructive, mut left_blocks) = (0, 0);
-    if !attention.is_empty() {
-        out.push_str("#### ⚠️ Destructive changes and widened access\n\n");
-        for item in &attention {
-            if out.len() + item.len() <= budget {
-                out.push_str(item);
-            } else {
-                left_destructive += 1;
-            }
-        }
-        out.push('\n');
-    }
-    if !groups.is_empty() {
-        out.push_str("#### Changes by object\n\n");
-        for (g, cs) in &groups {
-            if left_blocks > 0 {
-                left_blocks += 1;
-                continue;
-            }
-            // Built only while they fit: a plan of ten thousand accounts renders the few
-            // hundred shown.
-            let b = md_block(plan, &effects, g, cs);
-            if out.len() + b.len() <= budget {
-                out.push_str(&b);
-            } else {
-                left_blocks += 1;
-            }
-        }
-    }
+    let left_destructive = push_attention(&mut out, &attention, budget);
+    let left_blocks = push_groups(&mut out, plan, budget);
     if !policy_first {
         out.push_str(&policy);
     }
@@ -168,6 +134,54 @@ pub fn render_markdown_within(plan: &Plan, limit: usize) -> String {
         );
     }
     out
+}
+
+/// What cannot be undone and what widens access, as far as `budget` allows; how many items
+/// were left out.
+fn push_attention(out: &mut String, attention: &[String], budget: usize) -> usize {
+    let mut left = 0;
+    if !attention.is_empty() {
+        out.push_str("#### ⚠️ Destructive changes and widened access\n\n");
+        for item in attention {
+            if out.len() + item.len() <= budget {
+                out.push_str(item);
+            } else {
+                left += 1;
+            }
+        }
+        out.push('\n');
+    }
+    left
+}
+
+/// Each object's block, as far as `budget` allows; how many objects were left out.
+fn push_groups(out: &mut String, plan: &Plan, budget: usize) -> usize {
+    let groups = object_groups(plan);
+    let effects: HashMap<&str, &AccountEffect> = plan
+        .effects
+        .accounts
+        .iter()
+        .map(|a| (a.account.as_str(), a))
+        .collect();
+    let mut left = 0;
+    if !groups.is_empty() {
+        out.push_str("#### Changes by object\n\n");
+        for (g, cs) in &groups {
+            if left > 0 {
+                left += 1;
+                continue;
+            }
+            // Built only while they fit: a plan of ten thousand accounts renders the few
+            // hundred shown.
+            let b = md_block(plan, &effects, g, cs);
+            if out.len() + b.len() <= budget {
+                out.push_str(&b);
+            } else {
+                left += 1;
+            }
+        }
+    }
+    left
 }
 
 /// Keys used in the last [`RECENT`] that a change destroys, each once with its latest use:
