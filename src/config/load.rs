@@ -133,25 +133,7 @@ impl Merged {
         index: &mut Index,
         errors: &mut Vec<Diagnostic>,
     ) {
-        if let Some(org) = raw.organization {
-            match &self.organization {
-                // Several files may name the organization, as long as they agree.
-                Some(first) if first.item.value != org.value => errors.push(twice(
-                    &self.sources,
-                    "organization",
-                    &format!(
-                        "organization `{}` differs from `{}`",
-                        org.value, first.item.value
-                    ),
-                    first.file,
-                    (first.item.line, first.item.column),
-                    file,
-                    (org.line, org.column),
-                )),
-                Some(_) => {}
-                None => self.organization = Some(Defined { file, item: org }),
-            }
-        }
+        self.add_organization(file, raw.organization, errors);
         set_once(
             &mut self.backend,
             raw.backend,
@@ -168,20 +150,7 @@ impl Merged {
             &self.sources,
             errors,
         );
-        // Rules may be spread over files (`policy/*.yaml`); the other settings are set once.
-        let policy = raw.policy.and_then(|mut p| {
-            let rules = std::mem::take(&mut p.value.rules);
-            self.rules.extend(rules.into_iter().map(|r| (file, r)));
-            (p.value.unmanaged.is_some() || p.value.max_delete_percent.is_some()).then_some(p)
-        });
-        set_once(
-            &mut self.policy,
-            policy,
-            file,
-            "policy",
-            &self.sources,
-            errors,
-        );
+        self.add_policy(file, raw.policy, errors);
         extend(
             &mut self.roles,
             &mut index.roles,
@@ -209,6 +178,57 @@ impl Merged {
             &self.sources,
             errors,
         );
+    }
+
+    /// The policy section: rules may be spread over files (`policy/*.yaml`); the other
+    /// settings are set once.
+    fn add_policy(
+        &mut self,
+        file: usize,
+        policy: Option<Loc<RawPolicy>>,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        let policy = policy.and_then(|mut p| {
+            let rules = std::mem::take(&mut p.value.rules);
+            self.rules.extend(rules.into_iter().map(|r| (file, r)));
+            (p.value.unmanaged.is_some() || p.value.max_delete_percent.is_some()).then_some(p)
+        });
+        set_once(
+            &mut self.policy,
+            policy,
+            file,
+            "policy",
+            &self.sources,
+            errors,
+        );
+    }
+
+    /// The organization's name: several files may name it, as long as they agree.
+    fn add_organization(
+        &mut self,
+        file: usize,
+        organization: Option<Loc<String>>,
+        errors: &mut Vec<Diagnostic>,
+    ) {
+        if let Some(org) = organization {
+            match &self.organization {
+                // Several files may name the organization, as long as they agree.
+                Some(first) if first.item.value != org.value => errors.push(twice(
+                    &self.sources,
+                    "organization",
+                    &format!(
+                        "organization `{}` differs from `{}`",
+                        org.value, first.item.value
+                    ),
+                    first.file,
+                    (first.item.line, first.item.column),
+                    file,
+                    (org.line, org.column),
+                )),
+                Some(_) => {}
+                None => self.organization = Some(Defined { file, item: org }),
+            }
+        }
     }
 }
 
