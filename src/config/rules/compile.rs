@@ -277,6 +277,7 @@ impl Check<'_> {
 
 /// Every rule kind the rule sets, in the order of `KINDS`, with where it is written.
 fn written_kinds(file: usize, r: &RawRule) -> Vec<(&'static str, Place)> {
+    /// Where a kind is written, when the rule sets it.
     fn at<T>(file: usize, l: &Option<Loc<T>>) -> Option<Place> {
         l.as_ref().map(|l| Place::of(file, l))
     }
