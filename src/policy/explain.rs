@@ -4,11 +4,12 @@
 
 use std::fmt::Write;
 
-use super::evaluate::{Members, applies, judge, members};
+use super::evaluate::{Breach, Members, applies, judge, members};
 use crate::address::Address;
-use crate::config::rules::Rules;
 use crate::config::rules::matching::Object;
+use crate::config::rules::{Exception, Rule, Rules};
 use crate::model::Organization;
+use crate::plan::RuleSeverity;
 
 /// Why an address names nothing in the config.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,14 @@ fn closest(org: &Organization, address: &Address) -> Option<String> {
         .map(|c| format!("`{c}`"))
 }
 
+/// How a rule came out for the object, for the summary line.
+enum Verdict {
+    /// The rule does not judge the object: another kind of object, its `match`, an exception.
+    Left,
+    Passes,
+    Fails,
+}
+
 /// The explanation, as text.
 pub fn explain(
     rules: &Rules,
@@ -89,73 +98,12 @@ pub fn explain(
     let mut applying = 0;
     let mut body = String::new();
     for rule in &rules.rules {
-        let _ = writeln!(
-            body,
-            "\n  {} ({}, {}): {}",
-            rule.name,
-            rule.kind.name(),
-            match rule.severity {
-                crate::plan::RuleSeverity::Error => "error",
-                crate::plan::RuleSeverity::Warn => "warn",
-            },
-            rule.kind.requirement()
-        );
-        let at = rules.spans.describe(rule.at);
-        let judged_kind = judges(rule, obj);
-        if !judged_kind {
-            let _ = writeln!(
-                body,
-                "      does not apply: it does not judge {}",
-                kind_of(obj)
-            );
-            if let Object::Role(role) = obj {
-                through_role(&mut body, rules, org, rule, role);
-            }
-            continue;
-        }
-        let breaches = judge(rules, org, rule, obj);
-        match applies(rule, obj, &rules.owners) {
-            Err(None) => {
-                let _ = writeln!(
-                    body,
-                    "      does not apply: its `match` leaves it out ({at})"
-                );
-            }
-            Err(Some(i)) => {
-                let e = &rule.exceptions[i];
-                let _ = writeln!(
-                    body,
-                    "      excepted at {}: {}",
-                    rules.spans.describe(e.at),
-                    e.reason
-                );
-                for b in &breaches {
-                    let _ = writeln!(
-                        body,
-                        "      would fail: {} ({})",
-                        b.message,
-                        rules.spans.describe(b.at)
-                    );
-                }
-            }
-            Ok(why) => {
+        match explain_rule(&mut body, rules, org, rule, obj) {
+            Verdict::Left => {}
+            Verdict::Passes => applying += 1,
+            Verdict::Fails => {
                 applying += 1;
-                let _ = writeln!(body, "      applies: {why}");
-                if breaches.is_empty() {
-                    let _ = writeln!(body, "      passes");
-                }
-                if !breaches.is_empty() {
-                    failing += 1;
-                }
-                for b in &breaches {
-                    let _ = writeln!(
-                        body,
-                        "      fails: {} ({})",
-                        b.message,
-                        rules.spans.describe(b.at)
-                    );
-                    let _ = writeln!(body, "      help: {}", b.help);
-                }
+                failing += 1;
             }
         }
     }
@@ -169,15 +117,95 @@ pub fn explain(
     Ok(out)
 }
 
-/// For a role and a rule about accounts: the accounts that break the rule through the role,
-/// since a role edit is how many accounts gain a permission at once.
-fn through_role(
+/// One rule's part of the explanation: what it requires, whether it applies to the object
+/// and why, and how the object fares.
+fn explain_rule(
     body: &mut String,
     rules: &Rules,
     org: &Organization,
-    rule: &crate::config::rules::Rule,
-    role: &str,
-) {
+    rule: &Rule,
+    obj: Object<'_>,
+) -> Verdict {
+    let _ = writeln!(
+        body,
+        "\n  {} ({}, {}): {}",
+        rule.name,
+        rule.kind.name(),
+        match rule.severity {
+            RuleSeverity::Error => "error",
+            RuleSeverity::Warn => "warn",
+        },
+        rule.kind.requirement()
+    );
+    if !judges(rule, obj) {
+        let _ = writeln!(
+            body,
+            "      does not apply: it does not judge {}",
+            kind_of(obj)
+        );
+        if let Object::Role(role) = obj {
+            through_role(body, rules, org, rule, role);
+        }
+        return Verdict::Left;
+    }
+    let breaches = judge(rules, org, rule, obj);
+    match applies(rule, obj, &rules.owners) {
+        Err(None) => {
+            let at = rules.spans.describe(rule.at);
+            let _ = writeln!(
+                body,
+                "      does not apply: its `match` leaves it out ({at})"
+            );
+            Verdict::Left
+        }
+        Err(Some(i)) => {
+            excepted(body, rules, &rule.exceptions[i], &breaches);
+            Verdict::Left
+        }
+        Ok(why) => applying(body, rules, &why, &breaches),
+    }
+}
+
+/// An object an exception takes out: the exception's reason, and what would fail without it.
+fn excepted(body: &mut String, rules: &Rules, e: &Exception, breaches: &[Breach]) {
+    let _ = writeln!(
+        body,
+        "      excepted at {}: {}",
+        rules.spans.describe(e.at),
+        e.reason
+    );
+    for b in breaches {
+        let _ = writeln!(
+            body,
+            "      would fail: {} ({})",
+            b.message,
+            rules.spans.describe(b.at)
+        );
+    }
+}
+
+/// An object the rule applies to: why, and whether it passes or each way it fails.
+fn applying(body: &mut String, rules: &Rules, why: &str, breaches: &[Breach]) -> Verdict {
+    let _ = writeln!(body, "      applies: {why}");
+    if breaches.is_empty() {
+        let _ = writeln!(body, "      passes");
+        return Verdict::Passes;
+    }
+    for b in breaches {
+        let _ = writeln!(
+            body,
+            "      fails: {} ({})",
+            b.message,
+            rules.spans.describe(b.at)
+        );
+        let _ = writeln!(body, "      help: {}", b.help);
+    }
+    Verdict::Fails
+}
+
+/// For a role and a rule about accounts: the accounts that break the rule through the role,
+/// since a role edit is how many accounts gain a permission at once.
+fn through_role(body: &mut String, rules: &Rules, org: &Organization, rule: &Rule, role: &str) {
     for (name, a) in &org.service_accounts {
         if !a.teams.values().any(|r| r == role) {
             continue;
@@ -208,7 +236,7 @@ fn kind_of(obj: Object<'_>) -> &'static str {
     }
 }
 
-fn judges(rule: &crate::config::rules::Rule, obj: Object<'_>) -> bool {
+fn judges(rule: &Rule, obj: Object<'_>) -> bool {
     use crate::config::rules::Target;
     rule.kind.targets().iter().any(|t| {
         matches!(

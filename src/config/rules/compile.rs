@@ -10,7 +10,7 @@ use super::spans::Place;
 use super::spans::Spans;
 use crate::config::diagnostic::{Diagnostic, Severity};
 use crate::config::load::Merged;
-use crate::config::raw::{KINDS, Loc, RawMatch, RawRule};
+use crate::config::raw::{KINDS, Loc, RawException, RawMatch, RawRule};
 use crate::model::Organization;
 use crate::model::valid_permission;
 use crate::suggest::closest;
@@ -94,146 +94,17 @@ impl Check<'_> {
         out
     }
 
+    /// A rule as written, checked: its one kind with its parameter, its match and its
+    /// exceptions. `None` when it has no usable kind or is written down switched off.
     fn rule(&mut self, file: usize, raw: &Loc<RawRule>) -> Option<Rule> {
         let r = &raw.value;
-        let rule_at = Place::of(file, raw);
-        let given: Vec<(&str, Place)> = [
-            (
-                "key_max_lifetime",
-                r.key_max_lifetime.as_ref().map(|l| Place::of(file, l)),
-            ),
-            (
-                "rotation_required",
-                r.rotation_required.as_ref().map(|l| Place::of(file, l)),
-            ),
-            (
-                "admin_requires_protect",
-                r.admin_requires_protect
-                    .as_ref()
-                    .map(|l| Place::of(file, l)),
-            ),
-            (
-                "no_wildcard_permissions",
-                r.no_wildcard_permissions
-                    .as_ref()
-                    .map(|l| Place::of(file, l)),
-            ),
-            (
-                "account_requires_owner",
-                r.account_requires_owner
-                    .as_ref()
-                    .map(|l| Place::of(file, l)),
-            ),
-            (
-                "max_keys_per_account",
-                r.max_keys_per_account.as_ref().map(|l| Place::of(file, l)),
-            ),
-            (
-                "forbid_permission",
-                r.forbid_permission.as_ref().map(|l| Place::of(file, l)),
-            ),
-            (
-                "require_scopes",
-                r.require_scopes.as_ref().map(|l| Place::of(file, l)),
-            ),
-            (
-                "team_role_ceiling",
-                r.team_role_ceiling.as_ref().map(|l| Place::of(file, l)),
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(k, p)| p.map(|p| (k, p)))
-        .collect();
-        let (kind_name, at) = match given.as_slice() {
-            [] => {
-                self.error(
-                    rule_at,
-                    "policy rule has no rule kind".into(),
-                    Some(format!("give it one of {}", KINDS.join(", "))),
-                );
-                return None;
-            }
-            [one] => *one,
-            [first, second, ..] => {
-                self.error(
-                    second.1,
-                    format!(
-                        "policy rule sets both `{}` and `{}`; a rule has exactly one kind",
-                        first.0, second.0
-                    ),
-                    Some("split it into two rules".into()),
-                );
-                return None;
-            }
-        };
+        let (kind_name, at) = self.one_kind(Place::of(file, raw), &written_kinds(file, r))?;
         let name = r
             .name
             .as_ref()
             .map_or(kind_name.to_string(), |n| n.value.clone());
         let whose = format!("policy rule `{name}`");
-        let kind = match kind_name {
-            "key_max_lifetime" => Kind::KeyMaxLifetime(r.key_max_lifetime.as_ref()?.value),
-            "rotation_required" => Kind::RotationRequired(r.rotation_required.as_ref()?.value),
-            "admin_requires_protect" => {
-                // `false` writes the rule down switched off.
-                if !r.admin_requires_protect.as_ref()?.value {
-                    return None;
-                }
-                Kind::AdminRequiresProtect
-            }
-            "no_wildcard_permissions" => {
-                let w = r.no_wildcard_permissions.as_ref()?;
-                let allow = w
-                    .value
-                    .allow
-                    .iter()
-                    .filter(|p| valid_permission(&p.value) || p.value == "*")
-                    .map(|p| p.value.clone())
-                    .collect();
-                self.permissions(file, &w.value.allow, &whose);
-                Kind::NoWildcardPermissions { allow }
-            }
-            "account_requires_owner" => {
-                if !r.account_requires_owner.as_ref()?.value {
-                    return None;
-                }
-                Kind::AccountRequiresOwner
-            }
-            "max_keys_per_account" => {
-                Kind::MaxKeysPerAccount(r.max_keys_per_account.as_ref()?.value as usize)
-            }
-            "forbid_permission" => {
-                let list = r.forbid_permission.as_ref()?;
-                if list.value.is_empty() {
-                    self.error(
-                        at,
-                        format!("{whose} forbids no permission"),
-                        Some("list permissions, such as `forbid_permission: [\"*:*\", \"secrets:*\"]`".into()),
-                    );
-                }
-                Kind::ForbidPermission(self.permissions(file, &list.value, &whose))
-            }
-            "require_scopes" => {
-                if !r.require_scopes.as_ref()?.value {
-                    return None;
-                }
-                Kind::RequireScopes
-            }
-            _ => {
-                let role = r.team_role_ceiling.as_ref()?;
-                if !self.desired.roles.contains_key(&role.value) {
-                    let help = closest(&role.value, self.desired.roles.keys().map(String::as_str))
-                        .map(|c| format!("did you mean `{c}`?"))
-                        .unwrap_or_else(|| "define it under `roles:`".into());
-                    self.error(
-                        at,
-                        format!("undefined role `{}` in {whose}", role.value),
-                        Some(help),
-                    );
-                }
-                Kind::TeamRoleCeiling(role.value.clone())
-            }
-        };
+        let kind = self.kind(file, r, kind_name, at, &whose)?;
         if let Kind::KeyMaxLifetime(d) | Kind::RotationRequired(d) = &kind
             && d.seconds() == 0
         {
@@ -248,42 +119,11 @@ impl Check<'_> {
             .as_ref()
             .map(|m| self.matches(file, &m.value, &whose))
             .unwrap_or_default();
-        let mut exceptions = Vec::new();
-        for e in &r.except {
-            let e_at = Place::of(file, e);
-            let m = match &e.value.matches {
-                Some(m) => self.matches(file, &m.value, &format!("an exception of {whose}")),
-                None => {
-                    self.error(
-                        e_at,
-                        format!("an exception of {whose} has no `match`"),
-                        Some("say which objects it excepts: `match: { name: legacy-bot }`".into()),
-                    );
-                    Match::default()
-                }
-            };
-            let reason = e
-                .value
-                .reason
-                .as_ref()
-                .map(|r| r.value.trim().to_string())
-                .unwrap_or_default();
-            if reason.is_empty() {
-                self.error(
-                    e_at,
-                    format!("an exception of {whose} has no `reason`"),
-                    Some(
-                        "say why, for reviewers: `reason: \"migrating by 2027-03 (OPS-12)\"`"
-                            .into(),
-                    ),
-                );
-            }
-            exceptions.push(Exception {
-                matches: m,
-                reason,
-                at: e_at,
-            });
-        }
+        let exceptions = r
+            .except
+            .iter()
+            .map(|e| self.exception(file, e, &whose))
+            .collect();
         Some(Rule {
             name,
             kind,
@@ -293,6 +133,177 @@ impl Check<'_> {
             at,
         })
     }
+
+    /// The rule's one kind, from the kinds `given`: an error when there is none or more.
+    fn one_kind(
+        &mut self,
+        rule_at: Place,
+        given: &[(&'static str, Place)],
+    ) -> Option<(&'static str, Place)> {
+        match given {
+            [] => {
+                self.error(
+                    rule_at,
+                    "policy rule has no rule kind".into(),
+                    Some(format!("give it one of {}", KINDS.join(", "))),
+                );
+                None
+            }
+            [one] => Some(*one),
+            [first, second, ..] => {
+                self.error(
+                    second.1,
+                    format!(
+                        "policy rule sets both `{}` and `{}`; a rule has exactly one kind",
+                        first.0, second.0
+                    ),
+                    Some("split it into two rules".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The kind `kind_name` with its parameter as written at `at`, checked. `None` for a
+    /// switch written `false`, which writes the rule down switched off.
+    fn kind(
+        &mut self,
+        file: usize,
+        r: &RawRule,
+        kind_name: &str,
+        at: Place,
+        whose: &str,
+    ) -> Option<Kind> {
+        let on = |switch: &Option<Loc<bool>>| switch.as_ref().is_some_and(|s| s.value);
+        Some(match kind_name {
+            "key_max_lifetime" => Kind::KeyMaxLifetime(r.key_max_lifetime.as_ref()?.value),
+            "rotation_required" => Kind::RotationRequired(r.rotation_required.as_ref()?.value),
+            "admin_requires_protect" if on(&r.admin_requires_protect) => Kind::AdminRequiresProtect,
+            "account_requires_owner" if on(&r.account_requires_owner) => Kind::AccountRequiresOwner,
+            "require_scopes" if on(&r.require_scopes) => Kind::RequireScopes,
+            "admin_requires_protect" | "account_requires_owner" | "require_scopes" => {
+                return None;
+            }
+            "no_wildcard_permissions" => {
+                let w = r.no_wildcard_permissions.as_ref()?;
+                let allow = w
+                    .value
+                    .allow
+                    .iter()
+                    .filter(|p| valid_permission(&p.value) || p.value == "*")
+                    .map(|p| p.value.clone())
+                    .collect();
+                self.permissions(file, &w.value.allow, whose);
+                Kind::NoWildcardPermissions { allow }
+            }
+            "max_keys_per_account" => {
+                Kind::MaxKeysPerAccount(r.max_keys_per_account.as_ref()?.value as usize)
+            }
+            "forbid_permission" => self.forbidden(file, r.forbid_permission.as_ref()?, at, whose),
+            _ => self.ceiling(r.team_role_ceiling.as_ref()?, at, whose),
+        })
+    }
+
+    /// `forbid_permission`'s list, checked: not empty, and permissions that are permissions.
+    fn forbidden(
+        &mut self,
+        file: usize,
+        list: &Loc<Vec<Loc<String>>>,
+        at: Place,
+        whose: &str,
+    ) -> Kind {
+        if list.value.is_empty() {
+            self.error(
+                at,
+                format!("{whose} forbids no permission"),
+                Some(
+                    "list permissions, such as `forbid_permission: [\"*:*\", \"secrets:*\"]`"
+                        .into(),
+                ),
+            );
+        }
+        Kind::ForbidPermission(self.permissions(file, &list.value, whose))
+    }
+
+    /// `team_role_ceiling`'s role, with an error (and the closest name) unless it is defined.
+    fn ceiling(&mut self, role: &Loc<String>, at: Place, whose: &str) -> Kind {
+        if !self.desired.roles.contains_key(&role.value) {
+            let help = closest(&role.value, self.desired.roles.keys().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`?"))
+                .unwrap_or_else(|| "define it under `roles:`".into());
+            self.error(
+                at,
+                format!("undefined role `{}` in {whose}", role.value),
+                Some(help),
+            );
+        }
+        Kind::TeamRoleCeiling(role.value.clone())
+    }
+
+    /// An exception of a rule, checked: it needs a `match` and a `reason` for reviewers.
+    fn exception(&mut self, file: usize, e: &Loc<RawException>, whose: &str) -> Exception {
+        let e_at = Place::of(file, e);
+        let matches = match &e.value.matches {
+            Some(m) => self.matches(file, &m.value, &format!("an exception of {whose}")),
+            None => {
+                self.error(
+                    e_at,
+                    format!("an exception of {whose} has no `match`"),
+                    Some("say which objects it excepts: `match: { name: legacy-bot }`".into()),
+                );
+                Match::default()
+            }
+        };
+        let reason = e
+            .value
+            .reason
+            .as_ref()
+            .map(|r| r.value.trim().to_string())
+            .unwrap_or_default();
+        if reason.is_empty() {
+            self.error(
+                e_at,
+                format!("an exception of {whose} has no `reason`"),
+                Some("say why, for reviewers: `reason: \"migrating by 2027-03 (OPS-12)\"`".into()),
+            );
+        }
+        Exception {
+            matches,
+            reason,
+            at: e_at,
+        }
+    }
+}
+
+/// Every rule kind the rule sets, in the order of `KINDS`, with where it is written.
+fn written_kinds(file: usize, r: &RawRule) -> Vec<(&'static str, Place)> {
+    /// Where a kind is written, when the rule sets it.
+    fn at<T>(file: usize, l: &Option<Loc<T>>) -> Option<Place> {
+        l.as_ref().map(|l| Place::of(file, l))
+    }
+    [
+        ("key_max_lifetime", at(file, &r.key_max_lifetime)),
+        ("rotation_required", at(file, &r.rotation_required)),
+        (
+            "admin_requires_protect",
+            at(file, &r.admin_requires_protect),
+        ),
+        (
+            "no_wildcard_permissions",
+            at(file, &r.no_wildcard_permissions),
+        ),
+        (
+            "account_requires_owner",
+            at(file, &r.account_requires_owner),
+        ),
+        ("max_keys_per_account", at(file, &r.max_keys_per_account)),
+        ("forbid_permission", at(file, &r.forbid_permission)),
+        ("require_scopes", at(file, &r.require_scopes)),
+        ("team_role_ceiling", at(file, &r.team_role_ceiling)),
+    ]
+    .into_iter()
+    .filter_map(|(k, p)| p.map(|p| (k, p)))
+    .collect()
 }
 
 /// The config's rules and account owners, checked; problems go to `found`.
