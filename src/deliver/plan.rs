@@ -16,7 +16,7 @@ use time::macros::format_description;
 use super::{delivered_ids, read_delivered};
 use crate::address::Address;
 use crate::config::delivery::{Deliveries, KeyDelivery, Target};
-use crate::model::{LiveOrganization, Organization};
+use crate::model::{LiveOrganization, Organization, RetiringKey};
 use crate::operation::Operation;
 use crate::plan::{Action, Change, Plan, Snapshot};
 
@@ -52,34 +52,12 @@ pub fn verify_traffic(
         let used = current.issued.last_used_at.filter(|t| *t >= rotated_at);
         if r.retires_at <= now {
             if used.is_none() {
-                let message = format!(
-                    "{address}: the overlap ended and the new key {} was never used: the consumer never switched to it; the old key {} is retired as configured",
-                    current.issued.id, r.id
-                );
-                if let Some(c) = plan.changes.iter_mut().find(|c| {
-                    c.address == address
-                        && c.action == Action::Retire
-                        && c.revokes == [r.id.clone()]
-                }) {
-                    c.reason = Some(format!(
-                        "its overlap has ended, and the new key was never used: the consumer never switched (rotated {} ago)",
-                        coarse(now - rotated_at)
-                    ));
-                }
-                plan.warnings.push(message);
+                warn_never_used(plan, &address, r, (&current.issued.id, rotated_at), now);
             }
             continue;
         }
         match used {
-            Some(t) => {
-                let mut c = retire(&address, r);
-                c.reason = Some(format!(
-                    "new key in use since {}: retire the old one (its overlap would end in {})",
-                    clock(t),
-                    coarse(r.retires_at - now)
-                ));
-                plan.changes.push(c);
-            }
+            Some(t) => plan.changes.push(retire_early(&address, r, t, now)),
             None => plan.notes.push(format!(
                 "{address}: waiting for the new key's first use (rotated {} ago; overlap ends in {})",
                 coarse(now - rotated_at),
@@ -89,8 +67,49 @@ pub fn verify_traffic(
     }
 }
 
+/// Warns that the overlap of rotated-out key `r` ended before the new key was ever used, and
+/// says so in the reason of its retirement.
+fn warn_never_used(
+    plan: &mut Plan,
+    address: &Address,
+    r: &RetiringKey,
+    (new_id, rotated_at): (&str, OffsetDateTime),
+    now: OffsetDateTime,
+) {
+    let message = format!(
+        "{address}: the overlap ended and the new key {} was never used: the consumer never switched to it; the old key {} is retired as configured",
+        new_id, r.id
+    );
+    if let Some(c) = plan.changes.iter_mut().find(|c| {
+        c.address == *address && c.action == Action::Retire && c.revokes == [r.id.clone()]
+    }) {
+        c.reason = Some(format!(
+            "its overlap has ended, and the new key was never used: the consumer never switched (rotated {} ago)",
+            coarse(now - rotated_at)
+        ));
+    }
+    plan.warnings.push(message);
+}
+
+/// The retirement of rotated-out key `r` before its overlap ends, the new key being in use
+/// since `used_at`.
+fn retire_early(
+    address: &Address,
+    r: &RetiringKey,
+    used_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Change {
+    let mut c = retire(address, r);
+    c.reason = Some(format!(
+        "new key in use since {}: retire the old one (its overlap would end in {})",
+        clock(used_at),
+        coarse(r.retires_at - now)
+    ));
+    c
+}
+
 /// A retirement of rotated-out key `r`, as the diff makes one.
-fn retire(address: &Address, r: &crate::model::RetiringKey) -> Change {
+fn retire(address: &Address, r: &RetiringKey) -> Change {
     Change {
         address: address.clone(),
         action: Action::Retire,
