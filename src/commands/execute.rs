@@ -67,13 +67,7 @@ pub fn confirm_and_execute(
         println!("Apply cancelled; nothing was changed.");
         return Ok(exit::ERROR);
     }
-    let progress = if out.quiet {
-        Progress::Quiet
-    } else if std::io::stderr().is_terminal() {
-        Progress::Bar
-    } else {
-        Progress::Lines
-    };
+    let progress = progress(out);
     let now = clock::now();
     let minted = crate::deliver::Minted::default();
     let outcome = execute(
@@ -98,37 +92,8 @@ pub fn confirm_and_execute(
         print_outcome(&outcome, config);
     }
     // After the backend writes: a key counts as delivered once every target acknowledged it.
-    let mut delivered = true;
-    if crate::deliver::needs_delivery(plan) {
-        let failed: Vec<_> = outcome
-            .failed
-            .iter()
-            .map(|(a, _)| a.clone())
-            .chain(outcome.skipped.iter().cloned())
-            .collect();
-        let report = crate::deliver::deliver_changes(
-            plan,
-            &failed,
-            config,
-            &crate::deliver::Settings {
-                identities: delivery.identities,
-                pins: delivery.pins,
-                minted: &minted,
-                now,
-            },
-        );
-        delivered = report.complete();
-        if !out.quiet || !delivered {
-            println!(
-                "\nDelivery {}: {} delivered, {} failed, {} skipped.",
-                if delivered { "complete" } else { "incomplete" },
-                report.delivered.len(),
-                report.failed.len(),
-                report.skipped.len()
-            );
-            report.print();
-        }
-    }
+    let delivered = !crate::deliver::needs_delivery(plan)
+        || deliver_after_writes(plan, &outcome, config, delivery, (&minted, now), out);
     if out.verbose > 0
         && let Some(n) = backend.requests()
     {
@@ -141,6 +106,59 @@ pub fn confirm_and_execute(
             exit::ERROR
         },
     )
+}
+
+/// How execution shows its progress: nothing when quiet, a bar on a terminal, lines otherwise.
+fn progress(out: Output) -> Progress {
+    if out.quiet {
+        Progress::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Lines
+    }
+}
+
+/// Delivers the plan's keys once the backend writes are done, skipping the keys whose
+/// change failed or was skipped, and prints the delivery summary; whether every key was
+/// delivered.
+fn deliver_after_writes(
+    plan: &Plan,
+    outcome: &Outcome,
+    config: &Config,
+    delivery: &DeliveryInputs<'_>,
+    (minted, now): (&crate::deliver::Minted, time::OffsetDateTime),
+    out: Output,
+) -> bool {
+    let failed: Vec<_> = outcome
+        .failed
+        .iter()
+        .map(|(a, _)| a.clone())
+        .chain(outcome.skipped.iter().cloned())
+        .collect();
+    let report = crate::deliver::deliver_changes(
+        plan,
+        &failed,
+        config,
+        &crate::deliver::Settings {
+            identities: delivery.identities,
+            pins: delivery.pins,
+            minted,
+            now,
+        },
+    );
+    let delivered = report.complete();
+    if !out.quiet || !delivered {
+        println!(
+            "\nDelivery {}: {} delivered, {} failed, {} skipped.",
+            if delivered { "complete" } else { "incomplete" },
+            report.delivered.len(),
+            report.failed.len(),
+            report.skipped.len()
+        );
+        report.print();
+    }
+    delivered
 }
 
 /// Shows the plan and asks, unless `yes` (which shows it only when verbose); whether the

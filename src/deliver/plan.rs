@@ -15,8 +15,8 @@ use time::macros::format_description;
 
 use super::{delivered_ids, read_delivered};
 use crate::address::Address;
-use crate::config::delivery::{Deliveries, Target};
-use crate::model::{LiveOrganization, Organization};
+use crate::config::delivery::{Deliveries, KeyDelivery, Target};
+use crate::model::{LiveOrganization, Organization, RetiringKey};
 use crate::operation::Operation;
 use crate::plan::{Action, Change, Plan, Snapshot};
 
@@ -52,34 +52,12 @@ pub fn verify_traffic(
         let used = current.issued.last_used_at.filter(|t| *t >= rotated_at);
         if r.retires_at <= now {
             if used.is_none() {
-                let message = format!(
-                    "{address}: the overlap ended and the new key {} was never used: the consumer never switched to it; the old key {} is retired as configured",
-                    current.issued.id, r.id
-                );
-                if let Some(c) = plan.changes.iter_mut().find(|c| {
-                    c.address == address
-                        && c.action == Action::Retire
-                        && c.revokes == [r.id.clone()]
-                }) {
-                    c.reason = Some(format!(
-                        "its overlap has ended, and the new key was never used: the consumer never switched (rotated {} ago)",
-                        coarse(now - rotated_at)
-                    ));
-                }
-                plan.warnings.push(message);
+                warn_never_used(plan, &address, r, (&current.issued.id, rotated_at), now);
             }
             continue;
         }
         match used {
-            Some(t) => {
-                let mut c = retire(&address, r);
-                c.reason = Some(format!(
-                    "new key in use since {}: retire the old one (its overlap would end in {})",
-                    clock(t),
-                    coarse(r.retires_at - now)
-                ));
-                plan.changes.push(c);
-            }
+            Some(t) => plan.changes.push(retire_early(&address, r, t, now)),
             None => plan.notes.push(format!(
                 "{address}: waiting for the new key's first use (rotated {} ago; overlap ends in {})",
                 coarse(now - rotated_at),
@@ -89,8 +67,49 @@ pub fn verify_traffic(
     }
 }
 
+/// Warns that the overlap of rotated-out key `r` ended before the new key was ever used, and
+/// says so in the reason of its retirement.
+fn warn_never_used(
+    plan: &mut Plan,
+    address: &Address,
+    r: &RetiringKey,
+    (new_id, rotated_at): (&str, OffsetDateTime),
+    now: OffsetDateTime,
+) {
+    let message = format!(
+        "{address}: the overlap ended and the new key {} was never used: the consumer never switched to it; the old key {} is retired as configured",
+        new_id, r.id
+    );
+    if let Some(c) = plan.changes.iter_mut().find(|c| {
+        c.address == *address && c.action == Action::Retire && c.revokes == [r.id.clone()]
+    }) {
+        c.reason = Some(format!(
+            "its overlap has ended, and the new key was never used: the consumer never switched (rotated {} ago)",
+            coarse(now - rotated_at)
+        ));
+    }
+    plan.warnings.push(message);
+}
+
+/// The retirement of rotated-out key `r` before its overlap ends, the new key being in use
+/// since `used_at`.
+fn retire_early(
+    address: &Address,
+    r: &RetiringKey,
+    used_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Change {
+    let mut c = retire(address, r);
+    c.reason = Some(format!(
+        "new key in use since {}: retire the old one (its overlap would end in {})",
+        clock(used_at),
+        coarse(r.retires_at - now)
+    ));
+    c
+}
+
 /// A retirement of rotated-out key `r`, as the diff makes one.
-fn retire(address: &Address, r: &crate::model::RetiringKey) -> Change {
+fn retire(address: &Address, r: &RetiringKey) -> Change {
     Change {
         address: address.clone(),
         action: Action::Retire,
@@ -130,76 +149,116 @@ pub fn add_deliveries(
             continue;
         }
         let address = Address::key(account, key);
-        let issuing = plan.changes.iter().position(|c| {
-            c.address == address
-                && matches!(c.action, Action::Create | Action::Replace | Action::Rotate)
-        });
-        let all: Vec<String> = d.targets.iter().map(Target::to_string).collect();
-        let (missing, reason, depends_on, before) = match issuing {
-            Some(i) => (
-                d.targets.iter().collect::<Vec<&Target>>(),
-                "the new key".to_string(),
-                vec![i],
-                None,
-            ),
-            None => {
-                let Some(current) = live
-                    .service_accounts
-                    .get(account)
-                    .and_then(|a| a.keys.get(key))
-                else {
-                    continue;
-                };
-                let (file_id, delivered) = read_delivered(secrets_dir, account, key);
-                if file_id.as_deref() != Some(current.issued.id.as_str()) {
-                    // svcacct does not hold this key's secret: nothing to deliver from
-                    // (the diff lists or replaces it).
-                    continue;
-                }
-                let have = delivered_ids(&delivered, &current.issued.id);
-                let missing: Vec<&Target> = d
-                    .targets
-                    .iter()
-                    .filter(|t| !have.contains(&t.to_string().as_str()))
-                    .collect();
-                let holding = Snapshot::Delivery {
-                    key_id: Some(current.issued.id.clone()),
-                    targets: all
-                        .iter()
-                        .filter(|t| have.contains(&t.as_str()))
-                        .cloned()
-                        .collect(),
-                };
-                (
-                    missing,
-                    format!("the live key {}", current.issued.id),
-                    Vec::new(),
-                    Some(holding),
-                )
-            }
+        let Some(lacking) = lacking_targets(plan, live, secrets_dir, (account, key), d) else {
+            continue;
         };
-        if missing.is_empty() {
+        if lacking.missing.is_empty() {
             continue;
         }
         held_back.insert(address.clone());
-        let names: Vec<String> = missing.iter().map(|t| t.to_string()).collect();
-        plan.changes.push(Change {
-            address,
-            action: Action::Deliver,
-            reason: Some(format!("{} to {} (lacking it)", reason, names.join(", "))),
-            after: Some(Snapshot::Delivery {
-                key_id: before.as_ref().and_then(|b| match b {
-                    Snapshot::Delivery { key_id, .. } => key_id.clone(),
-                    _ => None,
-                }),
-                targets: all,
-            }),
-            before,
-            work: Vec::new(),
-            revokes: Vec::new(),
-            depends_on,
+        plan.changes.push(deliver_change(address, d, lacking));
+    }
+    hold_back_retirements(plan, &held_back, now);
+}
+
+/// The targets of one key that lack the key they should hold, and why.
+struct Lacking<'a> {
+    /// The targets to deliver to.
+    missing: Vec<&'a Target>,
+    /// Which key they lack: the new one, or the live one by id.
+    reason: String,
+    /// The change issuing the new key, if any.
+    depends_on: Vec<usize>,
+    /// The targets already holding the live key.
+    before: Option<Snapshot>,
+}
+
+/// Which targets of a key lack it: all of them when the plan issues a new key, otherwise
+/// those whose recorded delivery is not of the live key; `None` when svcacct holds no
+/// secret for the live key (or there is none).
+fn lacking_targets<'a>(
+    plan: &Plan,
+    live: &LiveOrganization,
+    secrets_dir: &Path,
+    (account, key): (&str, &str),
+    d: &'a KeyDelivery,
+) -> Option<Lacking<'a>> {
+    let address = Address::key(account, key);
+    let issuing = plan.changes.iter().position(|c| {
+        c.address == address
+            && matches!(c.action, Action::Create | Action::Replace | Action::Rotate)
+    });
+    if let Some(i) = issuing {
+        return Some(Lacking {
+            missing: d.targets.iter().collect(),
+            reason: "the new key".to_string(),
+            depends_on: vec![i],
+            before: None,
         });
     }
+    let current = live
+        .service_accounts
+        .get(account)
+        .and_then(|a| a.keys.get(key))?;
+    let (file_id, delivered) = read_delivered(secrets_dir, account, key);
+    if file_id.as_deref() != Some(current.issued.id.as_str()) {
+        // svcacct does not hold this key's secret: nothing to deliver from
+        // (the diff lists or replaces it).
+        return None;
+    }
+    let have = delivered_ids(&delivered, &current.issued.id);
+    let missing: Vec<&Target> = d
+        .targets
+        .iter()
+        .filter(|t| !have.contains(&t.to_string().as_str()))
+        .collect();
+    let holding = Snapshot::Delivery {
+        key_id: Some(current.issued.id.clone()),
+        targets: d
+            .targets
+            .iter()
+            .map(Target::to_string)
+            .filter(|t| have.contains(&t.as_str()))
+            .collect(),
+    };
+    Some(Lacking {
+        missing,
+        reason: format!("the live key {}", current.issued.id),
+        depends_on: Vec::new(),
+        before: Some(holding),
+    })
+}
+
+/// The `deliver` change bringing a key to the targets that lack it.
+fn deliver_change(address: Address, d: &KeyDelivery, lacking: Lacking<'_>) -> Change {
+    let all: Vec<String> = d.targets.iter().map(Target::to_string).collect();
+    let names: Vec<String> = lacking.missing.iter().map(|t| t.to_string()).collect();
+    let before = lacking.before;
+    Change {
+        address,
+        action: Action::Deliver,
+        reason: Some(format!(
+            "{} to {} (lacking it)",
+            lacking.reason,
+            names.join(", ")
+        )),
+        after: Some(Snapshot::Delivery {
+            key_id: before.as_ref().and_then(|b| match b {
+                Snapshot::Delivery { key_id, .. } => key_id.clone(),
+                _ => None,
+            }),
+            targets: all,
+        }),
+        before,
+        work: Vec::new(),
+        revokes: Vec::new(),
+        depends_on: lacking.depends_on,
+    }
+}
+
+/// Removes the retirement of every rotated-out key in `held_back` (whose replacement has not
+/// reached every target), saying so, and warning when its overlap has already ended.
+fn hold_back_retirements(plan: &mut Plan, held_back: &BTreeSet<Address>, now: OffsetDateTime) {
     // No key is retired before its replacement reached every target.
     let removed: Vec<usize> = plan
         .changes

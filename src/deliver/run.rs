@@ -130,33 +130,49 @@ pub fn deliver_key(
     if missing.is_empty() {
         return;
     }
-    let secret = match settings.minted.get(account, key, &id) {
-        Some(s) => s,
-        None => match from_file(&key_file_path(dir, account, key), &id, settings.identities) {
-            Ok(s) => s,
-            Err(e) => {
-                fail_all(report, &missing, &e);
-                return;
-            }
-        },
+    let secret = match secret(settings, dir, (account, key, &id)) {
+        Ok(s) => s,
+        Err(e) => {
+            fail_all(report, &missing, &e);
+            return;
+        }
     };
     for t in missing {
-        let result = send(t, config, settings.pins, (account, key, &id), &secret);
-        match result {
-            Ok(how) => {
-                super::faults::delivered();
-                match record_delivery(dir, account, key, t, &id, settings.now) {
-                    Ok(()) => report.delivered.push((address.clone(), t.to_string(), how)),
-                    Err(e) => report.failed.push((
-                        address.clone(),
-                        t.to_string(),
-                        format!("delivered, but recording it in the key's metadata failed ({e}); the next apply delivers it again"),
-                    )),
-                }
-            }
+        let outcome = send_and_record(t, config, settings, (account, key, &id), &secret);
+        match outcome {
+            Ok(how) => report.delivered.push((address.clone(), t.to_string(), how)),
             Err(e) => report.failed.push((address.clone(), t.to_string(), e)),
         }
     }
+}
+
+/// Key `id`'s secret: from memory when this process issued it, otherwise from its key file.
+fn secret(
+    settings: &Settings<'_>,
+    dir: &Path,
+    (account, key, id): (&str, &str, &str),
+) -> Result<Zeroizing<String>, String> {
+    match settings.minted.get(account, key, id) {
+        Some(s) => Ok(s),
+        None => from_file(&key_file_path(dir, account, key), id, settings.identities),
+    }
+}
+
+/// Sends `secret` to one target and records its acknowledgement in the key's metadata at
+/// once; how it was delivered, or why it failed.
+fn send_and_record(
+    t: &Target,
+    config: &Config,
+    settings: &Settings<'_>,
+    (account, key, id): (&str, &str, &str),
+    secret: &str,
+) -> Result<&'static str, String> {
+    let how = send(t, config, settings.pins, (account, key, id), secret)?;
+    super::faults::delivered();
+    record_delivery(&config.secrets.dir, account, key, t, id, settings.now).map_err(|e| {
+        format!("delivered, but recording it in the key's metadata failed ({e}); the next apply delivers it again")
+    })?;
+    Ok(how)
 }
 
 /// Sends `secret` to one target, checking first that the job allows it.

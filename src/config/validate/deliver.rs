@@ -11,8 +11,7 @@ use crate::config::delivery::{Deliveries, KeyDelivery, Target};
 use crate::config::diagnostic::Severity;
 use crate::config::files::config_tree;
 use crate::config::load::Merged;
-use crate::config::raw::{Loc, RawKey};
-use crate::config::raw::{RawArgv, RawTarget};
+use crate::config::raw::{Loc, RawArgv, RawCommand, RawFile, RawGithubActions, RawKey, RawTarget};
 
 /// The variable a GitHub target's token is read from when it names none.
 pub const DEFAULT_GITHUB_TOKEN_ENV: &str = "SVCACCT_GITHUB_TOKEN";
@@ -90,6 +89,7 @@ fn key_delivery(
     }
 }
 
+/// One delivery target as written, checked by its kind; `None` after an error.
 fn target(
     f: &mut Findings<'_>,
     file: usize,
@@ -98,122 +98,156 @@ fn target(
     credentials: &CredentialPolicy,
 ) -> Option<Target> {
     match &t.value {
-        RawTarget::GithubActions(g) => {
-            let (owner, repo) = match g.repository.value.split_once('/') {
-                Some((o, r)) if github_owner(o) && github_repo(r) => (o, r),
-                _ => {
-                    f.error(
-                        file,
-                        at(&g.repository),
-                        format!(
-                            "GitHub repository `{}` is not `owner/name`",
-                            g.repository.value
-                        ),
-                    );
-                    return None;
-                }
-            };
-            if !secret_name(&g.secret.value) {
-                f.error(file, at(&g.secret), format!("`{}` is not a GitHub Actions secret name: letters, digits and `_`, not starting with a digit or `GITHUB_`", g.secret.value));
-                return None;
-            }
-            if let Some(e) = &g.environment
-                && (e.value.is_empty()
-                    || e.value.len() > 255
-                    || e.value.chars().any(char::is_control))
-            {
-                f.error(
-                    file,
-                    at(e),
-                    "a GitHub environment name is 1 to 255 printable characters".into(),
-                );
-                return None;
-            }
-            let token_env = match &g.token_env {
-                Some(v) if !credentials.token_env_allowed(&v.value) => {
-                    f.error(file, at(v), format!("token_env `{}` is not allowed: it must start with SVCACCT_ or be allowed by the job with --allow-token-env {0} (SVCACCT_ALLOW_TOKEN_ENV)", v.value));
-                    return None;
-                }
-                Some(v) => v.value.clone(),
-                None => DEFAULT_GITHUB_TOKEN_ENV.to_string(),
-            };
-            Some(Target::GithubActions {
-                owner: owner.to_string(),
-                repo: repo.to_string(),
-                environment: g.environment.as_ref().map(|e| e.value.clone()),
-                secret: g.secret.value.clone(),
-                token_env,
-            })
+        RawTarget::GithubActions(g) => github_target(f, file, g, credentials),
+        RawTarget::File(written) => file_target(f, file, written, tree),
+        RawTarget::Command(c) => command_target(f, file, c),
+    }
+}
+
+/// A GitHub Actions secret: an `owner/name` repository, a secret name GitHub accepts, a
+/// printable environment name, and a token variable the job allows.
+fn github_target(
+    f: &mut Findings<'_>,
+    file: usize,
+    g: &RawGithubActions,
+    credentials: &CredentialPolicy,
+) -> Option<Target> {
+    let (owner, repo) = match g.repository.value.split_once('/') {
+        Some((o, r)) if github_owner(o) && github_repo(r) => (o, r),
+        _ => {
+            f.error(
+                file,
+                at(&g.repository),
+                format!(
+                    "GitHub repository `{}` is not `owner/name`",
+                    g.repository.value
+                ),
+            );
+            return None;
         }
-        RawTarget::File(file_target) => {
-            let path = PathBuf::from(&file_target.path.value);
-            if !path.is_absolute() {
-                f.error(file, at(&file_target.path), format!("delivery file `{}` must be an absolute path outside the config's directory tree: a file inside it would put the secret in plaintext in git", file_target.path.value));
-                return None;
-            }
-            if path.file_name().is_none() {
-                f.error(
-                    file,
-                    at(&file_target.path),
-                    format!("delivery file `{}` names no file", file_target.path.value),
-                );
-                return None;
-            }
-            // Fail closed: a tree that cannot be resolved cannot be shown to be left.
-            match tree {
-                Some(tree) if !inside(&path, tree) => {}
-                Some(tree) => {
-                    f.error(file, at(&file_target.path), format!("delivery file `{}` is inside the config's directory tree {}: the secret would be in plaintext in git", file_target.path.value, tree.display()));
-                    return None;
-                }
-                None => {
-                    f.error(file, at(&file_target.path), format!("delivery file `{}` cannot be checked: the config's directory tree cannot be resolved", file_target.path.value));
-                    return None;
-                }
-            }
-            let mode = match &file_target.mode {
-                None => 0o600,
-                Some(m) => match u32::from_str_radix(m.value.trim_start_matches("0o"), 8) {
-                    Ok(v) if v <= 0o777 => v,
-                    _ => {
-                        f.error(
-                            file,
-                            at(m),
-                            format!(
-                                "mode `{}` is not octal permission bits such as \"0600\"",
-                                m.value
-                            ),
-                        );
-                        return None;
-                    }
-                },
-            };
-            Some(Target::File { path, mode })
+    };
+    if !secret_name(&g.secret.value) {
+        f.error(file, at(&g.secret), format!("`{}` is not a GitHub Actions secret name: letters, digits and `_`, not starting with a digit or `GITHUB_`", g.secret.value));
+        return None;
+    }
+    if let Some(e) = &g.environment
+        && (e.value.is_empty() || e.value.len() > 255 || e.value.chars().any(char::is_control))
+    {
+        f.error(
+            file,
+            at(e),
+            "a GitHub environment name is 1 to 255 printable characters".into(),
+        );
+        return None;
+    }
+    let token_env = match &g.token_env {
+        Some(v) if !credentials.token_env_allowed(&v.value) => {
+            f.error(file, at(v), format!("token_env `{}` is not allowed: it must start with SVCACCT_ or be allowed by the job with --allow-token-env {0} (SVCACCT_ALLOW_TOKEN_ENV)", v.value));
+            return None;
         }
-        RawTarget::Command(c) => match &c.run.value {
-            RawArgv::List(argv) if !argv.is_empty() && !argv[0].is_empty() => {
-                Some(Target::Command { argv: argv.clone() })
-            }
-            RawArgv::List(_) => {
+        Some(v) => v.value.clone(),
+        None => DEFAULT_GITHUB_TOKEN_ENV.to_string(),
+    };
+    Some(Target::GithubActions {
+        owner: owner.to_string(),
+        repo: repo.to_string(),
+        environment: g.environment.as_ref().map(|e| e.value.clone()),
+        secret: g.secret.value.clone(),
+        token_env,
+    })
+}
+
+/// A file target: an absolute path naming a file outside the config's tree, and octal
+/// permission bits (0600 when none are written).
+fn file_target(
+    f: &mut Findings<'_>,
+    file: usize,
+    file_target: &RawFile,
+    tree: Option<&Path>,
+) -> Option<Target> {
+    let path = PathBuf::from(&file_target.path.value);
+    if !path.is_absolute() {
+        f.error(file, at(&file_target.path), format!("delivery file `{}` must be an absolute path outside the config's directory tree: a file inside it would put the secret in plaintext in git", file_target.path.value));
+        return None;
+    }
+    if path.file_name().is_none() {
+        f.error(
+            file,
+            at(&file_target.path),
+            format!("delivery file `{}` names no file", file_target.path.value),
+        );
+        return None;
+    }
+    if !outside_config_tree(f, file, file_target, &path, tree) {
+        return None;
+    }
+    let mode = match &file_target.mode {
+        None => 0o600,
+        Some(m) => match u32::from_str_radix(m.value.trim_start_matches("0o"), 8) {
+            Ok(v) if v <= 0o777 => v,
+            _ => {
                 f.error(
                     file,
-                    at(&c.run),
-                    "`run` is empty: give the program and its arguments as a list".into(),
-                );
-                None
-            }
-            RawArgv::Line(line) => {
-                f.error(
-                    file,
-                    at(&c.run),
+                    at(m),
                     format!(
-                        "`run` must be an argv list such as [{}]: svcacct runs no shell",
-                        line.split_whitespace().collect::<Vec<_>>().join(", ")
+                        "mode `{}` is not octal permission bits such as \"0600\"",
+                        m.value
                     ),
                 );
-                None
+                return None;
             }
         },
+    };
+    Some(Target::File { path, mode })
+}
+
+/// Whether a delivery file is shown to be outside the config's tree, with an error when not.
+fn outside_config_tree(
+    f: &mut Findings<'_>,
+    file: usize,
+    file_target: &RawFile,
+    path: &Path,
+    tree: Option<&Path>,
+) -> bool {
+    // Fail closed: a tree that cannot be resolved cannot be shown to be left.
+    match tree {
+        Some(tree) if !inside(path, tree) => true,
+        Some(tree) => {
+            f.error(file, at(&file_target.path), format!("delivery file `{}` is inside the config's directory tree {}: the secret would be in plaintext in git", file_target.path.value, tree.display()));
+            false
+        }
+        None => {
+            f.error(file, at(&file_target.path), format!("delivery file `{}` cannot be checked: the config's directory tree cannot be resolved", file_target.path.value));
+            false
+        }
+    }
+}
+
+/// A command target: a non-empty argv list, since svcacct runs no shell.
+fn command_target(f: &mut Findings<'_>, file: usize, c: &RawCommand) -> Option<Target> {
+    match &c.run.value {
+        RawArgv::List(argv) if !argv.is_empty() && !argv[0].is_empty() => {
+            Some(Target::Command { argv: argv.clone() })
+        }
+        RawArgv::List(_) => {
+            f.error(
+                file,
+                at(&c.run),
+                "`run` is empty: give the program and its arguments as a list".into(),
+            );
+            None
+        }
+        RawArgv::Line(line) => {
+            f.error(
+                file,
+                at(&c.run),
+                format!(
+                    "`run` must be an argv list such as [{}]: svcacct runs no shell",
+                    line.split_whitespace().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            None
+        }
     }
 }
 
