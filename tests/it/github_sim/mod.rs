@@ -276,6 +276,22 @@ fn valid_name(n: &str) -> bool {
         && !n.to_ascii_uppercase().starts_with("GITHUB_")
 }
 
+/// Records the request; the answer GitHub would give before looking at it, if any: an
+/// outage or a flaky spell set by the test, or missing credentials.
+fn refused(s: &mut Sim, headers: &HeaderMap, request: String) -> Option<Response> {
+    s.requests.push(request);
+    if let Some(status) = s.outage {
+        return Some(error(StatusCode::from_u16(status).unwrap(), "Server Error"));
+    }
+    if s.flaky > 0 {
+        s.flaky -= 1;
+        return Some(error(StatusCode::BAD_GATEWAY, "Bad Gateway"));
+    }
+    authorize(s, headers)
+        .err()
+        .map(|(status, message)| error(status, message))
+}
+
 fn get_common(
     shared: &Shared,
     headers: &HeaderMap,
@@ -283,16 +299,8 @@ fn get_common(
     path: String,
 ) -> Response {
     let mut s = shared.lock().unwrap();
-    s.requests.push(format!("GET {path}"));
-    if let Some(status) = s.outage {
-        return error(StatusCode::from_u16(status).unwrap(), "Server Error");
-    }
-    if s.flaky > 0 {
-        s.flaky -= 1;
-        return error(StatusCode::BAD_GATEWAY, "Bad Gateway");
-    }
-    if let Err((status, message)) = authorize(&s, headers) {
-        return error(status, message);
+    if let Some(refused) = refused(&mut s, headers, format!("GET {path}")) {
+        return refused;
     }
     let v = match vault(&mut s, owner, repo, environment) {
         Ok(v) => v,
@@ -321,16 +329,8 @@ fn put_common(
     body: &[u8],
 ) -> Response {
     let mut s = shared.lock().unwrap();
-    s.requests.push(format!("PUT {path}"));
-    if let Some(status) = s.outage {
-        return error(StatusCode::from_u16(status).unwrap(), "Server Error");
-    }
-    if s.flaky > 0 {
-        s.flaky -= 1;
-        return error(StatusCode::BAD_GATEWAY, "Bad Gateway");
-    }
-    if let Err((status, message)) = authorize(&s, headers) {
-        return error(status, message);
+    if let Some(refused) = refused(&mut s, headers, format!("PUT {path}")) {
+        return refused;
     }
     let v = match vault(&mut s, owner, repo, environment) {
         Ok(v) => v,
