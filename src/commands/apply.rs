@@ -33,7 +33,7 @@ pub fn apply(
         };
         return apply_saved(path, args, &config, (lock, &delivery), out);
     }
-    refuse_unconfirmed(args.yes)?;
+    refuse_unconfirmed(args.yes, ("apply", "apply"))?;
     let mut backend = reconcile::open_and_lock(&config, lock)?;
     let read = reconcile::read_locked(backend.as_mut(), &config, || reconcile::scan(&config))?;
     report_recovered(read.recovered, out);

@@ -13,11 +13,12 @@ use crate::config::Config;
 use crate::escape;
 use crate::plan::{Plan, Slice, render_text};
 
-/// Refuses to go on without `--yes` when nobody can be asked.
-pub fn refuse_unconfirmed(yes: bool) -> Result<()> {
+/// Refuses to go on without `--yes` when nobody can be asked; `what` is the change refused
+/// ("apply", "delete key files") and `verb` what `--yes` does ("apply", "delete").
+pub fn refuse_unconfirmed(yes: bool, (what, verb): (&str, &str)) -> Result<()> {
     if !yes && !std::io::stdin().is_terminal() {
         bail!(
-            "refusing to apply without confirmation: standard input is not a terminal; pass --yes to apply"
+            "refusing to {what} without confirmation: standard input is not a terminal; pass --yes to {verb}"
         );
     }
     Ok(())

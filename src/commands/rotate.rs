@@ -33,7 +33,7 @@ pub fn rotate(
     {
         bail!("{address} is not in the config; only a key the config declares can be rotated");
     }
-    refuse_unconfirmed(args.yes)?;
+    refuse_unconfirmed(args.yes, ("apply", "apply"))?;
     let lock = LockSettings {
         command: "rotate",
         timeout: args.lock_timeout,

@@ -4,11 +4,9 @@
 //! that name between the decision and the deletion; the deletion itself is all or none
 //! (see `secrets::prune`).
 
-use std::io::IsTerminal;
-
 use anyhow::{Context, Result, bail};
 
-use super::execute::ask;
+use super::execute::{ask, refuse_unconfirmed};
 use super::{Output, exit, load_config};
 use crate::cli::PruneArgs;
 use crate::config::Config;
@@ -25,11 +23,7 @@ pub fn prune(
 ) -> Result<u8> {
     let config = load_config(&args.config.config, out, credentials)?;
     // The same rule as apply: nobody to ask means no deletion without --yes.
-    if !args.yes && !std::io::stdin().is_terminal() {
-        bail!(
-            "refusing to delete key files without confirmation: standard input is not a terminal; pass --yes to delete"
-        );
-    }
+    refuse_unconfirmed(args.yes, ("delete key files", "delete"))?;
     let dir = &config.secrets.dir;
     let shown_dir = escape::terminal(&dir.display().to_string()).into_owned();
     refuse_pending(dir, &shown_dir)?;
