@@ -286,6 +286,9 @@ fn parse(source: &Source) -> Result<RawConfig, Box<Diagnostic>> {
     if let Some(raw) = super::split::parse_in_pieces(&source.text, threads, parse_options) {
         return Ok(raw);
     }
+    if let Ok(raw) = super::block_yaml::from_str::<RawConfig>(&source.text) {
+        return Ok(raw);
+    }
     serde_saphyr::from_str_with_options::<RawConfig>(&source.text, parse_options()).map_err(|e| {
         let (line, column) = e
             .location()

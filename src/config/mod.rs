@@ -2,6 +2,7 @@
 //! settings out. Everything is checked before any backend is opened, so a broken config never
 //! touches an organization.
 
+mod block_yaml;
 mod credentials;
 mod deliver_pins;
 pub mod delivery;
