@@ -11,7 +11,11 @@
 //! The local no-change plan and validate run again with a realistic policy ([`RULES`]: every
 //! rule kind, matching by name and team, an exception), to show what the rules cost.
 //!
-//! `SCALE_SIZES=1000` limits the sizes. `SCALE_POSTGRES_URL=postgres://…` (a database the
+//! After the rows, a growth table: time and peak RSS per account at each size, and how much
+//! the time per account grew from the smallest size to the largest.
+//!
+//! `SCALE_SIZES=1000` limits the sizes; `SCALE_SIZES=10000,100000` measures 100,000 accounts
+//! (300,000 keys; a first apply of a few minutes). `SCALE_POSTGRES_URL=postgres://…` (a database the
 //! benchmark may fill) adds the same http rows through a server on PostgreSQL, after a first
 //! apply of their own.
 //!
@@ -365,13 +369,22 @@ fn main() {
         "| accounts | keys | backend | step | wall time (median of {REPEAT}) | range | peak RSS | requests |"
     );
     println!("|---:|---:|---|---|---:|---:|---:|---:|");
-    for n in sizes {
+    // Every row's (size, backend, step, median seconds, peak MiB), for the growth table.
+    let measured = std::cell::RefCell::new(Vec::new());
+    for &n in &sizes {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path();
         let identity = age::x25519::Identity::generate();
         std::fs::write(dir.join("recipients.txt"), identity.to_public().to_string()).unwrap();
         let row = |backend: &str, step: &str, s: Summary| {
             let c = s.median;
+            measured.borrow_mut().push((
+                n,
+                backend.to_string(),
+                step.to_string(),
+                c.secs,
+                c.rss_mib,
+            ));
             let requests = c.requests.map_or("".to_string(), |r| r.to_string());
             println!(
                 "| {n} | {} | {backend} | {step} | {:.3} s | {:.3}–{:.3} s | {:.0} MiB | {requests} |",
@@ -469,6 +482,51 @@ fn main() {
         if let Ok(url) = std::env::var("SCALE_POSTGRES_URL") {
             postgres_rows(n, &url, dir, &row);
         }
+    }
+    growth(&sizes, &measured.into_inner());
+}
+
+/// How each step grows from the smallest size to the largest: time and peak RSS per account
+/// at every size, and the ratio of the largest to the smallest (1.0 is linear).
+fn growth(sizes: &[usize], measured: &[(usize, String, String, f64, f64)]) {
+    let (Some(&small), Some(&large)) = (sizes.iter().min(), sizes.iter().max()) else {
+        return;
+    };
+    if small == large {
+        return;
+    }
+    println!();
+    let head: String = sizes
+        .iter()
+        .map(|n| format!(" µs / account at {n} | KiB / account at {n} |"))
+        .collect();
+    println!("| backend | step |{head} time growth {small} → {large} (1.0 = linear) |");
+    println!("|---|---|{}---:|", "---:|---:|".repeat(sizes.len()));
+    let at = |n: usize, backend: &str, step: &str| {
+        measured
+            .iter()
+            .find(|(m, b, s, ..)| *m == n && b == backend && s == step)
+            .map(|&(_, _, _, secs, mib)| (secs, mib))
+    };
+    for (_, backend, step, ..) in measured.iter().filter(|(m, ..)| *m == small) {
+        let cells: String = sizes
+            .iter()
+            .map(|&n| match at(n, backend, step) {
+                Some((secs, mib)) => format!(
+                    " {:.1} | {:.1} |",
+                    secs * 1e6 / n as f64,
+                    mib * 1024.0 / n as f64
+                ),
+                None => " | |".to_string(),
+            })
+            .collect();
+        let ratio = match (at(small, backend, step), at(large, backend, step)) {
+            (Some((a, _)), Some((b, _))) => {
+                format!("{:.2}", (b / large as f64) / (a / small as f64))
+            }
+            _ => String::new(),
+        };
+        println!("| {backend} | {step} |{cells} {ratio} |");
     }
 }
 

@@ -22,7 +22,7 @@ use crate::backend::{Backend, Minting};
 use crate::operation::{Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces};
 use crate::secrets::{
     KeyFile, begin_issuing, end_issuing, expect_key, key_file_path, mint, promote_key_file,
-    promote_key_files, write_key_file, write_key_files,
+    promote_key_files, sync_batch, write_key_file, write_key_files,
 };
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
@@ -62,10 +62,9 @@ pub(super) fn issue_all(
     }
 }
 
-/// Mints keys and writes their files on `parallelism` threads, an account's keys together
-/// (one directory fsync each), then registers the hashes of those whose files are durable in
-/// one batch, and promotes them an account at a time. Returns whether every pending file was
-/// promoted or discarded.
+/// Mints keys and writes their files on `parallelism` threads, an account's keys together,
+/// makes the chunk's files durable at once, then registers the hashes of those written in one
+/// batch, and promotes them. Returns whether every pending file was promoted or discarded.
 fn issue_client_minted(
     run: &mut Run<'_>,
     chunk: &[(usize, &Operation)],
@@ -76,7 +75,16 @@ fn issue_client_minted(
     let mut changes = Vec::new();
     let mut ops = Vec::new();
     let mut settled = true;
-    for (_, change, result) in write_files(chunk, opts, now) {
+    let mut written = write_files(chunk, opts, now);
+    if let Err(e) = sync_batch(opts.keys.dir) {
+        // Nothing unsynced may be registered; the files stay pending until recovery.
+        for (_, _, result) in &mut written {
+            if result.is_ok() {
+                *result = Err(format!("the key file could not be made durable: {e}"));
+            }
+        }
+    }
+    for (_, change, result) in written {
         match result {
             Ok(op) => {
                 changes.push(change);
@@ -135,6 +143,16 @@ fn promote(
     });
     let mut promoted = promoted.into_inner().expect("no panics while held");
     promoted.sort_by_key(|(change, ..)| *change);
+    if let Err(e) = sync_batch(dir) {
+        for (.., moved) in &mut promoted {
+            if moved.is_ok() {
+                *moved = Err(std::io::Error::new(
+                    e.kind(),
+                    format!("not made durable: {e}"),
+                ));
+            }
+        }
+    }
     for (change, account, name, moved) in promoted {
         match moved {
             Ok(()) => {
@@ -196,8 +214,8 @@ fn by_account<'a, T>(
     groups
 }
 
-/// Runs `work` on every group, on up to `parallelism` threads: concurrent fsyncs share the
-/// file system's journal commits.
+/// Runs `work` on every group, on up to `parallelism` threads: a chunk's encryption is spread
+/// over the cores, and its single-key fsyncs (server-minted keys) share journal commits.
 fn on_threads<T: Sync>(parallelism: usize, groups: &[T], work: impl Fn(&T) + Sync) {
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {

@@ -90,8 +90,9 @@ fn parse(text: &str) -> Result<Node<'_>, Unsupported> {
     let mut lines = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
         let number = i as u32 + 1;
-        if raw.contains(['\t', '\r']) {
-            return unsupported("a tab or carriage return", number);
+        // Tabs and carriage returns, and what YAML does not allow in a stream at all.
+        if raw.bytes().any(|b| b < 0x20 || b == 0x7f) || !raw.chars().all(printable) {
+            return unsupported("a tab, carriage return or control character", number);
         }
         let body = raw.trim_start_matches(' ');
         if body.is_empty() || body.starts_with('#') {
@@ -123,6 +124,15 @@ fn parse(text: &str) -> Result<Node<'_>, Unsupported> {
 struct Reader<'a> {
     lines: Vec<Line<'a>>,
     at: usize,
+}
+
+/// What YAML allows in a stream, but for the ASCII controls checked before, and for what
+/// some YAML versions read as a line break or a byte order mark.
+fn printable(c: char) -> bool {
+    !matches!(
+        c,
+        '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+    )
 }
 
 /// A sequence entry: `-` then a space, or `-` alone.
@@ -365,7 +375,8 @@ fn flow_entries<'a>(
             column,
         };
         let after = entry(rest, at)?;
-        column += (rest.len() - after.len()) as u32;
+        // Columns count characters, as the full parser's do.
+        column += rest[..rest.len() - after.len()].chars().count() as u32;
         (rest, column) = skip_spaces(after, column);
         if let Some(after) = rest.strip_prefix(close) {
             return Ok(after);
@@ -430,7 +441,10 @@ impl<'n, 'a> De<'n, 'a> {
     fn scalar(&self) -> Result<&'n Scalar<'a>, Unsupported> {
         match self.0 {
             Node::Scalar(s) => Ok(s),
-            other => unsupported("a collection where a scalar is expected", other.place().line),
+            other => unsupported(
+                "a collection where a scalar is expected",
+                other.place().line,
+            ),
         }
     }
 
@@ -592,10 +606,9 @@ impl<'de> Deserializer<'de> for De<'_, '_> {
         visitor: V,
     ) -> Result<V::Value, Unsupported> {
         match self.0 {
-            Node::Map(entries, _) if entries.len() == 1 => visitor.visit_enum(Variant(
-                &entries[0].0,
-                &entries[0].1,
-            )),
+            Node::Map(entries, _) if entries.len() == 1 => {
+                visitor.visit_enum(Variant(&entries[0].0, &entries[0].1))
+            }
             Node::Scalar(_) => visitor.visit_enum(self.string()?.into_deserializer()),
             other => unsupported("an enum of another shape", other.place().line),
         }
@@ -644,11 +657,8 @@ impl<'de> Deserializer<'de> for Spanned<'_, '_> {
     }
 }
 
-type LocationMap = MapDeserializer<
-    'static,
-    std::array::IntoIter<(&'static str, u64), 2>,
-    Unsupported,
->;
+type LocationMap =
+    MapDeserializer<'static, std::array::IntoIter<(&'static str, u64), 2>, Unsupported>;
 
 struct SpannedMap<'n, 'a, 'f> {
     node: &'n Node<'a>,
@@ -715,7 +725,11 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, '_> {
         seed.deserialize(De(self.1))
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Unsupported> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Unsupported> {
         De(self.1).deserialize_seq(visitor)
     }
 
@@ -843,6 +857,9 @@ service_accounts:
             "\"unterminated",
             "[a, b,]",
             "x #",
+            "\"bell\u{7}\"",
+            "esc\u{1b}[8m",
+            "c1\u{85}x\u{9b}",
         ] {
             if value == "x #" {
                 // `x #` is `x` and a comment: taken, and read as the full parser reads it.
@@ -852,12 +869,18 @@ service_accounts:
             }
             assert!(!takes(&format!("{base}{value}\n")), "{value:?}");
         }
-        assert!(!takes("organization: acme\norganization: again\n"), "duplicate");
+        assert!(
+            !takes("organization: acme\norganization: again\n"),
+            "duplicate"
+        );
         assert!(!takes("teams:\n  a: {}\n  a: {}\n"), "duplicate name");
         assert!(!takes("teams:\n\ta: {}\n"), "tab");
         assert!(!takes("---\norganization: acme\n"), "document marker");
         assert!(!takes("organization: acme\n  bad: indent\n"), "indentation");
-        assert!(!takes("organization: acme\nnot_a_field: 1\n"), "unknown field");
+        assert!(
+            !takes("organization: acme\nnot_a_field: 1\n"),
+            "unknown field"
+        );
         assert!(
             !takes("policy:\n  max_delete_percent: 0x1f\n"),
             "a number the full parser must read"
@@ -871,8 +894,8 @@ service_accounts:
     fn every_small_change_reads_as_the_full_parser_reads_it_or_is_left_to_it() {
         let (mut taken, mut refused) = (0, 0);
         let chars = [
-            " ", ":", "-", "#", "\"", "'", "[", "]", "{", "}", ",", "\n", "  ", "x", "1", "&",
-            "*", "|", ">", "!", "?", "%", "~",
+            " ", ":", "-", "#", "\"", "'", "[", "]", "{", "}", ",", "\n", "  ", "x", "1", "&", "*",
+            "|", ">", "!", "?", "%", "~", "\u{7}", "\u{9b}", "é",
         ];
         let positions: Vec<usize> = SAMPLE.char_indices().map(|(i, _)| i).collect();
         for (n, &at) in positions.iter().enumerate() {
@@ -894,6 +917,9 @@ service_accounts:
             }
         }
         eprintln!("{taken} taken, {refused} refused");
-        assert!(taken > 100 && refused > 100, "{taken} taken, {refused} refused");
+        assert!(
+            taken > 100 && refused > 100,
+            "{taken} taken, {refused} refused"
+        );
     }
 }

@@ -218,7 +218,10 @@ mod tests {
         let parsed = parse_in_pieces(&text, 2, serde_saphyr::Options::default).expect("split");
         assert_eq!(summary(&parsed), summary(&whole(&text)));
         // Plain block YAML, which the pieces read fast, reads the same, place for place.
-        let plain = text.replace("description: |\n      line one\n\n      line two", "description: one");
+        let plain = text.replace(
+            "description: |\n      line one\n\n      line two",
+            "description: one",
+        );
         let parsed = parse_in_pieces(&plain, 2, serde_saphyr::Options::default).expect("split");
         assert_eq!(format!("{parsed:?}"), format!("{:?}", whole(&plain)));
         assert!(super::super::block_yaml::from_str::<RawConfig>(&plain).is_ok());

@@ -10,6 +10,12 @@
 //! fsynced on its own, the directory once after the last rename, before any of them is
 //! registered or reported written.
 //!
+//! An apply that issues many keys makes a chunk of them durable at once instead:
+//! [`write_key_files`] and [`promote_key_files`] write and rename without an fsync each, and
+//! the caller then calls [`sync_batch`], one `syncfs` of the file system, before any of them
+//! is registered or reported. At 0.7 ms an fsync, a first apply of 300,000 keys spent most of
+//! its time in 700,000 fsyncs; one journal commit per chunk makes the same promise.
+//!
 //! Next to each key file, `<key>.meta.json` holds non-secret facts about the key it holds
 //! ([`KeyMeta`]: key id, created, expires, a fingerprint of the recipients), so a plan can
 //! tell, with no identity, which key a file holds and to whom it is encrypted. It travels
@@ -93,15 +99,36 @@ pub fn write_key_file(
     payload: &KeyFile<'_>,
 ) -> std::io::Result<PathBuf> {
     let parent = account_dir(dir, payload.service_account)?;
-    let path = write_pending(dir, &parent, recipients, payload)?;
+    let path = write_pending(dir, &parent, recipients, payload, Fsync::EachFile)?;
     open_dir(&parent)?.sync_all()?;
     Ok(path)
 }
 
-/// [`write_key_file`] for several keys of one account: each file and its metadata fsynced,
-/// then the account's directory once for all of them, so a first apply pays one directory
-/// fsync per account rather than one per key. Every path returned is durable; a failed
-/// directory fsync fails them all.
+/// Whether a file is fsynced as it is written, or later with its whole batch.
+#[derive(Clone, Copy, PartialEq)]
+enum Fsync {
+    EachFile,
+    WithBatch,
+}
+
+impl Fsync {
+    fn file(self, f: &File) -> io::Result<()> {
+        match self {
+            Fsync::EachFile => f.sync_all(),
+            Fsync::WithBatch => Ok(()),
+        }
+    }
+}
+
+/// Makes everything written or renamed under `dir` since the last call durable: one `syncfs`
+/// of its file system, which writes back every file and directory and commits the journal.
+/// [`write_key_files`] and [`promote_key_files`] promise nothing until it returns.
+pub fn sync_batch(dir: &Path) -> io::Result<()> {
+    rustix::fs::syncfs(open_dir(dir)?).map_err(io::Error::from)
+}
+
+/// [`write_key_file`] for several keys of one account, not yet durable: the caller makes its
+/// whole batch durable with [`sync_batch`] before any key may be registered.
 pub fn write_key_files(
     dir: &Path,
     recipients: &[Recipient],
@@ -112,20 +139,13 @@ pub fn write_key_files(
         Ok(p) => p,
         Err(e) => return payloads.iter().map(|_| Err(copy_error(&e))).collect(),
     };
-    let written: Vec<io::Result<PathBuf>> = payloads
+    payloads
         .iter()
         .map(|p| {
             debug_assert_eq!(p.service_account, account);
-            write_pending(dir, &parent, recipients, p)
+            write_pending(dir, &parent, recipients, p, Fsync::WithBatch)
         })
-        .collect();
-    match open_dir(&parent).and_then(|d| d.sync_all()) {
-        Ok(()) => written,
-        Err(e) => written
-            .into_iter()
-            .map(|w| w.and(Err(copy_error(&e))))
-            .collect(),
-    }
+        .collect()
 }
 
 /// The same error again, for each of the files it fails.
@@ -133,13 +153,14 @@ fn copy_error(e: &io::Error) -> io::Error {
     io::Error::new(e.kind(), e.to_string())
 }
 
-/// Writes `payload`'s pending key file and pending metadata in `parent`, each fsynced; the
-/// caller fsyncs `parent` before the key may be registered.
+/// Writes `payload`'s pending key file and pending metadata in `parent`, each fsynced if
+/// `fsync` says so; the caller fsyncs `parent` (or the batch) before the key may be registered.
 fn write_pending(
     dir: &Path,
     parent: &Path,
     recipients: &[Recipient],
     payload: &KeyFile<'_>,
+    fsync: Fsync,
 ) -> io::Result<PathBuf> {
     let path = pending_key_file_path(dir, payload.service_account, payload.key, payload.key_id);
     let plaintext = zeroizing_json(payload);
@@ -156,7 +177,7 @@ fn write_pending(
         writer.write_all(&plaintext)?;
         writer.finish()?.finish()?;
     }
-    tmp.as_file().sync_all()?;
+    fsync.file(tmp.as_file())?;
     tmp.persist(&path).map_err(|e| e.error)?;
     let meta = KeyMeta {
         key_id: Some(payload.key_id.to_string()),
@@ -169,19 +190,20 @@ fn write_pending(
         parent,
         &pending_meta_file_path(dir, payload.service_account, payload.key, payload.key_id),
         &meta,
+        fsync,
     )?;
     Ok(path)
 }
 
 /// Writes metadata to `path` in `parent` durably but for the directory's fsync, which the
 /// caller does once for everything it wrote there.
-fn write_meta(parent: &Path, path: &Path, meta: &KeyMeta) -> io::Result<()> {
+fn write_meta(parent: &Path, path: &Path, meta: &KeyMeta, fsync: Fsync) -> io::Result<()> {
     let tmp = tempfile::Builder::new()
         .prefix(".meta.")
         .suffix(".tmp")
         .tempfile_in(parent)?;
     serde_json::to_writer_pretty(tmp.as_file(), meta).map_err(io::Error::other)?;
-    tmp.as_file().sync_all()?;
+    fsync.file(tmp.as_file())?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -189,7 +211,12 @@ fn write_meta(parent: &Path, path: &Path, meta: &KeyMeta) -> io::Result<()> {
 /// Replaces a key's metadata durably (temporary file, fsync, rename, fsync of the directory).
 pub fn rewrite_meta(dir: &Path, account: &str, key: &str, meta: &KeyMeta) -> io::Result<()> {
     let parent = real_dir(&dir.join(account))?;
-    write_meta(&parent, &meta_file_path(dir, account, key), meta)?;
+    write_meta(
+        &parent,
+        &meta_file_path(dir, account, key),
+        meta,
+        Fsync::EachFile,
+    )?;
     open_dir(&parent)?.sync_all()
 }
 
@@ -209,7 +236,7 @@ pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
         recipients: String::new(),
         delivered: Vec::new(),
     };
-    write_meta(&parent, &path, &meta)?;
+    write_meta(&parent, &path, &meta, Fsync::EachFile)?;
     open_dir(&parent)?.sync_all()
 }
 
@@ -263,16 +290,14 @@ pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::
     open_dir(&parent)?.sync_all()
 }
 
-/// [`promote_key_file`] for several registered keys of one account, `(key, id)`: each moved
-/// into place, then the account's directory fsynced once for all of them. A failed directory
-/// fsync fails them all (recovery finishes whatever did not last).
+/// [`promote_key_file`] for several registered keys of one account, `(key, id)`, each moved
+/// into place but not yet durable: the caller makes its whole batch durable with
+/// [`sync_batch`] (recovery finishes whatever did not last).
 pub fn promote_key_files(dir: &Path, account: &str, keys: &[(&str, &str)]) -> Vec<io::Result<()>> {
-    let parent = match real_dir(&dir.join(account)) {
-        Ok(p) => p,
-        Err(e) => return keys.iter().map(|_| Err(copy_error(&e))).collect(),
-    };
-    let moved: Vec<io::Result<()>> = keys
-        .iter()
+    if let Err(e) = real_dir(&dir.join(account)) {
+        return keys.iter().map(|_| Err(copy_error(&e))).collect();
+    }
+    keys.iter()
         .map(|(key, id)| {
             fs::rename(
                 pending_key_file_path(dir, account, key, id),
@@ -281,14 +306,7 @@ pub fn promote_key_files(dir: &Path, account: &str, keys: &[(&str, &str)]) -> Ve
             super::faults::between_renames();
             promote_meta(dir, account, key, id)
         })
-        .collect();
-    match open_dir(&parent).and_then(|d| d.sync_all()) {
-        Ok(()) => moved,
-        Err(e) => moved
-            .into_iter()
-            .map(|m| m.and(Err(copy_error(&e))))
-            .collect(),
-    }
+        .collect()
 }
 
 /// Moves pending metadata into place; none (a file from before metadata) is not an error.

@@ -12,7 +12,7 @@ pub use file::{
     Delivered, KeyFile, KeyMeta, Recovered, begin_issuing, check_secrets_dir, end_issuing,
     expect_key, issuing, key_file_path, meta_file_path, pending_key_file_path,
     pending_meta_file_path, promote_key_file, promote_key_files, read_meta, read_meta_in, recover,
-    rewrite_meta, write_key_file, write_key_files,
+    rewrite_meta, sync_batch, write_key_file, write_key_files,
 };
 pub use mint::{MintedKey, SECRET_PREFIX, hash_secret, looks_like_key, mint};
 pub use prune::{Interrupted, OrphanFile, PruneError, find_orphans, finish_interrupted, prune};
