@@ -44,7 +44,16 @@ fn unsupported<T>(what: &str, line: u32) -> Result<T, Unsupported> {
 
 /// Reads `text` as a `T`, or says it is not the YAML this reader handles.
 pub fn from_str<'de, T: de::Deserialize<'de>>(text: &str) -> Result<T, Unsupported> {
-    let node = parse(text)?;
+    from_str_at(text, 1)
+}
+
+/// [`from_str`] of a part of a file that starts at line `first_line` (1-based), so that every
+/// place is the file's own. The part is one block mapping or sequence, at any indentation.
+pub fn from_str_at<'de, T: de::Deserialize<'de>>(
+    text: &str,
+    first_line: usize,
+) -> Result<T, Unsupported> {
+    let node = parse(text, first_line as u32)?;
     T::deserialize(De(&node))
 }
 
@@ -86,10 +95,10 @@ struct Line<'a> {
     text: &'a str,
 }
 
-fn parse(text: &str) -> Result<Node<'_>, Unsupported> {
+fn parse(text: &str, first_line: u32) -> Result<Node<'_>, Unsupported> {
     let mut lines = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
-        let number = i as u32 + 1;
+        let number = first_line + i as u32;
         // Tabs and carriage returns, and what YAML does not allow in a stream at all.
         if raw.bytes().any(|b| b < 0x20 || b == 0x7f) || !raw.chars().all(printable) {
             return unsupported("a tab, carriage return or control character", number);
@@ -108,13 +117,11 @@ fn parse(text: &str) -> Result<Node<'_>, Unsupported> {
         });
     }
     let Some(first) = lines.first() else {
-        return unsupported("an empty document", 1);
+        return unsupported("an empty document", first_line);
     };
-    if first.indent != 0 {
-        return unsupported("an indented document", first.number);
-    }
+    let indent = first.indent;
     let mut reader = Reader { lines, at: 0 };
-    let node = reader.block(0)?;
+    let node = reader.block(indent)?;
     match reader.lines.get(reader.at) {
         Some(l) => unsupported("content after the document's mapping", l.number),
         None => Ok(node),

@@ -10,10 +10,29 @@
 //! still comes from the whole-file parse. Duplicate account names across pieces are caught
 //! by the merge, which names both places, as for names defined in two files.
 
-use super::raw::RawConfig;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::raw::{NamedMap, RawConfig, RawServiceAccount};
 
 /// Below this size a file is parsed whole: threads would cost more than they save.
 const MIN_BYTES: usize = 256 * 1024;
+
+/// Pieces per thread: small pieces keep the parsed-but-not-yet-converted YAML of only a few
+/// at a time in memory, and even out the threads' work.
+const PIECES_PER_THREAD: usize = 8;
+
+/// A run of whole entries of the section, and the file's line number of its first line.
+struct Piece<'a> {
+    text: &'a str,
+    first_line: usize,
+}
+
+/// The section's shape, as the full parser needs it to read a piece with the file's places.
+struct Section {
+    /// The 0-based line of `service_accounts:`.
+    head: usize,
+}
 
 /// The file parsed in pieces on up to `threads` threads, or `None` when it cannot be split
 /// or a piece does not parse.
@@ -25,35 +44,61 @@ pub fn parse_in_pieces(
     if threads < 2 || text.len() < MIN_BYTES {
         return None;
     }
-    let (rest, pieces) = split(text, threads)?;
+    let (rest, section, pieces) = split(text, threads * PIECES_PER_THREAD)?;
+    let full = |doc: &str| serde_saphyr::from_str_with_options::<RawConfig>(doc, options()).ok();
     // Most pieces are plain block YAML, read fast; the full parser reads any other.
-    let parse = |doc: &str| {
-        super::block_yaml::from_str::<RawConfig>(doc)
+    let parse_piece = |piece: &Piece| {
+        super::block_yaml::from_str_at::<NamedMap<RawServiceAccount>>(piece.text, piece.first_line)
             .ok()
-            .or_else(|| serde_saphyr::from_str_with_options::<RawConfig>(doc, options()).ok())
+            .or_else(|| {
+                let parsed = full(&padded(&section, piece))?;
+                // A piece holds service accounts only; anything else means the cut was wrong.
+                let only_accounts = parsed.organization.is_none()
+                    && parsed.roles.0.is_empty()
+                    && parsed.teams.0.is_empty();
+                only_accounts.then_some(parsed.service_accounts)
+            })
     };
-    let (rest, pieces) = std::thread::scope(|s| {
-        let handles: Vec<_> = pieces.iter().map(|p| s.spawn(|| parse(p))).collect();
-        let rest = parse(&rest);
-        let pieces: Vec<Option<RawConfig>> = handles
-            .into_iter()
-            .map(|h| h.join().ok().flatten())
-            .collect();
-        (rest, pieces)
+    let next = AtomicUsize::new(0);
+    let parsed: Vec<Mutex<Option<NamedMap<RawServiceAccount>>>> =
+        pieces.iter().map(|_| Mutex::new(None)).collect();
+    let rest = std::thread::scope(|s| {
+        for _ in 0..threads.min(pieces.len()) {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(piece) = pieces.get(n) else { break };
+                    *parsed[n].lock().expect("no panics while held") = parse_piece(piece);
+                }
+            });
+        }
+        super::block_yaml::from_str::<RawConfig>(&rest)
+            .ok()
+            .or_else(|| full(&rest))
     });
     let mut config = rest?;
     if !config.service_accounts.0.is_empty() {
         return None;
     }
-    for piece in pieces {
-        let piece = piece?;
-        // A piece holds service accounts only; anything else means the cut was wrong.
-        if piece.organization.is_some() || !piece.roles.0.is_empty() || !piece.teams.0.is_empty() {
-            return None;
-        }
-        config.service_accounts.0.extend(piece.service_accounts.0);
+    for piece in parsed {
+        let piece = piece.into_inner().expect("no panics while held")?;
+        config.service_accounts.0.extend(piece.0);
     }
     Some(config)
+}
+
+/// A piece as a document of its own for the full parser: padded with blank lines before its
+/// section's key, and between that and its first line, so every place is the file's own.
+fn padded(section: &Section, piece: &Piece) -> String {
+    let mut doc = String::with_capacity(piece.first_line + piece.text.len() + 32);
+    doc.extend(std::iter::repeat_n('\n', section.head));
+    doc.push_str("service_accounts:\n");
+    doc.extend(std::iter::repeat_n(
+        '\n',
+        piece.first_line - section.head - 2,
+    ));
+    doc.push_str(piece.text);
+    doc
 }
 
 fn indent(line: &str) -> usize {
@@ -71,44 +116,44 @@ fn is_section_start(line: &str) -> bool {
         .is_some_and(|after| after.trim().is_empty() || after.starts_with(" #"))
 }
 
-/// The rest of the file with the section's entries blanked, and the section cut into up to
-/// `count` documents, every one as long (in lines) as the file up to its last line.
-fn split(text: &str, count: usize) -> Option<(String, Vec<String>)> {
+/// The rest of the file with the section's entries blanked, the section's head, and the
+/// section cut into up to `count` pieces of whole entries.
+fn split(text: &str, count: usize) -> Option<(String, Section, Vec<Piece<'_>>)> {
     if text.contains('\t') || text.contains('\r') {
         return None;
     }
-    let lines: Vec<&str> = text.split('\n').collect();
+    // Every line's start, as a byte offset; one more for the end of the text.
+    let mut starts = vec![0];
+    starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    let line = |i: usize| {
+        let end = starts.get(i + 1).map_or(text.len(), |&e| e - 1);
+        &text[starts[i]..end]
+    };
+    let lines = starts.len();
     // One block document: no directives or document markers.
-    if lines
-        .iter()
+    if (0..lines)
+        .map(line)
         .any(|l| l.starts_with("---") || l.starts_with("...") || l.starts_with('%'))
     {
         return None;
     }
-    let mut starts = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| is_section_start(l));
-    let (head, _) = starts.next()?;
-    if starts.next().is_some() {
+    let mut heads = (0..lines).filter(|&i| is_section_start(line(i)));
+    let head = heads.next()?;
+    if heads.next().is_some() {
         return None;
     }
     // The section runs until the next line of content at column 0.
-    let end = (head + 1..lines.len())
-        .find(|&i| is_content(lines[i]) && indent(lines[i]) == 0)
-        .unwrap_or(lines.len());
+    let end = (head + 1..lines)
+        .find(|&i| is_content(line(i)) && indent(line(i)) == 0)
+        .unwrap_or(lines);
     let body = head + 1..end;
-    let entry_indent = body
-        .clone()
-        .map(|i| lines[i])
-        .find(|l| is_content(l))
-        .map(indent)?;
+    let entry_indent = body.clone().map(line).find(|l| is_content(l)).map(indent)?;
     if entry_indent == 0 {
         return None;
     }
     let mut entries = Vec::new();
     for i in body.clone() {
-        let l = lines[i];
+        let l = line(i);
         if !is_content(l) {
             continue;
         }
@@ -118,37 +163,28 @@ fn split(text: &str, count: usize) -> Option<(String, Vec<String>)> {
             _ => {}
         }
     }
-    if entries.len() < 2 * count {
+    if entries.len() < 2 * count.min(8) {
         return None;
     }
+    let offset = |i: usize| starts.get(i).copied().unwrap_or(text.len());
     let per_piece = entries.len().div_ceil(count);
-    let mut pieces = Vec::with_capacity(count);
-    for group in entries.chunks(per_piece) {
-        let from = group[0];
-        let to = entries
-            .get(entries.partition_point(|&e| e <= *group.last().unwrap()))
-            .copied()
-            .unwrap_or(end);
-        let mut doc = String::with_capacity(from + text.len() / count + 32);
-        doc.extend(std::iter::repeat_n('\n', head));
-        doc.push_str("service_accounts:\n");
-        doc.extend(std::iter::repeat_n('\n', from - head - 1));
-        for l in &lines[from..to] {
-            doc.push_str(l);
-            doc.push('\n');
-        }
-        pieces.push(doc);
-    }
-    let mut rest = String::with_capacity(text.len() / count);
-    for (i, l) in lines.iter().enumerate() {
-        if !body.contains(&i) {
-            rest.push_str(l);
-        }
-        if i + 1 < lines.len() {
-            rest.push('\n');
-        }
-    }
-    Some((rest, pieces))
+    let pieces = entries
+        .chunks(per_piece)
+        .enumerate()
+        .map(|(n, group)| {
+            let to = entries.get((n + 1) * per_piece).copied().unwrap_or(end);
+            Piece {
+                text: &text[offset(group[0])..offset(to)],
+                first_line: group[0] + 1,
+            }
+        })
+        .collect();
+    let mut rest =
+        String::with_capacity(text.len() - (offset(end) - offset(body.start)) + body.len());
+    rest.push_str(&text[..offset(body.start)]);
+    rest.extend(std::iter::repeat_n('\n', body.len()));
+    rest.push_str(&text[offset(end)..]);
+    Some((rest, Section { head }, pieces))
 }
 
 #[cfg(test)]
@@ -172,26 +208,11 @@ mod tests {
         serde_saphyr::from_str(text).unwrap()
     }
 
-    fn summary(c: &RawConfig) -> Vec<(String, u64, u64, String, usize)> {
-        c.service_accounts
-            .0
-            .iter()
-            .map(|(n, a)| {
-                (
-                    n.value.clone(),
-                    n.line,
-                    n.column,
-                    a.description.clone(),
-                    a.keys.0.len(),
-                )
-            })
-            .collect()
-    }
 
     #[test]
     fn pieces_parse_to_what_the_whole_file_parses_to() {
         let text = config(40);
-        let (rest, pieces) = split(&text, 3).expect("splits");
+        let (rest, section, pieces) = split(&text, 3).expect("splits");
         assert_eq!(pieces.len(), 3);
         // Every document keeps the file's line numbers.
         assert_eq!(rest.lines().count(), text.lines().count());
@@ -201,10 +222,10 @@ mod tests {
             joined
                 .service_accounts
                 .0
-                .extend(parse(p).service_accounts.0);
+                .extend(parse(&padded(&section, p)).service_accounts.0);
         }
         let expected = whole(&text);
-        assert_eq!(summary(&joined), summary(&expected));
+        assert_eq!(format!("{joined:?}"), format!("{expected:?}"));
         assert_eq!(joined.roles.0.len(), 1);
         assert_eq!(joined.teams.0.len(), 1);
         let first_team = &expected.service_accounts.0[39].1.teams.0[0].0;
@@ -215,8 +236,9 @@ mod tests {
     fn big_files_parse_in_pieces_with_their_own_places() {
         let mut text = config(4000);
         assert!(text.len() > MIN_BYTES);
+        // Block scalars: every piece is read by the full parser.
         let parsed = parse_in_pieces(&text, 2, serde_saphyr::Options::default).expect("split");
-        assert_eq!(summary(&parsed), summary(&whole(&text)));
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", whole(&text)));
         // Plain block YAML, which the pieces read fast, reads the same, place for place.
         let plain = text.replace(
             "description: |\n      line one\n\n      line two",

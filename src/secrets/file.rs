@@ -170,13 +170,17 @@ fn write_pending(
         .prefix(&format!(".{}.", payload.key))
         .suffix(".tmp")
         .tempfile_in(parent)?;
+    // Encrypted in memory and written with one call: the armor's writer would otherwise make
+    // a system call per line.
+    let mut armored = Vec::with_capacity(1024);
     {
         let armor =
-            age::armor::ArmoredWriter::wrap_output(tmp.as_file(), age::armor::Format::AsciiArmor)?;
+            age::armor::ArmoredWriter::wrap_output(&mut armored, age::armor::Format::AsciiArmor)?;
         let mut writer = encryptor.wrap_output(armor)?;
         writer.write_all(&plaintext)?;
         writer.finish()?.finish()?;
     }
+    tmp.as_file().write_all(&armored)?;
     fsync.file(tmp.as_file())?;
     tmp.persist(&path).map_err(|e| e.error)?;
     let meta = KeyMeta {
@@ -202,7 +206,9 @@ fn write_meta(parent: &Path, path: &Path, meta: &KeyMeta, fsync: Fsync) -> io::R
         .prefix(".meta.")
         .suffix(".tmp")
         .tempfile_in(parent)?;
-    serde_json::to_writer_pretty(tmp.as_file(), meta).map_err(io::Error::other)?;
+    // One write: serde_json writes to a file token by token.
+    let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
+    tmp.as_file().write_all(&json)?;
     fsync.file(tmp.as_file())?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
