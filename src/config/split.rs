@@ -208,7 +208,6 @@ mod tests {
         serde_saphyr::from_str(text).unwrap()
     }
 
-
     #[test]
     fn pieces_parse_to_what_the_whole_file_parses_to() {
         let text = config(40);

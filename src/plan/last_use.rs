@@ -55,32 +55,38 @@ pub fn destroyed_key_uses(
     if !records_key_use {
         return BTreeMap::new();
     }
-    let mut all: BTreeMap<&str, KeyUse> = BTreeMap::new();
+    // Only the destroyed keys are looked up: a plan that destroys none (most) costs nothing
+    // per live key.
+    let destroyed: std::collections::HashSet<&str> =
+        plan.changes.iter().flat_map(destroyed_ids).collect();
+    if destroyed.is_empty() {
+        return BTreeMap::new();
+    }
+    let mut found = BTreeMap::new();
+    let mut note = |id: &str, key: Address, last_used_at| {
+        if destroyed.contains(id) {
+            found.insert(id.to_string(), KeyUse { key, last_used_at });
+        }
+    };
     for (account, a) in &live.service_accounts {
         for (name, k) in &a.keys {
-            all.insert(
-                &k.issued.id,
-                KeyUse {
-                    key: Address::key(account, name),
-                    last_used_at: k.issued.last_used_at,
-                },
-            );
+            if destroyed.contains(k.issued.id.as_str()) {
+                note(
+                    &k.issued.id,
+                    Address::key(account, name),
+                    k.issued.last_used_at,
+                );
+            }
         }
     }
     for r in &live.retiring_keys {
-        all.insert(
+        note(
             &r.id,
-            KeyUse {
-                key: Address::key(&r.service_account, &r.key),
-                last_used_at: r.last_used_at,
-            },
+            Address::key(&r.service_account, &r.key),
+            r.last_used_at,
         );
     }
-    plan.changes
-        .iter()
-        .flat_map(destroyed_ids)
-        .filter_map(|id| Some((id.to_string(), all.get(id)?.clone())))
-        .collect()
+    found
 }
 
 impl Plan {

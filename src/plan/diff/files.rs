@@ -70,15 +70,15 @@ pub(super) fn notes(
         ));
     }
     if key_files_available {
+        let live_key = |a: &str, k: &str| {
+            live.service_accounts
+                .get(a)
+                .is_some_and(|acct| acct.keys.contains_key(k))
+        };
         let orphans: Vec<String> = opts
             .key_files
-            .files()
+            .orphans(&live_key)
             .into_iter()
-            .filter(|(a, k)| {
-                live.service_accounts
-                    .get(a)
-                    .is_none_or(|acct| !acct.keys.contains_key(k))
-            })
             .map(|(a, k)| opts.key_files.describe_file(&a, &k))
             .collect();
         if !orphans.is_empty() {

@@ -264,10 +264,11 @@ mod tests {
                 Held::Missing
             }
         }
-        fn files(&self) -> Vec<(String, String)> {
+        fn orphans(&self, live: &dyn Fn(&str, &str) -> bool) -> Vec<(String, String)> {
             self.0
                 .iter()
                 .flatten()
+                .filter(|(a, k, _)| !live(a, k))
                 .map(|(a, k, _)| (a.clone(), k.clone()))
                 .collect()
         }

@@ -1,0 +1,232 @@
+//! The scan cache: what each account directory held when last scanned, with the directory's
+//! stamp (inode, modification and change times), so the next scan reads only directories
+//! that changed since.
+//!
+//! A plan of 100,000 accounts spent three seconds opening 100,000 directories and 300,000
+//! metadata files, on a machine where each system call costs microseconds; a stamp is one
+//! `statx` a directory. Every way the key files change goes through their directory: svcacct
+//! writes metadata and key files to a temporary file and renames it into place, git checks
+//! files out as new files, and deleting, adding or renaming a file updates the directory's
+//! times. (A metadata file edited in place, by hand, is the one change a stamp does not see;
+//! svcacct never does that, and `SVCACCT_CACHE_DIR=` turns the cache off.)
+//!
+//! Safety of the stamp against a change within the file system's clock tick comes from how
+//! recent a directory is: one changed less than [`SETTLED`] before the scan started is not
+//! cached, so the next scan reads it again. Directories with pending files (an apply in
+//! flight, or one to recover) are never cached. The cache is only ever an optimisation:
+//! anything wrong with it (missing, another version, another secrets directory, unreadable)
+//! means a full scan, and failing to write it is not an error.
+//!
+//! It lives outside the repository, in `$SVCACCT_CACHE_DIR`, `$XDG_CACHE_HOME/svcacct` or
+//! `~/.cache/svcacct`, one file per secrets directory; it holds names and key ids (what the
+//! metadata files hold), never a secret.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustix::fd::BorrowedFd;
+use rustix::fs::{AtFlags, FileType};
+use serde::{Deserialize, Serialize};
+
+use super::{Account, Entry, Facts};
+
+/// Bumped whenever what is cached, or how, changes.
+const VERSION: u32 = 1;
+
+/// How long a directory must have been left alone before its stamp is trusted.
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// An account directory's identity and times: any change to its entries changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Stamp {
+    inode: u64,
+    modified: (i64, u32),
+    changed: (i64, u32),
+}
+
+impl Stamp {
+    /// The stamp of the directory `name` in `top`; `None` when it is not a directory (a
+    /// symbolic link is not followed, and not scanned).
+    pub(super) fn of(top: BorrowedFd<'_>, name: &CStr) -> Option<Stamp> {
+        let st = rustix::fs::statat(top, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+            return None;
+        }
+        Some(Stamp {
+            inode: st.st_ino,
+            modified: (st.st_mtime, st.st_mtime_nsec as u32),
+            changed: (st.st_ctime, st.st_ctime_nsec as u32),
+        })
+    }
+
+    /// Whether no entry of the directory changed for [`SETTLED`] before `started`: a later
+    /// change gives it a later modification time, whatever the clock's tick. (The change time
+    /// is part of the stamp, so resetting the modification time is seen too.)
+    fn settled(&self, started: (i64, u32)) -> bool {
+        self.modified < (started.0 - SETTLED.as_secs() as i64, started.1)
+    }
+}
+
+/// The accounts of the last scan, by name.
+pub(super) type Known = HashMap<String, (Stamp, Account)>;
+
+/// The cache as stored. Fingerprints are kept once, and referred to by index: most keys share
+/// one.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    version: u32,
+    /// The secrets directory's device and inode: a new checkout at the same path is another.
+    top: (u64, u64),
+    fingerprints: Vec<String>,
+    accounts: Vec<(String, Stamp, Vec<(String, StoredEntry)>)>,
+}
+
+/// An [`Entry`] without pending files (a directory with any is not cached).
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    file: bool,
+    meta_present: bool,
+    /// The key id, and the index of the recipients' fingerprint.
+    meta: Option<(Option<String>, u32)>,
+}
+
+/// The current time, as a stamp's times are kept.
+pub(super) fn now() -> (i64, u32) {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// Where the cache of the secrets directory `dir` is kept; `None` when there is nowhere, or
+/// `SVCACCT_CACHE_DIR` is set empty.
+pub(super) fn location(dir: &Path) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let base = match std::env::var_os("SVCACCT_CACHE_DIR") {
+        Some(d) if d.is_empty() => return None,
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d).join("svcacct"),
+            None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/svcacct"),
+        },
+    };
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    Some(base.join(format!("key-files-{}.bin", hex::encode(&digest[..12]))))
+}
+
+/// The device and inode of the open directory `top`.
+fn identity(top: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    let st = rustix::fs::fstat(top).ok()?;
+    Some((st.st_dev, st.st_ino))
+}
+
+/// The accounts the cache at `path` holds for the secrets directory `top`; none when there
+/// is no usable cache.
+pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Known::new();
+    };
+    let Ok(stored) = postcard::from_bytes::<Stored>(&bytes) else {
+        return Known::new();
+    };
+    if stored.version != VERSION || Some(stored.top) != identity(top) {
+        return Known::new();
+    }
+    let fingerprint = |i: u32| stored.fingerprints.get(i as usize).cloned();
+    let mut known = Known::with_capacity(stored.accounts.len());
+    for (name, stamp, keys) in stored.accounts {
+        let mut account = Account::with_capacity(keys.len());
+        for (key, e) in keys {
+            let meta = match e.meta {
+                None => None,
+                Some((key_id, i)) => match fingerprint(i) {
+                    Some(recipients) => Some(Facts { key_id, recipients }),
+                    None => return Known::new(),
+                },
+            };
+            let entry = Entry {
+                file: e.file,
+                meta,
+                meta_present: e.meta_present,
+                pending: Vec::new(),
+                pending_meta: Vec::new(),
+            };
+            account.push((key, entry));
+        }
+        known.insert(name, (stamp, account));
+    }
+    known
+}
+
+/// Writes the cache at `path`: every account whose directory has settled and holds no pending
+/// file. Best effort: a cache that cannot be written is simply not there next time.
+pub(super) fn store(
+    path: &Path,
+    top: BorrowedFd<'_>,
+    started: (i64, u32),
+    stamps: &[(String, Stamp)],
+    accounts: &HashMap<String, Account>,
+) {
+    let Some(top) = identity(top) else {
+        return;
+    };
+    let mut fingerprints: Vec<String> = Vec::new();
+    let mut index = |fp: &str| match fingerprints.iter().position(|f| f == fp) {
+        Some(i) => i as u32,
+        None => {
+            fingerprints.push(fp.to_string());
+            fingerprints.len() as u32 - 1
+        }
+    };
+    let mut stored_accounts = Vec::with_capacity(stamps.len());
+    for (name, stamp) in stamps.iter().filter(|(_, s)| s.settled(started)) {
+        let Some(keys) = accounts.get(name) else {
+            continue;
+        };
+        let in_flight = keys
+            .iter()
+            .any(|(_, e)| !e.pending.is_empty() || !e.pending_meta.is_empty());
+        if in_flight {
+            continue;
+        }
+        let keys = keys
+            .iter()
+            .map(|(key, e)| {
+                let meta = e
+                    .meta
+                    .as_ref()
+                    .map(|m| (m.key_id.clone(), index(&m.recipients)));
+                let entry = StoredEntry {
+                    file: e.file,
+                    meta_present: e.meta_present,
+                    meta,
+                };
+                (key.clone(), entry)
+            })
+            .collect();
+        stored_accounts.push((name.clone(), *stamp, keys));
+    }
+    let stored = Stored {
+        version: VERSION,
+        top,
+        fingerprints,
+        accounts: stored_accounts,
+    };
+    let _ = write(path, &stored);
+}
+
+/// Replaces the file at `path` (a temporary file renamed over it: a reader sees the old cache
+/// or the new one, never half of one).
+fn write(path: &Path, stored: &Stored) -> std::io::Result<()> {
+    let bytes = postcard::to_stdvec(stored).map_err(std::io::Error::other)?;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
+    tmp.write_all(&bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

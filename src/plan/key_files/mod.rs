@@ -1,0 +1,436 @@
+//! What the plan knows of the key files. The diff asks this trait instead of the disk, so it
+//! is a pure function of its inputs and can be tested without one; [`SecretsDir`] answers from
+//! a secrets directory.
+//!
+//! It answers from the files' metadata (`<key>.meta.json`), never by decrypting: a plan runs
+//! with no identity, in CI as well as on a laptop.
+
+mod cache;
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Dir, Mode, OFlags};
+
+use crate::secrets::{KeyMeta, Recipient, key_file_path, read_meta_in, recipients_fingerprint};
+
+/// What the file of one live key holds, as far as can be told without decrypting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Neither a file nor metadata: svcacct never held this key's secret (a key made by hand
+    /// and adopted, say). Nothing to replace; `svcacct rotate` brings it under svcacct.
+    NotHeld,
+    /// Metadata says svcacct held a key here, but the file is gone (deleted, not checked out,
+    /// or a secret a backend minted that never arrived).
+    Missing,
+    /// A file whose metadata is missing or says nothing of its key (written before svcacct
+    /// kept metadata): taken to hold the live key, as svcacct wrote it.
+    Unrecorded,
+    /// A file whose metadata names the key it holds.
+    Holds {
+        key_id: String,
+        /// Whether it is encrypted to another recipient set than the config's.
+        stale_recipients: bool,
+    },
+}
+
+/// The key files' state, as the diff needs it.
+pub trait KeyFiles {
+    /// Whether the files can be checked here at all (a CI job that did not check out the
+    /// secrets directory cannot, and must not read that as "every file is missing").
+    fn available(&self) -> bool;
+    /// What the file of `account`/`key` holds, for the live key `id`. A pending file of that
+    /// id counts as holding it: the next apply moves it into place.
+    fn held(&self, account: &str, key: &str, id: &str) -> Held;
+    /// Every `(account, key)` that has a key file but is not `live`, in order: the orphans.
+    fn orphans(&self, live: &dyn Fn(&str, &str) -> bool) -> Vec<(String, String)>;
+    /// How messages name where the files are.
+    fn describe(&self) -> String;
+    /// How messages name one key's file.
+    fn describe_file(&self, account: &str, key: &str) -> String;
+}
+
+/// What a plan needs of a key's metadata: the key it names and to whom its file is encrypted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Facts {
+    key_id: Option<String>,
+    recipients: String,
+}
+
+impl From<KeyMeta> for Facts {
+    fn from(meta: KeyMeta) -> Facts {
+        Facts {
+            key_id: meta.key_id,
+            recipients: meta.recipients,
+        }
+    }
+}
+
+/// What one key's directory entries are.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    file: bool,
+    meta: Option<Facts>,
+    meta_present: bool,
+    /// Ids of pending key files, and of pending metadata with what it says.
+    pending: Vec<String>,
+    pending_meta: Vec<(String, Option<Facts>)>,
+}
+
+/// The entries of one account's directory, by key: a few, so a list.
+type Account = Vec<(String, Entry)>;
+
+/// The key files of a secrets directory on disk, read once: one directory listing per
+/// account and one small read per metadata file, spread over the machine's cores; an account
+/// directory unchanged since the last scan is taken from [`cache`] instead.
+pub struct SecretsDir {
+    dir: PathBuf,
+    available: bool,
+    fingerprint: String,
+    accounts: HashMap<String, Account>,
+    /// How many account directories were read, and how many taken from the cache.
+    read: usize,
+    reused: usize,
+}
+
+impl SecretsDir {
+    /// Reads what `dir` holds; `recipients` are the config's, to tell stale files.
+    pub fn scan(dir: &Path, recipients: &[Recipient]) -> SecretsDir {
+        SecretsDir::scan_with(dir, recipients, cache::location(dir).as_deref())
+    }
+
+    /// [`SecretsDir::scan`] with the scan cache at `cache` (none: no cache).
+    fn scan_with(dir: &Path, recipients: &[Recipient], cache: Option<&Path>) -> SecretsDir {
+        let mut s = SecretsDir {
+            dir: dir.to_path_buf(),
+            available: dir.is_dir(),
+            fingerprint: recipients_fingerprint(recipients),
+            accounts: HashMap::new(),
+            read: 0,
+            reused: 0,
+        };
+        if !s.available {
+            return s;
+        }
+        // The secrets directory itself may be a link (to a checkout elsewhere, say); nothing
+        // under it is followed.
+        let top = rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        let Ok((top, names)) = top.and_then(list) else {
+            return s;
+        };
+        let Ok(top) = top.fd() else {
+            return s;
+        };
+        let started = cache::now();
+        let mut known = cache.map(|c| cache::load(c, top)).unwrap_or_default();
+        let scanned = scan_accounts(top, names, &known);
+        let mut stamps = Vec::with_capacity(scanned.len());
+        for (name, stamp, scan) in scanned {
+            let account = match scan {
+                Scan::Unchanged => {
+                    s.reused += 1;
+                    known.remove(&name).map(|(_, a)| a).unwrap_or_default()
+                }
+                Scan::Read(account) => {
+                    s.read += 1;
+                    account
+                }
+            };
+            stamps.push((name.clone(), stamp));
+            s.accounts.insert(name, account);
+        }
+        if let Some(path) = cache.filter(|_| s.read > 0 || !known.is_empty()) {
+            cache::store(path, top, started, &stamps, &s.accounts);
+        }
+        s
+    }
+
+    /// How many account directories were read, and how many taken from the scan cache.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.read, self.reused)
+    }
+}
+
+/// Opens the directory `name` in `at`; a symbolic link is never followed (the apply refuses
+/// one outright), and anything but a directory is an error.
+fn open_dir(at: impl AsFd, name: &CStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        at,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// The names in a directory but `.` and `..`, with the directory kept open to read them by.
+fn list(fd: OwnedFd) -> rustix::io::Result<(Dir, Vec<CString>)> {
+    let mut dir = Dir::new(fd)?;
+    let mut names = Vec::new();
+    for entry in dir.by_ref() {
+        let name = entry?.file_name().to_owned();
+        if ![&b"."[..], b".."].contains(&name.as_bytes()) {
+            names.push(name);
+        }
+    }
+    Ok((dir, names))
+}
+
+/// One account directory's scan: read now, or the same as in the cache.
+enum Scan {
+    Unchanged,
+    Read(Account),
+}
+
+/// Reads every account directory among `names`, on every core: thirty thousand small reads
+/// and ten thousand listings are most of a big plan's file checks, unless the directory's
+/// stamp says it is as `known` has it.
+fn scan_accounts(
+    top: BorrowedFd<'_>,
+    names: Vec<CString>,
+    known: &cache::Known,
+) -> Vec<(String, cache::Stamp, Scan)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = names.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .chunks(chunk)
+            .map(|names| {
+                s.spawn(move || {
+                    names
+                        .iter()
+                        .filter_map(|name| {
+                            let stamp = cache::Stamp::of(top, name)?;
+                            let account = lossy(name);
+                            if known.get(&account).is_some_and(|(s, _)| *s == stamp) {
+                                return Some((account, stamp, Scan::Unchanged));
+                            }
+                            let dir = open_dir(top, name).ok()?;
+                            Some((account, stamp, Scan::Read(scan_account(dir)?)))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("reading key files does not panic"))
+            .collect()
+    })
+}
+
+/// What one account's directory holds, its metadata read relative to the directory.
+fn scan_account(fd: OwnedFd) -> Option<Account> {
+    let (dir, names) = list(fd).ok()?;
+    let dir = dir.fd().ok()?;
+    let mut keys = Account::new();
+    let read = |name: &CStr| read_meta_in(dir, name).map(Facts::from);
+    for name in names {
+        let file = lossy(&name);
+        if file.starts_with('.') {
+            continue;
+        }
+        if let Some((key, id)) = file.split_once(".age.pending-") {
+            entry(&mut keys, key).pending.push(id.to_string());
+        } else if let Some((key, id)) = file.split_once(".meta.json.pending-") {
+            let meta = read(&name);
+            entry(&mut keys, key)
+                .pending_meta
+                .push((id.to_string(), meta));
+        } else if let Some(key) = file.strip_suffix(".meta.json") {
+            let e = entry(&mut keys, key);
+            e.meta_present = true;
+            e.meta = read(&name);
+        } else if let Some(key) = file.strip_suffix(".age") {
+            entry(&mut keys, key).file = true;
+        }
+    }
+    Some(keys)
+}
+
+/// The entry of `key`, made if new.
+fn entry<'a>(keys: &'a mut Account, key: &str) -> &'a mut Entry {
+    match keys.iter().position(|(k, _)| k == key) {
+        Some(i) => &mut keys[i].1,
+        None => {
+            keys.push((key.to_string(), Entry::default()));
+            &mut keys.last_mut().expect("just pushed").1
+        }
+    }
+}
+
+fn lossy(name: &CStr) -> String {
+    name.to_string_lossy().into_owned()
+}
+
+impl KeyFiles for SecretsDir {
+    fn available(&self) -> bool {
+        self.available
+    }
+
+    fn held(&self, account: &str, key: &str, id: &str) -> Held {
+        let Some(e) = self
+            .accounts
+            .get(account)
+            .and_then(|keys| keys.iter().find(|(k, _)| k == key))
+            .map(|(_, e)| e)
+        else {
+            return Held::NotHeld;
+        };
+        let holds = |meta: &Facts| match &meta.key_id {
+            Some(k) => Held::Holds {
+                key_id: k.clone(),
+                stale_recipients: meta.recipients != self.fingerprint,
+            },
+            None => Held::Unrecorded,
+        };
+        // Newest first: a pending file of the live key, or the metadata an interrupted apply
+        // left pending after promoting the file.
+        if e.pending.iter().any(|p| p == id) || e.file {
+            if let Some((_, meta)) = e.pending_meta.iter().find(|(p, _)| p == id) {
+                return meta.as_ref().map_or(Held::Unrecorded, holds);
+            }
+            if e.pending.iter().any(|p| p == id) {
+                return Held::Unrecorded;
+            }
+        }
+        match (e.file, &e.meta, e.meta_present) {
+            (true, Some(meta), _) => holds(meta),
+            (true, None, _) => Held::Unrecorded,
+            (false, _, true) => Held::Missing,
+            (false, _, false) => Held::NotHeld,
+        }
+    }
+
+    fn orphans(&self, live: &dyn Fn(&str, &str) -> bool) -> Vec<(String, String)> {
+        let mut files: Vec<_> = self
+            .accounts
+            .iter()
+            .flat_map(|(account, keys)| {
+                keys.iter()
+                    .filter(|(key, e)| e.file && !live(account, key))
+                    .map(|(key, _)| (account.clone(), key.clone()))
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn describe_file(&self, account: &str, key: &str) -> String {
+        key_file_path(&self.dir, account, key).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// `<dir>/<account>/k.age` and its metadata naming `id`, the directory then aged an hour
+    /// (a directory changed in the last seconds is never cached).
+    fn key(dir: &Path, account: &str, id: &str) {
+        let d = dir.join(account);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("k.age"), "ciphertext").unwrap();
+        write_meta(&d, id);
+        age(&d);
+    }
+
+    /// Metadata naming `id`, written as svcacct writes it: a new file renamed into place.
+    fn write_meta(account_dir: &Path, id: &str) {
+        let meta = format!(r#"{{"key_id": "{id}", "recipients": "sha256:r"}}"#);
+        std::fs::write(account_dir.join(".tmp"), meta).unwrap();
+        std::fs::rename(account_dir.join(".tmp"), account_dir.join("k.meta.json")).unwrap();
+    }
+
+    fn age(d: &Path) {
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::open(d)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
+
+    /// What a plan sees of every account and key.
+    fn seen(s: &SecretsDir, accounts: &[&str]) -> Vec<Held> {
+        accounts.iter().map(|a| s.held(a, "k", "live")).collect()
+    }
+
+    #[test]
+    fn unchanged_directories_come_from_the_cache_and_changed_ones_are_read_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("secrets");
+        let cache = tmp.path().join("cache/key-files.bin");
+        for a in ["a", "b", "c"] {
+            key(&dir, a, &format!("id-{a}"));
+        }
+        let scan = || SecretsDir::scan_with(&dir, &[], Some(&cache));
+        let all = ["a", "b", "c", "d"];
+        let first = scan();
+        assert_eq!(first.counts(), (3, 0));
+        let second = scan();
+        assert_eq!(second.counts(), (0, 3), "every directory from the cache");
+        let uncached = SecretsDir::scan_with(&dir, &[], None);
+        assert_eq!(seen(&second, &all), seen(&uncached, &all));
+        let none_live = |_: &str, _: &str| false;
+        assert_eq!(second.orphans(&none_live), uncached.orphans(&none_live));
+        assert_eq!(second.orphans(&none_live).len(), 3);
+        assert!(matches!(&seen(&second, &all)[0], Held::Holds { key_id, .. } if key_id == "id-a"));
+
+        // A deleted key file, metadata naming another key, a new account: each read again.
+        std::fs::remove_file(dir.join("b/k.age")).unwrap();
+        write_meta(&dir.join("c"), "id-c2");
+        key(&dir, "d", "id-d");
+        let third = scan();
+        assert_eq!(third.counts(), (3, 1));
+        let held = seen(&third, &all);
+        assert_eq!(held[1], Held::Missing);
+        assert!(matches!(&held[2], Held::Holds { key_id, .. } if key_id == "id-c2"));
+        assert!(matches!(&held[3], Held::Holds { key_id, .. } if key_id == "id-d"));
+        // b and c changed seconds ago: not trusted yet, so read again, and the same.
+        let fourth = scan();
+        assert_eq!(fourth.counts(), (2, 2));
+        assert_eq!(seen(&fourth, &all), held);
+        assert_eq!(
+            seen(&fourth, &all),
+            seen(&SecretsDir::scan_with(&dir, &[], None), &all)
+        );
+    }
+
+    #[test]
+    fn pending_files_and_a_foreign_or_broken_cache_mean_reading_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("secrets");
+        let cache = tmp.path().join("key-files.bin");
+        key(&dir, "a", "id-a");
+        std::fs::write(dir.join("a/k.age.pending-id-new"), "ciphertext").unwrap();
+        age(&dir.join("a"));
+        key(&dir, "b", "id-b");
+        let scan = |dir: &Path| SecretsDir::scan_with(dir, &[], Some(&cache));
+        assert_eq!(scan(&dir).counts(), (2, 0));
+        // The account with a pending file (an apply in flight) is never cached.
+        let again = scan(&dir);
+        assert_eq!(again.counts(), (1, 1));
+        assert_eq!(again.held("a", "k", "id-new"), Held::Unrecorded);
+        // Another secrets directory with the same names does not use this one's cache.
+        let other = tmp.path().join("other");
+        key(&other, "b", "id-other");
+        assert_eq!(scan(&other).counts(), (1, 0));
+        // Nor does anything from a broken file.
+        std::fs::write(&cache, b"\x01\x02 not a cache").unwrap();
+        assert_eq!(scan(&dir).counts(), (2, 0));
+    }
+}
