@@ -81,7 +81,15 @@ struct Stored {
     /// The secrets directory's device and inode: a new checkout at the same path is another.
     top: (u64, u64),
     fingerprints: Vec<String>,
-    accounts: Vec<(String, Stamp, Vec<(String, StoredEntry)>)>,
+    accounts: Vec<StoredAccount>,
+}
+
+/// One account directory: its name, its stamp when scanned, and its keys' entries.
+#[derive(Serialize, Deserialize)]
+struct StoredAccount {
+    name: String,
+    stamp: Stamp,
+    keys: Vec<(String, StoredEntry)>,
 }
 
 /// An [`Entry`] without pending files (a directory with any is not cached).
@@ -138,7 +146,7 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
     }
     let fingerprint = |i: u32| stored.fingerprints.get(i as usize).cloned();
     let mut known = Known::with_capacity(stored.accounts.len());
-    for (name, stamp, keys) in stored.accounts {
+    for StoredAccount { name, stamp, keys } in stored.accounts {
         let mut account = Account::with_capacity(keys.len());
         for (key, e) in keys {
             let meta = match e.meta {
@@ -208,7 +216,11 @@ pub(super) fn store(
                 (key.clone(), entry)
             })
             .collect();
-        stored_accounts.push((name.clone(), *stamp, keys));
+        stored_accounts.push(StoredAccount {
+            name: name.clone(),
+            stamp: *stamp,
+            keys,
+        });
     }
     let stored = Stored {
         version: VERSION,
