@@ -11,6 +11,9 @@
 //! The local no-change plan and validate run again with a realistic policy ([`RULES`]: every
 //! rule kind, matching by name and team, an exception), to show what the rules cost.
 //!
+//! Plans use the key-file scan cache (in `~/.cache/svcacct`) as a user's repeated plans do;
+//! one row plans without it, as CI plans a fresh checkout.
+//!
 //! After the rows, a growth table: time and peak RSS per account at each size, and how much
 //! the time per account grew from the smallest size to the largest.
 //!
@@ -419,6 +422,16 @@ fn main() {
             "local",
             "no-change plan",
             repeat(|_| {}, || run(dir, &["plan", "--detailed-exitcode"])),
+        );
+        // As CI plans a fresh checkout: no scan cache, every key file's directory read.
+        let no_cache = [("SVCACCT_CACHE_DIR", "")];
+        row(
+            "local",
+            "no-change plan, no scan cache",
+            repeat(
+                |_| {},
+                || run_env(dir, &["plan", "--detailed-exitcode"], &no_cache),
+            ),
         );
         std::fs::write(
             dir.join("svcacct.yaml"),
