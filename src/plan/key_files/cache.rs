@@ -1,19 +1,19 @@
-//! The scan cache: what each account directory held when last scanned, with the directory's
-//! stamp (inode, modification and change times), so the next scan reads only directories
-//! that changed since.
+//! The scan cache: what each account directory held when last scanned, with the stamps
+//! (inode, size, modification and change times) of the directory and of its metadata files,
+//! so the next scan reads only directories where something changed since.
 //!
 //! A plan of 100,000 accounts spent three seconds opening 100,000 directories and 300,000
-//! metadata files, on a machine where each system call costs microseconds; a stamp is one
-//! `statx` a directory. Every way the key files change goes through their directory: svcacct
-//! writes metadata and key files to a temporary file and renames it into place, git checks
-//! files out as new files, and deleting, adding or renaming a file updates the directory's
-//! times. (A metadata file edited in place, by hand, is the one change a stamp does not see;
-//! svcacct never does that, and `SVCACCT_CACHE_DIR=` turns the cache off.)
+//! metadata files and parsing them, on a machine where each system call costs microseconds; a
+//! stamp is one `statx`. Adding, deleting or renaming a file changes its directory's times
+//! (svcacct writes every file to a temporary one and renames it into place, and git checks
+//! files out as new ones), and writing a metadata file in place (`cp` over it) changes that
+//! file's change time, which nothing but the kernel sets. The key files themselves are not
+//! stamped: a plan reads only whether they exist, and that is the directory's.
 //!
-//! Safety of the stamp against a change within the file system's clock tick comes from how
-//! recent a directory is: one changed less than [`SETTLED`] before the scan started is not
-//! cached, so the next scan reads it again. Directories with pending files (an apply in
-//! flight, or one to recover) are never cached. The cache is only ever an optimisation:
+//! Safety of a stamp against a change within the file system's clock tick comes from how
+//! recent it is: a directory or metadata file changed less than [`SETTLED`] before the scan
+//! started is not cached, so the next scan reads it again. Directories with pending files (an
+//! apply in flight, or one to recover) are never cached. The cache is only ever an optimisation:
 //! anything wrong with it (missing, another version, another secrets directory, unreadable)
 //! means a full scan, and failing to write it is not an error.
 //!
@@ -34,10 +34,11 @@ use serde::{Deserialize, Serialize};
 use super::{Account, Entry, Facts};
 
 /// Bumped whenever what is cached, or how, changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
-/// How long a directory must have been left alone before its stamp is trusted.
-const SETTLED: Duration = Duration::from_secs(2);
+/// How long a directory or metadata file must have been left alone before its stamp is
+/// trusted.
+pub(super) const SETTLED: Duration = Duration::from_secs(2);
 
 /// An account directory's identity and times: any change to its entries changes them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,17 +62,77 @@ impl Stamp {
             changed: (st.st_ctime, st.st_ctime_nsec as u32),
         })
     }
+}
 
-    /// Whether no entry of the directory changed for [`SETTLED`] before `started`: a later
-    /// change gives it a later modification time, whatever the clock's tick. (The change time
-    /// is part of the stamp, so resetting the modification time is seen too.)
-    fn settled(&self, started: (i64, u32)) -> bool {
-        self.modified < (started.0 - SETTLED.as_secs() as i64, started.1)
+/// A metadata file's identity, size and times: writing it in any way changes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct FileStamp {
+    inode: u64,
+    size: u64,
+    modified: (i64, u32),
+    changed: (i64, u32),
+}
+
+impl FileStamp {
+    /// The stamp of the regular file `name` in `dir` (not following a link).
+    pub(super) fn of(dir: BorrowedFd<'_>, name: &CStr) -> Option<FileStamp> {
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return None;
+        }
+        Some(FileStamp {
+            inode: st.st_ino,
+            size: st.st_size as u64,
+            modified: (st.st_mtime, st.st_mtime_nsec as u32),
+            changed: (st.st_ctime, st.st_ctime_nsec as u32),
+        })
+    }
+}
+
+/// Whether nothing was stamped in the `settle` before `started` ([`SETTLED`] but in tests): a
+/// later change then gives a later time, whatever the clock's tick. (Change times are part of
+/// the stamps, so a modification time set back by hand is seen too.)
+fn settled(
+    stamp: &Stamp,
+    metas: &[(String, FileStamp)],
+    started: (i64, u32),
+    settle: Duration,
+) -> bool {
+    let cutoff = if settle.is_zero() {
+        (i64::MAX, 0)
+    } else {
+        (started.0 - settle.as_secs() as i64, started.1)
+    };
+    stamp.modified < cutoff && metas.iter().all(|(_, m)| m.changed < cutoff)
+}
+
+/// The accounts of one scan, each with its stamps, as [`store`] keeps them.
+pub(super) type Stamped = Vec<(String, Stamp, Vec<(String, FileStamp)>)>;
+
+/// One account as the last scan found it.
+#[derive(Default)]
+pub(super) struct Cached {
+    stamp: Option<Stamp>,
+    pub(super) account: Account,
+    pub(super) metas: Vec<(String, FileStamp)>,
+}
+
+impl Cached {
+    /// Whether the account directory `name` in `top`, now stamped `stamp`, and its metadata
+    /// files are as they were.
+    pub(super) fn unchanged(&self, top: BorrowedFd<'_>, name: &str, stamp: Stamp) -> bool {
+        self.stamp == Some(stamp)
+            && self.metas.iter().all(|(key, was)| {
+                let Ok(path) = std::ffi::CString::new(format!("{name}/{key}.meta.json")) else {
+                    return false;
+                };
+                FileStamp::of(top, &path) == Some(*was)
+            })
     }
 }
 
 /// The accounts of the last scan, by name.
-pub(super) type Known = HashMap<String, (Stamp, Account)>;
+pub(super) type Known = HashMap<String, Cached>;
 
 /// The cache as stored. Fingerprints are kept once, and referred to by index: most keys share
 /// one.
@@ -84,12 +145,14 @@ struct Stored {
     accounts: Vec<StoredAccount>,
 }
 
-/// One account directory: its name, its stamp when scanned, and its keys' entries.
+/// One account directory: its name, its stamp when scanned, its keys' entries, and the
+/// stamps of its metadata files.
 #[derive(Serialize, Deserialize)]
 struct StoredAccount {
     name: String,
     stamp: Stamp,
     keys: Vec<(String, StoredEntry)>,
+    metas: Vec<(String, FileStamp)>,
 }
 
 /// An [`Entry`] without pending files (a directory with any is not cached).
@@ -146,7 +209,13 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
     }
     let fingerprint = |i: u32| stored.fingerprints.get(i as usize).cloned();
     let mut known = Known::with_capacity(stored.accounts.len());
-    for StoredAccount { name, stamp, keys } in stored.accounts {
+    for StoredAccount {
+        name,
+        stamp,
+        keys,
+        metas,
+    } in stored.accounts
+    {
         let mut account = Account::with_capacity(keys.len());
         for (key, e) in keys {
             let meta = match e.meta {
@@ -165,7 +234,12 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
             };
             account.push((key, entry));
         }
-        known.insert(name, (stamp, account));
+        let cached = Cached {
+            stamp: Some(stamp),
+            account,
+            metas,
+        };
+        known.insert(name, cached);
     }
     known
 }
@@ -176,7 +250,8 @@ pub(super) fn store(
     path: &Path,
     top: BorrowedFd<'_>,
     started: (i64, u32),
-    stamps: &[(String, Stamp)],
+    settle: Duration,
+    stamps: &Stamped,
     accounts: &HashMap<String, Account>,
 ) {
     let Some(top) = identity(top) else {
@@ -191,7 +266,10 @@ pub(super) fn store(
         }
     };
     let mut stored_accounts = Vec::with_capacity(stamps.len());
-    for (name, stamp) in stamps.iter().filter(|(_, s)| s.settled(started)) {
+    for (name, stamp, metas) in stamps
+        .iter()
+        .filter(|(_, s, m)| settled(s, m, started, settle))
+    {
         let Some(keys) = accounts.get(name) else {
             continue;
         };
@@ -220,6 +298,7 @@ pub(super) fn store(
             name: name.clone(),
             stamp: *stamp,
             keys,
+            metas: metas.clone(),
         });
     }
     let stored = Stored {

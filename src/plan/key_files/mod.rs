@@ -10,6 +10,7 @@ mod cache;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -100,11 +101,18 @@ pub struct SecretsDir {
 impl SecretsDir {
     /// Reads what `dir` holds; `recipients` are the config's, to tell stale files.
     pub fn scan(dir: &Path, recipients: &[Recipient]) -> SecretsDir {
-        SecretsDir::scan_with(dir, recipients, cache::location(dir).as_deref())
+        let cache = cache::location(dir);
+        let cache = cache.as_deref().map(|c| (c, cache::SETTLED));
+        SecretsDir::scan_with(dir, recipients, cache)
     }
 
-    /// [`SecretsDir::scan`] with the scan cache at `cache` (none: no cache).
-    fn scan_with(dir: &Path, recipients: &[Recipient], cache: Option<&Path>) -> SecretsDir {
+    /// [`SecretsDir::scan`] with the scan cache at `cache`, trusting stamps that settled for
+    /// the time given (none: no cache).
+    fn scan_with(
+        dir: &Path,
+        recipients: &[Recipient],
+        cache: Option<(&Path, Duration)>,
+    ) -> SecretsDir {
         let mut s = SecretsDir {
             dir: dir.to_path_buf(),
             available: dir.is_dir(),
@@ -130,25 +138,26 @@ impl SecretsDir {
             return s;
         };
         let started = cache::now();
-        let mut known = cache.map(|c| cache::load(c, top)).unwrap_or_default();
+        let mut known = cache.map(|(c, _)| cache::load(c, top)).unwrap_or_default();
         let scanned = scan_accounts(top, names, &known);
         let mut stamps = Vec::with_capacity(scanned.len());
         for (name, stamp, scan) in scanned {
-            let account = match scan {
+            let (account, metas) = match scan {
                 Scan::Unchanged => {
                     s.reused += 1;
-                    known.remove(&name).map(|(_, a)| a).unwrap_or_default()
+                    let cached = known.remove(&name).unwrap_or_default();
+                    (cached.account, cached.metas)
                 }
-                Scan::Read(account) => {
+                Scan::Read(account, metas) => {
                     s.read += 1;
-                    account
+                    (account, metas)
                 }
             };
-            stamps.push((name.clone(), stamp));
+            stamps.push((name.clone(), stamp, metas));
             s.accounts.insert(name, account);
         }
-        if let Some(path) = cache.filter(|_| s.read > 0 || !known.is_empty()) {
-            cache::store(path, top, started, &stamps, &s.accounts);
+        if let Some((path, settle)) = cache.filter(|_| s.read > 0 || !known.is_empty()) {
+            cache::store(path, top, started, settle, &stamps, &s.accounts);
         }
         s
     }
@@ -183,15 +192,16 @@ fn list(fd: OwnedFd) -> rustix::io::Result<(Dir, Vec<CString>)> {
     Ok((dir, names))
 }
 
-/// One account directory's scan: read now, or the same as in the cache.
+/// One account directory's scan: the same as in the cache, or read now with its metadata
+/// files' stamps.
 enum Scan {
     Unchanged,
-    Read(Account),
+    Read(Account, Vec<(String, cache::FileStamp)>),
 }
 
 /// Reads every account directory among `names`, on every core: thirty thousand small reads
 /// and ten thousand listings are most of a big plan's file checks, unless the directory's
-/// stamp says it is as `known` has it.
+/// stamps (its own and its metadata files') say it is as `known` has it.
 fn scan_accounts(
     top: BorrowedFd<'_>,
     names: Vec<CString>,
@@ -211,11 +221,15 @@ fn scan_accounts(
                         .filter_map(|name| {
                             let stamp = cache::Stamp::of(top, name)?;
                             let account = lossy(name);
-                            if known.get(&account).is_some_and(|(s, _)| *s == stamp) {
+                            if known
+                                .get(&account)
+                                .is_some_and(|c| c.unchanged(top, &account, stamp))
+                            {
                                 return Some((account, stamp, Scan::Unchanged));
                             }
                             let dir = open_dir(top, name).ok()?;
-                            Some((account, stamp, Scan::Read(scan_account(dir)?)))
+                            let (keys, metas) = scan_account(dir)?;
+                            Some((account, stamp, Scan::Read(keys, metas)))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -228,11 +242,13 @@ fn scan_accounts(
     })
 }
 
-/// What one account's directory holds, its metadata read relative to the directory.
-fn scan_account(fd: OwnedFd) -> Option<Account> {
+/// What one account's directory holds, its metadata read relative to the directory, and the
+/// stamps of its metadata files (taken before each is read: a later change shows).
+fn scan_account(fd: OwnedFd) -> Option<(Account, Vec<(String, cache::FileStamp)>)> {
     let (dir, names) = list(fd).ok()?;
     let dir = dir.fd().ok()?;
     let mut keys = Account::new();
+    let mut metas = Vec::new();
     let read = |name: &CStr| read_meta_in(dir, name).map(Facts::from);
     for name in names {
         let file = lossy(&name);
@@ -247,6 +263,9 @@ fn scan_account(fd: OwnedFd) -> Option<Account> {
                 .pending_meta
                 .push((id.to_string(), meta));
         } else if let Some(key) = file.strip_suffix(".meta.json") {
+            if let Some(stamp) = cache::FileStamp::of(dir, &name) {
+                metas.push((key.to_string(), stamp));
+            }
             let e = entry(&mut keys, key);
             e.meta_present = true;
             e.meta = read(&name);
@@ -254,7 +273,7 @@ fn scan_account(fd: OwnedFd) -> Option<Account> {
             entry(&mut keys, key).file = true;
         }
     }
-    Some(keys)
+    Some((keys, metas))
 }
 
 /// The entry of `key`, made if new.
@@ -337,31 +356,23 @@ impl KeyFiles for SecretsDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, SystemTime};
 
-    /// `<dir>/<account>/k.age` and its metadata naming `id`, the directory then aged an hour
-    /// (a directory changed in the last seconds is never cached).
+    /// `<dir>/<account>/k.age` and its metadata naming `id`.
     fn key(dir: &Path, account: &str, id: &str) {
         let d = dir.join(account);
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("k.age"), "ciphertext").unwrap();
         write_meta(&d, id);
-        age(&d);
+    }
+
+    fn meta(id: &str) -> String {
+        format!(r#"{{"key_id": "{id}", "recipients": "sha256:r"}}"#)
     }
 
     /// Metadata naming `id`, written as svcacct writes it: a new file renamed into place.
     fn write_meta(account_dir: &Path, id: &str) {
-        let meta = format!(r#"{{"key_id": "{id}", "recipients": "sha256:r"}}"#);
-        std::fs::write(account_dir.join(".tmp"), meta).unwrap();
+        std::fs::write(account_dir.join(".tmp"), meta(id)).unwrap();
         std::fs::rename(account_dir.join(".tmp"), account_dir.join("k.meta.json")).unwrap();
-    }
-
-    fn age(d: &Path) {
-        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-        std::fs::File::open(d)
-            .unwrap()
-            .set_modified(hour_ago)
-            .unwrap();
     }
 
     /// What a plan sees of every account and key.
@@ -369,57 +380,65 @@ mod tests {
         accounts.iter().map(|a| s.held(a, "k", "live")).collect()
     }
 
+    fn holds(h: &Held, id: &str) -> bool {
+        matches!(h, Held::Holds { key_id, .. } if key_id == id)
+    }
+
+    /// Stamps are trusted at once here; [`SETTLED`](cache::SETTLED) is for the clock's tick.
+    const AT_ONCE: Duration = Duration::ZERO;
+
     #[test]
     fn unchanged_directories_come_from_the_cache_and_changed_ones_are_read_again() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("secrets");
         let cache = tmp.path().join("cache/key-files.bin");
-        for a in ["a", "b", "c"] {
+        for a in ["a", "b", "c", "e"] {
             key(&dir, a, &format!("id-{a}"));
         }
-        let scan = || SecretsDir::scan_with(&dir, &[], Some(&cache));
-        let all = ["a", "b", "c", "d"];
-        let first = scan();
-        assert_eq!(first.counts(), (3, 0));
+        let scan = || SecretsDir::scan_with(&dir, &[], Some((&cache, AT_ONCE)));
+        let uncached = || SecretsDir::scan_with(&dir, &[], None);
+        let all = ["a", "b", "c", "d", "e"];
+        assert_eq!(scan().counts(), (4, 0));
         let second = scan();
-        assert_eq!(second.counts(), (0, 3), "every directory from the cache");
-        let uncached = SecretsDir::scan_with(&dir, &[], None);
-        assert_eq!(seen(&second, &all), seen(&uncached, &all));
+        assert_eq!(second.counts(), (0, 4), "every directory from the cache");
+        assert_eq!(seen(&second, &all), seen(&uncached(), &all));
         let none_live = |_: &str, _: &str| false;
-        assert_eq!(second.orphans(&none_live), uncached.orphans(&none_live));
-        assert_eq!(second.orphans(&none_live).len(), 3);
-        assert!(matches!(&seen(&second, &all)[0], Held::Holds { key_id, .. } if key_id == "id-a"));
+        assert_eq!(second.orphans(&none_live), uncached().orphans(&none_live));
+        assert_eq!(second.orphans(&none_live).len(), 4);
+        assert!(holds(&seen(&second, &all)[0], "id-a"));
 
-        // A deleted key file, metadata naming another key, a new account: each read again.
+        // A deleted key file, metadata renamed over by another key's, a new account, and
+        // metadata written in place (same size, so only its times tell): each read again.
         std::fs::remove_file(dir.join("b/k.age")).unwrap();
         write_meta(&dir.join("c"), "id-c2");
         key(&dir, "d", "id-d");
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(dir.join("e/k.meta.json"), meta("id-z")).unwrap();
         let third = scan();
-        assert_eq!(third.counts(), (3, 1));
+        assert_eq!(third.counts(), (4, 1));
         let held = seen(&third, &all);
         assert_eq!(held[1], Held::Missing);
-        assert!(matches!(&held[2], Held::Holds { key_id, .. } if key_id == "id-c2"));
-        assert!(matches!(&held[3], Held::Holds { key_id, .. } if key_id == "id-d"));
-        // b and c changed seconds ago: not trusted yet, so read again, and the same.
-        let fourth = scan();
-        assert_eq!(fourth.counts(), (2, 2));
-        assert_eq!(seen(&fourth, &all), held);
-        assert_eq!(
-            seen(&fourth, &all),
-            seen(&SecretsDir::scan_with(&dir, &[], None), &all)
-        );
+        assert!(holds(&held[2], "id-c2"));
+        assert!(holds(&held[3], "id-d"));
+        assert!(holds(&held[4], "id-z"));
+        assert_eq!(held, seen(&uncached(), &all));
+        assert_eq!(scan().counts(), (0, 5));
     }
 
     #[test]
-    fn pending_files_and_a_foreign_or_broken_cache_mean_reading_again() {
+    fn recent_changes_pending_files_and_a_foreign_or_broken_cache_mean_reading_again() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("secrets");
         let cache = tmp.path().join("key-files.bin");
         key(&dir, "a", "id-a");
-        std::fs::write(dir.join("a/k.age.pending-id-new"), "ciphertext").unwrap();
-        age(&dir.join("a"));
         key(&dir, "b", "id-b");
-        let scan = |dir: &Path| SecretsDir::scan_with(dir, &[], Some(&cache));
+        // Stamps younger than the settling time are not trusted: nothing is cached.
+        let settling = || SecretsDir::scan_with(&dir, &[], Some((&cache, cache::SETTLED)));
+        assert_eq!(settling().counts(), (2, 0));
+        assert_eq!(settling().counts(), (2, 0));
+
+        let scan = |dir: &Path| SecretsDir::scan_with(dir, &[], Some((&cache, AT_ONCE)));
+        std::fs::write(dir.join("a/k.age.pending-id-new"), "ciphertext").unwrap();
         assert_eq!(scan(&dir).counts(), (2, 0));
         // The account with a pending file (an apply in flight) is never cached.
         let again = scan(&dir);
@@ -428,7 +447,9 @@ mod tests {
         // Another secrets directory with the same names does not use this one's cache.
         let other = tmp.path().join("other");
         key(&other, "b", "id-other");
-        assert_eq!(scan(&other).counts(), (1, 0));
+        let o = scan(&other);
+        assert_eq!(o.counts(), (1, 0));
+        assert!(holds(&o.held("b", "k", "live"), "id-other"));
         // Nor does anything from a broken file.
         std::fs::write(&cache, b"\x01\x02 not a cache").unwrap();
         assert_eq!(scan(&dir).counts(), (2, 0));
