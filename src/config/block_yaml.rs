@@ -340,10 +340,14 @@ fn quoted(text: &str, place: Place) -> Result<(Node<'_>, &str), Unsupported> {
     Ok((node, rest))
 }
 
-/// One scalar of a flow collection starting at `text`, and what follows it.
-fn flow_scalar(text: &str, place: Place) -> Result<(Node<'_>, &str), Unsupported> {
-    if text.starts_with(['"', '\'']) {
-        return quoted(text, place);
+/// One value of a flow collection starting at `text` (a scalar, or a collection within the
+/// line), and what follows it.
+fn flow_value(text: &str, place: Place) -> Result<(Node<'_>, &str), Unsupported> {
+    match text.as_bytes().first() {
+        Some(b'"' | b'\'') => return quoted(text, place),
+        Some(b'[') => return flow_sequence(text, place),
+        Some(b'{') => return flow_mapping(text, place),
+        _ => {}
     }
     let end = text.find([',', ']', '}']).unwrap_or(text.len());
     let value = text[..end].trim_end_matches(' ');
@@ -401,7 +405,7 @@ fn flow_entries<'a>(
 fn flow_sequence(text: &str, place: Place) -> Result<(Node<'_>, &str), Unsupported> {
     let mut items = Vec::new();
     let rest = flow_entries(text, place, ']', |t, at| {
-        let (item, rest) = flow_scalar(t, at)?;
+        let (item, rest) = flow_value(t, at)?;
         items.push(item);
         Ok(rest)
     })?;
@@ -423,7 +427,7 @@ fn flow_mapping(text: &str, place: Place) -> Result<(Node<'_>, &str), Unsupporte
             line: place.line,
             column,
         };
-        let (value, rest) = flow_scalar(value_text, value_place)?;
+        let (value, rest) = flow_value(value_text, value_place)?;
         let key = Node::Scalar(Scalar {
             text: key,
             quoted: false,
@@ -779,6 +783,7 @@ policy:
   max_delete_percent: 30
   rules:
     - key_max_lifetime: 90d
+    - no_wildcard_permissions: { allow: ["*:read", 'flows:*'] }
     - name: no-full-access
       forbid_permission: ["*:*", 'secrets:*']
       severity: warn
