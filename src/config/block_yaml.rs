@@ -100,7 +100,9 @@ fn parse(text: &str, first_line: u32) -> Result<Node<'_>, Unsupported> {
     for (i, raw) in text.split('\n').enumerate() {
         let number = first_line + i as u32;
         // Tabs and carriage returns, and what YAML does not allow in a stream at all.
-        if raw.bytes().any(|b| b < 0x20 || b == 0x7f) || !raw.chars().all(printable) {
+        if raw.bytes().any(|b| b < 0x20 || b == 0x7f)
+            || !(raw.is_ascii() || raw.chars().all(printable))
+        {
             return unsupported("a tab, carriage return or control character", number);
         }
         let body = raw.trim_start_matches(' ');
@@ -142,6 +144,32 @@ fn printable(c: char) -> bool {
     )
 }
 
+/// The keys of one mapping so far, to refuse a duplicate: most mappings have a handful, looked
+/// through in a list; a big one (the accounts) gets a hash set.
+#[derive(Default)]
+struct Keys<'a> {
+    few: Vec<&'a str>,
+    many: HashSet<&'a str>,
+}
+
+impl<'a> Keys<'a> {
+    /// Adds `key`; false if it was there.
+    fn insert(&mut self, key: &'a str) -> bool {
+        const FEW: usize = 16;
+        if self.few.len() < FEW {
+            if self.few.contains(&key) {
+                return false;
+            }
+            self.few.push(key);
+            return true;
+        }
+        if self.many.is_empty() {
+            self.many.extend(self.few.iter().copied());
+        }
+        self.many.insert(key)
+    }
+}
+
 /// A sequence entry: `-` then a space, or `-` alone.
 fn is_entry(text: &str) -> bool {
     text == "-" || text.starts_with("- ")
@@ -168,7 +196,7 @@ impl<'a> Reader<'a> {
             column: indent as u32 + 1,
         };
         let mut entries = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = Keys::default();
         while let Some(line) = self.lines.get(self.at) {
             if line.indent < indent || (line.indent == indent && is_entry(line.text)) {
                 break;
@@ -414,7 +442,7 @@ fn flow_sequence(text: &str, place: Place) -> Result<(Node<'_>, &str), Unsupport
 
 fn flow_mapping(text: &str, place: Place) -> Result<(Node<'_>, &str), Unsupported> {
     let mut entries = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = Keys::default();
     let rest = flow_entries(text, place, '}', |t, at| {
         let Some((key, value)) = t.split_once(": ") else {
             return unsupported("a flow entry that is not `key: value`", place.line);

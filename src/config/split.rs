@@ -106,7 +106,8 @@ fn indent(line: &str) -> usize {
 }
 
 fn is_content(line: &str) -> bool {
-    let t = line.trim();
+    // Spaces only: a file with tabs or carriage returns is not split.
+    let t = line.trim_start_matches(' ');
     !t.is_empty() && !t.starts_with('#')
 }
 
