@@ -5,16 +5,14 @@
 //! registered the key is that file renamed over `<key>.age`. So `<key>.age` always holds a
 //! key the backend knows — during a rotation, the old one until the new one is registered —
 //! and whatever moment the process dies at, [`recover`] finishes the job on the next apply:
-//! a pending file whose id is live is promoted, any other is deleted. Keys of one account
-//! written or promoted together share the directory's fsync: each file (and metadata) is
-//! fsynced on its own, the directory once after the last rename, before any of them is
-//! registered or reported written.
+//! a pending file whose id is live is promoted, any other is deleted.
 //!
-//! An apply that issues many keys makes a chunk of them durable at once instead:
-//! [`write_key_files`] and [`promote_key_files`] write and rename without an fsync each, and
-//! the caller then calls [`sync_batch`], one `syncfs` of the file system, before any of them
-//! is registered or reported. At 0.7 ms an fsync, a first apply of 300,000 keys spent most of
-//! its time in 700,000 fsyncs; one journal commit per chunk makes the same promise.
+//! An apply that issues many keys makes a chunk of them durable at once instead of file by
+//! file: [`write_key_files`] and [`promote_key_files`] write and rename without an fsync each,
+//! and the caller then calls [`sync_batch`], one `syncfs` of the file system, before any of
+//! them is registered or reported written. At 0.7 ms an fsync, a first apply of 300,000 keys
+//! spent most of its time in 700,000 fsyncs; one journal commit per chunk makes the same
+//! promise.
 //!
 //! Next to each key file, `<key>.meta.json` holds non-secret facts about the key it holds
 //! ([`KeyMeta`]: key id, created, expires, a fingerprint of the recipients), so a plan can

@@ -3,9 +3,9 @@
 //! The YAML parsers of the Rust ecosystem read 14 to 26 MB/s on this project's machines, so an
 //! organization of 100,000 accounts (46 MB of YAML) would spend seconds parsing before a plan
 //! could start. Generated and hand-written configs alike use a small part of YAML: block
-//! mappings and sequences, one-line scalars, and one-line flow collections of scalars. This
-//! module reads exactly that part, about ten times faster, into the same serde types with the
-//! same lines and columns ([`super::raw::Loc`]).
+//! mappings and sequences, one-line scalars, and flow collections within one line. This
+//! module reads exactly that part into the same serde types with the same lines and columns
+//! ([`super::raw::Loc`]); `validate` of 10,000 accounts went from 0.43 s to 0.10 s with it.
 //!
 //! It is an optimisation only. Anything outside that part (block scalars, multi-line plain
 //! scalars, escapes, anchors, tags, duplicate keys, a null where a string is asked for, a

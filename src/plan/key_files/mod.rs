@@ -12,8 +12,6 @@ use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 
@@ -56,7 +54,7 @@ pub trait KeyFiles {
 }
 
 /// What a plan needs of a key's metadata: the key it names and to whom its file is encrypted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Facts {
     key_id: Option<String>,
     recipients: String,
@@ -72,7 +70,7 @@ impl From<KeyMeta> for Facts {
 }
 
 /// What one key's directory entries are.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Entry {
     file: bool,
     meta: Option<Facts>,
