@@ -17,6 +17,7 @@ pub mod duration;
 pub mod escape;
 pub mod model;
 pub mod operation;
+pub mod parallel;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;

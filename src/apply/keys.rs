@@ -13,13 +13,13 @@
 //!   which rotates it with the configured overlap. Nothing is lost silently.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use time::OffsetDateTime;
 
 use super::{ApplyOptions, Run, faults};
 use crate::backend::{Backend, Minting};
 use crate::operation::{Applied, IssuedSecret, KeyIssue, NewKey, Operation, Replaces};
+use crate::parallel::on_threads;
 use crate::secrets::{
     KeyFile, begin_issuing, end_issuing, expect_key, key_file_path, mint, promote_key_file,
     promote_key_files, sync_batch, write_key_file, write_key_files,
@@ -212,21 +212,6 @@ fn by_account<'a, T>(
         groups[n].push(item);
     }
     groups
-}
-
-/// Runs `work` on every group, on up to `parallelism` threads: a chunk's encryption is spread
-/// over the cores, and its single-key fsyncs (server-minted keys) share journal commits.
-fn on_threads<T: Sync>(parallelism: usize, groups: &[T], work: impl Fn(&T) + Sync) {
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..parallelism.clamp(1, groups.len().max(1)) {
-            s.spawn(|| {
-                while let Some(group) = groups.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    work(group);
-                }
-            });
-        }
-    });
 }
 
 /// The parts of an `IssueKey` operation.

@@ -11,7 +11,6 @@
 //! by the merge, which names both places, as for names defined in two files.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::raw::{NamedMap, RawConfig, RawServiceAccount};
 
@@ -59,29 +58,26 @@ pub fn parse_in_pieces(
                 only_accounts.then_some(parsed.service_accounts)
             })
     };
-    let next = AtomicUsize::new(0);
-    let parsed: Vec<Mutex<Option<NamedMap<RawServiceAccount>>>> =
-        pieces.iter().map(|_| Mutex::new(None)).collect();
+    // Each piece with the place its result goes.
+    let slots: Vec<(Piece, Mutex<Option<NamedMap<RawServiceAccount>>>)> =
+        pieces.into_iter().map(|p| (p, Mutex::new(None))).collect();
     let rest = std::thread::scope(|s| {
-        for _ in 0..threads.min(pieces.len()) {
-            s.spawn(|| {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(piece) = pieces.get(n) else { break };
-                    *parsed[n].lock().expect("no panics while held") = parse_piece(piece);
-                }
-            });
-        }
-        super::block_yaml::from_str::<RawConfig>(&rest)
-            .ok()
-            .or_else(|| full(&rest))
+        let rest = s.spawn(|| {
+            super::block_yaml::from_str::<RawConfig>(&rest)
+                .ok()
+                .or_else(|| full(&rest))
+        });
+        crate::parallel::on_threads(threads, &slots, |(piece, slot)| {
+            *slot.lock().expect("no panics while held") = parse_piece(piece);
+        });
+        rest.join().ok().flatten()
     });
     let mut config = rest?;
     if !config.service_accounts.0.is_empty() {
         return None;
     }
-    for piece in parsed {
-        let piece = piece.into_inner().expect("no panics while held")?;
+    for (_, slot) in slots {
+        let piece = slot.into_inner().expect("no panics while held")?;
         config.service_accounts.0.extend(piece.0);
     }
     Some(config)

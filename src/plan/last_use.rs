@@ -63,28 +63,21 @@ pub fn destroyed_key_uses(
         return BTreeMap::new();
     }
     let mut found = BTreeMap::new();
-    let mut note = |id: &str, key: Address, last_used_at| {
-        if destroyed.contains(id) {
-            found.insert(id.to_string(), KeyUse { key, last_used_at });
-        }
-    };
     for (account, a) in &live.service_accounts {
         for (name, k) in &a.keys {
             if destroyed.contains(k.issued.id.as_str()) {
-                note(
-                    &k.issued.id,
-                    Address::key(account, name),
-                    k.issued.last_used_at,
-                );
+                let key = Address::key(account, name);
+                let last_used_at = k.issued.last_used_at;
+                found.insert(k.issued.id.clone(), KeyUse { key, last_used_at });
             }
         }
     }
     for r in &live.retiring_keys {
-        note(
-            &r.id,
-            Address::key(&r.service_account, &r.key),
-            r.last_used_at,
-        );
+        if destroyed.contains(r.id.as_str()) {
+            let key = Address::key(&r.service_account, &r.key);
+            let last_used_at = r.last_used_at;
+            found.insert(r.id.clone(), KeyUse { key, last_used_at });
+        }
     }
     found
 }
