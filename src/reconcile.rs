@@ -53,13 +53,30 @@ pub struct Read<T> {
     pub recovered: usize,
 }
 
+/// A plan made by [`plan`], with the backend (for what the caller reports of it) and what was
+/// read to make it (for the caller to free, or leave to the process's exit).
+pub struct Planned {
+    pub plan: Plan,
+    pub backend: Box<dyn Backend>,
+    pub read: Read<SecretsDir>,
+}
+
 /// Reads the organization without its lock (`svcacct plan`, which writes nothing) and plans
-/// `config` against it. The backend is returned for what the caller reports of it.
-pub fn plan(config: &Config, request: &Request<'_>) -> Result<(Plan, Box<dyn Backend>)> {
+/// `config` against it.
+pub fn plan(config: &Config, request: &Request<'_>) -> Result<Planned> {
     let mut backend = config.backend.open(&config.desired.name, false)?;
     let (live, files) = snapshot_while(backend.as_mut(), || scan(config))?;
     let plan = compute(config, &live, &files, request, backend.as_mut())?;
-    Ok((plan, backend))
+    let read = Read {
+        live,
+        files,
+        recovered: 0,
+    };
+    Ok(Planned {
+        plan,
+        backend,
+        read,
+    })
 }
 
 /// Computes the plan of `config` against the live organization the backend holds.

@@ -49,14 +49,16 @@ pub fn apply(
         identities: &args.identity.identities,
         pins: &credentials.deliver,
     };
-    confirm_and_execute(
+    let code = confirm_and_execute(
         &plan,
         &config,
         backend.as_mut(),
         (args.yes, args.parallelism),
         &delivery,
         out,
-    )
+    );
+    super::leave_to_exit((plan, read, config));
+    code
 }
 
 /// Applies a saved plan exactly, with no prompt (it was reviewed), or refuses it, changing

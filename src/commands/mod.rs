@@ -72,6 +72,14 @@ pub mod exit {
     pub const CHANGES: u8 = 2;
 }
 
+/// Leaves `value`'s memory to the process's exit, which is next. Freeing 100,000 accounts,
+/// their live twins and their key files allocation by allocation took a fifth of a second
+/// of a plan; the operating system takes the whole heap back at once. Only plain data comes
+/// here: nothing whose drop does work (a backend releases its lock when dropped).
+fn leave_to_exit<T>(value: T) {
+    std::mem::forget(value);
+}
+
 /// Loads and validates the config under the run's credential policy, printing its warnings
 /// to stderr.
 pub fn load_config(

@@ -26,7 +26,12 @@ pub fn plan(
         shown: true,
     };
     warn_partial(&slice, out);
-    let (plan, backend) = reconcile::plan(&config, &request)?;
+    let reconcile::Planned {
+        plan,
+        backend,
+        read,
+    } = reconcile::plan(&config, &request)?;
+    super::leave_to_exit(read);
     if out.verbose > 0
         && let Some(n) = backend.requests()
     {
@@ -56,11 +61,13 @@ pub fn plan(
             }
         );
     }
-    Ok(if args.detailed_exitcode && plan.has_changes() {
+    let code = if args.detailed_exitcode && plan.has_changes() {
         exit::CHANGES
     } else {
         exit::OK
-    })
+    };
+    super::leave_to_exit((plan, config));
+    Ok(code)
 }
 
 fn print_plan(plan: &Plan, format: Format, out: Output) -> Result<()> {

@@ -26,5 +26,6 @@ pub fn validate(
             keys
         );
     }
+    super::leave_to_exit(config);
     Ok(exit::OK)
 }
