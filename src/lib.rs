@@ -23,5 +23,6 @@ pub mod policy;
 pub mod reconcile;
 pub mod secrets;
 pub mod server;
+pub mod small_map;
 pub mod store;
 pub mod suggest;

@@ -93,6 +93,11 @@ pub enum UnmanagedPolicy {
     Delete,
 }
 
+pub use crate::small_map::SmallMap;
+
+/// Memberships: team → role.
+pub type Memberships = SmallMap<String, String>;
+
 /// One organization: everything a config describes (with desired keys), or everything a
 /// backend holds (with [`LiveKey`]s).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,15 +212,14 @@ impl LiveOrganization {
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceAccount<K = ApiKey> {
     pub description: String,
-    /// Memberships: team → role.
-    pub teams: BTreeMap<String, String>,
+    pub teams: Memberships,
     pub admin: bool,
     /// The last day the account works; `None` is never.
     pub expires: Option<Date>,
     pub disabled: bool,
     pub protect: bool,
     pub managed: bool,
-    pub keys: BTreeMap<String, K>,
+    pub keys: SmallMap<String, K>,
 }
 
 /// An account as a backend holds it: every key issued.
@@ -226,13 +230,13 @@ impl<K> Default for ServiceAccount<K> {
     fn default() -> Self {
         ServiceAccount {
             description: String::new(),
-            teams: BTreeMap::new(),
+            teams: Memberships::new(),
             admin: false,
             expires: None,
             disabled: false,
             protect: false,
             managed: false,
-            keys: BTreeMap::new(),
+            keys: SmallMap::new(),
         }
     }
 }
@@ -240,7 +244,7 @@ impl<K> Default for ServiceAccount<K> {
 impl<K> ServiceAccount<K> {
     /// The account's own settings and memberships with other keys (a live account wanted as
     /// it is, say).
-    pub fn with_keys<L>(&self, keys: BTreeMap<String, L>) -> ServiceAccount<L> {
+    pub fn with_keys<L>(&self, keys: SmallMap<String, L>) -> ServiceAccount<L> {
         ServiceAccount {
             description: self.description.clone(),
             teams: self.teams.clone(),
@@ -427,7 +431,7 @@ mod tests {
             "ci-bot".into(),
             ServiceAccount {
                 expires: Some(time::macros::date!(2027 - 06 - 30)),
-                teams: BTreeMap::from([("platform".into(), "viewer".into())]),
+                teams: crate::model::SmallMap::from_iter([("platform".into(), "viewer".into())]),
                 ..Default::default()
             },
         );

@@ -2,8 +2,6 @@
 //! and the server. It sits below all three so that none of them imports another to name a
 //! write.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -107,7 +105,7 @@ pub enum Operation {
     /// Replaces an account's memberships.
     SetMemberships {
         account: String,
-        teams: BTreeMap<String, String>,
+        teams: crate::model::Memberships,
     },
     /// Issues a key. The plan says this; the apply turns it into a `RegisterKey` for a
     /// backend where svcacct mints keys, and sends it as it is to one that mints them itself.

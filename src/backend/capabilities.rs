@@ -104,7 +104,7 @@ impl Capabilities {
                 "service account descriptions",
                 &mut a.description,
             );
-            for k in a.keys.values_mut() {
+            for (_, k) in a.keys.iter_mut() {
                 clear(
                     keep.key_descriptions,
                     "key descriptions",

@@ -250,7 +250,6 @@ fn holders<K>(org: &Organization<K>, role: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
     use crate::model::{IssuedKey, LiveKey, Role};
@@ -374,7 +373,7 @@ mod tests {
             },
         };
         live.service_accounts.get_mut("k").unwrap().keys =
-            BTreeMap::from([("ci".to_string(), scoped)]);
+            crate::model::SmallMap::from_iter([("ci".to_string(), scoped)]);
         let mut desired = live.as_desired();
         desired
             .service_accounts

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Plan;
 use crate::address::Address;
-use crate::model::{LiveAccount, LiveOrganization, Organization, ServiceAccount};
+use crate::model::{LiveAccount, LiveOrganization, Organization, ServiceAccount, SmallMap};
 
 /// The addresses a plan is limited to: prefixes, as `service_account.ci-bot` (which covers
 /// the account's keys) or `key.ci-bot.prod`.
@@ -146,13 +146,14 @@ impl Slice {
         pulled: &mut BTreeSet<Address>,
     ) -> Option<ServiceAccount> {
         let address = Address::account(name);
-        let (no_want, no_have) = (BTreeMap::new(), BTreeMap::new());
+        let (no_want, no_have) = (SmallMap::new(), SmallMap::new());
         let (want_keys, have_keys) = (
             want.map_or(&no_want, |a| &a.keys),
             have.map_or(&no_have, |a| &a.keys),
         );
-        let mut keys = BTreeMap::new();
-        for key in union(want_keys, have_keys) {
+        let mut keys = SmallMap::new();
+        let names: BTreeSet<&String> = want_keys.keys().chain(have_keys.keys()).collect();
+        for key in names {
             let k = if self.selects(&Address::key(name, key)) {
                 want_keys.get(key).cloned()
             } else {
@@ -298,7 +299,7 @@ mod tests {
             desired.service_accounts.insert(
                 name.into(),
                 ServiceAccount {
-                    teams: [("t".to_string(), "r".to_string())].into(),
+                    teams: SmallMap::from_iter([("t".to_string(), "r".to_string())]),
                     ..Default::default()
                 },
             );

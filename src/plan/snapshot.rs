@@ -4,8 +4,6 @@
 //! (id, creation, expiry): there is no place in a snapshot for a secret, hash or display
 //! prefix.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -92,7 +90,7 @@ pub enum FieldValue {
     Flag(bool),
     List(Vec<String>),
     /// Memberships: team → role.
-    Memberships(BTreeMap<String, String>),
+    Memberships(crate::model::Memberships),
 }
 
 impl FieldValue {
@@ -146,7 +144,7 @@ fn key_fields(k: &ApiKey) -> Vec<(Field, FieldValue)> {
 impl Snapshot {
     /// An account's own settings and memberships.
     pub fn account<K>(a: &ServiceAccount<K>) -> Snapshot {
-        Snapshot::ServiceAccount(a.with_keys(BTreeMap::new()))
+        Snapshot::ServiceAccount(a.with_keys(crate::model::SmallMap::new()))
     }
 
     /// A live key: its settings and the public facts of its issue.

@@ -111,7 +111,6 @@ pub fn paths_to<'a>(grants: &'a [Grant], forbidden: &str) -> Vec<&'a Grant> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     #[test]
     fn a_wide_role_is_a_path_to_a_narrower_forbidden_permission() {
@@ -124,7 +123,10 @@ mod tests {
             },
         );
         let a = ServiceAccount {
-            teams: BTreeMap::from([("t".into(), "wh".into()), ("u".into(), "viewer".into())]),
+            teams: crate::model::SmallMap::from_iter([
+                ("t".into(), "wh".into()),
+                ("u".into(), "viewer".into()),
+            ]),
             ..Default::default()
         };
         let g = grants(&org, &a);

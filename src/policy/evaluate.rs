@@ -64,7 +64,7 @@ pub fn judge(rules: &Rules, org: &Organization, rule: &Rule, object: Object<'_>)
                 .collect()
         }
         (Kind::RequireScopes, Object::Key { account, key, of })
-            if of.keys[key].scopes.is_empty() =>
+            if key_of(of, key).scopes.is_empty() =>
         {
             vec![unscoped_key(spans, account, key)]
         }
@@ -120,7 +120,7 @@ fn key_lifetime(
 ) -> Option<Breach> {
     let s = spans.accounts.get(account).and_then(|a| a.keys.get(key));
     let key_at = || s.map(|s| s.at).unwrap_or_default();
-    match of.keys[key].expires_in {
+    match key_of(of, key).expires_in {
         None => Some(breach(
             format!("key `{account}.{key}` has no `expires_in`; keys must expire within {max}"),
             format!("set `expires_in: {max}` or less"),
@@ -145,7 +145,7 @@ fn key_rotation(
 ) -> Option<Breach> {
     let s = spans.accounts.get(account).and_then(|a| a.keys.get(key));
     let key_at = || s.map(|s| s.at).unwrap_or_default();
-    match of.keys[key].rotate_every {
+    match key_of(of, key).rotate_every {
         None => Some(breach(
             format!(
                 "key `{account}.{key}` has no `rotate_every`; keys must rotate at least every {max}"
@@ -186,7 +186,7 @@ fn wildcard_scopes(
     of: &ServiceAccount,
 ) -> Vec<Breach> {
     let s = spans.accounts.get(account).and_then(|a| a.keys.get(key));
-    of.keys[key]
+    key_of(of, key)
         .scopes
         .iter()
         .filter(|scope| scope.contains('*') && !allow.contains(scope))
@@ -556,4 +556,11 @@ fn finding(
         via_role: b.via_role,
         account: b.account,
     }
+}
+
+/// The key `key` of the account `of` that a key object names (it always holds it).
+fn key_of<'a>(of: &'a ServiceAccount, key: &str) -> &'a crate::model::ApiKey {
+    of.keys
+        .get(key)
+        .expect("a key object names a key of its account")
 }

@@ -1,8 +1,6 @@
 //! Value checks the store leaves to its callers: names, permissions, durations, dates and
 //! key material. Anything refused here is a 422 and changes nothing.
 
-use std::collections::BTreeMap;
-
 use time::Date;
 
 use super::error::ApiError;
@@ -39,7 +37,7 @@ pub fn permissions<'a>(
 }
 
 /// Memberships, team → role: both names of each.
-pub fn memberships(teams: &BTreeMap<String, String>) -> Result<(), ApiError> {
+pub fn memberships(teams: &crate::model::Memberships) -> Result<(), ApiError> {
     for (team, role) in teams {
         name("team", team)?;
         name("role", role)?;

@@ -280,7 +280,6 @@ fn read_accounts(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use time::macros::datetime;
 
@@ -361,7 +360,7 @@ mod tests {
             });
             ops.push(Operation::SetMemberships {
                 account: name.into(),
-                teams: BTreeMap::from([("t".into(), "ops".into())]),
+                teams: crate::model::SmallMap::from_iter([("t".into(), "ops".into())]),
             });
         }
         store.apply_all("acme", "test", &ops, T0).unwrap();

@@ -1,7 +1,5 @@
 //! Unit tests of the store on real SQLite files in a temporary directory.
 
-use std::collections::BTreeMap;
-
 use time::macros::datetime;
 
 use super::{Store, StoreError};
@@ -48,7 +46,7 @@ fn populated() -> (tempfile::TempDir, Store, crate::secrets::MintedKey) {
         },
         Operation::SetMemberships {
             account: "bot".into(),
-            teams: BTreeMap::from([("platform".into(), "reader".into())]),
+            teams: crate::model::SmallMap::from_iter([("platform".into(), "reader".into())]),
         },
         Operation::RegisterKey {
             account: "bot".into(),
@@ -78,8 +76,8 @@ fn what_is_written_is_read_back_in_the_snapshot_and_verifies() {
         .unwrap()
         .expect("the organization exists");
     let bot = &org.service_accounts["bot"];
-    assert_eq!(bot.teams["platform"], "reader");
-    assert_eq!(bot.keys["main"].issued.id, key.id);
+    assert_eq!(bot.teams.get("platform").unwrap(), "reader");
+    assert_eq!(bot.keys.get("main").unwrap().issued.id, key.id);
     assert!(org.revision > 1, "every write bumps the revision");
     let v = store.verify(&key.secret, NOW).unwrap();
     assert!(v.valid);
@@ -132,7 +130,7 @@ fn refusals_are_typed_and_change_nothing() {
             },
             Operation::SetMemberships {
                 account: "bot".into(),
-                teams: BTreeMap::from([("nowhere".into(), "reader".into())]),
+                teams: crate::model::SmallMap::from_iter([("nowhere".into(), "reader".into())]),
             },
             Operation::IssueKey {
                 account: "bot".into(),

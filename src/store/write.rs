@@ -2,8 +2,6 @@
 //! (the object exists, is not protected, is not in use) inside the apply's savepoint, and
 //! the audit entry each one leaves.
 
-use std::collections::BTreeMap;
-
 use time::OffsetDateTime;
 
 use super::StoreError;
@@ -140,7 +138,7 @@ fn set_memberships(
     tx: &Conn,
     org: &str,
     account: &str,
-    teams: &BTreeMap<String, String>,
+    teams: &crate::model::Memberships,
     target: &str,
 ) -> Result<String, StoreError> {
     exists(tx, "service_accounts", org, account, target)?;

@@ -33,7 +33,7 @@ pub enum BatchOperation {
     #[serde(rename = "set_memberships")]
     SetMemberships {
         account: String,
-        teams: BTreeMap<String, String>,
+        teams: crate::model::Memberships,
     },
     #[serde(rename = "register_key")]
     RegisterKey {
@@ -86,7 +86,7 @@ pub struct TeamWrite {
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceAccountWrite {
     pub description: String,
-    pub teams: BTreeMap<String, String>,
+    pub teams: crate::model::Memberships,
     pub admin: bool,
     pub expires: Option<Date>,
     pub disabled: bool,

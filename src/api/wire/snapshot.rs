@@ -44,7 +44,7 @@ pub struct Team {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceAccount {
     pub description: String,
-    pub teams: BTreeMap<String, String>,
+    pub teams: crate::model::Memberships,
     pub admin: bool,
     #[serde(deserialize_with = "Option::deserialize")]
     pub expires: Option<Date>,

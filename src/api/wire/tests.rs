@@ -1,7 +1,7 @@
 //! The wire's documented JSON, pinned: every operation as the batch writes it, the defaults a
 //! write may leave out, and a snapshot's round trip.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 use time::macros::{date, datetime};
@@ -70,7 +70,7 @@ fn object_writes() -> Vec<(Operation, &'static str)> {
         (
             Operation::SetMemberships {
                 account: "ci-bot".into(),
-                teams: BTreeMap::from([("platform".into(), "deployer".into())]),
+                teams: crate::model::SmallMap::from_iter([("platform".into(), "deployer".into())]),
             },
             r#"{"op":"set_memberships","account":"ci-bot","teams":{"platform":"deployer"}}"#,
         ),
@@ -180,7 +180,7 @@ fn a_batch_write_may_leave_out_what_has_a_default_but_not_add_fields() {
 fn a_snapshot_round_trips_and_a_missing_field_is_an_error() {
     let mut org = model::LiveOrganization::new("acme");
     let mut account = model::LiveAccount {
-        teams: BTreeMap::from([("platform".into(), "viewer".into())]),
+        teams: crate::model::SmallMap::from_iter([("platform".into(), "viewer".into())]),
         ..Default::default()
     };
     account.keys.insert(

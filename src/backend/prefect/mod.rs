@@ -287,7 +287,7 @@ impl Backend for PrefectBackend {
         if let Err(e) = self.live() {
             return ops.iter().map(|_| Err(e.clone())).collect();
         }
-        let memberships: Vec<(usize, &str, &BTreeMap<String, String>)> = ops
+        let memberships: Vec<(usize, &str, &crate::model::Memberships)> = ops
             .iter()
             .enumerate()
             .filter_map(|(i, op)| match op {

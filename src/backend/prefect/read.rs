@@ -3,7 +3,7 @@
 //! that changes only accounts' own settings, and the assembly of the answers into the
 //! organization and the `Live` ids the apply writes by.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::json;
 
@@ -290,7 +290,7 @@ impl Live {
         access_rows: Vec<(String, AccessWire)>,
         workspaces: &[WorkspaceWire],
         roles: &[WorkspaceRoleWire],
-    ) -> HashMap<String, BTreeMap<String, String>> {
+    ) -> HashMap<String, crate::model::Memberships> {
         let role_names: HashMap<String, String> = roles
             .iter()
             .map(|r| (r.id.clone(), r.name.clone()))
@@ -299,7 +299,7 @@ impl Live {
             .iter()
             .map(|w| (w.id.clone(), w.handle.clone()))
             .collect();
-        let mut teams_of: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        let mut teams_of: HashMap<String, crate::model::Memberships> = HashMap::new();
         for (ws, a) in access_rows {
             if let (Some(h), Some(r)) = (handles.get(&ws), role_names.get(&a.workspace_role_id)) {
                 teams_of
@@ -319,7 +319,7 @@ impl Live {
         org: &mut LiveOrganization,
         b: BotWire,
         ledger: &Ledger,
-        teams_of: &mut HashMap<String, BTreeMap<String, String>>,
+        teams_of: &mut HashMap<String, crate::model::Memberships>,
     ) {
         let record = ledger
             .bots
@@ -373,7 +373,7 @@ fn bot_keys(
     b: &BotWire,
     record: Option<&BotRecord>,
     ours: bool,
-) -> (BTreeMap<String, LiveKey>, String) {
+) -> (crate::model::SmallMap<String, LiveKey>, String) {
     let issued = IssuedKey {
         id: b.api_key.id.clone(),
         created_at: b.api_key.created,
@@ -381,7 +381,7 @@ fn bot_keys(
         // Prefect's bot API reports no last use of a key.
         last_used_at: None,
     };
-    let mut keys = BTreeMap::new();
+    let mut keys = crate::model::SmallMap::new();
     let key_name = match record.and_then(|r| r.key.as_ref()) {
         Some(k) => {
             keys.insert(

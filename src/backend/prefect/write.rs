@@ -29,7 +29,7 @@ impl Live {
     /// deletes. An account whose bot, workspace or role is unknown gets an error instead.
     fn access_changes(
         &self,
-        batch: &[(usize, &str, &BTreeMap<String, String>)],
+        batch: &[(usize, &str, &crate::model::Memberships)],
         errors: &mut HashMap<usize, BackendError>,
     ) -> (Upserts, Deletes) {
         let mut upserts = Upserts::new();
@@ -384,7 +384,7 @@ impl PrefectBackend {
     /// then one delete per access that goes. Returns an error per account that failed.
     pub(super) fn set_memberships(
         &mut self,
-        batch: &[(usize, &str, &BTreeMap<String, String>)],
+        batch: &[(usize, &str, &crate::model::Memberships)],
     ) -> HashMap<usize, BackendError> {
         let mut errors = HashMap::new();
         let Ok(live) = self.live() else {

@@ -26,7 +26,7 @@ use secrets::secrets;
 
 pub fn validate(
     base_dir: PathBuf,
-    merged: Merged,
+    mut merged: Merged,
     credentials: &CredentialPolicy,
 ) -> Result<Config, ConfigError> {
     let mut backend = match (merged.backend.as_ref(), &credentials.pinned) {
@@ -45,7 +45,7 @@ pub fn validate(
     let mut desired = Organization::with_builtin_roles(&organization, f.caps.builtin_roles);
     roles(&mut f, &merged, &mut desired);
     teams(&mut f, &merged, &mut desired);
-    let first_key = service_accounts(&mut f, &merged, &mut desired);
+    let first_key = service_accounts(&mut f, &mut merged.service_accounts, &mut desired);
     project(&mut f, &merged, &mut desired);
     hold_to_credentials(&mut f, &merged, &mut backend, credentials);
     if let Err(e) = backend.resolve(&base_dir, &organization) {

@@ -1,10 +1,8 @@
 //! Roles, teams, service accounts, their memberships and keys, as the desired organization.
 
-use std::collections::BTreeMap;
-
 use crate::config::diagnostic::Severity;
-use crate::config::load::Merged;
-use crate::config::raw::Loc;
+use crate::config::load::{Defined, Merged};
+use crate::config::raw::{Loc, RawServiceAccount};
 use crate::model::{ApiKey, Organization, Role, ServiceAccount, Team};
 use crate::suggest::closest;
 
@@ -76,8 +74,8 @@ pub(super) fn memberships(
     raw: &[(Loc<String>, Loc<String>)],
     desired: &Organization,
     (team_names, role_names): (&[&str], &[&str]),
-) -> BTreeMap<String, String> {
-    let mut teams = BTreeMap::new();
+) -> crate::model::Memberships {
+    let mut teams = crate::model::Memberships::new();
     for (team, role) in raw {
         if !desired.teams.contains_key(&team.value) {
             let help = closest(&team.value, team_names.iter().copied())
@@ -120,39 +118,41 @@ pub(super) fn memberships(
 }
 
 /// Service accounts and their keys; memberships must name defined teams and roles. Returns
-/// where the first key is declared (keys need recipients).
+/// where the first key is declared (keys need recipients). Descriptions move into the model
+/// rather than being copied: nothing after this reads them from the YAML.
 pub(super) fn service_accounts(
     f: &mut Findings<'_>,
-    merged: &Merged,
+    accounts: &mut [Defined<(String, RawServiceAccount)>],
     desired: &mut Organization,
 ) -> Option<(usize, (u64, u64))> {
     let team_names: Vec<&str> = desired.teams.keys().map(String::as_str).collect();
     let role_names: Vec<&str> = desired.roles.keys().map(String::as_str).collect();
     let mut first_key: Option<(usize, (u64, u64))> = None;
 
-    for d in &merged.service_accounts {
-        let (name, raw) = &d.item.value;
-        f.check_name(d.file, at(&d.item), "service account", name);
+    for d in accounts {
+        let place = at(&d.item);
+        let (name, raw) = &mut d.item.value;
+        f.check_name(d.file, place, "service account", name);
         let names = (team_names.as_slice(), role_names.as_slice());
         let teams = memberships(f, (d.file, name), &raw.teams.0, desired, names);
         if teams.is_empty() && !raw.admin {
-            f.push(Severity::Warning, d.file, at(&d.item), format!("service account `{name}` has no team membership, so its keys grant no permission"), Some("add `teams: { <team>: <role> }`".into()));
+            f.push(Severity::Warning, d.file, place, format!("service account `{name}` has no team membership, so its keys grant no permission"), Some("add `teams: { <team>: <role> }`".into()));
         }
         let expires = raw
             .expires
             .as_ref()
             .and_then(|e| parse_expiry(f, d.file, e));
         let mut account = ServiceAccount {
-            description: raw.description.clone(),
+            description: std::mem::take(&mut raw.description),
             teams,
             admin: raw.admin,
             expires,
             disabled: raw.disabled,
             protect: raw.protect,
             managed: true,
-            keys: BTreeMap::new(),
+            keys: crate::model::SmallMap::new(),
         };
-        for (key, k) in &raw.keys.0 {
+        for (key, k) in &mut raw.keys.0 {
             first_key.get_or_insert((d.file, at(key)));
             f.check_name(d.file, at(key), "key", &key.value);
             let scopes = f.permissions(
@@ -164,7 +164,7 @@ pub(super) fn service_accounts(
             account.keys.insert(
                 key.value.clone(),
                 ApiKey {
-                    description: k.description.clone(),
+                    description: std::mem::take(&mut k.description),
                     scopes,
                     expires_in: k.expires_in.as_ref().map(|d| d.value),
                     rotate_every: k.rotate_every.as_ref().map(|d| d.value),

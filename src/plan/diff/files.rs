@@ -21,7 +21,7 @@ pub(super) struct FileCheck {
 pub(super) fn check_file(
     files: &mut FileCheck,
     opts: &PlanOptions<'_>,
-    address: &Address,
+    address: &dyn Fn() -> Address,
     (name, key): (&str, &str),
     id: &str,
 ) -> (Held, Option<String>) {
@@ -40,7 +40,7 @@ pub(super) fn check_file(
             stale_recipients: true,
             ..
         } => {
-            files.stale.push(address.clone());
+            files.stale.push(address());
             None
         }
         _ => None,

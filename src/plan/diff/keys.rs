@@ -1,8 +1,6 @@
 //! An account's keys: issued, replaced when svcacct lost the secret it held, rotated when
 //! due, updated when their settings moved, revoked (every live secret of the name) when removed.
 
-use std::collections::BTreeMap;
-
 use time::OffsetDateTime;
 
 use super::files::{FileCheck, check_file};
@@ -25,10 +23,10 @@ pub(super) fn keys(
     account_change: Option<usize>,
     retiring: &Retiring<'_>,
 ) {
-    let empty = BTreeMap::new();
+    let empty = crate::model::SmallMap::new();
     let live_keys = have.map_or(&empty, |h| &h.keys);
     for (key, want_key) in &want.keys {
-        let address = Address::key(name, key);
+        let address = || Address::key(name, key);
         let issue = |replaces| Operation::IssueKey {
             account: name.to_string(),
             name: key.clone(),
@@ -39,7 +37,7 @@ pub(super) fn keys(
         };
         let mut c = match live_keys.get(key) {
             None => change(
-                address,
+                address(),
                 Action::Create,
                 None,
                 Some(Snapshot::Key(want_key.clone())),
@@ -50,7 +48,7 @@ pub(super) fn keys(
                     b,
                     files,
                     opts,
-                    address,
+                    &address,
                     (name, key),
                     (want_key, have_key),
                     &issue,
@@ -72,7 +70,7 @@ fn removed(
     b: &mut Builder,
     name: &str,
     want: &ServiceAccount,
-    live_keys: &BTreeMap<String, LiveKey>,
+    live_keys: &crate::model::SmallMap<String, LiveKey>,
     account_change: Option<usize>,
     retiring: &Retiring<'_>,
 ) {
@@ -114,38 +112,41 @@ fn live_key(
     b: &mut Builder,
     files: &mut FileCheck,
     opts: &PlanOptions<'_>,
-    address: Address,
+    address: &dyn Fn() -> Address,
     (name, key): (&str, &str),
     (want_key, have_key): (&ApiKey, &LiveKey),
     issue: &dyn Fn(Option<Rotation>) -> Operation,
 ) -> Option<Change> {
+    // Most keys need no change: nothing is allocated for one until it does.
     let overlap = want_key.overlap.unwrap_or(Duration(0));
-    let replaces = Some(Rotation {
-        id: have_key.issued.id.clone(),
-        overlap,
-    });
-    let (held, lost) = check_file(files, opts, &address, (name, key), &have_key.issued.id);
+    let replaces = || {
+        Some(Rotation {
+            id: have_key.issued.id.clone(),
+            overlap,
+        })
+    };
+    let (held, lost) = check_file(files, opts, address, (name, key), &have_key.issued.id);
     let rotation = rotation_reason(have_key, want_key, opts.now);
     if rotation.is_none() && held == Held::NotHeld {
-        b.not_held.push(address.clone());
+        b.not_held.push(address());
     }
     if let Some(reason) = lost {
         let mut c = change(
-            address,
+            address(),
             Action::Replace,
             Some(Snapshot::live_key(have_key)),
             Some(Snapshot::Key(want_key.clone())),
-            vec![issue(replaces)],
+            vec![issue(replaces())],
         );
         c.reason = Some(format!("{reason}; {}", old_key_works(overlap)));
         Some(c)
     } else if let Some(reason) = rotation {
         let mut c = change(
-            address,
+            address(),
             Action::Rotate,
             Some(Snapshot::live_key(have_key)),
             Some(Snapshot::Key(want_key.clone())),
-            vec![issue(replaces)],
+            vec![issue(replaces())],
         );
         c.reason = Some(if overlap.seconds() > 0 {
             format!("{reason}; the old key keeps working for {overlap}")
@@ -155,7 +156,7 @@ fn live_key(
         Some(c)
     } else if have_key.settings != *want_key {
         Some(change(
-            address,
+            address(),
             Action::Update,
             Some(Snapshot::live_key(have_key)),
             Some(Snapshot::Key(want_key.clone())),

@@ -300,7 +300,7 @@ mod tests {
             "bot".into(),
             ServiceAccount {
                 managed: true,
-                keys: BTreeMap::from([("main".into(), key)]),
+                keys: crate::model::SmallMap::from_iter([("main".into(), key)]),
                 ..Default::default()
             },
         );

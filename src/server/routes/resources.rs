@@ -331,7 +331,7 @@ pub struct AccountBody {
     description: String,
     /// Memberships, team → role. Absent on an update: left as they are.
     #[serde(default)]
-    teams: Option<BTreeMap<String, String>>,
+    teams: Option<crate::model::Memberships>,
     #[serde(default)]
     admin: bool,
     /// The last day the account works, `YYYY-MM-DD`; null is never.
@@ -407,7 +407,7 @@ pub async fn put_memberships(
     caller: Caller,
     pre: Preconditions,
     P((org, name)): P<(String, String)>,
-    body: Body<BTreeMap<String, String>>,
+    body: Body<crate::model::Memberships>,
 ) -> Result<Response, ApiError> {
     caller.manage(&org)?;
     validate::name(AccountBody::NOUN, &name)?;
@@ -443,7 +443,7 @@ async fn set_disabled(
         account.disabled = disabled;
         let op = Operation::PutServiceAccount {
             name: name.clone(),
-            account: account.with_keys(BTreeMap::new()),
+            account: account.with_keys(crate::model::SmallMap::new()),
         };
         write::apply(store, &org, &actor, &[op], &address::<AccountBody>(&name))?;
         written::<AccountBody>(store, &org, &name, StatusCode::OK)
