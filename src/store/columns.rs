@@ -33,7 +33,9 @@ pub(super) fn col_ts(r: &Row<'_>, i: usize) -> Result<OffsetDateTime, StoreError
 pub(super) fn col_ts_opt(r: &Row<'_>, i: usize) -> Result<Option<OffsetDateTime>, StoreError> {
     match r.get::<Option<i64>>(i)? {
         None => Ok(None),
-        Some(_) => col_ts(r, i).map(Some),
+        Some(s) => OffsetDateTime::from_unix_timestamp(s)
+            .map(Some)
+            .map_err(|_| undecodable("timestamp", s)),
     }
 }
 
@@ -49,8 +51,12 @@ pub(super) fn col_dur(r: &Row<'_>, i: usize) -> Result<Option<Duration>, StoreEr
 
 /// A JSON array of strings: permissions or scopes.
 pub(super) fn col_set(r: &Row<'_>, i: usize) -> Result<BTreeSet<String>, StoreError> {
-    let s: String = r.get(i)?;
-    serde_json::from_str(&s).map_err(|_| undecodable("permission list", s))
+    r.with_str(i, |s| {
+        if s == "[]" {
+            return Ok(BTreeSet::new());
+        }
+        serde_json::from_str(s).map_err(|_| undecodable("permission list", s))
+    })?
 }
 
 /// A nullable `YYYY-MM-DD` column.

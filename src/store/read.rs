@@ -40,11 +40,12 @@ pub(super) fn read_memberships(
         "SELECT account, team, role FROM memberships WHERE org = ?1",
         &[&org],
         |r| {
-            let account = r.get::<String>(0)?;
-            if let Some(a) = accounts.get_mut(&account) {
-                a.teams.insert(r.get(1)?, r.get(2)?);
-            }
-            Ok(())
+            r.with_str(0, |account| {
+                if let Some(a) = accounts.get_mut(account) {
+                    a.teams.insert(r.get(1)?, r.get(2)?);
+                }
+                Ok(())
+            })?
         },
     )?;
     Ok(())
@@ -63,12 +64,11 @@ pub(super) fn read_keys(
         &[&org],
         |r| {
         let id: String = r.get(0)?;
-        let account: String = r.get(1)?;
         let name: String = r.get(2)?;
         if let Some(retires_at) = col_ts_opt(r, 7)? {
             o.retiring_keys.push(RetiringKey {
                 id,
-                service_account: account,
+                service_account: r.get(1)?,
                 key: name,
                 retires_at,
                 managed: r.get(11)?,
@@ -92,10 +92,12 @@ pub(super) fn read_keys(
                 last_used_at: col_ts_opt(r, 12)?,
             },
         };
-        if let Some(a) = o.service_accounts.get_mut(&account) {
-            a.keys.insert(name, key);
-        }
-        Ok(())
+        // The account is looked up by its name in place, not copied for every key.
+        r.with_str(1, |account| {
+            if let Some(a) = o.service_accounts.get_mut(account) {
+                a.keys.insert(name, key);
+            }
+        })
     })?;
     o.retiring_keys.sort_by(|a, b| {
         (&a.service_account, &a.key, &a.id).cmp(&(&b.service_account, &b.key, &b.id))

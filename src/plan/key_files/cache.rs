@@ -106,13 +106,10 @@ fn settled(
     stamp.modified < cutoff && metas.iter().all(|(_, m)| m.changed < cutoff)
 }
 
-/// The accounts of one scan, each with its stamps, as [`store`] keeps them.
-pub(super) type Stamped = Vec<(String, Stamp, Vec<(String, FileStamp)>)>;
-
-/// One account as the last scan found it.
+/// One account directory as a scan found it, with its stamps.
 #[derive(Default)]
 pub(super) struct Cached {
-    stamp: Option<Stamp>,
+    pub(super) stamp: Option<Stamp>,
     pub(super) account: Account,
     pub(super) metas: Vec<(String, FileStamp)>,
 }
@@ -251,8 +248,7 @@ pub(super) fn store(
     top: BorrowedFd<'_>,
     started: (i64, u32),
     settle: Duration,
-    stamps: &Stamped,
-    accounts: &HashMap<String, Account>,
+    accounts: &Known,
 ) {
     let Some(top) = identity(top) else {
         return;
@@ -265,14 +261,14 @@ pub(super) fn store(
             fingerprints.len() as u32 - 1
         }
     };
-    let mut stored_accounts = Vec::with_capacity(stamps.len());
-    for (name, stamp, metas) in stamps
-        .iter()
-        .filter(|(_, s, m)| settled(s, m, started, settle))
-    {
-        let Some(keys) = accounts.get(name) else {
+    let mut stored_accounts = Vec::with_capacity(accounts.len());
+    for (name, cached) in accounts {
+        let (Some(stamp), keys, metas) = (&cached.stamp, &cached.account, &cached.metas) else {
             continue;
         };
+        if !settled(stamp, metas, started, settle) {
+            continue;
+        }
         let in_flight = keys
             .iter()
             .any(|(_, e)| !e.pending.is_empty() || !e.pending_meta.is_empty());

@@ -7,7 +7,7 @@
 
 mod cache;
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -90,7 +90,8 @@ pub struct SecretsDir {
     dir: PathBuf,
     available: bool,
     fingerprint: String,
-    accounts: HashMap<String, Account>,
+    /// Every account directory, as read now or as the cache has it, with its stamps.
+    accounts: cache::Known,
     /// How many account directories were read, and how many taken from the cache.
     read: usize,
     reused: usize,
@@ -115,7 +116,7 @@ impl SecretsDir {
             dir: dir.to_path_buf(),
             available: dir.is_dir(),
             fingerprint: recipients_fingerprint(recipients),
-            accounts: HashMap::new(),
+            accounts: cache::Known::new(),
             read: 0,
             reused: 0,
         };
@@ -138,24 +139,32 @@ impl SecretsDir {
         let started = cache::now();
         let mut known = cache.map(|(c, _)| cache::load(c, top)).unwrap_or_default();
         let scanned = scan_accounts(top, names, &known);
-        let mut stamps = Vec::with_capacity(scanned.len());
+        // The cache's entries become the scan's: unchanged ones stay where they are, read ones
+        // replace theirs, and those whose directory is gone go.
+        let mut present = Vec::with_capacity(scanned.len());
         for (name, stamp, scan) in scanned {
-            let (account, metas) = match scan {
-                Scan::Unchanged => {
-                    s.reused += 1;
-                    let cached = known.remove(&name).unwrap_or_default();
-                    (cached.account, cached.metas)
-                }
+            match scan {
+                Scan::Unchanged => s.reused += 1,
                 Scan::Read(account, metas) => {
                     s.read += 1;
-                    (account, metas)
+                    let fresh = cache::Cached {
+                        stamp: Some(stamp),
+                        account,
+                        metas,
+                    };
+                    known.insert(name.clone(), fresh);
                 }
-            };
-            stamps.push((name.clone(), stamp, metas));
-            s.accounts.insert(name, account);
+            }
+            present.push(name);
         }
-        if let Some((path, settle)) = cache.filter(|_| s.read > 0 || !known.is_empty()) {
-            cache::store(path, top, started, settle, &stamps, &s.accounts);
+        let gone = known.len() > present.len();
+        if gone {
+            let present: HashSet<&str> = present.iter().map(String::as_str).collect();
+            known.retain(|name, _| present.contains(name.as_str()));
+        }
+        s.accounts = known;
+        if let Some((path, settle)) = cache.filter(|_| s.read > 0 || gone) {
+            cache::store(path, top, started, settle, &s.accounts);
         }
         s
     }
@@ -298,7 +307,7 @@ impl KeyFiles for SecretsDir {
         let Some(e) = self
             .accounts
             .get(account)
-            .and_then(|keys| keys.iter().find(|(k, _)| k == key))
+            .and_then(|c| c.account.iter().find(|(k, _)| k == key))
             .map(|(_, e)| e)
         else {
             return Held::NotHeld;
@@ -332,8 +341,9 @@ impl KeyFiles for SecretsDir {
         let mut files: Vec<_> = self
             .accounts
             .iter()
-            .flat_map(|(account, keys)| {
-                keys.iter()
+            .flat_map(|(account, c)| {
+                c.account
+                    .iter()
                     .filter(|(key, e)| e.file && !live(account, key))
                     .map(|(key, _)| (account.clone(), key.clone()))
             })
