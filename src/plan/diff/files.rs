@@ -70,14 +70,9 @@ pub(super) fn notes(
         ));
     }
     if key_files_available {
-        let live_key = |a: &str, k: &str| {
-            live.service_accounts
-                .get(a)
-                .is_some_and(|acct| acct.keys.contains_key(k))
-        };
         let orphans: Vec<String> = opts
             .key_files
-            .orphans(&live_key)
+            .orphans(live)
             .into_iter()
             .map(|(a, k)| opts.key_files.describe_file(&a, &k))
             .collect();

@@ -264,11 +264,16 @@ mod tests {
                 Held::Missing
             }
         }
-        fn orphans(&self, live: &dyn Fn(&str, &str) -> bool) -> Vec<(String, String)> {
+        fn orphans(&self, live: &LiveOrganization) -> Vec<(String, String)> {
+            let is_live = |a: &str, k: &str| {
+                live.service_accounts
+                    .get(a)
+                    .is_some_and(|acct| acct.keys.contains_key(k))
+            };
             self.0
                 .iter()
                 .flatten()
-                .filter(|(a, k, _)| !live(a, k))
+                .filter(|(a, k, _)| !is_live(a, k))
                 .map(|(a, k, _)| (a.clone(), k.clone()))
                 .collect()
         }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 
+use crate::model::LiveOrganization;
 use crate::secrets::{KeyMeta, Recipient, key_file_path, read_meta_in, recipients_fingerprint};
 
 /// What the file of one live key holds, as far as can be told without decrypting it.
@@ -45,8 +46,9 @@ pub trait KeyFiles {
     /// What the file of `account`/`key` holds, for the live key `id`. A pending file of that
     /// id counts as holding it: the next apply moves it into place.
     fn held(&self, account: &str, key: &str, id: &str) -> Held;
-    /// Every `(account, key)` that has a key file but is not `live`, in order: the orphans.
-    fn orphans(&self, live: &dyn Fn(&str, &str) -> bool) -> Vec<(String, String)>;
+    /// Every `(account, key)` that has a key file but no live key in `live`, in order: the
+    /// orphans.
+    fn orphans(&self, live: &LiveOrganization) -> Vec<(String, String)>;
     /// How messages name where the files are.
     fn describe(&self) -> String;
     /// How messages name one key's file.
@@ -337,14 +339,18 @@ impl KeyFiles for SecretsDir {
         }
     }
 
-    fn orphans(&self, live: &dyn Fn(&str, &str) -> bool) -> Vec<(String, String)> {
+    fn orphans(&self, live: &LiveOrganization) -> Vec<(String, String)> {
+        // One lookup of each account, not one per key file: this runs over every file.
         let mut files: Vec<_> = self
             .accounts
             .iter()
             .flat_map(|(account, c)| {
+                let live_keys = live.service_accounts.get(account).map(|a| &a.keys);
                 c.account
                     .iter()
-                    .filter(|(key, e)| e.file && !live(account, key))
+                    .filter(move |(key, e)| {
+                        e.file && !live_keys.is_some_and(|keys| keys.contains_key(key))
+                    })
                     .map(|(key, _)| (account.clone(), key.clone()))
             })
             .collect();
@@ -410,7 +416,7 @@ mod tests {
         let second = scan();
         assert_eq!(second.counts(), (0, 4), "every directory from the cache");
         assert_eq!(seen(&second, &all), seen(&uncached(), &all));
-        let none_live = |_: &str, _: &str| false;
+        let none_live = LiveOrganization::default();
         assert_eq!(second.orphans(&none_live), uncached().orphans(&none_live));
         assert_eq!(second.orphans(&none_live).len(), 4);
         assert!(holds(&seen(&second, &all)[0], "id-a"));
