@@ -51,7 +51,7 @@ pub struct ServiceAccount {
     pub disabled: bool,
     pub protect: bool,
     pub managed: bool,
-    pub keys: BTreeMap<String, ApiKey>,
+    pub keys: crate::model::SmallMap<String, ApiKey>,
 }
 
 /// A live key's settings and issue facts; every field required (the optional settings may be
