@@ -10,7 +10,9 @@
 //! An apply that issues many keys makes a chunk of them durable at once instead of file by
 //! file: [`write_key_files`] and [`promote_key_files`] write and rename without an fsync each,
 //! and the caller then calls [`sync_batch`], one `syncfs` of the file system, before any of
-//! them is registered or reported written. At 0.7 ms an fsync, a first apply of 300,000 keys
+//! them is registered or reported written. Such a pending file is created under its pending
+//! name directly, with no temporary file: its key is registered only after the batch is
+//! durable, so a torn one is of a key no backend knows, and recovery deletes it. At 0.7 ms an fsync, a first apply of 300,000 keys
 //! spent most of its time in 700,000 fsyncs; one journal commit per chunk makes the same
 //! promise.
 //!
@@ -164,10 +166,6 @@ fn write_pending(
     let plaintext = zeroizing_json(payload);
     let encryptor = age::Encryptor::with_recipients(recipients.iter().map(|r| r.as_age()))
         .map_err(std::io::Error::other)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", payload.key))
-        .suffix(".tmp")
-        .tempfile_in(parent)?;
     // Encrypted in memory and written with one call: the armor's writer would otherwise make
     // a system call per line.
     let mut armored = Vec::with_capacity(1024);
@@ -178,9 +176,7 @@ fn write_pending(
         writer.write_all(&plaintext)?;
         writer.finish()?.finish()?;
     }
-    tmp.as_file().write_all(&armored)?;
-    fsync.file(tmp.as_file())?;
-    tmp.persist(&path).map_err(|e| e.error)?;
+    write_new(parent, &path, &armored, fsync)?;
     let meta = KeyMeta {
         key_id: Some(payload.key_id.to_string()),
         created_at: Some(payload.created_at),
@@ -200,13 +196,34 @@ fn write_pending(
 /// Writes metadata to `path` in `parent` durably but for the directory's fsync, which the
 /// caller does once for everything it wrote there.
 fn write_meta(parent: &Path, path: &Path, meta: &KeyMeta, fsync: Fsync) -> io::Result<()> {
-    let tmp = tempfile::Builder::new()
-        .prefix(".meta.")
-        .suffix(".tmp")
-        .tempfile_in(parent)?;
     // One write: serde_json writes to a file token by token.
     let json = serde_json::to_vec_pretty(meta).map_err(io::Error::other)?;
-    tmp.as_file().write_all(&json)?;
+    write_new(parent, path, &json, fsync)
+}
+
+/// Writes `bytes` as the file `path` in `parent`.
+///
+/// A file written on its own (`EachFile`) may be of a key that is live already (a backend
+/// minted it, or metadata replaced in place), so it goes through a temporary file, fsynced and
+/// renamed over `path`: no crash leaves half of it under its name. A batch's pending file
+/// (`WithBatch`) is of a key registered only once the whole batch is durable, so it is created
+/// in place: a torn one is of a key no backend knows, which recovery deletes. That saves a
+/// rename and a random name per file, a tenth of a first apply's time.
+fn write_new(parent: &Path, path: &Path, bytes: &[u8], fsync: Fsync) -> io::Result<()> {
+    if fsync == Fsync::WithBatch {
+        // `create_new` refuses an existing name, a symbolic link included.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        return f.write_all(bytes);
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(".svcacct.")
+        .suffix(".tmp")
+        .tempfile_in(parent)?;
+    tmp.as_file().write_all(bytes)?;
     fsync.file(tmp.as_file())?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
