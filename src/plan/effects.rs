@@ -250,7 +250,6 @@ fn holders<K>(org: &Organization<K>, role: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::model::{IssuedKey, LiveKey, Role};
 

@@ -280,7 +280,6 @@ fn read_accounts(
 
 #[cfg(test)]
 mod tests {
-
     use time::macros::datetime;
 
     use super::*;

@@ -7,7 +7,9 @@ use super::files::{FileCheck, check_file};
 use super::{Builder, PlanOptions, Retiring, change};
 use crate::address::Address;
 use crate::duration::Duration;
-use crate::model::{ApiKey, LiveAccount, LiveKey, LiveOrganization, Organization, ServiceAccount};
+use crate::model::{
+    ApiKey, LiveAccount, LiveKey, LiveOrganization, Organization, ServiceAccount, SmallMap,
+};
 use crate::operation::{KeyIssue, Operation, Rotation};
 use crate::plan::{Action, Change, Held, Plan, Snapshot};
 
@@ -23,7 +25,7 @@ pub(super) fn keys(
     account_change: Option<usize>,
     retiring: &Retiring<'_>,
 ) {
-    let empty = crate::model::SmallMap::new();
+    let empty = SmallMap::new();
     let live_keys = have.map_or(&empty, |h| &h.keys);
     for (key, want_key) in &want.keys {
         let address = || Address::key(name, key);
@@ -70,7 +72,7 @@ fn removed(
     b: &mut Builder,
     name: &str,
     want: &ServiceAccount,
-    live_keys: &crate::model::SmallMap<String, LiveKey>,
+    live_keys: &SmallMap<String, LiveKey>,
     account_change: Option<usize>,
     retiring: &Retiring<'_>,
 ) {
