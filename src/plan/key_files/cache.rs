@@ -48,14 +48,17 @@ pub(super) struct Stamp {
     changed: (i64, u32),
 }
 
+/// The status of `name` in `at` if it is of type `kind` (a symbolic link is not followed).
+fn stat_of(at: BorrowedFd<'_>, name: &CStr, kind: FileType) -> Option<rustix::fs::Stat> {
+    let st = rustix::fs::statat(at, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    (FileType::from_raw_mode(st.st_mode) == kind).then_some(st)
+}
+
 impl Stamp {
     /// The stamp of the directory `name` in `top`; `None` when it is not a directory (a
     /// symbolic link is not followed, and not scanned).
     pub(super) fn of(top: BorrowedFd<'_>, name: &CStr) -> Option<Stamp> {
-        let st = rustix::fs::statat(top, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-            return None;
-        }
+        let st = stat_of(top, name, FileType::Directory)?;
         Some(Stamp {
             inode: st.st_ino,
             modified: (st.st_mtime, st.st_mtime_nsec as u32),
@@ -76,10 +79,7 @@ pub(super) struct FileStamp {
 impl FileStamp {
     /// The stamp of the regular file `name` in `dir` (not following a link).
     pub(super) fn of(dir: BorrowedFd<'_>, name: &CStr) -> Option<FileStamp> {
-        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return None;
-        }
+        let st = stat_of(dir, name, FileType::RegularFile)?;
         Some(FileStamp {
             inode: st.st_ino,
             size: st.st_size as u64,
@@ -107,9 +107,8 @@ fn settled(
 }
 
 /// One account directory as a scan found it, with its stamps.
-#[derive(Default)]
 pub(super) struct Cached {
-    pub(super) stamp: Option<Stamp>,
+    pub(super) stamp: Stamp,
     pub(super) account: Account,
     pub(super) metas: Vec<(String, FileStamp)>,
 }
@@ -118,7 +117,7 @@ impl Cached {
     /// Whether the account directory `name` in `top`, now stamped `stamp`, and its metadata
     /// files are as they were.
     pub(super) fn unchanged(&self, top: BorrowedFd<'_>, name: &str, stamp: Stamp) -> bool {
-        self.stamp == Some(stamp)
+        self.stamp == stamp
             && self.metas.iter().all(|(key, was)| {
                 let Ok(path) = std::ffi::CString::new(format!("{name}/{key}.meta.json")) else {
                     return false;
@@ -232,7 +231,7 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
             account.push((key, entry));
         }
         let cached = Cached {
-            stamp: Some(stamp),
+            stamp,
             account,
             metas,
         };
@@ -263,9 +262,7 @@ pub(super) fn store(
     };
     let mut stored_accounts = Vec::with_capacity(accounts.len());
     for (name, cached) in accounts {
-        let (Some(stamp), keys, metas) = (&cached.stamp, &cached.account, &cached.metas) else {
-            continue;
-        };
+        let (stamp, keys, metas) = (&cached.stamp, &cached.account, &cached.metas);
         if !settled(stamp, metas, started, settle) {
             continue;
         }

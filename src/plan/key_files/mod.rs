@@ -150,7 +150,7 @@ impl SecretsDir {
                 Scan::Read(account, metas) => {
                     s.read += 1;
                     let fresh = cache::Cached {
-                        stamp: Some(stamp),
+                        stamp,
                         account,
                         metas,
                     };
