@@ -61,9 +61,9 @@ impl<K, V> IntoIterator for SmallMap<K, V> {
 
 impl<'a, K, V> IntoIterator for &'a SmallMap<K, V> {
     type Item = (&'a K, &'a V);
-    type IntoIter = Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a>;
+    type IntoIter = <Vec<(K, V)> as litemap::store::StoreIterable<'a, K, V>>::KeyValueIter;
     fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.0.iter())
+        self.0.iter()
     }
 }
 
