@@ -25,18 +25,20 @@ pub(super) fn undecodable(what: &'static str, value: impl std::fmt::Display) -> 
 
 /// A Unix timestamp column.
 pub(super) fn col_ts(r: &Row<'_>, i: usize) -> Result<OffsetDateTime, StoreError> {
-    let s: i64 = r.get(i)?;
-    OffsetDateTime::from_unix_timestamp(s).map_err(|_| undecodable("timestamp", s))
+    timestamp(r.get(i)?)
 }
 
 /// A nullable Unix timestamp column.
 pub(super) fn col_ts_opt(r: &Row<'_>, i: usize) -> Result<Option<OffsetDateTime>, StoreError> {
     match r.get::<Option<i64>>(i)? {
         None => Ok(None),
-        Some(s) => OffsetDateTime::from_unix_timestamp(s)
-            .map(Some)
-            .map_err(|_| undecodable("timestamp", s)),
+        Some(s) => timestamp(s).map(Some),
     }
+}
+
+/// A Unix timestamp as stored, decoded (the column is read once, not again to decode it).
+fn timestamp(s: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(s).map_err(|_| undecodable("timestamp", s))
 }
 
 /// A nullable duration column, in seconds.
