@@ -58,7 +58,8 @@ pub struct Read<T> {
 pub struct Planned {
     pub plan: Plan,
     pub backend: Box<dyn Backend>,
-    pub read: Read<SecretsDir>,
+    pub live: LiveOrganization,
+    pub files: SecretsDir,
 }
 
 /// Reads the organization without its lock (`svcacct plan`, which writes nothing) and plans
@@ -67,15 +68,11 @@ pub fn plan(config: &Config, request: &Request<'_>) -> Result<Planned> {
     let mut backend = config.backend.open(&config.desired.name, false)?;
     let (live, files) = snapshot_while(backend.as_mut(), || scan(config))?;
     let plan = compute(config, &live, &files, request, backend.as_mut())?;
-    let read = Read {
-        live,
-        files,
-        recovered: 0,
-    };
     Ok(Planned {
         plan,
         backend,
-        read,
+        live,
+        files,
     })
 }
 

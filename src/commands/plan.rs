@@ -29,9 +29,10 @@ pub fn plan(
     let reconcile::Planned {
         plan,
         backend,
-        read,
+        live,
+        files,
     } = reconcile::plan(&config, &request)?;
-    super::leave_to_exit(read);
+    super::leave_to_exit((live, files));
     if out.verbose > 0
         && let Some(n) = backend.requests()
     {
