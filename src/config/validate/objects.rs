@@ -135,7 +135,7 @@ pub(super) fn service_accounts(
     let names = (team_names.as_slice(), role_names.as_slice());
     let total = accounts.len();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let per_slice = accounts.len().div_ceil(threads * 4).max(512);
+    let per_slice = total.div_ceil(threads * 4).max(512);
     let slices: Vec<_> = accounts
         .chunks_mut(per_slice)
         .map(|c| Mutex::new((c, Checked::default())))
