@@ -557,7 +557,15 @@ mod tests {
         let moved = promote_key_files(&dir, "a", &keys);
         assert!(moved.iter().all(Result::is_ok), "{moved:?}");
         for (key, id) in keys {
-            assert!(key_file_path(&dir, "a", key).exists());
+            // Written in place under their pending names, still readable by the owner only.
+            for file in [
+                key_file_path(&dir, "a", key),
+                meta_file_path(&dir, "a", key),
+            ] {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = fs::metadata(&file).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+            }
             let meta = read_meta(&meta_file_path(&dir, "a", key)).unwrap();
             assert_eq!(meta.key_id.as_deref(), Some(id));
         }

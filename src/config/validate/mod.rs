@@ -277,4 +277,49 @@ service_accounts:
         let got = findings(&yaml, &crate::backend::capabilities::SVCACCT_STORE);
         assert_eq!(got, vec![]);
     }
+
+    /// Accounts are checked in slices on several threads: the model holds every one with its
+    /// description, and the findings come in file order whichever slice found them.
+    #[test]
+    fn a_big_config_s_accounts_are_all_checked_and_reported_in_file_order() {
+        let mut yaml = String::from("organization: acme\nteams:\n  t: {}\nservice_accounts:\n");
+        for a in 0..3000 {
+            let team = if [7, 1600, 2999].contains(&a) {
+                "nowhere"
+            } else {
+                "t"
+            };
+            yaml.push_str(&format!(
+                "  acct-{a}:\n    description: Account {a}\n    teams: {{ {team}: viewer }}\n"
+            ));
+        }
+        let load = |yaml: &str| {
+            let source = Source {
+                path: "svcacct.yaml".into(),
+                text: yaml.into(),
+            };
+            let merged = super::super::load::parse_and_merge(vec![source]).expect("parses");
+            validate(PathBuf::from("."), merged, &CredentialPolicy::default())
+        };
+        let Err(ConfigError::Invalid(found)) = load(&yaml) else {
+            panic!("three undefined teams are errors");
+        };
+        let lines: Vec<u64> = found.iter().map(|d| d.line).collect();
+        // 4 header lines, then 3 lines an account; the team is on an account's third line.
+        assert_eq!(lines, [7, 1600, 2999].map(|a| 4 + 3 * a + 3), "{found:?}");
+        assert!(
+            found[1].message.contains("`acct-1600`"),
+            "{}",
+            found[1].message
+        );
+
+        let config = load(&yaml.replace("nowhere", "t")).expect("valid");
+        let accounts = &config.desired.service_accounts;
+        assert_eq!(accounts.len(), 3000);
+        assert_eq!(accounts["acct-2999"].description, "Account 2999");
+        assert_eq!(
+            accounts["acct-0"].teams.get("t").map(String::as_str),
+            Some("viewer")
+        );
+    }
 }
