@@ -102,11 +102,17 @@ struct Line<'a> {
 
 fn parse(text: &str, first_line: u32) -> Result<Node<'_>, Unsupported> {
     let mut lines = Vec::new();
-    for (i, raw) in text.split('\n').enumerate() {
+    let mut start = 0;
+    let line_ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+    for (i, line_end) in line_ends.enumerate() {
+        let raw = &text[start..line_end];
+        start = line_end + 1;
         let number = first_line + i as u32;
-        // Tabs and carriage returns, and what YAML does not allow in a stream at all.
-        if raw.bytes().any(|b| b < 0x20 || b == 0x7f)
-            || !(raw.is_ascii() || raw.chars().all(printable))
+        // Tabs and carriage returns, and what YAML does not allow in a stream at all; most
+        // lines are printable ASCII, told in one pass.
+        let printable_ascii = raw.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !printable_ascii
+            && (raw.bytes().any(|b| b < 0x20 || b == 0x7f) || !raw.chars().all(printable))
         {
             return unsupported("a tab, carriage return or control character", number);
         }
