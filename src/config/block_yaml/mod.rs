@@ -101,7 +101,8 @@ struct Line<'a> {
 }
 
 fn parse(text: &str, first_line: u32) -> Result<Node<'_>, Unsupported> {
-    let mut lines = Vec::new();
+    // Sized once: growing a vector of a piece's 100,000 lines copies it, into fresh pages.
+    let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
     let mut start = 0;
     let line_ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
     for (i, line_end) in line_ends.enumerate() {
