@@ -15,6 +15,7 @@ pub mod config;
 pub mod deliver;
 pub mod duration;
 pub mod escape;
+pub mod join;
 pub mod model;
 pub mod operation;
 pub mod parallel;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Action, Change};
 use crate::address::Address;
+use crate::join::outer_join;
 use crate::model::{
     LiveAccount, LiveOrganization, Organization, Role, ServiceAccount, pattern_covers,
     pattern_intersection,
@@ -173,15 +174,8 @@ pub fn compute(desired: &Organization, live: &LiveOrganization, changes: &[Chang
         .map(|c| &c.address)
         .collect();
     let deleted = |a: &Address| deleted_set.contains(a);
-    let names: BTreeSet<&String> = desired
-        .service_accounts
-        .keys()
-        .chain(live.service_accounts.keys())
-        .collect();
     let mut accounts = Vec::new();
-    for name in names {
-        let want = desired.service_accounts.get(name);
-        let have = live.service_accounts.get(name);
+    for (name, want, have) in outer_join(&desired.service_accounts, &live.service_accounts) {
         if let (Some(w), Some(h)) = (want, have)
             && same_access(w, h, &changed)
         {

@@ -3,16 +3,15 @@
 
 use super::{Builder, PlanOptions};
 use crate::address::Address;
+use crate::join::outer_join;
 use crate::model::{LiveAccount, LiveOrganization, Organization};
 use crate::operation::Operation;
 use crate::plan::{Action, PlanError, Snapshot};
 
 /// Deletions last, with what depends on them.
 pub(super) fn deletions(b: &mut Builder, desired: &Organization, live: &LiveOrganization) {
-    for (name, have) in live
-        .service_accounts
-        .iter()
-        .filter(|(n, _)| !desired.service_accounts.contains_key(*n))
+    let accounts = outer_join(&desired.service_accounts, &live.service_accounts);
+    for (name, have) in accounts.filter_map(|(n, want, have)| want.is_none().then_some((n, have?)))
     {
         let work = Operation::DeleteServiceAccount { name: name.clone() };
         let address = Address::account(name);

@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 
 use super::{Action, Change, KeyFiles, Plan, PlanError, Snapshot};
 use crate::address::Address;
+use crate::join::outer_join;
 use crate::model::{LiveOrganization, Organization, Policy, RetiringKey, UnmanagedPolicy};
 use crate::operation::Operation;
 
@@ -155,8 +156,8 @@ pub fn diff(
     }
 
     let mut files = files::FileCheck::default();
-    for (name, want) in &desired.service_accounts {
-        let have = live.service_accounts.get(name);
+    let accounts = outer_join(&desired.service_accounts, &live.service_accounts);
+    for (name, want, have) in accounts.filter_map(|(n, want, have)| Some((n, want?, have))) {
         let account_change = accounts::account(&mut b, name, want, have);
         keys::keys(
             &mut b,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 
-use crate::model::LiveOrganization;
+use crate::model::{LiveKey, LiveOrganization, SmallMap};
 use crate::secrets::{KeyMeta, Recipient, key_file_path, read_meta_in, recipients_fingerprint};
 
 /// What the file of one live key holds, as far as can be told without decrypting it.
@@ -340,20 +340,37 @@ impl KeyFiles for SecretsDir {
     }
 
     fn orphans(&self, live: &LiveOrganization) -> Vec<(String, String)> {
-        // One lookup of each account, not one per key file: this runs over every file.
-        let mut files: Vec<_> = self
-            .accounts
-            .iter()
-            .flat_map(|(account, c)| {
-                let live_keys = live.service_accounts.get(account).map(|a| &a.keys);
-                c.account
-                    .iter()
-                    .filter(move |(key, e)| {
-                        e.file && !live_keys.is_some_and(|keys| keys.contains_key(key))
-                    })
-                    .map(|(key, _)| (account.clone(), key.clone()))
-            })
-            .collect();
+        // The live accounts are walked and looked up in the scan's hash map, one look-up per
+        // account and none per file: a look-up in the live organization's ordered map would
+        // compare names a dozen times.
+        fn add(
+            files: &mut Vec<(String, String)>,
+            account: &str,
+            c: &cache::Cached,
+            live_keys: Option<&SmallMap<String, LiveKey>>,
+        ) {
+            let orphans = c
+                .account
+                .iter()
+                .filter(|(key, e)| e.file && !live_keys.is_some_and(|keys| keys.contains_key(key)));
+            files.extend(orphans.map(|(key, _)| (account.to_string(), key.clone())));
+        }
+        let mut files = Vec::new();
+        let mut found = 0;
+        for (account, live_account) in &live.service_accounts {
+            if let Some(c) = self.accounts.get(account) {
+                found += 1;
+                add(&mut files, account, c, Some(&live_account.keys));
+            }
+        }
+        if found < self.accounts.len() {
+            // Directories of accounts that are not live: all their files are orphans.
+            for (account, c) in &self.accounts {
+                if !live.service_accounts.contains_key(account) {
+                    add(&mut files, account, c, None);
+                }
+            }
+        }
         files.sort();
         files
     }
