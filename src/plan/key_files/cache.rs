@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fd::BorrowedFd;
@@ -117,13 +118,20 @@ impl Cached {
     /// Whether the account directory `name` in `top`, now stamped `stamp`, and its metadata
     /// files are as they were.
     pub(super) fn unchanged(&self, top: BorrowedFd<'_>, name: &str, stamp: Stamp) -> bool {
-        self.stamp == stamp
-            && self.metas.iter().all(|(key, was)| {
-                let Ok(path) = std::ffi::CString::new(format!("{name}/{key}.meta.json")) else {
-                    return false;
-                };
-                FileStamp::of(top, &path) == Some(*was)
-            })
+        if self.stamp != stamp {
+            return false;
+        }
+        // One buffer for the account's metadata paths: this runs for every file of a plan.
+        let mut path = Vec::with_capacity(name.len() + 64);
+        self.metas.iter().all(|(key, was)| {
+            path.clear();
+            path.extend_from_slice(name.as_bytes());
+            path.push(b'/');
+            path.extend_from_slice(key.as_bytes());
+            path.extend_from_slice(b".meta.json\0");
+            // A name with a NUL in it is not a file's.
+            CStr::from_bytes_with_nul(&path).is_ok_and(|p| FileStamp::of(top, p) == Some(*was))
+        })
     }
 }
 
@@ -203,7 +211,8 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
     if stored.version != VERSION || Some(stored.top) != identity(top) {
         return Known::new();
     }
-    let fingerprint = |i: u32| stored.fingerprints.get(i as usize).cloned();
+    let fingerprints: Vec<Arc<str>> = stored.fingerprints.into_iter().map(Arc::from).collect();
+    let fingerprint = |i: u32| fingerprints.get(i as usize).cloned();
     let mut known = Known::with_capacity(stored.accounts.len());
     for StoredAccount {
         name,

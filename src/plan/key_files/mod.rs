@@ -10,6 +10,7 @@ mod cache;
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -59,14 +60,15 @@ pub trait KeyFiles {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Facts {
     key_id: Option<String>,
-    recipients: String,
+    /// Shared: most keys have the same one, and the scan cache hands out one copy to all.
+    recipients: Arc<str>,
 }
 
 impl From<KeyMeta> for Facts {
     fn from(meta: KeyMeta) -> Facts {
         Facts {
             key_id: meta.key_id,
-            recipients: meta.recipients,
+            recipients: meta.recipients.into(),
         }
     }
 }
@@ -317,7 +319,7 @@ impl KeyFiles for SecretsDir {
         let holds = |meta: &Facts| match &meta.key_id {
             Some(k) => Held::Holds {
                 key_id: k.clone(),
-                stale_recipients: meta.recipients != self.fingerprint,
+                stale_recipients: *meta.recipients != *self.fingerprint,
             },
             None => Held::Unrecorded,
         };
