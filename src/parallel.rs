@@ -16,3 +16,32 @@ pub fn on_threads<T: Sync>(threads: usize, items: &[T], work: impl Fn(&T) + Sync
         }
     });
 }
+
+/// `work` on consecutive slices of `items` (about `per_thread` slices for each of up to
+/// `threads` threads, and no fewer than `min_slice` items in one), on those threads; the
+/// results come back in the items' order.
+pub fn map_slices<T: Sync, R: Send>(
+    threads: usize,
+    items: &[T],
+    (per_thread, min_slice): (usize, usize),
+    work: impl Fn(&[T]) -> R + Sync,
+) -> Vec<R> {
+    let per_slice = items
+        .len()
+        .div_ceil(threads.max(1) * per_thread.max(1))
+        .max(min_slice.max(1));
+    let slots: Vec<_> = items
+        .chunks(per_slice)
+        .map(|slice| (slice, std::sync::Mutex::new(None)))
+        .collect();
+    on_threads(threads, &slots, |(slice, slot)| {
+        *slot.lock().expect("no thread panics while holding it") = Some(work(slice));
+    });
+    slots
+        .into_iter()
+        .filter_map(|(_, slot)| {
+            slot.into_inner()
+                .expect("no thread panics while holding it")
+        })
+        .collect()
+}

@@ -16,6 +16,14 @@ pub(super) struct FileCheck {
     stale: Vec<Address>,
 }
 
+impl FileCheck {
+    /// Adds what another slice of the accounts showed.
+    pub(super) fn join(&mut self, other: FileCheck) {
+        self.skipped |= other.skipped;
+        self.stale.extend(other.stale);
+    }
+}
+
 /// What the key files hold for a live key, and why the secret svcacct held for it is not the
 /// live one, if so.
 pub(super) fn check_file(

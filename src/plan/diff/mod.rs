@@ -27,7 +27,7 @@ pub struct PlanOptions<'a> {
     pub now: OffsetDateTime,
     /// The key files: a live key whose file svcacct held and lost is re-issued; one whose
     /// secret svcacct never held is listed and left working.
-    pub key_files: &'a dyn KeyFiles,
+    pub key_files: &'a (dyn KeyFiles + Sync),
     pub allow_mass_delete: bool,
 }
 
@@ -43,11 +43,54 @@ struct Builder {
     protected: Vec<Address>,
     /// Objects the plan deletes, for the mass-delete check.
     deletes: usize,
+    /// The plan's index of this builder's first change: a part's changes are numbered as if
+    /// they came right after the roles and teams, and renumbered when it is joined.
+    offset: usize,
 }
 
 impl Builder {
+    /// An empty builder for some accounts' changes, which may depend on the changes so far.
+    fn part(&self) -> Builder {
+        Builder {
+            changes: Vec::new(),
+            index: self.index.clone(),
+            unmanaged: Vec::new(),
+            not_held: Vec::new(),
+            notes: Vec::new(),
+            delete_unmanaged: self.delete_unmanaged,
+            protected: Vec::new(),
+            deletes: 0,
+            offset: self.offset + self.changes.len(),
+        }
+    }
+
+    /// Appends a [`Builder::part`] made from this builder as it is now, renumbering the
+    /// part's own changes.
+    fn join(&mut self, part: Builder) {
+        let start = self.offset + self.changes.len();
+        let renumber = |i: usize| {
+            if i >= part.offset {
+                i - part.offset + start
+            } else {
+                i
+            }
+        };
+        for mut c in part.changes {
+            c.depends_on.iter_mut().for_each(|d| *d = renumber(*d));
+            self.changes.push(c);
+        }
+        for (address, i) in part.index.into_iter().filter(|(_, i)| *i >= part.offset) {
+            self.index.entry(address).or_insert(renumber(i));
+        }
+        self.unmanaged.extend(part.unmanaged);
+        self.not_held.extend(part.not_held);
+        self.notes.extend(part.notes);
+        self.protected.extend(part.protected);
+        self.deletes += part.deletes;
+    }
+
     fn push(&mut self, change: Change) -> usize {
-        let i = self.changes.len();
+        let i = self.offset + self.changes.len();
         self.index.entry(change.address.clone()).or_insert(i);
         self.changes.push(change);
         i
@@ -144,6 +187,7 @@ pub fn diff(
         delete_unmanaged: opts.policy.unmanaged == UnmanagedPolicy::Delete,
         protected: Vec::new(),
         deletes: 0,
+        offset: 0,
     };
     roles_and_teams(&mut b, desired, live);
     // Live rotated-out keys by account and name, in id order.
@@ -155,20 +199,34 @@ pub fn diff(
             .push(r);
     }
 
+    // Accounts are compared on every core, a slice each, and their changes joined in order:
+    // at 100,000 accounts this loop was a tenth of a plan on one core.
+    let accounts: Vec<_> = outer_join(&desired.service_accounts, &live.service_accounts)
+        .filter_map(|(name, want, have)| Some((name, want?, have)))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let parts = crate::parallel::map_slices(threads, &accounts, (4, 1024), |slice| {
+        let mut part = b.part();
+        let mut files = files::FileCheck::default();
+        for &(name, want, have) in slice {
+            let account_change = accounts::account(&mut part, name, want, have);
+            keys::keys(
+                &mut part,
+                &mut files,
+                opts,
+                name,
+                want,
+                have,
+                account_change,
+                &retiring,
+            );
+        }
+        (part, files)
+    });
     let mut files = files::FileCheck::default();
-    let accounts = outer_join(&desired.service_accounts, &live.service_accounts);
-    for (name, want, have) in accounts.filter_map(|(n, want, have)| Some((n, want?, have))) {
-        let account_change = accounts::account(&mut b, name, want, have);
-        keys::keys(
-            &mut b,
-            &mut files,
-            opts,
-            name,
-            want,
-            have,
-            account_change,
-            &retiring,
-        );
+    for (part, part_files) in parts {
+        b.join(part);
+        files.join(part_files);
     }
     files::notes(&mut b, files, live, opts);
     retiring::retiring_keys(&mut b, desired, live, &retiring, opts.now);
@@ -354,6 +412,40 @@ mod tests {
             },
         )
         .expect("a plan")
+    }
+
+    #[test]
+    fn many_accounts_compared_in_slices_keep_their_order_and_dependencies() {
+        // Enough accounts for several slices: each slice's changes are numbered on their own
+        // and renumbered when joined.
+        let mut want = desired();
+        want.teams.insert("crew".into(), Default::default());
+        want.roles.insert("reader".into(), Default::default());
+        let bot = want.service_accounts["bot"].clone();
+        for i in 0..5000 {
+            let mut account = bot.clone();
+            account.teams.insert("crew".into(), "reader".into());
+            want.service_accounts
+                .insert(format!("acct-{i:04}"), account);
+        }
+        let p = plan(&want, &live(), &files(&[("bot", "main", "k1")]));
+        assert_eq!(p.changes.len(), 2 + 2 * 5000);
+        let at = |a: &Address| p.changes.iter().position(|c| &c.address == a).unwrap();
+        let (team, role) = (at(&Address::team("crew")), at(&Address::role("reader")));
+        for i in 0..5000 {
+            let name = format!("acct-{i:04}");
+            let account = at(&Address::account(&name));
+            // In name order, each account followed by its key.
+            assert_eq!(account, 2 + 2 * i, "{name}");
+            let mut deps = p.changes[account].depends_on.clone();
+            deps.sort();
+            let mut expected = vec![team, role];
+            expected.sort();
+            assert_eq!(deps, expected, "{name}");
+            let key = &p.changes[account + 1];
+            assert_eq!(key.address, Address::key(&name, "main"));
+            assert_eq!(key.depends_on, [account], "{name}");
+        }
     }
 
     #[test]
