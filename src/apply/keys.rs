@@ -49,11 +49,29 @@ pub(super) fn issue_all(
         return;
     }
     let mut settled = true;
-    for chunk in issues.chunks(KEY_CHUNK) {
-        settled &= match opts.keys.minting {
-            Minting::Client => issue_client_minted(run, chunk, backend, opts, now),
-            Minting::Server => issue_server_minted(run, chunk, backend, opts),
-        };
+    match opts.keys.minting {
+        Minting::Client => {
+            // The next chunk's secrets are minted and encrypted while this chunk's files are
+            // synced, registered and promoted: those steps wait on the disk and the backend,
+            // and a first apply of 300,000 keys spent half its time in them with a core idle.
+            // Its files are pending ones of keys no backend knows until its own turn comes.
+            let mut chunks = issues.chunks(KEY_CHUNK);
+            let mut next = chunks.next().map(|c| write_files(c, opts, now));
+            while let Some(written) = next {
+                next = std::thread::scope(|s| {
+                    let ahead = chunks
+                        .next()
+                        .map(|c| s.spawn(move || write_files(c, opts, now)));
+                    settled &= settle_client_minted(run, written, backend, opts);
+                    ahead.map(|h| h.join().expect("writing key files does not panic"))
+                });
+            }
+        }
+        Minting::Server => {
+            for chunk in issues.chunks(KEY_CHUNK) {
+                settled &= issue_server_minted(run, chunk, backend, opts);
+            }
+        }
     }
     if settled {
         // Every pending file was promoted or discarded; if removing the marker fails, the
@@ -62,20 +80,18 @@ pub(super) fn issue_all(
     }
 }
 
-/// Mints keys and writes their files on `parallelism` threads, an account's keys together,
-/// makes the chunk's files durable at once, then registers the hashes of those written in one
-/// batch, and promotes them. Returns whether every pending file was promoted or discarded.
-fn issue_client_minted(
+/// Takes a chunk whose keys were minted and whose files were written ([`write_files`]): makes
+/// the files durable at once, then registers the hashes of those written in one batch, and
+/// promotes them. Returns whether every pending file was promoted or discarded.
+fn settle_client_minted(
     run: &mut Run<'_>,
-    chunk: &[(usize, &Operation)],
+    mut written: Vec<Written>,
     backend: &mut dyn Backend,
     opts: &ApplyOptions<'_>,
-    now: OffsetDateTime,
 ) -> bool {
     let mut changes = Vec::new();
     let mut ops = Vec::new();
     let mut settled = true;
-    let mut written = write_files(chunk, opts, now);
     if let Err(e) = sync_batch(opts.keys.dir) {
         // Nothing unsynced may be registered; the files stay pending until recovery.
         for (_, _, result) in &mut written {

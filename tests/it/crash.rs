@@ -140,6 +140,42 @@ fn abort_between_a_durable_file_and_its_registration_loses_no_key() {
 }
 
 #[test]
+fn abort_while_the_next_chunk_is_written_loses_no_key() {
+    // Keys are issued in chunks of 1,024, the next chunk's files written while this chunk's
+    // keys are synced, registered and promoted. An abort among the second chunk's writes
+    // catches the first chunk wherever it has got to.
+    let sb = Sandbox::new();
+    let identity = demo_files(&sb);
+    sb.write(CFG, &many_accounts_yaml("acme", 500, 3, ""));
+    let out = sb
+        .cmd(&["apply", "--yes", "-c", CFG])
+        .now(T0)
+        .fault("SVCACCT_TEST_ABORT_AFTER_KEY_FILES", "1100")
+        .run();
+    assert_eq!(out.signal, Some(6), "SIGABRT: {out:?}");
+    integrity_ok(&sb);
+    let live = current_keys(&sb.join(DB)).len();
+    assert!(
+        live == 0 || live == 1024,
+        "whole chunks are registered: {live}"
+    );
+    assert_eq!(
+        assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
+        live
+    );
+    assert!(
+        pending_files(&sb).len() >= 1100 - live,
+        "the second chunk's files written so far wait, unregistered"
+    );
+    sb.apply(CFG, T0);
+    assert_eq!(
+        assert_every_key_has_its_file(&sb.join(DB), &sb.join("org/secrets"), &identity),
+        1500
+    );
+    assert!(pending_files(&sb).is_empty(), "{:?}", pending_files(&sb));
+}
+
+#[test]
 fn abort_between_a_registration_and_its_file_rename_is_finished_by_the_next_apply() {
     let sb = Sandbox::new();
     let identity = demo_files(&sb);
