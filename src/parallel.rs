@@ -3,6 +3,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// How many threads a big piece of work is spread over: the machine's cores, at most eight
+/// (beyond that the work here waits on memory and the disk, not on cores).
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
 /// Runs `work` on every item, on up to `threads` threads (at least one).
 pub fn on_threads<T: Sync>(threads: usize, items: &[T], work: impl Fn(&T) + Sync) {
     let next = AtomicUsize::new(0);

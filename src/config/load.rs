@@ -282,7 +282,7 @@ fn parse(source: &Source) -> Result<RawConfig, Box<Diagnostic>> {
         d.help = Some("a config is a mapping that starts with `organization: <name>`".into());
         return Err(Box::new(d));
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let threads = crate::parallel::threads();
     if let Some(raw) = super::split::parse_in_pieces(&source.text, threads, parse_options) {
         return Ok(raw);
     }

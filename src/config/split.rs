@@ -131,12 +131,8 @@ fn split(text: &str, count: usize) -> Option<(String, Section, Vec<Piece<'_>>)> 
     // The line number and offset of every entry of the section.
     let mut entries = Vec::new();
     let mut lines = 0;
-    let mut start = 0;
-    let line_ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
-    for (i, line_end) in line_ends.enumerate() {
-        let (line, offset) = (&text[start..line_end], start);
+    for (i, (offset, line)) in super::block_yaml::lines_of(text).enumerate() {
         lines = i + 1;
-        start = line_end + 1;
         // One block document: no directives or document markers.
         if line.starts_with("---") || line.starts_with("...") || line.starts_with('%') {
             return None;
@@ -145,7 +141,7 @@ fn split(text: &str, count: usize) -> Option<(String, Section, Vec<Piece<'_>>)> 
             if head.is_some() {
                 return None;
             }
-            head = Some((i, start));
+            head = Some((i, offset + line.len() + 1));
             continue;
         }
         if head.is_none() || end.is_some() || !is_content(line) {

@@ -93,6 +93,20 @@ impl Node<'_> {
     }
 }
 
+/// Every line of `text` (without its line break) with the offset it starts at; a text ending
+/// in a line break has an empty last line. Line ends are found with `memchr`, several times
+/// faster than the standard library's search on 46 MB of config.
+pub(super) fn lines_of(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', text.as_bytes())
+        .chain([text.len()])
+        .map(move |end| {
+            let line = (start, &text[start..end]);
+            start = end + 1;
+            line
+        })
+}
+
 /// One line that holds content: its number, indentation and text after the indentation.
 struct Line<'a> {
     number: u32,
@@ -103,11 +117,7 @@ struct Line<'a> {
 fn parse(text: &str, first_line: u32) -> Result<Node<'_>, Unsupported> {
     // Sized once: growing a vector of a piece's 100,000 lines copies it, into fresh pages.
     let mut lines = Vec::with_capacity(memchr::memchr_iter(b'\n', text.as_bytes()).count() + 1);
-    let mut start = 0;
-    let line_ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
-    for (i, line_end) in line_ends.enumerate() {
-        let raw = &text[start..line_end];
-        start = line_end + 1;
+    for (i, (_, raw)) in lines_of(text).enumerate() {
         let number = first_line + i as u32;
         // Tabs and carriage returns, and what YAML does not allow in a stream at all; most
         // lines are printable ASCII, told in one pass.

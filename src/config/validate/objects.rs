@@ -134,7 +134,7 @@ pub(super) fn service_accounts(
     let role_names: Vec<&str> = desired.roles.keys().map(String::as_str).collect();
     let names = (team_names.as_slice(), role_names.as_slice());
     let total = accounts.len();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let threads = crate::parallel::threads();
     let per_slice = total.div_ceil(threads * 4).max(512);
     let slices: Vec<_> = accounts
         .chunks_mut(per_slice)

@@ -219,7 +219,7 @@ pub fn diff(
     // at 100,000 accounts this loop was a tenth of a plan on one core. Not when most accounts
     // are new (a first apply): the slices would hold 400,000 changes until they are joined,
     // 100 MB more at the peak, for a plan whose apply takes minutes.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let threads = crate::parallel::threads();
     let new = accounts
         .iter()
         .filter(|(_, _, have)| have.is_none())

@@ -218,9 +218,7 @@ fn scan_accounts(
     names: Vec<CString>,
     known: &cache::Known,
 ) -> Vec<(String, cache::Stamp, Scan)> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = crate::parallel::threads();
     let chunk = names.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = names
