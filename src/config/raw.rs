@@ -5,7 +5,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use schemars::JsonSchema;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::backend::BackendConfig;
@@ -37,14 +37,42 @@ impl<T: Serialize> Serialize for Loc<T> {
     }
 }
 
+/// The newtype name by which [`Loc`] asks a deserializer for a value with its place. The fast
+/// reader ([`super::block_yaml`]) answers with a sequence of line, column and value; any other
+/// deserializer (the full parser) reads it as `serde_saphyr::Spanned`. Spanned's own protocol
+/// is a map of four entries, two of them maps, for every name and value of a config: at
+/// 100,000 accounts, two million of them.
+pub(in crate::config) const LOC: &str = "svcacct::Loc";
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Loc<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
-        Ok(Loc {
-            value: s.value,
-            line: s.referenced.line(),
-            column: s.referenced.column(),
-        })
+        struct LocVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for LocVisitor<T> {
+            type Value = Loc<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value with its place")
+            }
+            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Loc<T>, D::Error> {
+                let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+                Ok(Loc {
+                    value: s.value,
+                    line: s.referenced.line(),
+                    column: s.referenced.column(),
+                })
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loc<T>, A::Error> {
+                let missing = || serde::de::Error::custom("a place without its value");
+                let line = seq.next_element()?.ok_or_else(missing)?;
+                let column = seq.next_element()?.ok_or_else(missing)?;
+                let value = seq.next_element()?.ok_or_else(missing)?;
+                Ok(Loc {
+                    value,
+                    line,
+                    column,
+                })
+            }
+        }
+        d.deserialize_newtype_struct(LOC, LocVisitor(PhantomData))
     }
 }
 

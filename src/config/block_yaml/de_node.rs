@@ -1,15 +1,11 @@
-//! The parsed nodes as a serde `Deserializer`, with the places `serde_saphyr::Spanned` (inside
-//! [`crate::config::raw::Loc`]) asks for, so the same types read from either parser.
+//! The parsed nodes as a serde `Deserializer`, with the places [`crate::config::raw::Loc`] asks
+//! for, so the same types read from either parser.
 
-use serde::de::value::{BoolDeserializer, MapDeserializer, StrDeserializer};
+use serde::de::value::{MapDeserializer, U64Deserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 
 use super::{Node, Scalar, Unsupported, unsupported};
-
-/// How `serde_saphyr::Spanned` (inside [`super::raw::Loc`]) asks for a value with its place.
-const SPANNED: &str = "__yaml_spanned";
-/// The first key of the map `Spanned` expects, which tells it the map is the place's.
-const SPANNED_MARKER: &str = "__serde_saphyr_private_spanned";
+use crate::config::raw::LOC;
 
 pub(super) struct De<'n, 'a>(pub(super) &'n Node<'a>);
 
@@ -168,8 +164,11 @@ impl<'de> Deserializer<'de> for De<'_, '_> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Unsupported> {
-        if name == SPANNED {
-            visitor.visit_newtype_struct(Spanned(self.0))
+        if name == LOC {
+            visitor.visit_seq(Placed {
+                node: self.0,
+                field: 0,
+            })
         } else {
             visitor.visit_newtype_struct(self)
         }
@@ -206,69 +205,29 @@ impl<'de> IntoDeserializer<'de, Unsupported> for De<'_, '_> {
     }
 }
 
-/// The map `serde_saphyr::Spanned` reads: its marker, the value, and where it was written.
-struct Spanned<'n, 'a>(&'n Node<'a>);
-
-impl<'de> Deserializer<'de> for Spanned<'_, '_> {
-    type Error = Unsupported;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Unsupported> {
-        let place = self.0.place();
-        let location = || {
-            MapDeserializer::new(
-                [("line", place.line as u64), ("column", place.column as u64)].into_iter(),
-            )
-        };
-        visitor.visit_map(SpannedMap {
-            node: self.0,
-            location: &location,
-            field: 0,
-        })
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
-        identifier ignored_any
-    }
-}
-
-type LocationMap =
-    MapDeserializer<'static, std::array::IntoIter<(&'static str, u64), 2>, Unsupported>;
-
-struct SpannedMap<'n, 'a, 'f> {
+/// A value with its place, as [`crate::config::raw::Loc`] asks for it: line, column, value.
+struct Placed<'n, 'a> {
     node: &'n Node<'a>,
-    location: &'f dyn Fn() -> LocationMap,
-    field: usize,
+    field: u8,
 }
 
-const SPANNED_FIELDS: [&str; 4] = [SPANNED_MARKER, "value", "referenced", "defined"];
-
-impl<'de> de::MapAccess<'de> for SpannedMap<'_, '_, '_> {
+impl<'de> de::SeqAccess<'de> for Placed<'_, '_> {
     type Error = Unsupported;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
+    fn next_element_seed<S: DeserializeSeed<'de>>(
         &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Unsupported> {
-        match SPANNED_FIELDS.get(self.field) {
-            Some(name) => seed
-                .deserialize(StrDeserializer::<Unsupported>::new(name))
-                .map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, Unsupported> {
+        seed: S,
+    ) -> Result<Option<S::Value>, Unsupported> {
+        let place = self.node.place();
         self.field += 1;
-        match self.field {
-            1 => seed.deserialize(BoolDeserializer::<Unsupported>::new(true)),
-            2 => seed.deserialize(De(self.node)),
-            _ => seed.deserialize(de::value::MapAccessDeserializer::new((self.location)())),
-        }
+        let number = match self.field {
+            1 => place.line,
+            2 => place.column,
+            3 => return seed.deserialize(De(self.node)).map(Some),
+            _ => return Ok(None),
+        };
+        seed.deserialize(U64Deserializer::<Unsupported>::new(number.into()))
+            .map(Some)
     }
 }
 

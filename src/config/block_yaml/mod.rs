@@ -303,7 +303,7 @@ impl<'a> Reader<'a> {
 
 /// `key: rest` or `key:` (rest empty) with a plain key; `None` for anything else.
 fn split_key(text: &str) -> Option<(&str, &str)> {
-    let colon = text.find(':')?;
+    let colon = memchr::memchr(b':', text.as_bytes())?;
     let (key, after) = (&text[..colon], &text[colon + 1..]);
     if !(after.is_empty() || after.starts_with(' ')) || !plain_key(key) {
         return None;
@@ -340,7 +340,7 @@ fn inline(text: &str, number: u32, column: u32) -> Result<Node<'_>, Unsupported>
         b'{' => flow_mapping(text, place)?,
         b'"' | b'\'' => quoted(text, place)?,
         _ => {
-            let end = text.find(" #").unwrap_or(text.len());
+            let end = comment_start(text).unwrap_or(text.len());
             let value = text[..end].trim_end_matches(' ');
             if !plain_scalar(value, false) {
                 return unsupported("a scalar to leave to the full parser", number);
@@ -359,13 +359,27 @@ fn inline(text: &str, number: u32, column: u32) -> Result<Node<'_>, Unsupported>
     Ok(node)
 }
 
+/// Where a comment starts in a value's text: at a `#` after a space. (`memchr` rather than a
+/// substring search, which sets up a searcher for every value of the config.)
+fn comment_start(text: &str) -> Option<usize> {
+    memchr::memchr_iter(b'#', text.as_bytes())
+        .find(|&i| i > 0 && text.as_bytes()[i - 1] == b' ')
+        .map(|i| i - 1)
+}
+
+/// Whether `text` holds the two bytes `pair`.
+fn has(text: &str, pair: &[u8; 2]) -> bool {
+    memchr::memchr_iter(pair[0], text.as_bytes())
+        .any(|i| text.as_bytes().get(i + 1) == Some(&pair[1]))
+}
+
 /// A plain scalar this reader is sure of: no indicator first, nothing that could make it a
 /// mapping, a comment or (in a flow collection) an entry's end.
 fn plain_scalar(value: &str, in_flow: bool) -> bool {
-    let Some(first) = value.chars().next() else {
+    let Some(&first) = value.as_bytes().first() else {
         return false;
     };
-    if "-?:,[]{}#&*!|>'\"%@`\\".contains(first) || value.contains(": ") || value.ends_with(':') {
+    if b"-?:,[]{}#&*!|>'\"%@`\\".contains(&first) || value.ends_with(':') || has(value, b": ") {
         return false;
     }
     !in_flow || !value.contains([',', '[', ']', '{', '}', '#'])
