@@ -141,7 +141,7 @@ fn split(text: &str, count: usize) -> Option<(String, Section, Vec<Piece<'_>>)> 
             if head.is_some() {
                 return None;
             }
-            head = Some((i, offset + line.len() + 1));
+            head = Some((i, offset, offset + line.len() + 1));
             continue;
         }
         if head.is_none() || end.is_some() || !is_content(line) {
@@ -158,7 +158,7 @@ fn split(text: &str, count: usize) -> Option<(String, Section, Vec<Piece<'_>>)> 
         }
     }
     // The body starts on the line after the head.
-    let (head, body_start) = head?;
+    let (head, head_start, body_start) = head?;
     let (end, end_offset) = end.unwrap_or((lines, text.len()));
     let body_start = body_start.min(text.len());
     if entries.len() < 2 * count.min(8) {
@@ -178,7 +178,10 @@ fn split(text: &str, count: usize) -> Option<(String, Section, Vec<Piece<'_>>)> 
         .collect();
     let body_lines = end - (head + 1);
     let mut rest = String::with_capacity(text.len() - (end_offset - body_start) + body_lines);
-    rest.push_str(&text[..body_start]);
+    rest.push_str(&text[..head_start]);
+    // An empty mapping rather than an empty value: the fast reader takes it, where the
+    // empty value sent the rest, and its million blank lines, to the full parser.
+    rest.push_str("service_accounts: {}\n");
     rest.extend(std::iter::repeat_n('\n', body_lines));
     rest.push_str(&text[end_offset..]);
     Some((rest, Section { head }, pieces))
@@ -212,6 +215,10 @@ mod tests {
         assert_eq!(pieces.len(), 3);
         // Every document keeps the file's line numbers.
         assert_eq!(rest.lines().count(), text.lines().count());
+        // The rest is plain block YAML, for the fast reader (not the full parser) to read.
+        let fast = super::super::block_yaml::from_str::<RawConfig>(&rest).expect("read fast");
+        assert!(fast.service_accounts.0.is_empty());
+        assert_eq!(fast.roles.0.len(), 1);
         let parse = |d: &str| serde_saphyr::from_str::<RawConfig>(d).unwrap();
         let mut joined = parse(&rest);
         for p in &pieces {
