@@ -97,14 +97,16 @@ fn padded(section: &Section, piece: &Piece) -> String {
     doc
 }
 
+/// How many spaces `line` starts with. (Bytes, not characters: this runs for every line of the
+/// file before any thread starts.)
 fn indent(line: &str) -> usize {
-    line.len() - line.trim_start_matches(' ').len()
+    line.bytes().position(|b| b != b' ').unwrap_or(line.len())
 }
 
-fn is_content(line: &str) -> bool {
+/// Whether a line indented by `indent` holds more than spaces or a comment.
+fn is_content(line: &str, indent: usize) -> bool {
     // Spaces only: a file with tabs or carriage returns is not split.
-    let t = line.trim_start_matches(' ');
-    !t.is_empty() && !t.starts_with('#')
+    line.as_bytes().get(indent).is_some_and(|&b| b != b'#')
 }
 
 /// Whether `line` is exactly the top-level key `service_accounts:` (a comment may follow).
@@ -144,10 +146,14 @@ fn split(text: &str, count: usize) -> Option<(String, Section, Vec<Piece<'_>>)> 
             head = Some((i, offset, offset + line.len() + 1));
             continue;
         }
-        if head.is_none() || end.is_some() || !is_content(line) {
+        if head.is_none() || end.is_some() {
             continue;
         }
-        match indent(line) {
+        let indent = indent(line);
+        if !is_content(line, indent) {
+            continue;
+        }
+        match indent {
             0 => end = Some((i, offset)),
             n if entry_indent == 0 || n == entry_indent => {
                 entry_indent = n;
