@@ -34,32 +34,38 @@ pub(super) fn read_accounts(
 /// and the live-key index keep them) by walking the accounts alongside, instead of descending
 /// the tree for every row: 300,000 keys of 100,000 accounts, each descent a dozen comparisons
 /// and cache misses. A row out of that order (a database whose collation is not byte order)
-/// is set aside, and added by look-up once the walk is done.
+/// is set aside, and added by look-up once the walk is done. Each account the walk leaves is
+/// `settle`d: its rows are all in.
 struct InOrder<'a, T> {
     accounts: std::collections::btree_map::IterMut<'a, String, LiveAccount>,
     at: Option<(&'a String, &'a mut LiveAccount)>,
     put: fn(&mut LiveAccount, T),
+    settle: fn(&mut LiveAccount),
     late: Vec<(String, T)>,
 }
 
 impl<'a, T> InOrder<'a, T> {
-    fn new(accounts: &'a mut BTreeMap<String, LiveAccount>, put: fn(&mut LiveAccount, T)) -> Self {
+    fn new(
+        accounts: &'a mut BTreeMap<String, LiveAccount>,
+        put: fn(&mut LiveAccount, T),
+        settle: fn(&mut LiveAccount),
+    ) -> Self {
         let mut accounts = accounts.iter_mut();
         let at = accounts.next();
         InOrder {
             accounts,
             at,
             put,
+            settle,
             late: Vec::new(),
         }
     }
 
     fn add(&mut self, account: &str, value: T) {
-        while self
-            .at
-            .as_ref()
-            .is_some_and(|(name, _)| name.as_str() < account)
+        while let Some((name, a)) = &mut self.at
+            && name.as_str() < account
         {
+            (self.settle)(a);
             self.at = self.accounts.next();
         }
         match &mut self.at {
@@ -69,7 +75,10 @@ impl<'a, T> InOrder<'a, T> {
     }
 
     /// The walk is over: what it set aside.
-    fn done(self) -> Late<T> {
+    fn done(mut self) -> Late<T> {
+        if let Some((_, a)) = &mut self.at {
+            (self.settle)(a);
+        }
         Late {
             put: self.put,
             rows: self.late,
@@ -100,9 +109,13 @@ pub(super) fn read_memberships(
     org: &str,
     accounts: &mut BTreeMap<String, LiveAccount>,
 ) -> Result<(), StoreError> {
-    let mut walk = InOrder::new(accounts, |a, (team, role)| {
-        a.teams.insert(team, role);
-    });
+    let mut walk = InOrder::new(
+        accounts,
+        |a, (team, role)| {
+            a.teams.insert(team, role);
+        },
+        |a| a.teams.shrink_to_fit(),
+    );
     conn.query(
         "SELECT account, team, role FROM memberships WHERE org = ?1 ORDER BY account, team",
         &[&org],
@@ -122,9 +135,13 @@ pub(super) fn read_keys(
     org: &str,
     o: &mut LiveOrganization,
 ) -> Result<(), StoreError> {
-    let mut walk = InOrder::new(&mut o.service_accounts, |a, (name, key)| {
-        a.keys.insert(name, key);
-    });
+    let mut walk = InOrder::new(
+        &mut o.service_accounts,
+        |a, (name, key)| {
+            a.keys.insert(name, key);
+        },
+        |a| a.keys.shrink_to_fit(),
+    );
     let retiring = &mut o.retiring_keys;
     conn.query(
         "SELECT id, account, name, description, scopes, created_at, expires_at, retires_at, expires_in, rotate_every, overlap, managed, last_used_at
@@ -180,9 +197,13 @@ mod tests {
             .into_iter()
             .map(|n| (n.to_string(), LiveAccount::default()))
             .collect();
-        let mut walk = InOrder::new(&mut accounts, |a, team: &str| {
-            a.teams.insert(team.to_string(), "viewer".to_string());
-        });
+        let mut walk = InOrder::new(
+            &mut accounts,
+            |a, team: &str| {
+                a.teams.insert(team.to_string(), "viewer".to_string());
+            },
+            |a| a.teams.shrink_to_fit(),
+        );
         // In order, then (as a collation that ignores `-` sorts them) out of it, with rows of
         // accounts that do not exist on either side.
         let rows = [

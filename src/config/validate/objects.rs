@@ -77,7 +77,7 @@ pub(super) fn memberships(
     desired: &Organization,
     (team_names, role_names): (&[&str], &[&str]),
 ) -> crate::model::Memberships {
-    let mut teams = crate::model::Memberships::new();
+    let mut teams = crate::model::Memberships::with_capacity(raw.len());
     for (team, role) in raw {
         if !desired.teams.contains_key(&team.value) {
             let help = closest(&team.value, team_names.iter().copied())
@@ -214,7 +214,7 @@ fn service_account(
         disabled: raw.disabled,
         protect: raw.protect,
         managed: true,
-        keys: crate::model::SmallMap::new(),
+        keys: crate::model::SmallMap::with_capacity(raw.keys.0.len()),
     };
     for (key, k) in &mut raw.keys.0 {
         first_key.get_or_insert((d.file, at(key)));
