@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::{Account, Entry, Facts};
 
 /// Bumped whenever what is cached, or how, changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// How long a directory or metadata file must have been left alone before its stamp is
 /// trusted.
@@ -93,25 +93,23 @@ impl FileStamp {
 /// Whether nothing was stamped in the `settle` before `started` ([`SETTLED`] but in tests): a
 /// later change then gives a later time, whatever the clock's tick. (Change times are part of
 /// the stamps, so a modification time set back by hand is seen too.)
-fn settled(
-    stamp: &Stamp,
-    metas: &[(String, FileStamp)],
-    started: (i64, u32),
-    settle: Duration,
-) -> bool {
+fn settled(stamp: &Stamp, keys: &Account, started: (i64, u32), settle: Duration) -> bool {
     let cutoff = if settle.is_zero() {
         (i64::MAX, 0)
     } else {
         (started.0 - settle.as_secs() as i64, started.1)
     };
-    stamp.modified < cutoff && metas.iter().all(|(_, m)| m.changed < cutoff)
+    stamp.modified < cutoff
+        && keys
+            .iter()
+            .filter_map(|(_, e)| e.meta_stamp)
+            .all(|m| m.changed < cutoff)
 }
 
-/// One account directory as a scan found it, with its stamps.
+/// One account directory as a scan found it, with its stamp (and its entries with theirs).
 pub(super) struct Cached {
     pub(super) stamp: Stamp,
     pub(super) account: Account,
-    pub(super) metas: Vec<(String, FileStamp)>,
 }
 
 impl Cached {
@@ -123,14 +121,18 @@ impl Cached {
         }
         // One buffer for the account's metadata paths: this runs for every file of a plan.
         let mut path = Vec::with_capacity(name.len() + 64);
-        self.metas.iter().all(|(key, was)| {
+        let metas = self
+            .account
+            .iter()
+            .filter_map(|(k, e)| Some((k, e.meta_stamp?)));
+        metas.into_iter().all(|(key, was)| {
             path.clear();
             path.extend_from_slice(name.as_bytes());
             path.push(b'/');
             path.extend_from_slice(key.as_bytes());
             path.extend_from_slice(b".meta.json\0");
             // A name with a NUL in it is not a file's.
-            CStr::from_bytes_with_nul(&path).is_ok_and(|p| FileStamp::of(top, p) == Some(*was))
+            CStr::from_bytes_with_nul(&path).is_ok_and(|p| FileStamp::of(top, p) == Some(was))
         })
     }
 }
@@ -149,14 +151,12 @@ struct Stored {
     accounts: Vec<StoredAccount>,
 }
 
-/// One account directory: its name, its stamp when scanned, its keys' entries, and the
-/// stamps of its metadata files.
+/// One account directory: its name, its stamp when scanned, and its keys' entries.
 #[derive(Serialize, Deserialize)]
 struct StoredAccount {
     name: String,
     stamp: Stamp,
     keys: Vec<(String, StoredEntry)>,
-    metas: Vec<(String, FileStamp)>,
 }
 
 /// An [`Entry`] without pending files (a directory with any is not cached).
@@ -166,6 +166,7 @@ struct StoredEntry {
     meta_present: bool,
     /// The key id, and the index of the recipients' fingerprint.
     meta: Option<(Option<String>, u32)>,
+    meta_stamp: Option<FileStamp>,
 }
 
 /// The current time, as a stamp's times are kept.
@@ -214,13 +215,7 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
     let fingerprints: Vec<Arc<str>> = stored.fingerprints.into_iter().map(Arc::from).collect();
     let fingerprint = |i: u32| fingerprints.get(i as usize).cloned();
     let mut known = Known::with_capacity(stored.accounts.len());
-    for StoredAccount {
-        name,
-        stamp,
-        keys,
-        metas,
-    } in stored.accounts
-    {
+    for StoredAccount { name, stamp, keys } in stored.accounts {
         let mut account = Account::with_capacity(keys.len());
         for (key, e) in keys {
             let meta = match e.meta {
@@ -234,16 +229,12 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
                 file: e.file,
                 meta,
                 meta_present: e.meta_present,
-                pending: Vec::new(),
-                pending_meta: Vec::new(),
+                meta_stamp: e.meta_stamp,
+                pending: None,
             };
             account.push((key, entry));
         }
-        let cached = Cached {
-            stamp,
-            account,
-            metas,
-        };
+        let cached = Cached { stamp, account };
         known.insert(name, cached);
     }
     known
@@ -271,14 +262,11 @@ pub(super) fn store(
     };
     let mut stored_accounts = Vec::with_capacity(accounts.len());
     for (name, cached) in accounts {
-        let (stamp, keys, metas) = (&cached.stamp, &cached.account, &cached.metas);
-        if !settled(stamp, metas, started, settle) {
+        let (stamp, keys) = (&cached.stamp, &cached.account);
+        if !settled(stamp, keys, started, settle) {
             continue;
         }
-        let in_flight = keys
-            .iter()
-            .any(|(_, e)| !e.pending.is_empty() || !e.pending_meta.is_empty());
-        if in_flight {
+        if keys.iter().any(|(_, e)| e.pending.is_some()) {
             continue;
         }
         let keys = keys
@@ -292,6 +280,7 @@ pub(super) fn store(
                     file: e.file,
                     meta_present: e.meta_present,
                     meta,
+                    meta_stamp: e.meta_stamp,
                 };
                 (key.clone(), entry)
             })
@@ -300,7 +289,6 @@ pub(super) fn store(
             name: name.clone(),
             stamp: *stamp,
             keys,
-            metas: metas.clone(),
         });
     }
     let stored = Stored {
