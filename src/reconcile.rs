@@ -152,6 +152,23 @@ pub fn scan(config: &Config) -> SecretsDir {
     SecretsDir::scan(&config.secrets.dir, &config.secrets.parsed)
 }
 
+/// Renames the metadata files of the old layout that `files` found to names that say which
+/// key they hold, so later plans need not open them; how many. Under the organization's lock,
+/// after an apply that succeeded. A file not renamed is read as before, so a failure is only
+/// reported.
+pub fn migrate_key_files(config: &Config, files: &SecretsDir) -> (usize, Vec<String>) {
+    let mut renamed = 0;
+    let mut failed = Vec::new();
+    for (account, key) in files.old_layout() {
+        match secrets::migrate_meta(&config.secrets.dir, account, key) {
+            Ok(true) => renamed += 1,
+            Ok(false) => {}
+            Err(e) => failed.push(format!("{account}/{key}: {e}")),
+        }
+    }
+    (renamed, failed)
+}
+
 /// The live organization as the diff must see it under the backend's capabilities: teams
 /// made outside svcacct are only named (a missing one is an error, an undeclared one is not
 /// svcacct's business), and where ownership lives in a record beside the objects, a declared

@@ -22,7 +22,7 @@ use crate::operation::{Applied, IssuedSecret, KeyIssue, NewKey, Operation, Repla
 use crate::parallel::on_threads;
 use crate::secrets::{
     KeyFile, begin_issuing, end_issuing, expect_key, key_file_path, mint, promote_key_file,
-    promote_key_files, sync_batch, write_key_file, write_key_files,
+    promote_key_files, recipients_fingerprint, sync_batch, write_key_file, write_key_files,
 };
 
 /// Keys are issued in chunks: files for a chunk, then one registration batch, so a crash
@@ -143,13 +143,14 @@ fn promote(
     opts: &ApplyOptions<'_>,
 ) -> bool {
     let dir = opts.keys.dir;
+    let recipients = &recipients_fingerprint(opts.keys.recipients);
     let mut settled = true;
     let groups = by_account(to_promote.into_iter(), |&(_, account, ..)| account);
     let promoted = Mutex::new(Vec::with_capacity(groups.len()));
     on_threads(opts.parallelism, &groups, |group| {
         let account = group[0].1;
         let keys: Vec<(&str, &str)> = group.iter().map(|&(_, _, k, id)| (k, id)).collect();
-        let moved = promote_key_files(dir, account, &keys);
+        let moved = promote_key_files(dir, account, &keys, recipients);
         promoted.lock().expect("no panics while held").extend(
             group
                 .iter()
@@ -372,5 +373,6 @@ fn write_issued(
     if let Some(minted) = opts.keys.minted {
         minted.keep(account, name, &issued.id, &issued.secret);
     }
-    promote_key_file(opts.keys.dir, account, name, &issued.id)
+    let recipients = recipients_fingerprint(opts.keys.recipients);
+    promote_key_file(opts.keys.dir, account, name, &issued.id, &recipients)
 }

@@ -56,9 +56,26 @@ pub fn apply(
         (args.yes, args.parallelism),
         &delivery,
         out,
-    );
+    )?;
+    if code == super::exit::OK {
+        migrate(&config, &read.files, out);
+    }
     super::leave_to_exit((plan, read, config));
-    code
+    Ok(code)
+}
+
+/// Renames key metadata of an earlier version's layout, and says so: a one-time change the
+/// secrets directory's history shows.
+fn migrate(config: &Config, files: &crate::plan::SecretsDir, out: super::Output) {
+    let (renamed, failed) = reconcile::migrate_key_files(config, files);
+    if renamed > 0 && !out.quiet {
+        println!(
+            "Renamed {renamed} key metadata file(s) to names that say which key they hold (a one-time change of layout)."
+        );
+    }
+    for f in failed {
+        eprintln!("warning: cannot rename the key metadata of {f}; it is read as before");
+    }
 }
 
 /// Applies a saved plan exactly, with no prompt (it was reviewed), or refuses it, changing

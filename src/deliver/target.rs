@@ -5,11 +5,11 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 use crate::config::delivery::Target;
-use crate::secrets::{Delivered, meta_file_path, read_meta, rewrite_meta};
+use crate::secrets::{Delivered, find_meta, rewrite_meta};
 
 /// The key id its metadata says the key file holds, and the deliveries recorded for it.
 pub fn read_delivered(dir: &Path, account: &str, key: &str) -> (Option<String>, Vec<Delivered>) {
-    match read_meta(&meta_file_path(dir, account, key)) {
+    match find_meta(dir, account, key) {
         Some(m) => (m.key_id, m.delivered),
         None => (None, Vec::new()),
     }
@@ -35,8 +35,7 @@ pub fn record_delivery(
     key_id: &str,
     at: OffsetDateTime,
 ) -> std::io::Result<()> {
-    let path = meta_file_path(dir, account, key);
-    let Some(mut meta) = read_meta(&path) else {
+    let Some(mut meta) = find_meta(dir, account, key) else {
         return Err(std::io::Error::other("the key's metadata is missing"));
     };
     if meta.key_id.as_deref() != Some(key_id) {

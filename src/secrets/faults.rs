@@ -1,5 +1,5 @@
 //! Kill points inside the key files' own protocol, for the crash tests: die after a key file
-//! is promoted but before its metadata is, part-way through a re-encryption, and at each step
+//! is promoted but before its metadata is, or before the metadata it replaces is removed, part-way through a re-encryption, and at each step
 //! of a prune (which can also be made to fail a move). They sit here rather than with apply's
 //! hooks so the secrets layer imports nothing above it.
 //! Compiled only with the `test-hooks` feature; a release build has none.
@@ -12,6 +12,14 @@ mod hooks {
     /// metadata is.
     pub fn between_renames() {
         if std::env::var_os("SVCACCT_TEST_ABORT_BETWEEN_RENAMES").is_some() {
+            std::process::abort();
+        }
+    }
+
+    /// `SVCACCT_TEST_ABORT_BEFORE_REMOVING_REPLACED`: die once a key's new metadata is in
+    /// place, before the metadata of the key it replaces is removed.
+    pub fn before_removing_replaced() {
+        if std::env::var_os("SVCACCT_TEST_ABORT_BEFORE_REMOVING_REPLACED").is_some() {
             std::process::abort();
         }
     }
@@ -63,6 +71,8 @@ mod hooks {
 #[cfg(not(feature = "test-hooks"))]
 mod hooks {
     pub fn between_renames() {}
+
+    pub fn before_removing_replaced() {}
 
     pub fn reencrypt_renamed() {}
 

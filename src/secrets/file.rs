@@ -16,12 +16,18 @@
 //! file: its key is registered only after the batch is durable, so a torn one is of a key no
 //! backend knows, and recovery deletes it.
 //!
-//! Next to each key file, `<key>.meta.json` holds non-secret facts about the key it holds
-//! ([`KeyMeta`]: key id, created, expires, a fingerprint of the recipients), so a plan can
-//! tell, with no identity, which key a file holds and to whom it is encrypted. It travels
-//! with its key file: written pending beside it, promoted right after it (a crash between the
-//! two renames leaves a pending metadata file of a live key, which [`recover`] promotes; until
-//! then the plan reads the pending one).
+//! Next to each key file, a metadata file holds non-secret facts about the key it holds
+//! ([`KeyMeta`]: key id, created, expires, a fingerprint of the recipients), and its name
+//! says the key id and recipients ([`super::meta_name`]), so a plan can tell, with no identity
+//! and no file opened, which key a file holds and to whom it is encrypted. It travels with its
+//! key file: written pending beside it (`<key>.meta.json.pending-<id>`), renamed to its name
+//! right after the key file is promoted, and only then is the metadata of the key it replaces
+//! removed. A crash between the two renames leaves a pending metadata file of a live key,
+//! which [`recover`] promotes (until then the plan reads the pending one); a crash before the
+//! removal leaves two. Of two metadata files of one key, the one changed last describes the
+//! key file, whatever their names say: a promotion renames the new one into place after the
+//! key file, and a backup copied back over a key's files is newer than what it replaces. The
+//! plan believes that one, and [`recover`] removes the others.
 //!
 //! Nothing here follows a symbolic link under the secrets directory: an account directory
 //! that is a link (committed by anyone who can open a pull request) would send keys, and
@@ -38,6 +44,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::Recipient;
+use super::meta_name::{meta_name, old_name, parse as parse_meta_name};
 
 /// What a key file decrypts to.
 #[derive(Serialize)]
@@ -53,7 +60,7 @@ pub struct KeyFile<'a> {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// Non-secret facts about the key a key file holds, kept beside it as `<key>.meta.json`.
+/// Non-secret facts about the key a key file holds, kept beside it ([`meta_file_path`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyMeta {
     /// The key the file holds. `None` only for a key a backend was asked to mint whose secret
@@ -71,9 +78,10 @@ pub struct KeyMeta {
     pub delivered: Vec<Delivered>,
 }
 
-/// Where a key's metadata lives.
-pub fn meta_file_path(dir: &Path, account: &str, key: &str) -> PathBuf {
-    dir.join(account).join(format!("{key}.meta.json"))
+/// Where the metadata `meta` of a key lives: a name that says what it holds.
+pub fn meta_file_path(dir: &Path, account: &str, key: &str, meta: &KeyMeta) -> PathBuf {
+    let name = meta_name(key, meta.key_id.as_deref(), &meta.recipients);
+    dir.join(account).join(name)
 }
 
 /// Where a key's metadata waits with its pending key file.
@@ -228,15 +236,13 @@ fn write_new(parent: &Path, path: &Path, bytes: &[u8], fsync: Fsync) -> io::Resu
     Ok(())
 }
 
-/// Replaces a key's metadata durably (temporary file, fsync, rename, fsync of the directory).
+/// Replaces a key's metadata durably (temporary file, fsync, rename, fsync of the directory),
+/// and removes any other metadata file of the key.
 pub fn rewrite_meta(dir: &Path, account: &str, key: &str, meta: &KeyMeta) -> io::Result<()> {
     let parent = real_dir(&dir.join(account))?;
-    write_meta(
-        &parent,
-        &meta_file_path(dir, account, key),
-        meta,
-        Fsync::EachFile,
-    )?;
+    let path = meta_file_path(dir, account, key, meta);
+    write_meta(&parent, &path, meta, Fsync::EachFile)?;
+    remove_other_metas(&parent, &names_in(&parent)?, key, &path)?;
     open_dir(&parent)?.sync_all()
 }
 
@@ -245,8 +251,7 @@ pub fn rewrite_meta(dir: &Path, account: &str, key: &str, meta: &KeyMeta) -> io:
 /// Metadata already there (a rotation) says the same and is kept.
 pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
     let parent = account_dir(dir, account)?;
-    let path = meta_file_path(dir, account, key);
-    if fs::symlink_metadata(&path).is_ok() {
+    if metas_of(&names_in(&parent)?, key).next().is_some() {
         return Ok(());
     }
     let meta = KeyMeta {
@@ -256,8 +261,83 @@ pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
         recipients: String::new(),
         delivered: Vec::new(),
     };
+    let path = meta_file_path(dir, account, key, &meta);
     write_meta(&parent, &path, &meta, Fsync::EachFile)?;
     open_dir(&parent)?.sync_all()
+}
+
+/// The metadata of `key`, read: for commands that need what its name does not say
+/// (deliveries, dates). Of several files, the one changed last, as the plan takes it.
+pub fn find_meta(dir: &Path, account: &str, key: &str) -> Option<KeyMeta> {
+    let parent = dir.join(account);
+    let names = names_in(&parent).ok()?;
+    let newest = newest(&parent, metas_of(&names, key))?;
+    read_meta(&parent.join(newest))
+}
+
+/// Of the files `names` in `parent`, the one whose inode changed last (by name when two
+/// changed at once, so every reader picks the same).
+fn newest<'a>(parent: &Path, names: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    use std::os::unix::fs::MetadataExt;
+    let changed = |name: &String| {
+        let m = fs::symlink_metadata(parent.join(name)).ok();
+        m.map(|m| (m.ctime(), m.ctime_nsec()))
+    };
+    names.max_by_key(|n| (changed(n), *n))
+}
+
+/// Renames the metadata of `key` from the layout that named only the key (`<key>.meta.json`)
+/// to the one that says what it holds: one atomic rename, so the file is under one name or the
+/// other whenever the process stops. Whether it was renamed (not when there is none, it does
+/// not parse, or its key id is too long for a name).
+pub fn migrate_meta(dir: &Path, account: &str, key: &str) -> io::Result<bool> {
+    let parent = real_dir(&dir.join(account))?;
+    let old = parent.join(old_name(key));
+    let Some(meta) = read_meta(&old) else {
+        return Ok(false);
+    };
+    let new = meta_file_path(dir, account, key, &meta);
+    if new == old {
+        return Ok(false);
+    }
+    fs::rename(&old, &new)?;
+    Ok(true)
+}
+
+/// Renames `from` to `to`, the metadata of `key` in the same directory, and removes the
+/// metadata it replaces.
+pub(super) fn replace_meta(from: &Path, to: &Path, key: &str) -> io::Result<()> {
+    let parent = to.parent().unwrap_or(Path::new("."));
+    let names = names_in(parent)?;
+    fs::rename(from, to)?;
+    remove_other_metas(parent, &names, key, to)
+}
+
+/// The names in the directory `parent`.
+fn names_in(parent: &Path) -> io::Result<Vec<String>> {
+    Ok(fs::read_dir(parent)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect())
+}
+
+/// The names among `names` of `key`'s metadata files, in either layout (not pending ones).
+fn metas_of<'a>(names: &'a [String], key: &'a str) -> impl Iterator<Item = &'a String> {
+    names
+        .iter()
+        .filter(move |n| parse_meta_name(n).is_some_and(|m| m.key() == key))
+}
+
+/// Removes each of `key`'s metadata files among `names` in `parent` but `keep`: what the
+/// metadata `keep` replaces. Called once `keep` is in place, so the key always has one.
+fn remove_other_metas(parent: &Path, names: &[String], key: &str, keep: &Path) -> io::Result<()> {
+    for name in metas_of(names, key) {
+        let path = parent.join(name);
+        if path != keep {
+            remove_if_there(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a key's metadata file; `None` when there is none or it does not parse.
@@ -299,24 +379,37 @@ fn parse_meta(fd: rustix::fd::OwnedFd) -> Option<KeyMeta> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Moves a registered key's pending file over `<key>.age`, then its metadata over
-/// `<key>.meta.json`, durably.
-pub fn promote_key_file(dir: &Path, account: &str, key: &str, id: &str) -> std::io::Result<()> {
+/// Moves a registered key's pending file over `<key>.age`, then its metadata into place,
+/// durably. `recipients` is the fingerprint of the recipients it was written for.
+pub fn promote_key_file(
+    dir: &Path,
+    account: &str,
+    key: &str,
+    id: &str,
+    recipients: &str,
+) -> std::io::Result<()> {
     let parent = real_dir(&dir.join(account))?;
-    let to = key_file_path(dir, account, key);
-    fs::rename(pending_key_file_path(dir, account, key, id), &to)?;
-    super::faults::between_renames();
-    promote_meta(dir, account, key, id)?;
+    promote_key_files(dir, account, &[(key, id)], recipients)
+        .pop()
+        .expect("one result per key")?;
     open_dir(&parent)?.sync_all()
 }
 
 /// [`promote_key_file`] for several registered keys of one account, `(key, id)`, each moved
 /// into place but not yet durable: the caller makes its whole batch durable with
 /// [`sync_batch`] (recovery finishes whatever did not last).
-pub fn promote_key_files(dir: &Path, account: &str, keys: &[(&str, &str)]) -> Vec<io::Result<()>> {
-    if let Err(e) = real_dir(&dir.join(account)) {
-        return keys.iter().map(|_| Err(copy_error(&e))).collect();
-    }
+pub fn promote_key_files(
+    dir: &Path,
+    account: &str,
+    keys: &[(&str, &str)],
+    recipients: &str,
+) -> Vec<io::Result<()>> {
+    // One listing for the account: the metadata the promoted keys' replaces.
+    let names = real_dir(&dir.join(account)).and_then(|parent| names_in(&parent));
+    let names = match names {
+        Ok(names) => names,
+        Err(e) => return keys.iter().map(|_| Err(copy_error(&e))).collect(),
+    };
     keys.iter()
         .map(|(key, id)| {
             fs::rename(
@@ -324,20 +417,29 @@ pub fn promote_key_files(dir: &Path, account: &str, keys: &[(&str, &str)]) -> Ve
                 key_file_path(dir, account, key),
             )?;
             super::faults::between_renames();
-            promote_meta(dir, account, key, id)
+            promote_meta(dir, account, key, id, recipients, &names)
         })
         .collect()
 }
 
-/// Moves pending metadata into place; none (a file from before metadata) is not an error.
-fn promote_meta(dir: &Path, account: &str, key: &str, id: &str) -> io::Result<()> {
-    match fs::rename(
-        pending_meta_file_path(dir, account, key, id),
-        meta_file_path(dir, account, key),
-    ) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+/// Moves the pending metadata of `key`'s key `id` to its name, then removes the metadata it
+/// replaces (among `names`, the account directory's). None (a file from before metadata) is
+/// not an error.
+fn promote_meta(
+    dir: &Path,
+    account: &str,
+    key: &str,
+    id: &str,
+    recipients: &str,
+    names: &[String],
+) -> io::Result<()> {
+    let to = dir.join(account).join(meta_name(key, Some(id), recipients));
+    match fs::rename(pending_meta_file_path(dir, account, key, id), &to) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
     }
+    super::faults::before_removing_replaced();
+    remove_other_metas(&dir.join(account), names, key, &to)
 }
 
 /// Removes a file that may already be gone.
@@ -456,7 +558,8 @@ pub struct Recovered {
 }
 
 /// Finishes what an interrupted apply left: promotes the pending file of every key whose id
-/// `is_live(account, key, id)`, deletes other pending files and temporary files.
+/// `is_live(account, key, id)`, deletes other pending files and temporary files, and of a
+/// key with two metadata files, the older.
 pub fn recover(
     dir: &Path,
     is_live: impl Fn(&str, &str, &str) -> bool,
@@ -475,17 +578,20 @@ pub fn recover(
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
     {
         let account = account_dir.file_name().to_string_lossy().to_string();
-        let mut names: Vec<String> = fs::read_dir(account_dir.path())?
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
+        let mut names = names_in(&account_dir.path())?;
         // Key files before metadata: promoting a key file moves its metadata too.
         names.sort_by_key(|n| !n.contains(".age.pending-"));
-        for name in names {
-            let path = account_dir.path().join(&name);
+        // The recipients the pending metadata of `key`'s key `id` was written for.
+        let recipients = |key: &str, id: &str| {
+            read_meta(&pending_meta_file_path(dir, &account, key, id))
+                .map(|m| m.recipients)
+                .unwrap_or_default()
+        };
+        for name in &names {
+            let path = account_dir.path().join(name);
             if let Some((key, id)) = name.split_once(".age.pending-") {
                 if is_live(&account, key, id) {
-                    promote_key_file(dir, &account, key, id)?;
+                    promote_key_file(dir, &account, key, id, &recipients(key, id))?;
                     done.promoted += 1;
                 } else {
                     fs::remove_file(&path)?;
@@ -498,7 +604,8 @@ pub fn recover(
                     continue;
                 }
                 if is_live(&account, key, id) {
-                    promote_meta(dir, &account, key, id)?;
+                    let fingerprint = recipients(key, id);
+                    promote_meta(dir, &account, key, id, &fingerprint, &names)?;
                     open_dir(&account_dir.path())?.sync_all()?;
                     done.promoted += 1;
                 } else {
@@ -510,9 +617,34 @@ pub fn recover(
                 done.discarded += 1;
             }
         }
+        done.discarded += remove_replaced(&account_dir.path())?;
     }
     end_issuing(dir)?;
     Ok(done)
+}
+
+/// Of each key in the account directory `parent` with more than one metadata file (a
+/// promotion that died before removing what it replaced), removes all but the one changed
+/// last, which is what the plan believes; how many.
+fn remove_replaced(parent: &Path) -> io::Result<usize> {
+    let names = names_in(parent)?;
+    let mut metas: Vec<(&str, &String)> = names
+        .iter()
+        .filter_map(|n| Some((parse_meta_name(n)?.key(), n)))
+        .collect();
+    metas.sort();
+    let mut removed = 0;
+    for same_key in metas.chunk_by(|a, b| a.0 == b.0).filter(|m| m.len() > 1) {
+        let keep = newest(parent, same_key.iter().map(|(_, n)| *n));
+        for (_, name) in same_key.iter().filter(|(_, n)| Some(*n) != keep) {
+            remove_if_there(&parent.join(name))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        open_dir(parent)?.sync_all()?;
+    }
+    Ok(removed)
 }
 
 /// The JSON payload, in a buffer that is wiped when dropped.
@@ -554,21 +686,38 @@ mod tests {
             );
             assert!(pending_meta_file_path(&dir, "a", key, id).exists());
         }
-        let moved = promote_key_files(&dir, "a", &keys);
+        let fp = super::super::recipients_fingerprint(&recipients);
+        let moved = promote_key_files(&dir, "a", &keys, &fp);
         assert!(moved.iter().all(Result::is_ok), "{moved:?}");
+        let meta_path = |key, id| dir.join("a").join(meta_name(key, Some(id), &fp));
         for (key, id) in keys {
             // Written in place under their pending names, still readable by the owner only.
-            for file in [
-                key_file_path(&dir, "a", key),
-                meta_file_path(&dir, "a", key),
-            ] {
+            for file in [key_file_path(&dir, "a", key), meta_path(key, id)] {
                 use std::os::unix::fs::PermissionsExt;
                 let mode = fs::metadata(&file).unwrap().permissions().mode();
                 assert_eq!(mode & 0o777, 0o600, "{}", file.display());
             }
-            let meta = read_meta(&meta_file_path(&dir, "a", key)).unwrap();
+            let meta = read_meta(&meta_path(key, id)).unwrap();
             assert_eq!(meta.key_id.as_deref(), Some(id));
+            assert_eq!(meta_path(key, id), meta_file_path(&dir, "a", key, &meta));
         }
+        // A rotation's promotion leaves the key one metadata file, the new key's, and so does
+        // a rewrite.
+        let rotated = write_key_files(&dir, &recipients, "a", &[payload("a", "k0", "key_9")]);
+        assert!(rotated[0].is_ok());
+        let moved = promote_key_files(&dir, "a", &[("k0", "key_9")], &fp);
+        assert!(moved[0].is_ok(), "{moved:?}");
+        let k0_metas = || {
+            let names = names_in(&dir.join("a")).unwrap();
+            let mut metas: Vec<String> = metas_of(&names, "k0").cloned().collect();
+            metas.sort();
+            metas
+        };
+        assert_eq!(k0_metas(), [meta_name("k0", Some("key_9"), &fp)]);
+        let mut meta = find_meta(&dir, "a", "k0").unwrap();
+        meta.recipients = "sha256:abcd".into();
+        rewrite_meta(&dir, "a", "k0", &meta).unwrap();
+        assert_eq!(k0_metas(), ["k0.key_9.abcd.meta.json"]);
         let left: Vec<_> = fs::read_dir(dir.join("a"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -591,7 +740,7 @@ mod tests {
             assert!(w.unwrap_err().to_string().contains("symbolic link"));
         }
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
-        let moved = promote_key_files(&dir, "linked", &keys);
+        let moved = promote_key_files(&dir, "linked", &keys, &fp);
         assert!(moved.iter().all(Result::is_err), "{moved:?}");
     }
 

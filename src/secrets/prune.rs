@@ -29,7 +29,7 @@ pub struct OrphanFile {
     pub account: String,
     /// The key the file belongs to.
     pub key: String,
-    /// The file's name in the account directory (`<key>.age` or `<key>.meta.json`).
+    /// The file's name in the account directory (`<key>.age`, or its metadata's).
     pub name: String,
 }
 
@@ -198,8 +198,8 @@ fn key_of(name: &str) -> Option<&str> {
         return None;
     }
     name.strip_suffix(".age")
-        .or_else(|| name.strip_suffix(".meta.json"))
         .filter(|k| !k.is_empty())
+        .or_else(|| super::meta_name::parse(name).map(|m| m.key()))
 }
 
 /// Every key file and metadata file under `dir` whose key is not `is_live(account, key)`,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::Recipient;
-use super::file::{KeyMeta, check_secrets_dir, key_file_path, meta_file_path, read_meta};
+use super::file::{KeyMeta, check_secrets_dir, find_meta, key_file_path, replace_meta};
 
 /// Identities that decrypt key files.
 pub type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
@@ -65,11 +65,12 @@ pub fn decrypt_file(path: &Path, identities: &Identities) -> Result<Zeroizing<Ve
     Ok(plain)
 }
 
-/// One file to re-encrypt: where it is, and its staged replacements.
+/// One file to re-encrypt: whose it is, where it is, and its staged replacements.
 struct Staged {
+    account: String,
+    key: String,
     account_dir: PathBuf,
     file: PathBuf,
-    meta: PathBuf,
     staged_file: PathBuf,
     staged_meta: PathBuf,
 }
@@ -86,13 +87,17 @@ pub fn reencrypt(
     let fingerprint = super::recipients_fingerprint(recipients);
     let todo = to_reencrypt(dir, &fingerprint)?;
     // Stage everything; on any failure, remove what was staged and change nothing.
+    let mut metas = Vec::with_capacity(todo.len());
     for (i, t) in todo.iter().enumerate() {
-        if let Err(e) = stage(t, recipients, &fingerprint, identities) {
-            for s in &todo[..=i] {
-                let _ = fs::remove_file(&s.staged_file);
-                let _ = fs::remove_file(&s.staged_meta);
+        match stage(dir, t, recipients, &fingerprint, identities) {
+            Ok(meta) => metas.push(meta),
+            Err(e) => {
+                for s in &todo[..=i] {
+                    let _ = fs::remove_file(&s.staged_file);
+                    let _ = fs::remove_file(&s.staged_meta);
+                }
+                return Err(format!("{e}; nothing was re-encrypted"));
             }
-            return Err(format!("{e}; nothing was re-encrypted"));
         }
     }
     let mut dirs: Vec<&Path> = todo.iter().map(|t| t.account_dir.as_path()).collect();
@@ -100,9 +105,10 @@ pub fn reencrypt(
     for d in &dirs {
         sync_dir(d).map_err(|e| io(d, e))?;
     }
-    for t in &todo {
+    for (t, meta) in todo.iter().zip(&metas) {
         fs::rename(&t.staged_file, &t.file).map_err(|e| io(&t.file, e))?;
-        fs::rename(&t.staged_meta, &t.meta).map_err(|e| io(&t.meta, e))?;
+        // Its name says the new recipients: the metadata it replaces goes once it is in place.
+        replace_meta(&t.staged_meta, meta, &t.key).map_err(|e| io(meta, e))?;
         super::faults::reencrypt_renamed();
     }
     for d in &dirs {
@@ -143,14 +149,14 @@ fn to_reencrypt(dir: &Path, fingerprint: &str) -> Result<Vec<Staged>, String> {
             .filter(|n| !n.starts_with('.'))
             .filter_map(|n| n.strip_suffix(".age"))
         {
-            let meta = meta_file_path(dir, &account_name, key);
-            let current =
-                read_meta(&meta).is_some_and(|m| m.key_id.is_some() && m.recipients == fingerprint);
+            let current = find_meta(dir, &account_name, key)
+                .is_some_and(|m| m.key_id.is_some() && m.recipients == fingerprint);
             if !current {
                 todo.push(Staged {
+                    account: account_name.clone(),
+                    key: key.to_string(),
                     account_dir: account.path(),
                     file: key_file_path(dir, &account_name, key),
-                    meta,
                     staged_file: account.path().join(format!("{STAGED}{key}.age")),
                     staged_meta: account.path().join(format!("{STAGED}{key}.meta.json")),
                 });
@@ -160,13 +166,15 @@ fn to_reencrypt(dir: &Path, fingerprint: &str) -> Result<Vec<Staged>, String> {
     Ok(todo)
 }
 
-/// Decrypts one file and writes its re-encrypted copy and metadata, durably, beside it.
+/// Decrypts one file and writes its re-encrypted copy and metadata, durably, beside it;
+/// returns where the metadata goes.
 fn stage(
+    dir: &Path,
     t: &Staged,
     recipients: &[Recipient],
     fingerprint: &str,
     identities: &Identities,
-) -> Result<(), String> {
+) -> Result<PathBuf, String> {
     let plain = decrypt_file(&t.file, identities)?;
     // The payload names its key; the metadata is rebuilt from it (files from before svcacct
     // kept metadata get theirs here).
@@ -193,7 +201,7 @@ fn stage(
     }
     out.sync_all().map_err(err)?;
     // The same key: what its delivery targets acknowledged still holds.
-    let delivered = super::read_meta(&t.file.with_extension("meta.json"))
+    let delivered = find_meta(dir, &t.account, &t.key)
         .map(|m| m.delivered)
         .unwrap_or_default()
         .into_iter()
@@ -208,7 +216,8 @@ fn stage(
     };
     let m = create_new(&t.staged_meta).map_err(err)?;
     serde_json::to_writer_pretty(&m, &meta).map_err(|e| err(io::Error::other(e)))?;
-    m.sync_all().map_err(err)
+    m.sync_all().map_err(err)?;
+    Ok(super::meta_file_path(dir, &t.account, &t.key, &meta))
 }
 
 fn create_new(path: &Path) -> io::Result<fs::File> {

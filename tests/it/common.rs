@@ -526,18 +526,22 @@ pub fn assert_every_key_has_its_file(db: &Path, secrets_dir: &Path, identity: &P
                     ok
                 }
             });
-        // Its metadata names it: in place, or pending beside a pending file or after an
-        // interrupted promotion (the next apply moves it into place).
-        let metas = [
-            dir.join(format!("{}.meta.json", k.name)),
-            dir.join(format!("{}.meta.json.pending-{}", k.name, k.id)),
-        ];
-        let meta_ok = metas.iter().any(|m| {
+        // Its metadata names it, in its name and its content: pending beside a pending file
+        // or after an interrupted promotion (the next apply moves it into place), or in place
+        // (of several, the one changed last is what a plan believes).
+        let pending = dir.join(format!("{}.meta.json.pending-{}", k.name, k.id));
+        let names_it = |m: &Path| {
             std::fs::read(m)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
                 .is_some_and(|v| v["key_id"] == k.id.as_str())
-        });
+        };
+        let meta_ok = names_it(&pending)
+            || newest(meta_files(&dir, &k.name)).is_some_and(|m| {
+                let name = m.file_name().unwrap().to_string_lossy().into_owned();
+                let parts: Vec<&str> = name.split('.').collect();
+                (parts.len() == 3 || parts[1] == k.id) && names_it(&m)
+            });
         if good && !meta_ok {
             why.push(format!("no metadata names key id {}", k.id));
         }
@@ -553,6 +557,48 @@ pub fn assert_every_key_has_its_file(db: &Path, secrets_dir: &Path, identity: &P
         problems.join("\n")
     );
     keys.len()
+}
+
+/// The metadata files of `key` in the account directory `dir`, pending ones aside: in the
+/// layout whose name says the key id and recipients, `<key>.<id>.<hex>.meta.json`, or the
+/// old `<key>.meta.json`.
+pub fn meta_files(dir: &Path, key: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut metas: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            let parts: Vec<&str> = name.split('.').collect();
+            name.ends_with(".meta.json") && parts[0] == key && matches!(parts.len(), 3 | 5)
+        })
+        .collect();
+    metas.sort();
+    metas
+}
+
+/// The one metadata file of `account`/`key` under the sandbox's `secrets` directory
+/// (relative to the sandbox, as [`Sandbox::read`] takes it).
+#[track_caller]
+pub fn meta_path(sb: &Sandbox, secrets: &str, account: &str, key: &str) -> String {
+    let metas = meta_files(&sb.join(secrets).join(account), key);
+    assert_eq!(
+        metas.len(),
+        1,
+        "one metadata file of {account}/{key}: {metas:?}"
+    );
+    let name = metas[0].file_name().unwrap().to_string_lossy().into_owned();
+    format!("{secrets}/{account}/{name}")
+}
+
+/// Of `files`, the one whose inode changed last.
+pub fn newest(files: Vec<PathBuf>) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    files.into_iter().max_by_key(|f| {
+        let m = std::fs::symlink_metadata(f).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    })
 }
 
 /// A config of `accounts` service accounts with `keys` keys each, in one team, encrypting

@@ -13,7 +13,11 @@ use crate::github_sim::GithubSim;
 const CFG: &str = "org/svcacct.yaml";
 const DB: &str = "org/.svcacct/acme.db";
 const KEY: &str = "org/secrets/ci-bot/prod.age";
-const META: &str = "org/secrets/ci-bot/prod.meta.json";
+
+/// The metadata file of the key `prod`, wherever its name says it is.
+fn meta_file(sb: &Sandbox) -> String {
+    meta_path(sb, "org/secrets", "ci-bot", "prod")
+}
 const TOKEN: &str = "ghs_simulatedtoken0123456789";
 
 /// A config whose key `prod` goes to a repository secret and an environment secret.
@@ -133,7 +137,7 @@ fn apply_delivers_new_keys_to_github_and_rotation_delivers_the_new_one() {
 
     // The metadata records who holds which key, never the secret.
     let live = secret_of(&sb.join(KEY), &identity);
-    let meta: Value = serde_json::from_str(&sb.read(META)).unwrap();
+    let meta: Value = serde_json::from_str(&sb.read(&meta_file(&sb))).unwrap();
     assert_eq!(meta["delivered"].as_array().unwrap().len(), 2, "{meta:#}");
     assert_eq!(meta["delivered"][0]["key_id"], meta["key_id"]);
     for f in files_under(&sb.join("org")).values() {
@@ -853,7 +857,7 @@ fn rotate_and_a_saved_plan_deliver_too() {
     consumers_hold_the_live_key(&sb, &sim, &identity);
     let live = secret_of(&sb.join(KEY), &identity);
     assert!(!sb.read("plan.json").contains(&live));
-    assert!(!sb.read(META).contains(&live));
+    assert!(!sb.read(&meta_file(&sb)).contains(&live));
 
     // `svcacct rotate` delivers the new key from memory.
     let before = secret_of(&sb.join(KEY), &identity);
@@ -954,7 +958,7 @@ fn reencrypting_a_key_file_keeps_what_its_targets_acknowledged() {
     let sim = sim();
     sb.write(CFG, &config("", ""));
     run(&sb, &sim, &["apply", "--yes", "-c", CFG], T0).ok();
-    let before: Value = serde_json::from_str(&sb.read(META)).unwrap();
+    let before: Value = serde_json::from_str(&sb.read(&meta_file(&sb))).unwrap();
     let other = age::x25519::Identity::generate().to_public();
     let recipients = sb.join("examples/demo-recipients.txt");
     let mut text = std::fs::read_to_string(&recipients).unwrap();
@@ -971,7 +975,7 @@ fn reencrypting_a_key_file_keeps_what_its_targets_acknowledged() {
     .now(T0)
     .run()
     .ok();
-    let meta: Value = serde_json::from_str(&sb.read(META)).unwrap();
+    let meta: Value = serde_json::from_str(&sb.read(&meta_file(&sb))).unwrap();
     assert_ne!(meta["recipients"], before["recipients"], "re-encrypted");
     assert_eq!(meta["delivered"], before["delivered"], "{meta:#}");
     run(&sb, &sim, &["plan", "--detailed-exitcode", "-c", CFG], T0).expect(0);

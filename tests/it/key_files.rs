@@ -11,7 +11,12 @@ use crate::common::*;
 
 const CFG: &str = "org/svcacct.yaml";
 const FILE: &str = "org/secrets/acct-000/key-0.age";
-const META: &str = "org/secrets/acct-000/key-0.meta.json";
+const ACCOUNT_DIR: &str = "org/secrets/acct-000";
+
+/// The metadata file of acct-000's key, wherever its name says it is.
+fn meta_of(sb: &Sandbox) -> String {
+    meta_path(sb, "org/secrets", "acct-000", "key-0")
+}
 
 /// Two accounts with one key each (rotate_every 30d, overlap 1d), on `local` or on a server.
 fn org(sb: &Sandbox, http: bool) -> Option<Server> {
@@ -73,7 +78,8 @@ fn metadata_names_the_key_and_holds_no_secret(http: bool) {
         assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity),
         2
     );
-    let m = meta(&sb, META);
+    let meta_file = meta_of(&sb);
+    let m = meta(&sb, &meta_file);
     let row = current_keys(&db)
         .into_iter()
         .find(|k| k.account == "acct-000")
@@ -86,7 +92,7 @@ fn metadata_names_the_key_and_holds_no_secret(http: bool) {
             .is_some_and(|r| r.starts_with("sha256:")),
         "{m}"
     );
-    let text = sb.read(META);
+    let text = sb.read(&meta_file);
     let secret = secret_of(&sb.join(FILE), &identity);
     for forbidden in [secret.as_str(), &row.hash, &row.display_prefix, "svca_"] {
         assert!(
@@ -95,14 +101,31 @@ fn metadata_names_the_key_and_holds_no_secret(http: bool) {
         );
     }
 
-    // A restored older file (a backup from before a rotation) is seen for what it is.
-    let (old_file, old_meta) = (sb.read(FILE), sb.read(META));
+    // Its name says which key it holds, and to whom it is encrypted.
+    let fingerprint = m["recipients"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    assert_eq!(
+        meta_file,
+        format!("{ACCOUNT_DIR}/key-0.{}.{fingerprint}.meta.json", row.id)
+    );
+
+    // A restored older file (a backup from before a rotation, copied over the key's files) is
+    // seen for what it is.
+    let (old_file, old_meta) = (sb.read(FILE), sb.read(&meta_file));
     let old_id = row.id.clone();
     run(&sb, &["apply", "--yes", "-c", CFG], &at(31, 0)).ok();
     let new_id = live_id(&db, "acct-000");
     assert_ne!(new_id, old_id);
+    assert_ne!(
+        meta_of(&sb),
+        meta_file,
+        "the rotation's metadata replaced the old"
+    );
     sb.write(FILE, &old_file);
-    sb.write(META, &old_meta);
+    sb.write(&meta_file, &old_meta);
     let p = plan(&sb, &at(31, 0));
     let reasons: Vec<(&str, &str, &str)> = p["changes"]
         .as_array()
@@ -156,8 +179,11 @@ fn a_crash_between_the_file_and_its_metadata_is_finished_by_the_next_apply() {
     let db = sb.join("org/.svcacct/acme.db");
     let id = live_id(&db, "acct-000");
     assert!(sb.join(FILE).exists(), "the key file was promoted");
-    assert!(!sb.join(META).exists(), "its metadata was not");
-    let pending = format!("{META}.pending-{id}");
+    assert!(
+        meta_files(&sb.join(ACCOUNT_DIR), "key-0").is_empty(),
+        "its metadata was not"
+    );
+    let pending = format!("{ACCOUNT_DIR}/key-0.meta.json.pending-{id}");
     assert!(sb.join(&pending).exists());
     // The invariant holds already (the pending metadata names the key), and plan reads it.
     let identity = sb.join("examples/demo-identity.txt");
@@ -167,7 +193,7 @@ fn a_crash_between_the_file_and_its_metadata_is_finished_by_the_next_apply() {
 
     let out = run(&sb, &["apply", "--yes", "-c", CFG], T0);
     out.ok();
-    assert_eq!(meta(&sb, META)["key_id"], id.as_str());
+    assert_eq!(meta(&sb, &meta_of(&sb))["key_id"], id.as_str());
     assert!(!sb.join(&pending).exists());
     assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity);
     let leftovers: Vec<_> = files_under(&sb.join("org/secrets"))
@@ -374,8 +400,10 @@ fn tampered_or_missing_metadata_and_files_are_seen_by_the_plan() {
     let (live0, live1) = (live_id(&db, "acct-000"), live_id(&db, "acct-001"));
     // The metadata of acct-000 names another key; acct-001's key file is gone, its metadata
     // stays.
-    let forged = sb.read(META).replace(&live0, "key_forged");
-    sb.write(META, &forged);
+    let meta_file = meta_of(&sb);
+    let forged = sb.read(&meta_file).replace(&live0, "key_forged");
+    std::fs::remove_file(sb.join(&meta_file)).unwrap();
+    sb.write(&meta_file.replace(&live0, "key_forged"), &forged);
     std::fs::remove_file(sb.join("org/secrets/acct-001/key-0.age")).unwrap();
     let p = plan(&sb, T0);
     let changes: Vec<(&str, &str, &str)> = p["changes"]
@@ -412,7 +440,7 @@ fn tampered_or_missing_metadata_and_files_are_seen_by_the_plan() {
     assert_ne!(live_id(&db, "acct-001"), live1);
 
     // A file without metadata (as before svcacct kept any) is taken to hold the live key.
-    std::fs::remove_file(sb.join(META)).unwrap();
+    std::fs::remove_file(sb.join(&meta_of(&sb))).unwrap();
     let p = plan(&sb, T0);
     assert_eq!(p["changes"], serde_json::json!([]), "{p:#}");
 }

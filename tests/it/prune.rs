@@ -55,12 +55,26 @@ fn names(files: &BTreeMap<PathBuf, Vec<u8>>) -> Vec<String> {
     files.keys().map(|p| p.display().to_string()).collect()
 }
 
-const ORPHANS: [&str; 4] = [
-    "acct-000/key-1.age",
-    "acct-000/key-1.meta.json",
-    "acct-001/key-0.age",
-    "acct-001/key-0.meta.json",
-];
+/// The files of the keys [`org_with_orphans`] removed, relative to the secrets directory:
+/// each key's file and its metadata.
+fn orphans(sb: &Sandbox) -> Vec<String> {
+    let mut files = Vec::new();
+    for (account, key) in [
+        ("acct-000", "key-1"),
+        ("acct-001", "key-0"),
+        ("acct-001", "key-1"),
+    ] {
+        files.push(format!("{account}/{key}.age"));
+        let meta = meta_path(sb, SECRETS, account, key);
+        files.push(
+            meta.strip_prefix(&format!("{SECRETS}/"))
+                .unwrap()
+                .to_string(),
+        );
+    }
+    files.sort();
+    files
+}
 
 fn prunes_only_files_of_keys_that_no_longer_exist(http: bool) {
     let sb = Sandbox::new();
@@ -73,12 +87,7 @@ fn prunes_only_files_of_keys_that_no_longer_exist(http: bool) {
         "{notes}"
     );
     // acct-001's second key file too: every key of the removed account.
-    let mut orphans: Vec<String> = ORPHANS.iter().map(|s| s.to_string()).collect();
-    orphans.extend([
-        "acct-001/key-1.age".into(),
-        "acct-001/key-1.meta.json".into(),
-    ]);
-    orphans.sort();
+    let orphans = orphans(&sb);
 
     // What prune must leave: a pending file of an apply (even of a key that is gone), a
     // temporary file, a dot-file, and anything that is not a key file.

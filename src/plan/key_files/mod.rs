@@ -2,8 +2,10 @@
 //! is a pure function of its inputs and can be tested without one; [`SecretsDir`] answers from
 //! a secrets directory.
 //!
-//! It answers from the files' metadata (`<key>.meta.json`), never by decrypting: a plan runs
-//! with no identity, in CI as well as on a laptop.
+//! It answers from the files' metadata, never by decrypting: a plan runs with no identity, in
+//! CI as well as on a laptop. The metadata's name says what a plan needs
+//! (`crate::secrets::meta_name`), so the listing of an account's directory is all a plan reads
+//! of it; only metadata of the old layout (`<key>.meta.json`) and pending metadata are opened.
 
 mod cache;
 
@@ -17,7 +19,10 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Dir, Mode, OFlags};
 
 use crate::model::{LiveKey, LiveOrganization, SmallMap};
-use crate::secrets::{KeyMeta, Recipient, key_file_path, read_meta_in, recipients_fingerprint};
+use crate::secrets::{
+    KeyMeta, MetaName, Recipient, key_file_path, parse_meta_name, read_meta_in,
+    recipients_fingerprint,
+};
 
 /// What the file of one live key holds, as far as can be told without decrypting it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,20 +82,26 @@ impl From<KeyMeta> for Facts {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Entry {
     file: bool,
+    /// What its metadata says: told by its name, or read from a file of the old layout
+    /// (`None` when that does not parse).
     meta: Option<Facts>,
     meta_present: bool,
-    /// The metadata file's stamp when it was read, for the scan cache.
+    /// The stamp of metadata of the old layout when it was read, for the scan cache (a
+    /// name that says what the file holds needs none: the directory's stamp covers it).
     meta_stamp: Option<cache::FileStamp>,
     /// What an apply in flight (or one to recover) left: rare, so kept apart. A cached entry
     /// would otherwise carry two empty lists, at 300,000 keys a dozen megabytes.
     pending: Option<Box<Pending>>,
 }
 
-/// Ids of pending key files, and of pending metadata with what it says.
+/// Ids of pending key files, and of pending metadata with what it says; and whether the key
+/// has more than one metadata file (a promotion that died before removing what it replaced,
+/// or a backup copied back), which is as unsettled: never cached.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Pending {
     files: Vec<String>,
     metas: Vec<(String, Option<Facts>)>,
+    several_metas: bool,
 }
 
 impl Entry {
@@ -119,7 +130,7 @@ type Account = Vec<(String, Entry)>;
 pub struct SecretsDir {
     dir: PathBuf,
     available: bool,
-    fingerprint: String,
+    fingerprint: Arc<str>,
     /// Every account directory, as read now or as the cache has it, with its stamps.
     accounts: cache::Known,
     /// How many account directories were read, and how many taken from the cache.
@@ -145,7 +156,7 @@ impl SecretsDir {
         let mut s = SecretsDir {
             dir: dir.to_path_buf(),
             available: dir.is_dir(),
-            fingerprint: recipients_fingerprint(recipients),
+            fingerprint: recipients_fingerprint(recipients).into(),
             accounts: cache::Known::new(),
             read: 0,
             reused: 0,
@@ -168,7 +179,7 @@ impl SecretsDir {
         };
         let started = cache::now();
         let mut known = cache.map(|(c, _)| cache::load(c, top)).unwrap_or_default();
-        let scanned = scan_accounts(top, names, &known);
+        let scanned = scan_accounts(top, names, &known, &s.fingerprint);
         // The cache's entries become the scan's: unchanged ones stay where they are, read ones
         // replace theirs, and those whose directory is gone go.
         let mut present = Vec::with_capacity(scanned.len());
@@ -198,6 +209,17 @@ impl SecretsDir {
     /// How many account directories were read, and how many taken from the scan cache.
     pub fn counts(&self) -> (usize, usize) {
         (self.read, self.reused)
+    }
+
+    /// Every `(account, key)` whose metadata has the old layout's name (`<key>.meta.json`),
+    /// which is what the scan stamps.
+    pub fn old_layout(&self) -> Vec<(&str, &str)> {
+        let mut old = Vec::new();
+        for (account, c) in &self.accounts {
+            let keys = c.account.iter().filter(|(_, e)| e.meta_stamp.is_some());
+            old.extend(keys.map(|(key, _)| (account.as_str(), key.as_str())));
+        }
+        old
     }
 }
 
@@ -239,6 +261,7 @@ fn scan_accounts(
     top: BorrowedFd<'_>,
     names: Vec<CString>,
     known: &cache::Known,
+    fingerprint: &Arc<str>,
 ) -> Vec<(String, cache::Stamp, Scan)> {
     let threads = crate::parallel::threads();
     let chunk = names.len().div_ceil(threads).max(1);
@@ -259,7 +282,7 @@ fn scan_accounts(
                                 return Some((account, stamp, Scan::Unchanged));
                             }
                             let dir = open_dir(top, name).ok()?;
-                            let keys = scan_account(dir)?;
+                            let keys = scan_account(dir, fingerprint)?;
                             Some((account, stamp, Scan::Read(keys)))
                         })
                         .collect::<Vec<_>>()
@@ -273,14 +296,32 @@ fn scan_accounts(
     })
 }
 
-/// What one account's directory holds, its metadata read relative to the directory, with the
-/// stamps of its metadata files.
-fn scan_account(fd: OwnedFd) -> Option<Account> {
+/// What one account's directory holds, told by its names; metadata of the old layout is read
+/// relative to the directory, and stamped. `fingerprint` is the config's, shared by every
+/// key encrypted to its recipients.
+fn scan_account(fd: OwnedFd, fingerprint: &Arc<str>) -> Option<Account> {
     let (dir, names) = list(fd).ok()?;
     let dir = dir.fd().ok()?;
     let mut keys = Account::new();
-    let read = |name: &CStr| read_meta_in(dir, name).map(Facts::from);
-    for name in names {
+    // What a metadata file says, and the stamp of one whose name does not say it.
+    let facts = |name: &CStr, meta: MetaName<'_>| match meta {
+        MetaName::Named {
+            key_id, recipients, ..
+        } => {
+            let recipients = if *recipients == **fingerprint {
+                fingerprint.clone()
+            } else {
+                recipients.into()
+            };
+            (Some(Facts { key_id, recipients }), None)
+        }
+        // Stamped before it is read: a later change shows.
+        MetaName::Old { .. } => {
+            let stamp = cache::FileStamp::of(dir, name);
+            (read_meta_in(dir, name).map(Facts::from), stamp)
+        }
+    };
+    for name in &names {
         let file = lossy(&name);
         if file.starts_with('.') {
             continue;
@@ -288,20 +329,42 @@ fn scan_account(fd: OwnedFd) -> Option<Account> {
         if let Some((key, id)) = file.split_once(".age.pending-") {
             entry(&mut keys, key).pending().files.push(id.to_string());
         } else if let Some((key, id)) = file.split_once(".meta.json.pending-") {
-            let meta = read(&name);
+            let meta = read_meta_in(dir, name).map(Facts::from);
             entry(&mut keys, key)
                 .pending()
                 .metas
                 .push((id.to_string(), meta));
-        } else if let Some(key) = file.strip_suffix(".meta.json") {
-            // Stamped before it is read: a later change shows.
-            let stamp = cache::FileStamp::of(dir, &name);
-            let e = entry(&mut keys, key);
-            e.meta_stamp = stamp;
+        } else if let Some(meta) = parse_meta_name(&file) {
+            let e = entry(&mut keys, meta.key());
+            if e.meta_present {
+                // Settled below, from all of the key's names.
+                e.pending().several_metas = true;
+                continue;
+            }
             e.meta_present = true;
-            e.meta = read(&name);
+            (e.meta, e.meta_stamp) = facts(name, meta);
         } else if let Some(key) = file.strip_suffix(".age") {
             entry(&mut keys, key).file = true;
+        }
+    }
+    // Rare: a key with several metadata files. The one changed last describes the key file
+    // (`crate::secrets::file` says why).
+    let several = |e: &Entry| e.pending.as_ref().is_some_and(|p| p.several_metas);
+    for (key, e) in keys.iter_mut().filter(|(_, e)| several(e)) {
+        let of_key = names.iter().filter_map(|name| {
+            let file = lossy(name);
+            parse_meta_name(&file)
+                .is_some_and(|m| m.key() == key)
+                .then_some((name, file))
+        });
+        let changed = |name: &CStr| {
+            let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
+            st.map(|st| (st.st_ctime, st.st_ctime_nsec))
+        };
+        let newest = of_key.max_by(|a, b| (changed(a.0), &a.1).cmp(&(changed(b.0), &b.1)));
+        if let Some((name, file)) = newest {
+            let meta = parse_meta_name(&file).expect("a metadata file's name");
+            (e.meta, e.meta_stamp) = facts(name, meta);
         }
     }
     Some(keys)
