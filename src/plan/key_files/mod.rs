@@ -322,7 +322,7 @@ fn scan_account(fd: OwnedFd, fingerprint: &Arc<str>) -> Option<Account> {
         }
     };
     for name in &names {
-        let file = lossy(&name);
+        let file = lossy(name);
         if file.starts_with('.') {
             continue;
         }
