@@ -15,7 +15,7 @@ pub use file::{
     pending_key_file_path, pending_meta_file_path, promote_key_file, promote_key_files, read_meta,
     read_meta_in, recover, rewrite_meta, sync_batch, write_key_file, write_key_files,
 };
-pub use meta_name::{MetaName, parse as parse_meta_name};
+pub use meta_name::{MetaName, meta_name, parse as parse_meta_name};
 pub use mint::{MintedKey, SECRET_PREFIX, hash_secret, looks_like_key, mint};
 pub use prune::{Interrupted, OrphanFile, PruneError, find_orphans, finish_interrupted, prune};
 pub use recipient::{Recipient, parse_recipient, parse_recipients_file, recipients_fingerprint};

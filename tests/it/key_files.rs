@@ -392,6 +392,79 @@ fn secrets_show_prints_one_secret_on_purpose() {
 }
 
 #[test]
+fn a_crash_before_the_replaced_metadata_is_removed_leaves_the_new_one_believed_and_recovered() {
+    let sb = Sandbox::new();
+    let _ = org(&sb, false);
+    let db = db(&sb, false);
+    let identity = sb.join("examples/demo-identity.txt");
+    let old = meta_of(&sb);
+    // The rotation dies once the new key's metadata is in place, before the old one goes.
+    let out = sb
+        .cmd(&["apply", "--yes", "--parallelism", "1", "-c", CFG])
+        .now(&at(31, 0))
+        .fault("SVCACCT_TEST_ABORT_BEFORE_REMOVING_REPLACED", "1")
+        .run();
+    assert_eq!(out.signal, Some(6), "aborted: {out:?}");
+    let new_id = live_id(&db, "acct-000");
+    let metas = meta_files(&sb.join(ACCOUNT_DIR), "key-0");
+    assert_eq!(metas.len(), 2, "{metas:?}");
+    assert!(sb.join(&old).exists());
+    // The one changed last names the live key, and the plan believes it.
+    assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity);
+    let p = plan(&sb, &at(31, 0));
+    assert_eq!(p["changes"], serde_json::json!([]), "{p:#}");
+    // The next apply's recovery removes the replaced one.
+    run(&sb, &["apply", "--yes", "-c", CFG], &at(31, 0)).ok();
+    assert!(!sb.join(&old).exists());
+    assert_eq!(meta(&sb, &meta_of(&sb))["key_id"], new_id.as_str());
+    assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity);
+}
+
+#[test]
+fn metadata_of_the_old_layout_is_read_and_an_apply_renames_it_without_losing_a_key() {
+    let sb = Sandbox::new();
+    let _ = org(&sb, false);
+    let db = db(&sb, false);
+    let identity = sb.join("examples/demo-identity.txt");
+    // As an earlier version wrote them: `<key>.meta.json`, which only the content explains.
+    let mut named = Vec::new();
+    for account in ["acct-000", "acct-001"] {
+        let meta = meta_path(&sb, "org/secrets", account, "key-0");
+        let old = format!("org/secrets/{account}/key-0.meta.json");
+        std::fs::rename(sb.join(&meta), sb.join(&old)).unwrap();
+        let content = sb.read(&old);
+        named.push((meta, old, content));
+    }
+    assert_eq!(plan(&sb, T0)["changes"], serde_json::json!([]));
+    // Read, not merely seen: content naming another key is a file holding another key.
+    let (_, old0, content0) = &named[0];
+    let live0 = live_id(&db, "acct-000");
+    sb.write(old0, &content0.replace(&live0, "key_forged"));
+    let p = plan(&sb, T0);
+    assert_eq!(p["changes"][0]["action"], "replace", "{p:#}");
+    sb.write(old0, content0);
+    assert_eq!(plan(&sb, T0)["changes"], serde_json::json!([]));
+
+    // An apply (here with nothing else to do) renames each file to the name its content
+    // gives, byte for byte the same; the plan still has nothing to do.
+    let out = run(&sb, &["apply", "--yes", "-c", CFG], T0);
+    out.ok();
+    assert!(
+        out.stdout.contains("Renamed 2 key metadata file(s)"),
+        "{}",
+        out.stdout
+    );
+    for (meta, old, content) in &named {
+        assert!(!sb.join(old).exists(), "{old}");
+        assert_eq!(&sb.read(meta), content, "{meta}");
+    }
+    assert_every_key_has_its_file(&db, &sb.join("org/secrets"), &identity);
+    assert_eq!(plan(&sb, T0)["changes"], serde_json::json!([]));
+    let again = run(&sb, &["apply", "--yes", "-c", CFG], T0);
+    assert!(!again.stdout.contains("Renamed"), "{}", again.stdout);
+}
+
+#[test]
 fn tampered_or_missing_metadata_and_files_are_seen_by_the_plan() {
     let sb = Sandbox::new();
     let _ = org(&sb, false);

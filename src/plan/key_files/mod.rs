@@ -543,6 +543,51 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_says_the_key_is_believed_unread_and_of_two_the_one_changed_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("secrets");
+        let a = dir.join("a");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::write(a.join("k.age"), "ciphertext").unwrap();
+        let fp = recipients_fingerprint(&[]);
+        let name = |id| crate::secrets::meta_name("k", Some(id), &fp);
+        // Content that does not even parse: the name is what a plan reads.
+        std::fs::write(a.join(name("id-1")), "not json").unwrap();
+        let scan = || SecretsDir::scan_with(&dir, &[], None);
+        let fresh = Held::Holds {
+            key_id: "id-1".into(),
+            stale_recipients: false,
+        };
+        assert_eq!(scan().held("a", "k", "id-1"), fresh);
+        // Encrypted to other recipients: stale.
+        std::fs::rename(a.join(name("id-1")), a.join("k.id-1.abcd.meta.json")).unwrap();
+        assert!(matches!(
+            scan().held("a", "k", "id-1"),
+            Held::Holds {
+                stale_recipients: true,
+                ..
+            }
+        ));
+        // Two: whichever changed last, whatever it names.
+        std::fs::rename(a.join("k.id-1.abcd.meta.json"), a.join(name("id-1"))).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(a.join(name("id-0")), "{}").unwrap();
+        assert!(holds(&scan().held("a", "k", "id-1"), "id-0"));
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(a.join(name("id-1")), "{}").unwrap();
+        assert!(holds(&scan().held("a", "k", "id-1"), "id-1"));
+        // Such an account is never cached: the next change of either may not touch its
+        // directory.
+        let cache = tmp.path().join("key-files.bin");
+        let cached = || SecretsDir::scan_with(&dir, &[], Some((&cache, AT_ONCE)));
+        assert_eq!(cached().counts(), (1, 0));
+        assert_eq!(cached().counts(), (1, 0));
+        std::fs::remove_file(a.join(name("id-0"))).unwrap();
+        assert_eq!(cached().counts(), (1, 0));
+        assert_eq!(cached().counts(), (0, 1));
+    }
+
+    #[test]
     fn recent_changes_pending_files_and_a_foreign_or_broken_cache_mean_reading_again() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("secrets");
