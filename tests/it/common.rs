@@ -114,6 +114,8 @@ impl Cmd {
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
             .env("USER", "svcacct-test")
+            // The key-file scan cache stays in the sandbox, not in the home directory.
+            .env("SVCACCT_CACHE_DIR", cwd.join(".svcacct-cache"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -105,7 +105,7 @@ fn settled(stamp: &Stamp, keys: &Account, started: (i64, u32), settle: Duration)
     stamp.modified < cutoff
         && keys
             .iter()
-            .filter_map(|(_, e)| e.meta_stamp)
+            .filter_map(|(_, e)| e.meta_stamp.as_deref())
             .all(|m| m.changed < cutoff)
 }
 
@@ -127,7 +127,7 @@ impl Cached {
         let metas = self
             .account
             .iter()
-            .filter_map(|(k, e)| Some((k, e.meta_stamp?)));
+            .filter_map(|(k, e)| Some((k, *e.meta_stamp.as_deref()?)));
         metas.into_iter().all(|(key, was)| {
             path.clear();
             path.extend_from_slice(name.as_bytes());
@@ -212,6 +212,9 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
     let Ok(stored) = postcard::from_bytes::<Stored>(&bytes) else {
         return Known::new();
     };
+    // Its strings are copies: the file's bytes (17 MB at 100,000 accounts) go before the map
+    // is built, not after.
+    drop(bytes);
     if stored.version != VERSION || Some(stored.top) != identity(top) {
         return Known::new();
     }
@@ -232,7 +235,7 @@ pub(super) fn load(path: &Path, top: BorrowedFd<'_>) -> Known {
                 file: e.file,
                 meta,
                 meta_present: e.meta_present,
-                meta_stamp: e.meta_stamp,
+                meta_stamp: e.meta_stamp.map(Box::new),
                 pending: None,
             };
             account.push((key, entry));
@@ -283,7 +286,7 @@ pub(super) fn store(
                     file: e.file,
                     meta_present: e.meta_present,
                     meta,
-                    meta_stamp: e.meta_stamp,
+                    meta_stamp: e.meta_stamp.as_deref().copied(),
                 };
                 (key.clone(), entry)
             })
