@@ -313,16 +313,21 @@ pub fn compile(merged: &Merged, desired: &Organization, found: &mut Vec<Diagnost
         desired,
         found,
     };
+    // Only rules read the owners; every owner is checked all the same, and a message made
+    // only for one that is wrong.
     let mut owners = HashMap::new();
     for d in &merged.service_accounts {
         let (name, raw) = &d.item.value;
-        if let Some(owner) = &raw.owner
-            && check.team(
+        let Some(owner) = &raw.owner else {
+            continue;
+        };
+        let known = check.desired.teams.contains_key(&owner.value)
+            || check.team(
                 d.file,
                 owner,
                 &format!("the owner of service account `{name}`"),
-            )
-        {
+            );
+        if known && !merged.rules.is_empty() {
             owners.insert(name.clone(), owner.value.clone());
         }
     }
