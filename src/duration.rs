@@ -74,8 +74,18 @@ impl serde::Serialize for Duration {
 
 impl<'de> serde::Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // Parsed from the text in place: a big config has three durations a key.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Text)
     }
 }
 
