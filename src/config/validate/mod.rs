@@ -61,13 +61,12 @@ pub fn validate(
     }
     let warnings = f.all;
     // Violations quote the config's lines; the text moves to the rules rather than copied.
+    // The rest of the raw config is freed here, not left to the process's exit: its memory
+    // holds the snapshot and the scan that come next (left, a 100,000-account plan's peak rose
+    // from 322 to 518 MiB).
     if !rules.rules.is_empty() {
-        rules.spans.sources = std::mem::take(&mut merged.sources);
+        rules.spans.sources = merged.sources;
     }
-    // The raw config goes with the process, as the commands leave their big values to its exit
-    // (svcacct loads one config a run): freeing 10,000 accounts' raw values one by one was 2 %
-    // of a one-change apply, on the one thread everything else waits for.
-    std::mem::forget(merged);
     Ok(Config {
         base_dir,
         backend,
