@@ -271,19 +271,19 @@ pub fn expect_key(dir: &Path, account: &str, key: &str) -> io::Result<()> {
 pub fn find_meta(dir: &Path, account: &str, key: &str) -> Option<KeyMeta> {
     let parent = dir.join(account);
     let names = names_in(&parent).ok()?;
-    let newest = newest(&parent, metas_of(&names, key))?;
-    read_meta(&parent.join(newest))
+    read_meta(&parent.join(believed_meta(&parent, &names, key)?))
 }
 
-/// Of the files `names` in `parent`, the one whose inode changed last (by name when two
-/// changed at once, so every reader picks the same).
-fn newest<'a>(parent: &Path, names: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+/// Of `key`'s metadata files among `names`, the names in its account directory `parent`, the
+/// one that describes its key file: the one whose inode changed last (by name when two changed
+/// at once). The plan's scan, `deliver`, `reencrypt` and recovery all ask this, so they agree.
+pub fn believed_meta<'a>(parent: &Path, names: &'a [String], key: &str) -> Option<&'a String> {
     use std::os::unix::fs::MetadataExt;
     let changed = |name: &String| {
         let m = fs::symlink_metadata(parent.join(name)).ok();
         m.map(|m| (m.ctime(), m.ctime_nsec()))
     };
-    names.max_by_key(|n| (changed(n), *n))
+    metas_of(names, key).max_by_key(|n| (changed(n), *n))
 }
 
 /// Renames the metadata of `key` from the layout that named only the key (`<key>.meta.json`)
@@ -322,7 +322,7 @@ fn names_in(parent: &Path) -> io::Result<Vec<String>> {
 }
 
 /// The names among `names` of `key`'s metadata files, in either layout (not pending ones).
-fn metas_of<'a>(names: &'a [String], key: &'a str) -> impl Iterator<Item = &'a String> {
+fn metas_of<'a>(names: &'a [String], key: &str) -> impl Iterator<Item = &'a String> {
     names
         .iter()
         .filter(move |n| parse_meta_name(n).is_some_and(|m| m.key() == key))
@@ -388,11 +388,10 @@ pub fn promote_key_file(
     id: &str,
     recipients: &str,
 ) -> std::io::Result<()> {
-    let parent = real_dir(&dir.join(account))?;
     promote_key_files(dir, account, &[(key, id)], recipients)
         .pop()
         .expect("one result per key")?;
-    open_dir(&parent)?.sync_all()
+    open_dir(&dir.join(account))?.sync_all()
 }
 
 /// [`promote_key_file`] for several registered keys of one account, `(key, id)`, each moved
@@ -635,7 +634,7 @@ fn remove_replaced(parent: &Path) -> io::Result<usize> {
     metas.sort();
     let mut removed = 0;
     for same_key in metas.chunk_by(|a, b| a.0 == b.0).filter(|m| m.len() > 1) {
-        let keep = newest(parent, same_key.iter().map(|(_, n)| *n));
+        let keep = believed_meta(parent, &names, same_key[0].0);
         for (_, name) in same_key.iter().filter(|(_, n)| Some(*n) != keep) {
             remove_if_there(&parent.join(name))?;
             removed += 1;

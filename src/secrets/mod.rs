@@ -10,8 +10,8 @@ mod recipient;
 mod reencrypt;
 
 pub use file::{
-    Delivered, KeyFile, KeyMeta, Recovered, begin_issuing, check_secrets_dir, end_issuing,
-    expect_key, find_meta, issuing, key_file_path, meta_file_path, migrate_meta,
+    Delivered, KeyFile, KeyMeta, Recovered, begin_issuing, believed_meta, check_secrets_dir,
+    end_issuing, expect_key, find_meta, issuing, key_file_path, meta_file_path, migrate_meta,
     pending_key_file_path, pending_meta_file_path, promote_key_file, promote_key_files, read_meta,
     read_meta_in, recover, rewrite_meta, sync_batch, write_key_file, write_key_files,
 };

@@ -20,7 +20,7 @@ use rustix::fs::{Dir, Mode, OFlags};
 
 use crate::model::{LiveKey, LiveOrganization, SmallMap};
 use crate::secrets::{
-    KeyMeta, MetaName, Recipient, key_file_path, parse_meta_name, read_meta_in,
+    KeyMeta, MetaName, Recipient, believed_meta, key_file_path, parse_meta_name, read_meta_in,
     recipients_fingerprint,
 };
 
@@ -181,7 +181,7 @@ impl SecretsDir {
         };
         let started = cache::now();
         let mut known = cache.map(|(c, _)| cache::load(c, top)).unwrap_or_default();
-        let scanned = scan_accounts(top, names, &known, &s.fingerprint);
+        let scanned = scan_accounts((dir, top), names, &known, &s.fingerprint);
         // The cache's entries become the scan's: unchanged ones stay where they are, read ones
         // replace theirs, and those whose directory is gone go.
         let mut present = Vec::with_capacity(scanned.len());
@@ -260,7 +260,7 @@ enum Scan {
 /// and ten thousand listings are most of a big plan's file checks, unless the directory's
 /// stamps (its own and its metadata files') say it is as `known` has it.
 fn scan_accounts(
-    top: BorrowedFd<'_>,
+    (dir, top): (&Path, BorrowedFd<'_>),
     names: Vec<CString>,
     known: &cache::Known,
     fingerprint: &Arc<str>,
@@ -283,8 +283,8 @@ fn scan_accounts(
                             {
                                 return Some((account, stamp, Scan::Unchanged));
                             }
-                            let dir = open_dir(top, name).ok()?;
-                            let keys = scan_account(dir, fingerprint)?;
+                            let fd = open_dir(top, name).ok()?;
+                            let keys = scan_account(fd, (dir, &account), fingerprint)?;
                             Some((account, stamp, Scan::Read(keys)))
                         })
                         .collect::<Vec<_>>()
@@ -298,10 +298,14 @@ fn scan_accounts(
     })
 }
 
-/// What one account's directory holds, told by its names; metadata of the old layout is read
-/// relative to the directory, and stamped. `fingerprint` is the config's, shared by every
-/// key encrypted to its recipients.
-fn scan_account(fd: OwnedFd, fingerprint: &Arc<str>) -> Option<Account> {
+/// What one account's directory (`fd`, the secrets directory's `account`) holds, told by its
+/// names; metadata of the old layout is read relative to the directory, and stamped.
+/// `fingerprint` is the config's, shared by every key encrypted to its recipients.
+fn scan_account(
+    fd: OwnedFd,
+    (secrets, account): (&Path, &str),
+    fingerprint: &Arc<str>,
+) -> Option<Account> {
     let (dir, names) = list(fd).ok()?;
     let dir = dir.fd().ok()?;
     let mut keys = Account::new();
@@ -349,24 +353,22 @@ fn scan_account(fd: OwnedFd, fingerprint: &Arc<str>) -> Option<Account> {
             entry(&mut keys, key).file = true;
         }
     }
-    // Rare: a key with several metadata files. The one changed last describes the key file
+    // Rare: a key with several metadata files, of which the one the secrets layer believes
     // (`crate::secrets::file` says why).
     let several = |e: &Entry| e.pending.as_ref().is_some_and(|p| p.several_metas);
-    for (key, e) in keys.iter_mut().filter(|(_, e)| several(e)) {
-        let of_key = names.iter().filter_map(|name| {
-            let file = lossy(name);
-            parse_meta_name(&file)
-                .is_some_and(|m| m.key() == key)
-                .then_some((name, file))
-        });
-        let changed = |name: &CStr| {
-            let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).ok();
-            st.map(|st| (st.st_ctime, st.st_ctime_nsec))
-        };
-        let newest = of_key.max_by(|a, b| (changed(a.0), &a.1).cmp(&(changed(b.0), &b.1)));
-        if let Some((name, file)) = newest {
-            let meta = parse_meta_name(&file).expect("a metadata file's name");
-            (e.meta, e.meta_stamp) = facts(name, meta);
+    if keys.iter().any(|(_, e)| several(e)) {
+        let (path, files) = (secrets.join(account), names.iter().map(|n| lossy(n)));
+        let files: Vec<String> = files.collect();
+        for (key, e) in keys.iter_mut().filter(|(_, e)| several(e)) {
+            let Some(file) = believed_meta(&path, &files, key) else {
+                continue;
+            };
+            let at = files
+                .iter()
+                .position(|f| f == file)
+                .expect("one of the names");
+            let meta = parse_meta_name(file).expect("a metadata file's name");
+            (e.meta, e.meta_stamp) = facts(&names[at], meta);
         }
     }
     Some(keys)
