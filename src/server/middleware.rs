@@ -2,8 +2,10 @@
 //! a hash or an Authorization header), JSON bodies for the errors axum produces itself (404,
 //! 405).
 
-use std::time::Instant;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
+use axum::body::HttpBody;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -16,9 +18,22 @@ use crate::api::ErrorCode;
 /// Longest request target (path and query) served; every route's fits in far less.
 pub const MAX_URI: usize = 8 * 1024;
 
-/// Refuses, before reading a byte of the body, a request whose `Content-Length` is over the
-/// body limit (413) or whose target is over [`MAX_URI`] (414): waiting for a body that will be
-/// refused anyway only holds a connection open.
+/// Largest refused body still read (and thrown away) before the 413 is sent; see
+/// [`refuse_oversized`].
+const MAX_DRAINED: u64 = 16 << 20;
+
+/// How long a refused body may take to arrive before the connection is closed on it.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Refuses, before handling, a request whose `Content-Length` is over the body limit (413) or
+/// whose target is over [`MAX_URI`] (414).
+///
+/// A client that is still sending its body when the server answers and closes the connection
+/// gets a broken pipe or a reset instead of the 413 (HTTP clients write the whole body before
+/// they read the answer). So a refused body of up to [`MAX_DRAINED`] bytes is read and thrown
+/// away, for at most [`DRAIN_TIME`], before the answer, as web servers' "lingering close"
+/// does; a larger or slower one, or one the client holds back until it hears
+/// `100 Continue`, is not waited for.
 pub async fn refuse_oversized(req: Request, next: Next) -> Response {
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > MAX_URI {
@@ -34,7 +49,21 @@ pub async fn refuse_oversized(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > super::extract::MAX_BODY as u64) {
+    if let Some(declared) = declared.filter(|&n| n > super::extract::MAX_BODY as u64) {
+        let waits_for_continue = req
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if declared <= MAX_DRAINED && !waits_for_continue {
+            let mut body = req.into_body();
+            let drain = async {
+                while let Some(Ok(_)) =
+                    std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                {
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        }
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::BodyTooLarge,
