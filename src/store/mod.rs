@@ -23,6 +23,7 @@ mod verify;
 mod write;
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use time::OffsetDateTime;
@@ -41,6 +42,30 @@ use columns::{json_set, ts};
 use read::{read_accounts, read_keys, read_memberships};
 use sql::{Begin, Conn};
 use write::{apply_one, audit};
+
+/// How long a SQLite connection waits for another one's lock before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Turns the file to WAL (a no-op when it is already).
+///
+/// On a new file this asks for the write lock while holding a read lock, and SQLite answers
+/// "database is locked" at once, without the busy timeout, when another connection holds the
+/// write lock then (waiting could deadlock the two): two first applies meet there. So this
+/// waits here instead, for as long as the busy timeout, letting the other connection finish.
+fn use_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
 
 /// An open store: a SQLite file or a PostgreSQL database.
 pub struct Store {
@@ -119,11 +144,11 @@ impl Store {
     /// Sets the connection up; a writable one is migrated to the latest schema, a read-only
     /// one refused unless it is there. Returns the version the file was at.
     fn init(conn: &mut Connection, writable: bool) -> Result<u32, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if writable {
             // WAL lets readers (plans, the server's verifications) run while an apply writes.
-            conn.pragma_update(None, "journal_mode", "WAL")?;
+            use_wal(conn)?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             migrations::migrate(conn)
         } else {

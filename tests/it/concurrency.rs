@@ -178,3 +178,33 @@ fn a_held_lock_makes_apply_wait_then_fail_naming_the_holder() {
         .run()
         .expect(0);
 }
+
+/// SQLite answers "database is locked" at once, without waiting, to a connection that holds
+/// a read lock and asks for the write lock another connection holds (either would wait for the
+/// other). Turning a new file to WAL is such a request: two first applies, or a first apply
+/// and anything writing the file, met there. The apply waits instead.
+#[test]
+fn a_first_apply_waits_for_a_writer_of_the_new_file() {
+    let sb = Sandbox::new();
+    sb.copy_example("small");
+    let cfg = "examples/small/svcacct.yaml";
+    let db = sb.join("examples/small/.svcacct/acme.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let mut child = sb.cmd(&["apply", "--yes", "-c", cfg]).now(T0).spawn();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the apply gave up while the file was being written: {}",
+        finish(child).stderr
+    );
+    writer.execute_batch("COMMIT").unwrap();
+    drop(writer);
+    finish(child).ok();
+    sb.cmd(&["plan", "--detailed-exitcode", "-c", cfg])
+        .now(T0)
+        .run()
+        .expect(0);
+}
