@@ -101,6 +101,7 @@ fn script(env: &Env, tools: &Tools, script: &str, args: &[&str], extra: &[(&str,
         .env("SVCACCT_TEST_TOKEN", OPERATOR)
         .env("SVCACCT_NOW", T0)
         .env("USER", "svcacct-test")
+        .env("SVCACCT_CACHE_DIR", env.sb.join(".svcacct-cache"))
         .env_remove("SVCACCT_CONFIG")
         .env_remove("SVCACCT_BACKEND_URL")
         .env_remove("GITHUB_OUTPUT");

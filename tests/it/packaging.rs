@@ -492,6 +492,7 @@ fn action_run(sb: &Sandbox, env: &[(&str, &str)]) -> (Out, String) {
         .env("GITHUB_OUTPUT", &output)
         .env("SVCACCT_NOW", T0)
         .env("USER", "svcacct-test")
+        .env("SVCACCT_CACHE_DIR", sb.join(".svcacct-cache"))
         .env_remove("SVCACCT_CONFIG")
         .env_remove("SVCACCT_BACKEND_URL");
     for (k, v) in env {
