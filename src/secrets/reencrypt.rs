@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::Recipient;
-use super::file::{KeyMeta, check_secrets_dir, find_meta, key_file_path, replace_meta};
+use super::file::{
+    Delivered, KeyMeta, believed_meta, check_secrets_dir, key_file_path, read_meta, replace_meta,
+};
 
 /// Identities that decrypt key files.
 pub type Identities = Vec<Box<dyn age::Identity + Send + Sync>>;
@@ -65,7 +67,8 @@ pub fn decrypt_file(path: &Path, identities: &Identities) -> Result<Zeroizing<Ve
     Ok(plain)
 }
 
-/// One file to re-encrypt: whose it is, where it is, and its staged replacements.
+/// One file to re-encrypt: whose it is, where it is, its staged replacements, and the
+/// deliveries its metadata recorded.
 struct Staged {
     account: String,
     key: String,
@@ -73,6 +76,7 @@ struct Staged {
     file: PathBuf,
     staged_file: PathBuf,
     staged_meta: PathBuf,
+    delivered: Vec<Delivered>,
 }
 
 /// Re-encrypts to `recipients` every key file whose metadata names another recipient set (or
@@ -149,7 +153,11 @@ fn to_reencrypt(dir: &Path, fingerprint: &str) -> Result<Vec<Staged>, String> {
             .filter(|n| !n.starts_with('.'))
             .filter_map(|n| n.strip_suffix(".age"))
         {
-            let current = find_meta(dir, &account_name, key)
+            // From this listing: the metadata the plan believes.
+            let meta = believed_meta(&account.path(), &names, key)
+                .and_then(|name| read_meta(&account.path().join(name)));
+            let current = meta
+                .as_ref()
                 .is_some_and(|m| m.key_id.is_some() && m.recipients == fingerprint);
             if !current {
                 todo.push(Staged {
@@ -159,6 +167,7 @@ fn to_reencrypt(dir: &Path, fingerprint: &str) -> Result<Vec<Staged>, String> {
                     file: key_file_path(dir, &account_name, key),
                     staged_file: account.path().join(format!("{STAGED}{key}.age")),
                     staged_meta: account.path().join(format!("{STAGED}{key}.meta.json")),
+                    delivered: meta.map(|m| m.delivered).unwrap_or_default(),
                 });
             }
         }
@@ -201,11 +210,11 @@ fn stage(
     }
     out.sync_all().map_err(err)?;
     // The same key: what its delivery targets acknowledged still holds.
-    let delivered = find_meta(dir, &t.account, &t.key)
-        .map(|m| m.delivered)
-        .unwrap_or_default()
-        .into_iter()
+    let delivered = t
+        .delivered
+        .iter()
         .filter(|d| d.key_id == facts.key_id)
+        .cloned()
         .collect();
     let meta = KeyMeta {
         key_id: Some(facts.key_id),
