@@ -1,7 +1,8 @@
 //! Kill points inside the key files' own protocol, for the crash tests: die after a key file
-//! is promoted but before its metadata is, or before the metadata it replaces is removed, part-way through a re-encryption, and at each step
-//! of a prune (which can also be made to fail a move). They sit here rather than with apply's
-//! hooks so the secrets layer imports nothing above it.
+//! is promoted but before its metadata is, or before the metadata it replaces is removed,
+//! part-way through a re-encryption, and at each step of a prune (which can also be made to
+//! fail a move). They sit here rather than with apply's hooks so the secrets layer imports
+//! nothing above it.
 //! Compiled only with the `test-hooks` feature; a release build has none.
 
 #[cfg(feature = "test-hooks")]
